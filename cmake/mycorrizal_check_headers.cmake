@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+# check_headers: compiles every public header on its own (seastar's
+# checkheaders), so that each one includes what it uses.
+set(_mycorrizal_header_roots "${PROJECT_SOURCE_DIR}/libmycorrizal")
+set(_mycorrizal_header_libs mycorrizal_core)
+if(TARGET mycorrizal)
+  list(APPEND _mycorrizal_header_roots "${PROJECT_SOURCE_DIR}/actors")
+  list(APPEND _mycorrizal_header_libs mycorrizal)
+endif()
+set(_mycorrizal_header_sources)
+foreach(root IN LISTS _mycorrizal_header_roots)
+  file(GLOB_RECURSE _headers CONFIGURE_DEPENDS RELATIVE "${root}" "${root}/*.hpp")
+  foreach(h IN LISTS _headers)
+    string(MAKE_C_IDENTIFIER "${h}" _id)
+    set(_src "${PROJECT_BINARY_DIR}/check_headers/${_id}.cpp")
+    file(CONFIGURE OUTPUT "${_src}" CONTENT "#include \"${h}\"\n#include \"${h}\"\n")
+    list(APPEND _mycorrizal_header_sources "${_src}")
+  endforeach()
+endforeach()
+add_library(check_headers OBJECT EXCLUDE_FROM_ALL ${_mycorrizal_header_sources})
+target_link_libraries(check_headers PRIVATE ${_mycorrizal_header_libs})
+mycorrizal_set_warnings(check_headers)

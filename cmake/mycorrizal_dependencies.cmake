@@ -1,0 +1,14 @@
+# SPDX-License-Identifier: Apache-2.0
+# Finds the Debian packages Mycorrizal builds on (PLATFORM.md §1).
+find_package(Threads REQUIRED)
+if(NOT MYCORRIZAL_CORE_ONLY)
+  include(mycorrizal_caf)
+  find_package(fmt 9 REQUIRED CONFIG)
+  find_package(spdlog 1.10 REQUIRED CONFIG)
+endif()
+if(MYCORRIZAL_BUILD_TESTS OR MYCORRIZAL_BUILD_FUZZ)
+  find_package(GTest REQUIRED CONFIG)
+endif()
+if(MYCORRIZAL_BUILD_BENCH AND NOT MYCORRIZAL_CORE_ONLY)
+  find_package(benchmark REQUIRED CONFIG)
+endif()

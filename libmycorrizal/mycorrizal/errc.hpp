@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+// Mycorrizal: the one error enum of the project.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+/// Mycorrizal reports every failure as one `errc` value, optionally with a
+/// human-readable context. The numeric values are part of the wire protocol
+/// (a RESPONSE frame carries them, docs/protocol.md §5) and of the CAF error
+/// category "mycorrizal": never renumber or reuse a value, only append.
+namespace mycorrizal {
+
+enum class errc : uint8_t {
+  /// No error. Never sent as an error on the wire.
+  none = 0,
+
+  // -- wire codec (1..31) ---------------------------------------------------
+
+  /// A frame's declared body length exceeds the configured maximum.
+  frame_too_large = 1,
+  /// The frame type byte names no frame this version knows.
+  unknown_frame_type = 2,
+  /// A frame's body does not match its type's layout (fields missing, bytes
+  /// left over, flags outside the type's mask, bad status code).
+  malformed_frame = 3,
+  /// An application id, stream name or node name is empty where it must not
+  /// be, too long, not valid UTF-8, or contains control characters.
+  invalid_identifier = 4,
+  /// The peer's protocol version (or version range) does not overlap ours.
+  unsupported_version = 5,
+  /// A well-formed frame arrived where the stream's state does not allow it
+  /// (e.g. DATA before STREAM_INIT, a second HELLO).
+  unexpected_frame = 6,
+  /// The stream ended in the middle of a frame.
+  truncated_frame = 7,
+  /// The caller's output buffer is too small for the encoded frame.
+  buffer_too_small = 8,
+  /// A frame holds more entries than the limit allows (e.g. applications).
+  too_many_entries = 9,
+
+  // -- configuration (32..47) -----------------------------------------------
+
+  /// A configuration field is out of range or inconsistent; the error's
+  /// context names the field.
+  invalid_config = 32,
+
+  // -- runtime (64..) -------------------------------------------------------
+
+  /// A request got no answer within its timeout.
+  timeout = 64,
+  /// The target node died or left the cluster.
+  node_down = 65,
+  /// The connection to a node that is still alive broke.
+  connection_lost = 66,
+  /// The target node runs no application with this id.
+  unknown_application = 67,
+  /// The application exists but has no handler for this kind of message.
+  no_handler = 68,
+  /// The remote handler answered with an error; the context carries its text.
+  remote_error = 69,
+  /// A message exceeds the size a peer or the local configuration accepts.
+  too_large = 70,
+  /// A bounded queue is full; the message was not queued.
+  queue_full = 71,
+  /// The node is stopping and accepts no new work.
+  shutting_down = 72,
+};
+
+/// Returns the enumerator's name, e.g. `"frame_too_large"`, or `"unknown"`
+/// for a value outside the enum.
+std::string_view to_string(errc x) noexcept;
+
+/// Converts a number received from the network into an `errc` if it names an
+/// enumerator, `std::nullopt` otherwise.
+std::optional<errc> errc_from_code(uint8_t code) noexcept;
+
+} // namespace mycorrizal
