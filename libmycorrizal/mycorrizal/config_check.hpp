@@ -3,10 +3,10 @@
 
 #include "mycorrizal/expected.hpp"
 
+#include <fmt/format.h>
+
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace mycorrizal {
 

@@ -20,7 +20,7 @@ public:
   }
 
   error(errc code, std::string context)
-    : code_(code), context_(std::move(context)) {
+      : code_(code), context_(std::move(context)) {
     // nop
   }
 

@@ -34,7 +34,7 @@ private:
   E error_;
 };
 
-unexpected(errc) -> unexpected<error>;
+unexpected(errc)->unexpected<error>;
 
 template <class T, class E = error>
 class [[nodiscard]] expected {
@@ -42,9 +42,8 @@ public:
   using value_type = T;
   using error_type = E;
 
-  expected()
-    requires std::is_default_constructible_v<T>
-  : data_(std::in_place_index<0>) {
+  expected() requires std::is_default_constructible_v<T>
+      : data_(std::in_place_index<0>) {
     // nop
   }
 
@@ -54,14 +53,13 @@ public:
 
   template <class G>
   expected(unexpected<G> e)
-    : data_(std::in_place_index<1>, E{std::move(e).error()}) {
+      : data_(std::in_place_index<1>, E{std::move(e).error()}) {
     // nop
   }
 
   /// An `errc` converts to an error state directly: `return errc::x;`.
-  expected(errc code)
-    requires(!std::is_same_v<T, errc>)
-  : data_(std::in_place_index<1>, E{code}) {
+  expected(errc code) requires(!std::is_same_v<T, errc>)
+      : data_(std::in_place_index<1>, E{code}) {
     // nop
   }
 

@@ -13,7 +13,8 @@ namespace {
 
 expected<int> parse_digit(char c) {
   if (c < '0' || c > '9') {
-    return unexpected{error{errc::malformed_frame, std::string{"not a digit: "} + c}};
+    return unexpected{
+      error{errc::malformed_frame, std::string{"not a digit: "} + c}};
   }
   return c - '0';
 }

@@ -18,10 +18,8 @@ constexpr uint8_t flags_mask(frame_type t) noexcept {
   switch (t) {
     case frame_type::data:
     case frame_type::request:
-    case frame_type::response:
-      return flag_caf_message;
-    default:
-      return 0;
+    case frame_type::response: return flag_caf_message;
+    default: return 0;
   }
 }
 
@@ -33,8 +31,7 @@ bool known_type(uint8_t t) noexcept {
     case frame_type::response:
     case frame_type::stream_error:
     case frame_type::hello:
-    case frame_type::apps:
-      return true;
+    case frame_type::apps: return true;
   }
   return false;
 }
@@ -49,7 +46,8 @@ errc status_from_wire(uint8_t code) noexcept {
 // is exhausted; `done()` checks that nothing is left over.
 class reader {
 public:
-  explicit reader(bytes_view body) : pos_(body.data()), end_(pos_ + body.size()) {
+  explicit reader(bytes_view body)
+      : pos_(body.data()), end_(pos_ + body.size()) {
     // nop
   }
 
@@ -245,8 +243,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
                 || hdr.type == frame_type::stream_error;
       break;
     case state::application:
-      allowed = hdr.type == frame_type::data
-                || hdr.type == frame_type::request
+      allowed = hdr.type == frame_type::data || hdr.type == frame_type::request
                 || hdr.type == frame_type::response
                 || hdr.type == frame_type::stream_error;
       break;
@@ -255,8 +252,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
                 || hdr.type == frame_type::stream_error;
       break;
     case state::closed:
-    case state::failed:
-      break;
+    case state::failed: break;
   }
   if (!allowed) {
     return fail(errc::unexpected_frame);
@@ -279,8 +275,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
       state_ = state::application;
       return frame{x};
     }
-    case frame_type::data:
-      return frame{data{hdr.flags, in.rest()}};
+    case frame_type::data: return frame{data{hdr.flags, in.rest()}};
     case frame_type::request: {
       request x;
       x.flags = hdr.flags;

@@ -195,11 +195,19 @@ uint8_t flags_of(const frame& x) noexcept {
 // Returns the prefix size.
 expected<size_t> write_prefix(const frame& x, std::span<std::byte> out,
                               size_t needed) noexcept {
-  auto ec = std::visit([](const auto& f) { return check(f); }, x);
+  auto ec = std::visit(
+    [](const auto& f) {
+      return check(f);
+    },
+    x);
   if (ec != errc::none) {
     return ec;
   }
-  auto body = std::visit([](const auto& f) { return body_size(f); }, x);
+  auto body = std::visit(
+    [](const auto& f) {
+      return body_size(f);
+    },
+    x);
   if (body > std::numeric_limits<uint32_t>::max()) {
     return errc::frame_too_large;
   }
@@ -211,14 +219,22 @@ expected<size_t> write_prefix(const frame& x, std::span<std::byte> out,
   p = store_u8(p, static_cast<uint8_t>(type_of(x)));
   p = store_u8(p, flags_of(x));
   p = store_u32(p, static_cast<uint32_t>(body));
-  std::visit([p](const auto& f) { put_fields(p, f); }, x);
+  std::visit(
+    [p](const auto& f) {
+      put_fields(p, f);
+    },
+    x);
   return prefix;
 }
 
 } // namespace
 
 expected<size_t> encoded_size(const frame& x) noexcept {
-  auto body = std::visit([](const auto& f) { return body_size(f); }, x);
+  auto body = std::visit(
+    [](const auto& f) {
+      return body_size(f);
+    },
+    x);
   if (body > std::numeric_limits<uint32_t>::max()) {
     return errc::frame_too_large;
   }
@@ -250,10 +266,8 @@ expected<size_t> encode_prefix(const frame& x,
   switch (type_of(x)) {
     case frame_type::data:
     case frame_type::request:
-    case frame_type::response:
-      return write_prefix(x, out, 0);
-    default:
-      return errc::unexpected_frame;
+    case frame_type::response: return write_prefix(x, out, 0);
+    default: return errc::unexpected_frame;
   }
 }
 

@@ -61,19 +61,18 @@ TEST(wire_codec, data_bytes) {
 TEST(wire_codec, request_bytes) {
   std::string payload = "q";
   auto x = request{0x0102030405060708, 250, 0, as_bytes(payload)};
-  EXPECT_EQ(hex(encoded(x)),
-            hex(bytes({0x03, 0x00, 0, 0, 0, 13,       // header
-                       1, 2, 3, 4, 5, 6, 7, 8,         // id
-                       0, 0, 0, 250,                   // timeout_ms
-                       'q'})));
+  EXPECT_EQ(hex(encoded(x)), hex(bytes({0x03, 0x00, 0, 0, 0, 13, // header
+                                        1, 2, 3, 4, 5, 6, 7, 8,  // id
+                                        0, 0, 0, 250,            // timeout_ms
+                                        'q'})));
 }
 
 TEST(wire_codec, response_bytes) {
   std::string text = "no";
   auto x = response{7, errc::no_handler, 0, as_bytes(text)};
   EXPECT_EQ(hex(encoded(x)), hex(bytes({0x04, 0x00, 0, 0, 0, 11, // header
-                                        0, 0, 0, 0, 0, 0, 0, 7, // id
-                                        68,                     // no_handler
+                                        0, 0, 0, 0, 0, 0, 0, 7,  // id
+                                        68,                      // no_handler
                                         'n', 'o'})));
 }
 
@@ -85,11 +84,11 @@ TEST(wire_codec, stream_error_bytes) {
 TEST(wire_codec, hello_bytes) {
   auto x = hello{1, 3, 0x10, 0x8000000000000001, "n1"};
   EXPECT_EQ(hex(encoded(x)),
-            hex(bytes({0x10, 0x00, 0, 0, 0, 21,           // header
-                       1, 3,                             // version range
-                       0, 0, 0, 0, 0, 0, 0, 0x10,        // incarnation
-                       0x80, 0, 0, 0, 0, 0, 0, 1,        // capabilities
-                       2, 'n', '1'})));
+            hex(bytes({0x10, 0x00, 0,  0, 0, 21,          // header
+                       1,    3,                           // version range
+                       0,    0,    0,  0, 0, 0,  0, 0x10, // incarnation
+                       0x80, 0,    0,  0, 0, 0,  0, 1,    // capabilities
+                       2,    'n',  '1'})));
 }
 
 TEST(wire_codec, apps_bytes) {
@@ -123,8 +122,7 @@ TEST(wire_codec, every_frame_type_round_trips) {
      stream_start::application_reply},
     {stream_error{errc::unsupported_version, "we speak 1..1"},
      stream_start::peer_opened},
-    {stream_error{errc::malformed_frame, ""},
-     stream_start::application_reply},
+    {stream_error{errc::malformed_frame, ""}, stream_start::application_reply},
     {hello{1, 1, 0, 0, "node-a"}, stream_start::peer_opened},
     {hello{1, 200, ~uint64_t{0}, ~uint64_t{0}, name255},
      stream_start::control_reply},

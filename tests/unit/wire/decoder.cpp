@@ -142,7 +142,8 @@ std::vector<std::byte> app_stream(std::vector<frame>& frames) {
 
 } // namespace
 
-// -- splitting ------------------------------------------------------------------
+// -- splitting
+// ------------------------------------------------------------------
 
 TEST(wire_decoder, decodes_a_stream_in_one_piece) {
   std::vector<frame> frames;
@@ -165,8 +166,8 @@ TEST(wire_decoder, every_single_split_point) {
     ASSERT_EQ(res.error, errc::none) << "cut at " << cut;
     ASSERT_EQ(res.frames.size(), frames.size()) << "cut at " << cut;
     for (size_t i = 0; i < frames.size(); ++i) {
-      ASSERT_EQ(res.frames[i].x, frames[i]) << "cut at " << cut << ", frame "
-                                            << i;
+      ASSERT_EQ(res.frames[i].x, frames[i])
+        << "cut at " << cut << ", frame " << i;
     }
   }
 }
@@ -203,7 +204,8 @@ TEST(wire_decoder, byte_by_byte) {
   EXPECT_LE(res.max_buffered, header_size + 3000);
 }
 
-// -- truncation and limits ----------------------------------------------------------
+// -- truncation and limits
+// ----------------------------------------------------------
 
 TEST(wire_decoder, truncated_stream_is_reported_at_finish) {
   std::vector<frame> frames;
@@ -266,7 +268,8 @@ TEST(wire_decoder, buffer_grows_only_with_arrived_bytes) {
   EXPECT_EQ(dec.buffered(), 16u);
 }
 
-// -- malformed input ------------------------------------------------------------------
+// -- malformed input
+// ------------------------------------------------------------------
 
 TEST(wire_decoder, unknown_frame_type) {
   EXPECT_EQ(error_of(bytes({0x7e, 0, 0, 0, 0, 0})), errc::unknown_frame_type);
@@ -292,13 +295,12 @@ TEST(wire_decoder, bodies_that_do_not_fit_their_type) {
   EXPECT_EQ(error_of(bytes({0x01, 0, 0, 0, 0, 5, 1, 1, 'a', 0, 9})),
             errc::malformed_frame);
   // REQUEST shorter than id + timeout.
-  EXPECT_EQ(error_of(bytes({0x03, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 1, 0,
-                            0, 0}),
-                     app),
-            errc::malformed_frame);
+  EXPECT_EQ(
+    error_of(bytes({0x03, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}),
+             app),
+    errc::malformed_frame);
   // RESPONSE without status; error status with the CAF flag.
-  EXPECT_EQ(error_of(bytes({0x04, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1}),
-                     app),
+  EXPECT_EQ(error_of(bytes({0x04, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1}), app),
             errc::malformed_frame);
   EXPECT_EQ(error_of(bytes({0x04, 1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 64}),
                      app),
@@ -310,8 +312,8 @@ TEST(wire_decoder, bodies_that_do_not_fit_their_type) {
   EXPECT_EQ(error_of(bytes({0x10, 0, 0, 0, 0, 2, 1, 1})),
             errc::malformed_frame);
   auto hello_with = [](int lo, int hi) {
-    return bytes({0x10, 0, 0, 0, 0, 20, lo, hi, 0, 0, 0, 0, 0, 0, 0, 0,
-                  0, 0, 0, 0, 0, 0, 0, 0, 1, 'n'});
+    return bytes({0x10, 0, 0, 0, 0, 20, lo, hi, 0, 0, 0, 0, 0,
+                  0,    0, 0, 0, 0, 0,  0,  0,  0, 0, 0, 1, 'n'});
   };
   EXPECT_EQ(error_of(hello_with(1, 1)), errc::none);
   EXPECT_EQ(error_of(hello_with(2, 1)), errc::malformed_frame);
@@ -319,8 +321,8 @@ TEST(wire_decoder, bodies_that_do_not_fit_their_type) {
 }
 
 TEST(wire_decoder, apps_frames_are_checked) {
-  auto hello_bytes = bytes({0x10, 0, 0, 0, 0, 20, 1, 1, 0, 0, 0, 0, 0, 0, 0,
-                            0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'n'});
+  auto hello_bytes = bytes({0x10, 0, 0, 0, 0, 20, 1, 1, 0, 0, 0, 0, 0,
+                            0,    0, 0, 0, 0, 0,  0, 0, 0, 0, 0, 1, 'n'});
   auto with = [&](std::vector<std::byte> tail) {
     auto buf = hello_bytes;
     buf.insert(buf.end(), tail.begin(), tail.end());
@@ -364,8 +366,8 @@ TEST(wire_decoder, bad_identifiers) {
   EXPECT_EQ(error_of(bytes({0x01, 0, 0, 0, 0, 6, 1, 1, 'a', 2, 0xc0, 0xaf})),
             errc::invalid_identifier);
   // Newline in a node name.
-  EXPECT_EQ(error_of(bytes({0x10, 0, 0, 0, 0, 21, 1, 1, 0, 0, 0, 0, 0, 0, 0,
-                            0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 'a', '\n'})),
+  EXPECT_EQ(error_of(bytes({0x10, 0, 0, 0, 0, 21, 1, 1, 0, 0, 0, 0,   0,   0,
+                            0,    0, 0, 0, 0, 0,  0, 0, 0, 0, 2, 'a', '\n'})),
             errc::invalid_identifier);
   // Longer than the configured identifier limit.
   auto lim = limits::defaults();
@@ -375,7 +377,8 @@ TEST(wire_decoder, bad_identifiers) {
             errc::invalid_identifier);
 }
 
-// -- versions ---------------------------------------------------------------------------
+// -- versions
+// ---------------------------------------------------------------------------
 
 TEST(wire_decoder, stream_init_version_outside_range) {
   for (int v : {0, 2, 255}) {
@@ -393,8 +396,8 @@ TEST(wire_decoder, stream_init_version_outside_range) {
 
 TEST(wire_decoder, hello_range_must_overlap) {
   auto hello_with = [](int lo, int hi) {
-    return bytes({0x10, 0, 0, 0, 0, 20, lo, hi, 0, 0, 0, 0, 0, 0, 0, 0,
-                  0, 0, 0, 0, 0, 0, 0, 0, 1, 'n'});
+    return bytes({0x10, 0, 0, 0, 0, 20, lo, hi, 0, 0, 0, 0, 0,
+                  0,    0, 0, 0, 0, 0,  0,  0,  0, 0, 0, 1, 'n'});
   };
   EXPECT_EQ(error_of(hello_with(2, 9)), errc::unsupported_version);
   decoder dec;
@@ -405,7 +408,8 @@ TEST(wire_decoder, hello_range_must_overlap) {
   EXPECT_EQ(dec.kind(), stream_kind::control);
 }
 
-// -- state machine ------------------------------------------------------------------------
+// -- state machine
+// ------------------------------------------------------------------------
 
 TEST(wire_decoder, frames_out_of_place) {
   std::vector<std::byte> init, dat, hel, ap, err;
@@ -468,6 +472,5 @@ TEST(wire_decoder, unknown_status_codes_become_remote_error) {
   auto err = bytes({0x05, 0, 0, 0, 0, 1, 250});
   auto res2 = run(err, {});
   ASSERT_EQ(res2.frames.size(), 1u);
-  EXPECT_EQ(std::get<stream_error>(res2.frames[0].x).code,
-            errc::remote_error);
+  EXPECT_EQ(std::get<stream_error>(res2.frames[0].x).code, errc::remote_error);
 }
