@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential g++ clang clang-format clang-tidy libclang-rt-14-dev cmake ninja-build pkg-config git
+  python3
   # runtime dependencies (PLATFORM.md §0, §8)
   libcaf-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev gnutls-bin
   libspdlog-dev libfmt-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Mycorrizal's whole test run: set-up, lint, every build flavour, every tier.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: tools/test.sh [--quick] [--help]
+
+Installs what is missing (tools/setup.sh), then builds and tests Mycorrizal:
+  1. lint     clang-format check of every C++ file
+  2. release  RelWithDebInfo (g++): all targets, check_headers, benchmarks
+              (built, not run), ctest tiers unit, actors, integration, system
+  3. asan     ASan+UBSan build of everything, every tier
+  4. tsan     TSan build of the pure cores (no CAF), unit tier
+  5. fuzz     clang + libFuzzer: each fuzz target for a bounded number of runs
+  6. tidy     clang-tidy on our sources (compile database of the release build)
+It ends with one line 'N passed, N failed' over all ctest runs, and exits
+non-zero if anything failed.
+
+Options:
+  --quick   release build and its tests only (for a fast local loop)
+  --help    this text
+
+Environment:
+  BUILD_ROOT  where the build trees go (default: ./build)
+  JOBS        parallel build jobs (default: number of cores)
+USAGE
+}
+
+quick=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "test.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build_root=${BUILD_ROOT:-$root/build}
+jobs=${JOBS:-$(nproc)}
+passed=0
+failed=0
+failures=()
+start=$(date +%s)
+
+step() { printf '\n=== %s (%ds)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+# Runs ctest in build dir $1 with extra args; adds its counts to the totals.
+run_ctest() {
+  local dir=$1; shift
+  local log="$dir/ctest.log"
+  local rc=0
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "$@" 2>&1 | tee "$log" || rc=$?
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+  if [ -z "$line" ]; then
+    if grep -q 'No tests were found' "$log"; then
+      failures+=("$(basename "$dir"): no tests found"); failed=$((failed + 1))
+    elif [ "$rc" -ne 0 ]; then
+      failures+=("$(basename "$dir"): ctest failed ($rc)"); failed=$((failed + 1))
+    fi
+    return
+  fi
+  local f n
+  f=$(sed -E 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  n=$(sed -E 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+  passed=$((passed + n - f))
+  failed=$((failed + f))
+  if [ "$f" -ne 0 ]; then failures+=("$(basename "$dir"): $f failed"); fi
+}
+
+configure_build() {
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -G Ninja "$@" >"$dir.configure.log" 2>&1 \
+    || { cat "$dir.configure.log"; return 1; }
+  ninja -C "$dir" -j "$jobs"
+}
+
+step "setup"
+bash "$root/tools/setup.sh"
+mkdir -p "$build_root"
+
+if [ "$quick" -eq 0 ]; then
+  step "lint: clang-format"
+  mapfile -t sources < <(git ls-files -- '*.cpp' '*.hpp')
+  if ! clang-format --dry-run -Werror "${sources[@]}"; then
+    failures+=("clang-format"); failed=$((failed + 1))
+  fi
+fi
+
+step "release build"
+configure_build "$build_root/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ninja -C "$build_root/release" -j "$jobs" check_headers
+step "release tests"
+run_ctest "$build_root/release"
+
+if [ "$quick" -eq 0 ]; then
+  step "asan+ubsan build"
+  configure_build "$build_root/asan" -DCMAKE_BUILD_TYPE=Debug \
+    -DMYCORRIZAL_SANITIZE=address -DMYCORRIZAL_BUILD_BENCH=OFF
+  step "asan+ubsan tests"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_ctest "$build_root/asan"
+
+  step "tsan build (pure cores)"
+  configure_build "$build_root/tsan" -DCMAKE_BUILD_TYPE=Debug \
+    -DMYCORRIZAL_SANITIZE=thread -DMYCORRIZAL_CORE_ONLY=ON
+  step "tsan tests"
+  TSAN_OPTIONS=halt_on_error=1 run_ctest "$build_root/tsan" -L unit
+
+  step "fuzz build (clang + libFuzzer)"
+  CXX=clang++ configure_build "$build_root/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMYCORRIZAL_BUILD_FUZZ=ON -DMYCORRIZAL_BUILD_TESTS=OFF \
+    -DMYCORRIZAL_CORE_ONLY=ON -DMYCORRIZAL_BUILD_BENCH=OFF
+  step "fuzz runs"
+  run_ctest "$build_root/fuzz" -L fuzz
+
+  step "lint: clang-tidy"
+  mapfile -t tidy_sources < <(git ls-files -- 'libmycorrizal/*.cpp' 'actors/*.cpp' 'tools/*.cpp')
+  if ! run-clang-tidy -quiet -j "$jobs" -p "$build_root/release" "${tidy_sources[@]}" \
+       >"$build_root/tidy.log" 2>&1; then
+    grep -E 'error:|warning:' "$build_root/tidy.log" | sort -u | head -n 50
+    failures+=("clang-tidy"); failed=$((failed + 1))
+  fi
+fi
+
+step "summary"
+for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+echo "took $(( $(date +%s) - start ))s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
