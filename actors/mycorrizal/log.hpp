@@ -195,6 +195,7 @@ public:
 
   rate_limiter(const rate_limiter&) = delete;
   rate_limiter& operator=(const rate_limiter&) = delete;
+  ~rate_limiter() = default;
 
   /// Takes one token at `now` if there is one.
   permit acquire(time_point now) noexcept {

@@ -200,9 +200,9 @@ expected<std::optional<frame>> decoder::next(bytes_view& input) {
   }
   // Slow path: collect the header, then the body, in buf_.
   if (buf_.size() < header_size) {
-    auto n = std::min(header_size - buf_.size(), input.size());
-    buf_.insert(buf_.end(), input.begin(), input.begin() + n);
-    input = input.subspan(n);
+    auto piece = input.first(std::min(header_size - buf_.size(), input.size()));
+    buf_.insert(buf_.end(), piece.begin(), piece.end());
+    input = input.subspan(piece.size());
     if (buf_.size() < header_size) {
       return std::optional<frame>{};
     }
@@ -213,10 +213,10 @@ expected<std::optional<frame>> decoder::next(bytes_view& input) {
     pending_ = *hdr;
   }
   auto wanted = header_size + pending_.length - buf_.size();
-  auto n = std::min(wanted, input.size());
-  buf_.insert(buf_.end(), input.begin(), input.begin() + n);
-  input = input.subspan(n);
-  if (n < wanted) {
+  auto piece = input.first(std::min(wanted, input.size()));
+  buf_.insert(buf_.end(), piece.begin(), piece.end());
+  input = input.subspan(piece.size());
+  if (piece.size() < wanted) {
     return std::optional<frame>{};
   }
   consumed_ = true;
