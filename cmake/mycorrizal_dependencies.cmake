@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 # Finds the Debian packages Mycorrizal builds on (PLATFORM.md §1).
 find_package(Threads REQUIRED)
+find_package(fmt 9 REQUIRED CONFIG)
+# GnuTLS: AES-GCM for gossip encryption in the core, TLS for QUIC later.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls>=3.7.3)
 if(NOT MYCORRIZAL_CORE_ONLY)
   include(mycorrizal_caf)
-  find_package(fmt 9 REQUIRED CONFIG)
   find_package(spdlog 1.10 REQUIRED CONFIG)
 endif()
 if(MYCORRIZAL_BUILD_TESTS OR MYCORRIZAL_BUILD_FUZZ)

@@ -15,6 +15,11 @@ std::string_view to_string(errc x) noexcept {
     case errc::truncated_frame: return "truncated_frame";
     case errc::buffer_too_small: return "buffer_too_small";
     case errc::too_many_entries: return "too_many_entries";
+    case errc::checksum_mismatch: return "checksum_mismatch";
+    case errc::decrypt_failed: return "decrypt_failed";
+    case errc::nesting_too_deep: return "nesting_too_deep";
+    case errc::encryption_mismatch: return "encryption_mismatch";
+    case errc::decompress_failed: return "decompress_failed";
     case errc::invalid_config: return "invalid_config";
     case errc::timeout: return "timeout";
     case errc::node_down: return "node_down";

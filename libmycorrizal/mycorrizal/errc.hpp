@@ -39,6 +39,19 @@ enum class errc : uint8_t {
   buffer_too_small = 8,
   /// A frame holds more entries than the limit allows (e.g. applications).
   too_many_entries = 9,
+  /// A checksum over received bytes does not match (memberlist hasCrc).
+  checksum_mismatch = 10,
+  /// No installed key authenticates an encrypted payload (wrong key, or the
+  /// bytes were tampered with).
+  decrypt_failed = 11,
+  /// Framing layers (compound, compress, encryption) nest deeper than the
+  /// limit allows.
+  nesting_too_deep = 12,
+  /// One side encrypts and the other does not (or requires it and got
+  /// plaintext).
+  encryption_mismatch = 13,
+  /// Compressed data is invalid or expands beyond its limit.
+  decompress_failed = 14,
 
   // -- configuration (32..47) -----------------------------------------------
 

@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: Apache-2.0
+# gossip_tests: the memberlist codec and framing, checked against real Go
+# traffic in ../shared/memberlist-vectors (tests skip when it is absent).
+find_package(nlohmann_json 3 REQUIRED CONFIG)
+mycorrizal_add_test(gossip_tests LABEL unit
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/msgpack.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/messages.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/framing.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/crypto.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/stream.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/vectors.cpp
+  LIBS mycorrizal::core nlohmann_json::nlohmann_json)
+target_compile_definitions(gossip_tests PRIVATE
+  MYCORRIZAL_MEMBERLIST_VECTORS="${PROJECT_SOURCE_DIR}/../shared/memberlist-vectors")
