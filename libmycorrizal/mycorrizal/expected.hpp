@@ -51,6 +51,13 @@ public:
     // nop
   }
 
+  /// Constructs the value in place from `xs`.
+  template <class... Ts>
+  explicit expected(std::in_place_t, Ts&&... xs)
+      : data_(std::in_place_index<0>, std::forward<Ts>(xs)...) {
+    // nop
+  }
+
   template <class G>
   expected(unexpected<G> e)
       : data_(std::in_place_index<1>, E{std::move(e).error()}) {

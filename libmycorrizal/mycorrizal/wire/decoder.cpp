@@ -145,7 +145,7 @@ void decoder::set_failed(errc code) {
   error_ = code;
 }
 
-expected<frame> decoder::fail(errc code) {
+decoder::result decoder::fail(errc code) {
   set_failed(code);
   return code;
 }
@@ -170,14 +170,7 @@ expected<decoder::header> decoder::check_header(const std::byte* p) {
   return header{t, flags, length};
 }
 
-expected<std::optional<frame>> decoder::next(bytes_view& input) {
-  using result = expected<std::optional<frame>>;
-  auto lift = [](expected<frame>&& x) -> result {
-    if (!x) {
-      return unexpected{std::move(x).error()};
-    }
-    return std::optional<frame>{std::move(*x)};
-  };
+decoder::result decoder::next(bytes_view& input) {
   if (state_ == state::failed) {
     return unexpected{error_};
   }
@@ -195,7 +188,7 @@ expected<std::optional<frame>> decoder::next(bytes_view& input) {
     if (input.size() - header_size >= hdr->length) {
       auto body = input.subspan(header_size, hdr->length);
       input = input.subspan(header_size + hdr->length);
-      return lift(parse(*hdr, body));
+      return parse(*hdr, body);
     }
   }
   // Slow path: collect the header, then the body, in buf_.
@@ -220,10 +213,14 @@ expected<std::optional<frame>> decoder::next(bytes_view& input) {
     return std::optional<frame>{};
   }
   consumed_ = true;
-  return lift(parse(pending_, bytes_view{buf_}.subspan(header_size)));
+  return parse(pending_, bytes_view{buf_}.subspan(header_size));
 }
 
-expected<frame> decoder::parse(const header& hdr, bytes_view body) {
+decoder::result decoder::parse(const header& hdr, bytes_view body) {
+  // Frames are built in place in the result: this is the hot path.
+  auto make = [](auto&& x) {
+    return result{std::in_place, std::in_place, std::forward<decltype(x)>(x)};
+  };
   reader in{body};
   auto id_ok = [this](std::string_view id, bool allow_empty) {
     return check_identifier(id, limits_.max_identifier_size, allow_empty)
@@ -273,9 +270,9 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
       }
       version_ = x.version;
       state_ = state::application;
-      return frame{x};
+      return make(x);
     }
-    case frame_type::data: return frame{data{hdr.flags, in.rest()}};
+    case frame_type::data: return make(data{hdr.flags, in.rest()});
     case frame_type::request: {
       request x;
       x.flags = hdr.flags;
@@ -283,7 +280,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
         return fail(errc::malformed_frame);
       }
       x.payload = in.rest();
-      return frame{x};
+      return make(x);
     }
     case frame_type::response: {
       response x;
@@ -297,7 +294,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
         return fail(errc::malformed_frame);
       }
       x.payload = in.rest();
-      return frame{x};
+      return make(x);
     }
     case frame_type::stream_error: {
       uint8_t code = 0;
@@ -306,7 +303,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
       }
       stream_error x{status_from_wire(code), in.rest_text()};
       state_ = state::closed;
-      return frame{x};
+      return make(x);
     }
     case frame_type::hello: {
       hello x;
@@ -328,7 +325,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
       }
       version_ = v;
       state_ = state::control;
-      return frame{x};
+      return make(x);
     }
     case frame_type::apps: {
       uint16_t count = 0;
@@ -364,7 +361,7 @@ expected<frame> decoder::parse(const header& hdr, bytes_view body) {
       if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
         return fail(errc::malformed_frame);
       }
-      return frame{std::move(x)};
+      return make(std::move(x));
     }
   }
   return fail(errc::unknown_frame_type); // unreachable: type was checked

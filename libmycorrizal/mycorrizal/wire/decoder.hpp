@@ -42,6 +42,9 @@ enum class stream_kind : uint8_t { unknown, application, control, closed };
 /// STREAM_ERROR and closed.
 class decoder {
 public:
+  /// A frame, "need more input", or an error.
+  using result = expected<std::optional<frame>>;
+
   explicit decoder(limits lim = limits::defaults(),
                    stream_start start = stream_start::peer_opened);
 
@@ -51,7 +54,7 @@ public:
   ///   `errc::unknown_frame_type`, `errc::malformed_frame`,
   ///   `errc::invalid_identifier`, `errc::unsupported_version`,
   ///   `errc::unexpected_frame`, `errc::too_many_entries`.
-  expected<std::optional<frame>> next(bytes_view& input);
+  result next(bytes_view& input);
 
   /// Reports whether the stream may end here (the peer sent FIN).
   /// @returns `errc::truncated_frame` if a frame was begun but not finished,
@@ -94,9 +97,9 @@ private:
   };
 
   expected<header> check_header(const std::byte* p);
-  expected<frame> parse(const header& hdr, bytes_view body);
+  result parse(const header& hdr, bytes_view body);
   void set_failed(errc code);
-  expected<frame> fail(errc code);
+  result fail(errc code);
 
   limits limits_;
   state state_;
