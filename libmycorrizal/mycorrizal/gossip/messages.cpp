@@ -22,13 +22,13 @@ public:
   }
 
   map_out& str(std::string_view key, std::string_view val) {
-    key_(key);
+    put_key(key);
     keep(write_str(out_, val));
     return *this;
   }
 
   map_out& raw(std::string_view key, bytes_view val) {
-    key_(key);
+    put_key(key);
     keep(write_raw(out_, val));
     return *this;
   }
@@ -38,7 +38,7 @@ public:
     if (val) {
       return raw(key, *val);
     }
-    key_(key);
+    put_key(key);
     write_nil(out_);
     return *this;
   }
@@ -52,19 +52,19 @@ public:
   }
 
   map_out& uint(std::string_view key, uint64_t val) {
-    key_(key);
+    put_key(key);
     write_uint(out_, val);
     return *this;
   }
 
   map_out& sint(std::string_view key, int64_t val) {
-    key_(key);
+    put_key(key);
     write_int(out_, val);
     return *this;
   }
 
   map_out& boolean(std::string_view key, bool val) {
-    key_(key);
+    put_key(key);
     write_bool(out_, val);
     return *this;
   }
@@ -77,7 +77,7 @@ public:
   }
 
 private:
-  void key_(std::string_view key) {
+  void put_key(std::string_view key) {
     keep(write_str(out_, key));
   }
 
