@@ -152,18 +152,6 @@ bool same(const frame& x, const frame& y) {
 
 // -- re-encoding -------------------------------------------------------------
 
-bytes_view payload_of(const frame& x) {
-  return std::visit(
-    [](const auto& f) -> bytes_view {
-      if constexpr (requires { f.payload; }) {
-        return f.payload;
-      } else {
-        return {};
-      }
-    },
-    x);
-}
-
 bool has_payload(const frame& x) {
   auto t = type_of(x);
   return t == frame_type::data || t == frame_type::request

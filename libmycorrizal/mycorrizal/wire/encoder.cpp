@@ -50,18 +50,6 @@ size_t body_size(const apps& x) noexcept {
   return n;
 }
 
-size_t payload_size(const frame& x) noexcept {
-  return std::visit(
-    [](const auto& f) -> size_t {
-      if constexpr (requires { f.payload; }) {
-        return f.payload.size();
-      } else {
-        return 0;
-      }
-    },
-    x);
-}
-
 // -- validation -------------------------------------------------------------
 
 errc check_id(std::string_view id, bool allow_empty) noexcept {
@@ -211,7 +199,7 @@ expected<size_t> write_prefix(const frame& x, std::span<std::byte> out,
   if (body > std::numeric_limits<uint32_t>::max()) {
     return errc::frame_too_large;
   }
-  auto prefix = header_size + body - payload_size(x);
+  auto prefix = header_size + body - payload_of(x).size();
   if (out.size() < prefix + needed) {
     return errc::buffer_too_small;
   }
@@ -242,15 +230,7 @@ expected<size_t> encoded_size(const frame& x) noexcept {
 }
 
 expected<size_t> encode(const frame& x, std::span<std::byte> out) noexcept {
-  auto payload = std::visit(
-    [](const auto& f) -> bytes_view {
-      if constexpr (requires { f.payload; }) {
-        return f.payload;
-      } else {
-        return {};
-      }
-    },
-    x);
+  auto payload = payload_of(x);
   auto prefix = write_prefix(x, out, payload.size());
   if (!prefix) {
     return prefix;

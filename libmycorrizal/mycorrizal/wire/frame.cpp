@@ -31,6 +31,18 @@ frame_type type_of(const frame& x) noexcept {
   return types[x.index()];
 }
 
+bytes_view payload_of(const frame& x) noexcept {
+  return std::visit(
+    [](const auto& f) -> bytes_view {
+      if constexpr (requires { f.payload; }) {
+        return f.payload;
+      } else {
+        return {};
+      }
+    },
+    x);
+}
+
 uint8_t negotiate_version(uint8_t our_min, uint8_t our_max, uint8_t their_min,
                           uint8_t their_max) noexcept {
   auto lo = std::max(our_min, their_min);

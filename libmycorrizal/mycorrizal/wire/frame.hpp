@@ -130,6 +130,10 @@ using frame = std::variant<stream_init, data, request, response, stream_error,
 /// Returns the type of the frame `x` holds.
 frame_type type_of(const frame& x) noexcept;
 
+/// Returns the payload of a DATA, REQUEST or RESPONSE frame; empty for the
+/// other types.
+bytes_view payload_of(const frame& x) noexcept;
+
 /// Picks the highest version both ranges contain, or returns 0 (no version)
 /// when the ranges do not overlap.
 uint8_t negotiate_version(uint8_t our_min, uint8_t our_max, uint8_t their_min,
