@@ -12,3 +12,11 @@ target_sources(mycorrizal_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/stream.cpp
 )
 target_link_libraries(mycorrizal_core PRIVATE PkgConfig::GNUTLS)
+# The SWIM + Lifeguard membership core (virtual time, seeded randomness).
+target_sources(mycorrizal_core PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/broadcast_queue.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/config.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/membership.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/node_meta.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/timing.cpp
+)

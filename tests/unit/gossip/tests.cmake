@@ -13,3 +13,13 @@ mycorrizal_add_test(gossip_tests LABEL unit
   LIBS mycorrizal::core nlohmann_json::nlohmann_json)
 target_compile_definitions(gossip_tests PRIVATE
   MYCORRIZAL_MEMBERLIST_VECTORS="${PROJECT_SOURCE_DIR}/../shared/memberlist-vectors")
+
+# membership_tests: the SWIM + Lifeguard core, per transition and in
+# simulated networks (virtual time, seeded).
+mycorrizal_add_test(membership_tests LABEL unit
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/core_parts.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/transitions.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/simulation.cpp
+    ${PROJECT_SOURCE_DIR}/tests/support/gossip_sim.cpp
+  LIBS mycorrizal::core)

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "mycorrizal/gossip/membership.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+/// A simulated network of membership cores in virtual time (STYLE.md §C.2,
+/// after ngtcp2's examples/sim.h): one event queue, per-datagram latency,
+/// seeded loss, partitions, crashes and nodes whose processing runs late.
+/// TCP exchanges are delivered reliably unless a partition or a crash is in
+/// the way, in which case the core's own deadline ends them.
+namespace mycorrizal::test {
+
+class gossip_sim {
+public:
+  struct options {
+    uint64_t seed = 1;
+    /// One-way delay of every datagram and TCP segment.
+    duration latency = std::chrono::microseconds{200};
+    /// Extra uniformly random delay in [0, jitter].
+    duration jitter = duration::zero();
+    /// Probability that a datagram is lost.
+    double loss = 0.0;
+  };
+
+  /// An event a node raised, stamped with virtual time.
+  struct observed {
+    time_point at;
+    size_t observer;
+    gossip::member_event event;
+  };
+
+  explicit gossip_sim(options opts);
+  ~gossip_sim();
+
+  /// Adds a node named `node-<index>` with `cfg` (name, advertise and seed
+  /// are filled in) at the current time. Returns its index.
+  size_t add_node(gossip::membership_config cfg);
+
+  /// Node `i` joins through the nodes in `seeds`.
+  void join(size_t i, const std::vector<size_t>& seeds);
+
+  /// Crashes node `i`: it neither sends nor receives from now on.
+  void crash(size_t i);
+
+  /// Gracefully leaves: node `i` gossips its leave (timeout `t`), and is
+  /// crashed when that completes.
+  void leave(size_t i, duration t);
+
+  /// Datagrams between the two groups are lost until `heal`.
+  void partition(const std::vector<size_t>& a, const std::vector<size_t>& b);
+  void heal();
+
+  /// Node `i` handles every input `delay` late, while its clock and timers
+  /// run on time: a CPU-starved process whose receive queue backs up
+  /// (Lifeguard's "slow message processing").
+  void set_processing_delay(size_t i, duration delay);
+
+  /// Advances virtual time by `d`, running every event due.
+  void run_for(duration d);
+
+  /// Runs until `done()` holds (checked after each event) or `limit` of
+  /// virtual time passed. Returns whether `done()` held.
+  bool run_until(const std::function<bool()>& done, duration limit);
+
+  time_point now() const noexcept {
+    return now_;
+  }
+
+  size_t size() const noexcept {
+    return nodes_.size();
+  }
+
+  gossip::membership& core(size_t i);
+
+  bool crashed(size_t i) const;
+
+  std::string name(size_t i) const;
+
+  /// How many other nodes node `i` sees alive (suspect counts as alive).
+  size_t alive_view(size_t i) const;
+
+  /// Whether every live node sees every other live node alive or suspect.
+  bool converged() const;
+
+  /// Events raised so far.
+  const std::vector<observed>& events() const noexcept {
+    return events_;
+  }
+
+  /// Join results per node (the last one).
+  const gossip::join_completed* join_result(size_t i) const;
+
+  /// Total datagram bytes sent by live nodes.
+  uint64_t bytes_sent() const noexcept {
+    return bytes_sent_;
+  }
+
+  /// Total datagrams sent and lost.
+  uint64_t datagrams_sent() const noexcept {
+    return datagrams_sent_;
+  }
+
+  uint64_t datagrams_lost() const noexcept {
+    return datagrams_lost_;
+  }
+
+  /// A human-readable view of node `i`'s table, for failure messages.
+  std::string describe(size_t i) const;
+
+private:
+  struct node;
+  struct event;
+  struct event_order {
+    bool operator()(const event& a, const event& b) const;
+  };
+
+  void push(event e);
+  void process(event& e);
+  void drain(size_t i);
+  void rearm(size_t i);
+  bool blocked(size_t a, size_t b) const;
+  duration delay();
+  size_t index_of(const ip_endpoint& ep) const;
+
+  options opts_;
+  std::mt19937_64 rng_;
+  time_point now_{};
+  uint64_t seq_ = 0;
+  std::vector<std::unique_ptr<node>> nodes_;
+  std::priority_queue<event, std::vector<event>, event_order> queue_;
+  std::vector<std::set<size_t>> partition_;
+  std::vector<observed> events_;
+  uint64_t bytes_sent_ = 0;
+  uint64_t datagrams_sent_ = 0;
+  uint64_t datagrams_lost_ = 0;
+};
+
+} // namespace mycorrizal::test
