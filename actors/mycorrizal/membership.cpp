@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "mycorrizal/membership.hpp"
+
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/log.hpp"
+#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/time.hpp"
+
+#include <caf/all.hpp>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <random>
+#include <unordered_map>
+
+namespace mycorrizal {
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using init_atom = caf::atom_constant<caf::atom("init")>;
+
+constexpr std::string_view component = "gossip";
+
+time_point clock_now() {
+  return time_point{std::chrono::steady_clock::now().time_since_epoch()};
+}
+
+gossip::byte_buffer to_bytes(const std::string& s) {
+  gossip::byte_buffer out(s.size());
+  std::transform(s.begin(), s.end(), out.begin(), [](char c) {
+    return static_cast<std::byte>(c);
+  });
+  return out;
+}
+
+std::string to_text(const gossip::byte_buffer& b) {
+  std::string out(b.size(), '\0');
+  std::transform(b.begin(), b.end(), out.begin(), [](std::byte c) {
+    return static_cast<char>(c);
+  });
+  return out;
+}
+
+/// What the factory hands the actor once its sockets are bound.
+struct membership_init {
+  gossip::membership_config config;
+  std::shared_ptr<net::reactor> reactor;
+  net::udp_socket_id udp{};
+  net::tcp_listener_id tcp{};
+};
+
+using init_ptr = std::shared_ptr<membership_init>;
+
+} // namespace
+
+} // namespace mycorrizal
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::init_ptr)
+
+namespace mycorrizal {
+
+namespace {
+
+struct membership_state {
+  static inline const char* name = "mycorrizal.membership";
+
+  std::unique_ptr<gossip::membership> core;
+  std::shared_ptr<net::reactor> reactor;
+  net::udp_socket_id udp{};
+  net::tcp_listener_id tcp{};
+  duration tcp_timeout{};
+
+  /// One TCP exchange: an outgoing one (push/pull or TCP ping, with the
+  /// core's stream id) or an accepted one.
+  struct exchange {
+    bool outgoing = false;
+    uint64_t stream_id = 0;
+    ip_endpoint peer;
+    gossip::byte_buffer received;
+    bool done = false;
+  };
+  std::unordered_map<net::tcp_conn_id, exchange> exchanges;
+
+  std::map<uint64_t, caf::response_promise> joins;
+  std::vector<caf::response_promise> leaves;
+  std::vector<caf::actor> subscribers;
+
+  /// The core deadline the pending tick serves (never: none pending).
+  time_point armed = never;
+
+  uint64_t send_errors = 0;
+  uint64_t tcp_errors = 0;
+};
+
+using membership_actor = caf::stateful_actor<membership_state>;
+
+void fail_all(membership_state& st, const error& why) {
+  for (auto& [id, rp] : st.joins) {
+    rp.deliver(make_caf_error(why));
+  }
+  st.joins.clear();
+  for (auto& rp : st.leaves) {
+    rp.deliver(make_caf_error(why));
+  }
+  st.leaves.clear();
+}
+
+/// Sends what the core produced, starts the TCP exchanges it asked for,
+/// publishes its events and re-arms the timer. Loops because a TCP
+/// exchange that cannot even start is reported back at once.
+void flush(membership_actor* self) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  for (;;) {
+    auto now = clock_now();
+    for (auto& d : core.outbox()) {
+      if (auto ok = st.reactor->send_udp(st.udp, d.to, d.bytes); !ok) {
+        ++st.send_errors;
+        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "send to {} failed: {}",
+                                d.to.to_string(), to_string(ok.error()));
+      }
+    }
+    core.outbox().clear();
+    auto requests = std::move(core.stream_requests());
+    core.stream_requests().clear();
+    bool again = false;
+    for (auto& r : requests) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        r.deadline - now);
+      if (left <= std::chrono::milliseconds::zero()) {
+        left = std::chrono::milliseconds{1};
+      }
+      net::tcp_options opts;
+      opts.deadline = left;
+      opts.max_received_bytes = size_t{64} << 20;
+      auto conn = st.reactor->connect_tcp(
+        r.to, caf::actor_cast<caf::actor>(self), left, opts);
+      if (!conn) {
+        ++st.tcp_errors;
+        core.stream_failed(r.id, conn.error(), now);
+        again = true;
+        continue;
+      }
+      if (auto ok = st.reactor->write_tcp(*conn, std::move(r.bytes)); !ok) {
+        ++st.tcp_errors;
+        std::ignore = st.reactor->close_tcp(*conn, net::close_mode::abort);
+        core.stream_failed(r.id, ok.error(), now);
+        again = true;
+        continue;
+      }
+      st.exchanges.emplace(
+        *conn, membership_state::exchange{true, r.id, r.to, {}, false});
+    }
+    for (auto& ev : core.events()) {
+      if (auto* m = std::get_if<gossip::member_event>(&ev)) {
+        MYCORRIZAL_LOG_INFO(component, "{} {} ({}, incarnation {})",
+                            m->who.name, to_string(m->kind),
+                            m->who.address.to_string(), m->who.incarnation);
+        for (auto& sub : st.subscribers) {
+          self->send(sub, *m);
+        }
+      } else if (auto* j = std::get_if<gossip::join_completed>(&ev)) {
+        auto i = st.joins.find(j->id);
+        if (i == st.joins.end()) {
+          continue;
+        }
+        if (j->contacted > 0 || j->errors.empty()) {
+          i->second.deliver(static_cast<uint64_t>(j->contacted));
+        } else {
+          std::string why;
+          for (const auto& e : j->errors) {
+            why += why.empty() ? "" : "; ";
+            why += to_string(e);
+          }
+          i->second.deliver(make_caf_error(
+            error{errc::connection_lost, "no seed answered: " + why}));
+        }
+        st.joins.erase(i);
+      } else if (auto* l = std::get_if<gossip::leave_completed>(&ev)) {
+        for (auto& rp : st.leaves) {
+          if (l->timed_out) {
+            rp.deliver(make_caf_error(
+              error{errc::timeout, "leave was not gossiped in time"}));
+          } else {
+            rp.deliver(caf::unit);
+          }
+        }
+        st.leaves.clear();
+      }
+    }
+    core.events().clear();
+    if (!again) {
+      break;
+    }
+  }
+  auto next = core.next_deadline();
+  if (next < st.armed) {
+    st.armed = next;
+    auto wait = std::max(next - clock_now(), duration::zero());
+    self->delayed_send(self, wait, tick_atom::value,
+                       static_cast<int64_t>(next.time_since_epoch().count()));
+  }
+}
+
+void on_tcp_bytes(membership_actor* self, net::tcp_conn_id conn,
+                  std::vector<std::byte>& data) {
+  auto& st = self->state;
+  auto i = st.exchanges.find(conn);
+  if (i == st.exchanges.end() || i->second.done) {
+    return;
+  }
+  auto& x = i->second;
+  x.received.insert(x.received.end(), data.begin(), data.end());
+  auto now = clock_now();
+  if (x.outgoing) {
+    if (st.core->handle_stream_reply(x.stream_id, x.received, now)) {
+      x.done = true;
+      std::ignore = st.reactor->close_tcp(conn, net::close_mode::flush);
+    }
+  } else {
+    auto step = st.core->handle_stream(x.peer, x.received, now);
+    if (step.done) {
+      x.done = true;
+      if (!step.reply.empty()) {
+        std::ignore = st.reactor->write_tcp(conn, std::move(step.reply));
+      }
+      std::ignore = st.reactor->close_tcp(conn, net::close_mode::flush);
+    }
+  }
+  flush(self);
+}
+
+caf::behavior running(membership_actor* self) {
+  return {
+    [=](net::udp_batch& batch) {
+      auto& st = self->state;
+      auto now = clock_now();
+      for (auto& d : batch.datagrams) {
+        st.core->handle_datagram(d.from, d.data, now);
+      }
+      flush(self);
+    },
+    [=](net::tcp_accepted& x) {
+      self->state.exchanges.emplace(
+        x.conn, membership_state::exchange{false, 0, x.peer, {}, false});
+    },
+    [=](net::tcp_connected&) {
+      // The request was queued before the connection was up.
+    },
+    [=](net::tcp_received& x) {
+      on_tcp_bytes(self, x.conn, x.data);
+    },
+    [=](net::tcp_eof& x) {
+      std::ignore = self->state.reactor->close_tcp(x.conn);
+    },
+    [=](net::tcp_closed& x) {
+      auto& st = self->state;
+      auto i = st.exchanges.find(x.conn);
+      if (i == st.exchanges.end()) {
+        return;
+      }
+      auto ex = std::move(i->second);
+      st.exchanges.erase(i);
+      if (ex.outgoing && !ex.done) {
+        ++st.tcp_errors;
+        auto why = x.reason.code() == errc::none
+                     ? error{errc::connection_lost, "closed before a reply"}
+                     : x.reason;
+        st.core->stream_failed(ex.stream_id, why, clock_now());
+        flush(self);
+      }
+    },
+    [=](tick_atom, int64_t armed_ns) {
+      auto& st = self->state;
+      if (armed_ns != st.armed.time_since_epoch().count()) {
+        return; // superseded by an earlier deadline
+      }
+      st.armed = never;
+      st.core->on_timeout(clock_now());
+      flush(self);
+    },
+    [=](join_atom, std::vector<std::string>& seeds) -> caf::result<uint64_t> {
+      std::vector<ip_endpoint> eps;
+      for (const auto& s : seeds) {
+        auto ep = ip_endpoint::parse(s, 7946);
+        if (!ep) {
+          return make_caf_error(ep.error());
+        }
+        eps.push_back(*ep);
+      }
+      auto rp = self->make_response_promise();
+      auto id = self->state.core->join(eps, clock_now());
+      self->state.joins.emplace(id, rp);
+      flush(self);
+      return rp;
+    },
+    [=](leave_atom, caf::timespan timeout) -> caf::result<void> {
+      auto rp = self->make_response_promise();
+      self->state.leaves.push_back(rp);
+      self->state.core->leave(timeout, clock_now());
+      flush(self);
+      return rp;
+    },
+    [=](members_atom) {
+      return self->state.core->members();
+    },
+    [=](update_atom, const std::string& meta) -> caf::result<void> {
+      auto ok = self->state.core->update_meta(to_bytes(meta), clock_now());
+      if (!ok) {
+        return make_caf_error(ok.error());
+      }
+      flush(self);
+      return caf::unit;
+    },
+    [=](subscribe_atom, caf::actor who) {
+      auto& subs = self->state.subscribers;
+      if (std::find(subs.begin(), subs.end(), who) == subs.end()) {
+        self->monitor(who);
+        subs.push_back(who);
+      }
+      return self->state.core->members();
+    },
+    [=](unsub_atom, const caf::actor& who) {
+      auto& subs = self->state.subscribers;
+      subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
+      self->demonitor(who);
+      return caf::unit;
+    },
+    [=](health_atom) {
+      return self->state.core->health_score();
+    },
+    [=](keyop_atom, key_op op, const std::string& key) -> caf::result<void> {
+      auto& ring = self->state.core->keys();
+      auto bytes = to_bytes(key);
+      expected<void> ok;
+      switch (op) {
+        case key_op::install: ok = ring.install(bytes); break;
+        case key_op::use: ok = ring.use(bytes); break;
+        case key_op::remove: ok = ring.remove(bytes); break;
+      }
+      if (!ok) {
+        return make_caf_error(ok.error());
+      }
+      return caf::unit;
+    },
+    [=](keys_atom) {
+      std::vector<std::string> out;
+      for (const auto& k : self->state.core->keys().keys()) {
+        out.push_back(to_text(k));
+      }
+      return out;
+    },
+    [=](stats_atom) {
+      auto& st = self->state;
+      return membership_counters{st.core->stats(), st.send_errors,
+                                 st.tcp_errors};
+    },
+    [=](local_atom) {
+      return self->state.core->config().advertise;
+    },
+  };
+}
+
+caf::behavior membership_impl(membership_actor* self) {
+  // Until the factory hands over the bound sockets, everything else waits
+  // in the mailbox.
+  self->set_default_handler(caf::skip);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& subs = self->state.subscribers;
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](const caf::actor& a) {
+                                return a.address() == dm.source;
+                              }),
+               subs.end());
+  });
+  self->attach_functor([=](const caf::error&) {
+    auto& st = self->state;
+    fail_all(st, error{errc::shutting_down, "membership stopped"});
+    if (st.reactor) {
+      std::ignore = st.reactor->close_udp(st.udp);
+      std::ignore = st.reactor->close_tcp_listener(st.tcp);
+      for (auto& [conn, x] : st.exchanges) {
+        std::ignore = st.reactor->close_tcp(conn, net::close_mode::abort);
+      }
+    }
+    st.exchanges.clear();
+    st.core.reset();
+  });
+  return {
+    [=](init_atom, const init_ptr& init) {
+      auto& st = self->state;
+      st.reactor = init->reactor;
+      st.udp = init->udp;
+      st.tcp = init->tcp;
+      st.tcp_timeout = init->config.tcp_timeout;
+      auto core = gossip::membership::make(init->config, clock_now());
+      if (!core) {
+        MYCORRIZAL_LOG_ERROR(component, "cannot start: {}",
+                             to_string(core.error()));
+        self->quit(make_caf_error(core.error()));
+        return;
+      }
+      st.core = std::move(*core);
+      MYCORRIZAL_LOG_INFO(component, "{} gossiping on {} ({} keys)",
+                          st.core->config().name,
+                          st.core->config().advertise.to_string(),
+                          st.core->keys().keys().size());
+      self->set_default_handler(caf::print_and_drop);
+      self->become(running(self));
+      flush(self);
+    },
+  };
+}
+
+/// Binds TCP, then UDP on the same port (memberlist's order); with port 0
+/// a few ports are tried until both are free.
+expected<std::pair<net::tcp_listener, net::udp_socket>>
+bind_sockets(net::reactor& r, const ip_endpoint& bind, const caf::actor& owner,
+             duration tcp_timeout) {
+  net::tcp_options topts;
+  topts.deadline
+    = std::chrono::duration_cast<std::chrono::milliseconds>(tcp_timeout);
+  topts.max_received_bytes = size_t{64} << 20;
+  net::udp_options uopts;
+  uopts.max_datagram_size = 65535;
+  error last{errc::connection_lost, "no attempt"};
+  for (int attempt = 0; attempt < (bind.port() == 0 ? 10 : 1); ++attempt) {
+    auto tcp = r.listen_tcp(bind, owner, topts);
+    if (!tcp) {
+      return unexpected{tcp.error()};
+    }
+    auto udp_bind = bind;
+    udp_bind.port(tcp->local.port());
+    auto udp = r.open_udp(udp_bind, owner, uopts);
+    if (udp) {
+      return std::make_pair(*tcp, *udp);
+    }
+    last = udp.error();
+    std::ignore = r.close_tcp_listener(tcp->id);
+  }
+  return unexpected{last};
+}
+
+} // namespace
+
+expected<membership_handle> spawn_membership(caf::actor_system& sys,
+                                             membership_options opts) {
+  if (!opts.reactor) {
+    return unexpected{error{errc::invalid_config, "membership: no reactor"}};
+  }
+  auto& cfg = opts.gossip;
+  // Validate before binding anything (advertise is filled in below).
+  auto probe = cfg;
+  probe.advertise = opts.advertise.value_or(opts.bind);
+  if (auto ok = probe.validate(); !ok) {
+    return unexpected{ok.error()};
+  }
+  auto actor = sys.spawn(membership_impl);
+  auto bound = bind_sockets(*opts.reactor, opts.bind, actor, cfg.tcp_timeout);
+  if (!bound) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return unexpected{bound.error()};
+  }
+  auto local = bound->first.local;
+  if (opts.advertise) {
+    local = *opts.advertise;
+    if (local.port() == 0) {
+      local.port(bound->first.local.port());
+    }
+  }
+  cfg.advertise = local;
+  std::random_device rd;
+  cfg.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  // GCM nonces must never repeat under a key: take them from GnuTLS.
+  cfg.make_nonce = [] {
+    gossip::gcm_nonce n{};
+    gnutls_rnd(GNUTLS_RND_NONCE, n.data(), n.size());
+    return n;
+  };
+  if (!cfg.log) {
+    cfg.log = log::core_sink(component);
+  }
+  auto init = std::make_shared<membership_init>();
+  init->config = std::move(cfg);
+  init->reactor = opts.reactor;
+  init->udp = bound->second.id;
+  init->tcp = bound->first.id;
+  caf::anon_send(actor, init_atom::value, init);
+  return membership_handle{actor, local};
+}
+
+} // namespace mycorrizal
