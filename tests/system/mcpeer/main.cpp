@@ -430,6 +430,23 @@ int main(int argc, char** argv) {
                   reply["score"] = score;
                 },
                 on_error);
+          } else if (cmd == "stats") {
+            // Mycorrizal only: the core's counters.
+            self->request(ms, timeout, stats_atom::value)
+              .receive(
+                [&](membership_counters& c) {
+                  reply["packets_in"] = c.core.packets_in;
+                  reply["packets_dropped"] = c.core.packets_dropped;
+                  reply["messages_dropped"] = c.core.messages_dropped;
+                  reply["streams_in"] = c.core.streams_in;
+                  reply["streams_failed"] = c.core.streams_failed;
+                  reply["probes"] = c.core.probes;
+                  reply["probes_failed"] = c.core.probes_failed;
+                  reply["refutations"] = c.core.refutations;
+                  reply["send_errors"] = c.send_errors;
+                  reply["tcp_errors"] = c.tcp_errors;
+                },
+                on_error);
           } else if (cmd == "shutdown") {
             reply["ok"] = true;
             running = false;
