@@ -228,7 +228,7 @@ bool ip_endpoint::is_v4() const noexcept {
   return std::equal(v4_prefix.begin(), v4_prefix.end(), bytes_.begin());
 }
 
-std::span<const std::byte> ip_endpoint::wire_bytes() const noexcept {
+std::span<const std::byte> ip_endpoint::wire_bytes() const& noexcept {
   if (is_v4()) {
     return std::span<const std::byte>{bytes_}.subspan(12);
   }

@@ -47,7 +47,9 @@ public:
   }
 
   /// The address as it goes on memberlist's wire: 4 bytes for IPv4, else 16.
-  std::span<const std::byte> wire_bytes() const noexcept;
+  /// The view points into this object: not callable on a temporary.
+  std::span<const std::byte> wire_bytes() const& noexcept;
+  std::span<const std::byte> wire_bytes() const&& = delete;
 
   bool is_v4() const noexcept;
 

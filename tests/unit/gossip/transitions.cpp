@@ -29,7 +29,8 @@ alive alive_msg(const std::string& name, int host, uint32_t inc,
   alive a;
   a.incarnation = inc;
   a.node = name;
-  auto w = addr_of(host).wire_bytes();
+  auto w_ep = addr_of(host);
+  auto w = w_ep.wire_bytes();
   a.addr.assign(w.begin(), w.end());
   a.port = 7946;
   a.meta = std::move(meta);
@@ -419,7 +420,8 @@ TEST(gossip_transitions, answers_pings_to_the_source_address) {
   ping p;
   p.seq_no = 77;
   p.node = "me";
-  auto w = addr_of(5).wire_bytes();
+  auto w_ep = addr_of(5);
+  auto w = w_ep.wire_bytes();
   p.source_addr.assign(w.begin(), w.end());
   p.source_port = 7946;
   p.source_node = "x";
@@ -439,7 +441,8 @@ TEST(gossip_transitions, relays_indirect_pings_with_ack_or_nack) {
   harness h;
   indirect_ping ind;
   ind.seq_no = 5;
-  auto tw = addr_of(3).wire_bytes();
+  auto tw_ep = addr_of(3);
+  auto tw = tw_ep.wire_bytes();
   ind.target.assign(tw.begin(), tw.end());
   ind.port = 7946;
   ind.node = "t";
@@ -473,7 +476,8 @@ push_pull remote_state(uint8_t pcur) {
   push_pull pp;
   push_node_state n;
   n.name = "r";
-  auto w = addr_of(7).wire_bytes();
+  auto w_ep = addr_of(7);
+  auto w = w_ep.wire_bytes();
   n.addr.assign(w.begin(), w.end());
   n.port = 7946;
   n.incarnation = 1;
