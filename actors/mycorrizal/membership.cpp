@@ -96,7 +96,28 @@ struct membership_state {
 
   uint64_t send_errors = 0;
   uint64_t tcp_errors = 0;
+
+  membership_state() = default;
+  membership_state(const membership_state&) = delete;
+  membership_state& operator=(const membership_state&) = delete;
+
+  /// CAF 0.17 destroys the state in `on_exit`, before attached functors
+  /// run, so the cleanup lives here: pending requests fail, sockets close.
+  ~membership_state();
 };
+
+void fail_all(membership_state& st, const error& why);
+
+membership_state::~membership_state() {
+  fail_all(*this, error{errc::shutting_down, "membership stopped"});
+  if (reactor) {
+    std::ignore = reactor->close_udp(udp);
+    std::ignore = reactor->close_tcp_listener(tcp);
+    for (auto& [conn, x] : exchanges) {
+      std::ignore = reactor->close_tcp(conn, net::close_mode::abort);
+    }
+  }
+}
 
 using membership_actor = caf::stateful_actor<membership_state>;
 
@@ -378,19 +399,6 @@ caf::behavior membership_impl(membership_actor* self) {
                                 return a.address() == dm.source;
                               }),
                subs.end());
-  });
-  self->attach_functor([=](const caf::error&) {
-    auto& st = self->state;
-    fail_all(st, error{errc::shutting_down, "membership stopped"});
-    if (st.reactor) {
-      std::ignore = st.reactor->close_udp(st.udp);
-      std::ignore = st.reactor->close_tcp_listener(st.tcp);
-      for (auto& [conn, x] : st.exchanges) {
-        std::ignore = st.reactor->close_tcp(conn, net::close_mode::abort);
-      }
-    }
-    st.exchanges.clear();
-    st.core.reset();
   });
   return {
     [=](init_atom, const init_ptr& init) {
