@@ -5,6 +5,9 @@ find_package(fmt 9 REQUIRED CONFIG)
 # GnuTLS: AES-GCM for gossip encryption in the core, TLS for QUIC later.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls>=3.7.3)
+# ngtcp2: the QUIC connection core (pkg-config only, PLATFORM.md §1).
+pkg_check_modules(NGTCP2 REQUIRED IMPORTED_TARGET libngtcp2>=0.12
+                  libngtcp2_crypto_gnutls>=0.12)
 if(NOT MYCORRIZAL_CORE_ONLY)
   include(mycorrizal_caf)
   find_package(spdlog 1.10 REQUIRED CONFIG)

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "mycorrizal/expected.hpp"
+#include "mycorrizal/quic/fwd.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace mycorrizal::quic {
+
+/// Congestion controllers ngtcp2 0.12 offers.
+enum class congestion_control : uint8_t { reno, cubic, bbr, bbr2 };
+
+/// Every knob of a QUIC connection. The defaults are the LAN preset
+/// (`lan_defaults()`); the field comments give the reasoning.
+struct transport_config {
+  /// RTT assumed before the first sample. 10 ms: with ngtcp2's default
+  /// 333 ms the pacer holds the client's Finished and the server's
+  /// HANDSHAKE_DONE back ~22 ms (PLATFORM.md §3.8-1). Both sides should use
+  /// the same value.
+  duration initial_rtt = std::chrono::milliseconds{10};
+
+  /// Largest UDP payload we send: 1500 (Ethernet MTU) - 40 (IPv6) - 8 (UDP)
+  /// = 1452. Packets start at 1200 and PMTUD probes up to this value.
+  size_t max_udp_payload = 1452;
+
+  /// Send `max_udp_payload`-sized packets at once, without the PMTUD ramp.
+  /// Only for networks known to carry them.
+  bool fixed_udp_payload = false;
+
+  /// Initial receive window of one stream (bytes the peer may send before we
+  /// extend it). 1 MiB covers 1 ms RTT at ~1 GB/s; auto-tuning grows it up
+  /// to `max_stream_window` when the consumer keeps up.
+  uint64_t stream_window = uint64_t{1} << 20;
+
+  /// Auto-tuning cap of one stream's receive window: 16 MiB.
+  uint64_t max_stream_window = uint64_t{16} << 20;
+
+  /// Initial receive window of the whole connection: 4 MiB, i.e. several
+  /// streams at full speed at once.
+  uint64_t connection_window = uint64_t{4} << 20;
+
+  /// Auto-tuning cap of the connection's receive window: 64 MiB.
+  uint64_t max_connection_window = uint64_t{64} << 20;
+
+  /// Bidirectional streams the peer may have open at once (the seeds'
+  /// 100..1000). A closed peer stream makes room for a new one.
+  uint64_t max_streams = 1000;
+
+  /// Bytes the core buffers per stream for sending, acknowledged or not
+  /// yet: `send` accepts at most this much beyond the last acknowledged
+  /// byte. 4 MiB keeps one stream at full speed on a LAN.
+  size_t stream_send_buffer = size_t{4} << 20;
+
+  /// Connection closes silently after this long without a packet from the
+  /// peer (negotiated: the smaller of both sides' values applies).
+  duration idle_timeout = std::chrono::seconds{30};
+
+  /// Send a PING when nothing was sent for this long, so an idle but alive
+  /// connection does not time out. 0 disables; must be below
+  /// `idle_timeout`.
+  duration keep_alive = std::chrono::seconds{10};
+
+  /// The handshake must complete within this time.
+  duration handshake_timeout = std::chrono::seconds{10};
+
+  /// Length of our connection ids (8..20). Fixed per endpoint: short-header
+  /// packets carry no length, routing needs it.
+  size_t cid_length = 16;
+
+  /// Upper bound of datagrams one `write` call produces.
+  size_t max_datagrams_per_write = 64;
+
+  /// Congestion controller.
+  congestion_control cc = congestion_control::cubic;
+
+  /// ALPN offered (client) and required (server). Both sides must agree;
+  /// only tests change it.
+  std::string alpn{alpn_v1};
+
+  /// The LAN preset: the defaults above.
+  static transport_config lan_defaults();
+
+  /// Checks every field.
+  /// @returns `errc::invalid_config` naming each bad field.
+  expected<void> validate() const;
+};
+
+} // namespace mycorrizal::quic

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: Apache-2.0
+// Suite quic.connection: two connection cores back to back in virtual time.
+#include "mycorrizal/quic/connection.hpp"
+
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <numeric>
+
+using namespace mycorrizal;
+using namespace mycorrizal::quic;
+using namespace mycorrizal::quic::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const pki& certs() {
+  return pki::get();
+}
+
+std::vector<std::byte> bytes_of(std::string_view text) {
+  auto* p = reinterpret_cast<const std::byte*>(text.data());
+  return {p, p + text.size()};
+}
+
+std::vector<std::byte> pattern(size_t n, uint32_t seed) {
+  std::vector<std::byte> out(n);
+  uint32_t x = seed;
+  for (auto& b : out) {
+    x = x * 1664525u + 1013904223u;
+    b = static_cast<std::byte>(x >> 24);
+  }
+  return out;
+}
+
+std::string text_of(const std::vector<std::byte>& data) {
+  return {reinterpret_cast<const char*>(data.data()), data.size()};
+}
+
+/// Pair of node-a (client) and node-b (server) with the cluster CA.
+pair make_pair(const transport_config& tc = {}) {
+  return pair{certs().creds(certs().node_a), certs().creds(certs().node_b), tc,
+              tc};
+}
+
+/// Makes the server echo every stream: data back, FIN back.
+void echo_on_server(pair& p) {
+  p.on_event = [&p](side s, event& ev) {
+    if (s != side::server) {
+      return;
+    }
+    if (auto* d = std::get_if<stream_data>(&ev)) {
+      auto sent = p.server->send(d->stream_id, d->data, d->fin);
+      ASSERT_TRUE(sent) << to_string(sent.error());
+      ASSERT_EQ(*sent, d->data.size());
+    }
+  };
+}
+
+/// Collects each stream's received bytes on a side.
+struct collector {
+  std::map<int64_t, std::vector<std::byte>> data;
+  std::map<int64_t, bool> fin;
+
+  void add(const stream_data& d) {
+    auto& v = data[d.stream_id];
+    v.insert(v.end(), d.data.begin(), d.data.end());
+    if (d.fin) {
+      fin[d.stream_id] = true;
+    }
+  }
+};
+
+bool handshake(pair& p) {
+  return p.run_until(
+    [&] {
+      return p.handshaken(side::client) && p.handshaken(side::server);
+    },
+    5s);
+}
+
+/// Sends `data` on a new client stream with FIN, refilling as the send
+/// buffer frees, and collects what the server receives.
+void transfer(pair& p, const std::vector<std::byte>& data, collector& got,
+              duration limit = 120s) {
+  auto sid = p.client->open_stream();
+  ASSERT_TRUE(sid) << to_string(sid.error());
+  size_t offset = 0;
+  auto push = [&] {
+    while (offset < data.size()) {
+      auto rest = bytes_view{data}.subspan(offset);
+      auto n = p.client->send(*sid, rest, true);
+      ASSERT_TRUE(n) << to_string(n.error());
+      offset += *n;
+      if (*n < rest.size()) {
+        break;
+      }
+    }
+  };
+  p.on_event = [&](side s, event& ev) {
+    if (s == side::server) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+    } else if (std::holds_alternative<stream_writable>(ev)) {
+      push();
+    }
+  };
+  push();
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return got.fin[*sid];
+    },
+    limit))
+    << "received " << got.data[*sid].size() << " of " << data.size();
+  ASSERT_EQ(got.data[*sid].size(), data.size());
+  EXPECT_TRUE(got.data[*sid] == data) << "bytes differ";
+}
+
+} // namespace
+
+TEST(quic_connection, handshake_authenticates_both_sides_and_echoes) {
+  auto p = make_pair();
+  EXPECT_FALSE(p.client->authenticated());
+  EXPECT_EQ(p.client->peer_name(), "");
+  // The client's TLS handshake completes before the server has judged the
+  // client certificate: the client must not report the peer yet then.
+  ASSERT_TRUE(handshake(p));
+  EXPECT_TRUE(p.client->authenticated());
+  EXPECT_TRUE(p.server->authenticated());
+  EXPECT_EQ(p.client->peer_name(), "node-b");
+  EXPECT_EQ(p.server->peer_name(), "node-a");
+  EXPECT_EQ(p.client->state(), connection_state::established);
+  EXPECT_TRUE(std::get<handshake_completed>(p.client_events.front()).peer_name
+              == "node-b");
+  // Virtual time: a LAN handshake takes a few RTTs, not the pacing delay.
+  echo_on_server(p);
+  auto sid = p.client->open_stream();
+  ASSERT_TRUE(sid);
+  auto msg = bytes_of("hello, mycorrizal");
+  auto sent = p.client->send(*sid, msg, true);
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(*sent, msg.size());
+  collector got;
+  auto server_opened = false;
+  auto user = p.on_event;
+  p.on_event = [&](side s, event& ev) {
+    user(s, ev);
+    if (s == side::client) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+    } else if (std::holds_alternative<stream_opened>(ev)) {
+      server_opened = true;
+    }
+  };
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return got.fin[*sid];
+    },
+    5s));
+  EXPECT_TRUE(server_opened);
+  EXPECT_EQ(text_of(got.data[*sid]), "hello, mycorrizal");
+  // Both directions finished: the stream closes on both sides.
+  auto closed_on = [&](const std::vector<event>& evs) {
+    return std::any_of(evs.begin(), evs.end(), [&](const event& ev) {
+      auto* c = std::get_if<stream_closed>(&ev);
+      return c && c->stream_id == *sid && !c->app_error_code;
+    });
+  };
+  ASSERT_TRUE(p.run_until([&] {
+    return closed_on(p.client_events) && closed_on(p.server_events);
+  }));
+  auto st = p.client->stats();
+  EXPECT_GT(st.datagrams_sent, 0u);
+  EXPECT_GT(st.datagrams_received, 0u);
+  EXPECT_GT(st.bytes_sent, st.datagrams_sent);
+  EXPECT_GT(st.cwnd, 0u);
+  EXPECT_GT(st.smoothed_rtt.count(), 0);
+  EXPECT_EQ(st.datagrams_dropped, 0u);
+  EXPECT_EQ(p.client->routing_ids().size() >= 1, true);
+}
+
+TEST(quic_connection, thousand_streams_on_one_connection) {
+  auto p = make_pair();
+  ASSERT_TRUE(handshake(p));
+  echo_on_server(p);
+  auto user = p.on_event;
+  collector got;
+  p.on_event = [&](side s, event& ev) {
+    user(s, ev);
+    if (s == side::client) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+    }
+  };
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 1000; ++i) {
+    auto sid = p.client->open_stream();
+    ASSERT_TRUE(sid) << i << ": " << to_string(sid.error());
+    auto msg = bytes_of("message " + std::to_string(i));
+    ASSERT_EQ(*p.client->send(*sid, msg, true), msg.size());
+    ids.push_back(*sid);
+  }
+  // The 1001st exceeds the server's limit of concurrent streams.
+  auto extra = p.client->open_stream();
+  ASSERT_FALSE(extra);
+  EXPECT_EQ(extra.error(), errc::queue_full);
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return got.fin.size() == ids.size();
+    },
+    30s))
+    << got.fin.size();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(text_of(got.data[ids[i]]), "message " + std::to_string(i));
+  }
+  // Closed streams give room for new ones.
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.client->open_stream().has_value();
+    },
+    5s));
+}
+
+TEST(quic_connection, megabytes_arrive_intact) {
+  auto p = make_pair();
+  ASSERT_TRUE(handshake(p));
+  auto data = pattern(8 << 20, 1);
+  collector got;
+  transfer(p, data, got);
+  auto st = p.client->stats();
+  EXPECT_GT(st.bytes_sent, data.size());
+  EXPECT_EQ(st.lost_packets, 0u);
+}
+
+TEST(quic_connection, loss_and_reordering_still_deliver_intact) {
+  auto p = make_pair();
+  p.to_server.drop_every = 20;
+  p.to_client.drop_every = 20;
+  p.to_server.reorder = true;
+  p.to_client.reorder = true;
+  ASSERT_TRUE(handshake(p));
+  auto data = pattern(3 << 20, 2);
+  collector got;
+  transfer(p, data, got);
+  EXPECT_GT(p.client->stats().lost_packets, 0u);
+}
+
+TEST(quic_connection, garbage_and_truncated_datagrams_are_dropped) {
+  auto p = make_pair();
+  ASSERT_TRUE(handshake(p));
+  std::vector<std::byte> last;
+  // Capture a real datagram to truncate.
+  std::vector<std::byte> buf(size_t{1500} * 64);
+  std::vector<std::span<const std::byte>> out;
+  auto sid = p.client->open_stream();
+  ASSERT_TRUE(sid);
+  ASSERT_TRUE(p.client->send(*sid, bytes_of("ping"), false));
+  ASSERT_GT(p.client->write(p.now, buf, out), 0u);
+  std::vector<std::byte> real(out[0].begin(), out[0].end());
+  auto noise = pattern(1200, 3);
+  for (side s : {side::client, side::server}) {
+    p.inject(s, {});
+    p.inject(s, noise);
+    p.inject(s, std::vector<std::byte>(noise.begin(), noise.begin() + 5));
+    p.inject(s, std::vector<std::byte>(real.begin(), real.begin() + 20));
+    p.inject(s, std::vector<std::byte>(real.begin(), real.end() - 1));
+    auto flipped = real;
+    flipped[flipped.size() / 2] ^= std::byte{0x55};
+    p.inject(s, flipped);
+    // A long-header Initial with random payload.
+    auto initial = noise;
+    initial[0] = std::byte{0xc3};
+    initial[1] = std::byte{0};
+    initial[2] = std::byte{0};
+    initial[3] = std::byte{0};
+    initial[4] = std::byte{1};
+    p.inject(s, initial);
+  }
+  EXPECT_FALSE(p.closed(side::client));
+  EXPECT_FALSE(p.closed(side::server));
+  EXPECT_GE(p.client->stats().datagrams_dropped, 3u);
+  EXPECT_GE(p.server->stats().datagrams_dropped, 3u);
+  // Still serving: an echo round trip works.
+  auto data = pattern(100000, 4);
+  collector got;
+  transfer(p, data, got);
+  EXPECT_EQ(p.client->state(), connection_state::established);
+}
+
+TEST(quic_connection, idle_timeout_closes_when_the_peer_vanishes) {
+  transport_config tc;
+  tc.idle_timeout = 3s;
+  tc.keep_alive = 1s;
+  auto p = make_pair(tc);
+  ASSERT_TRUE(handshake(p));
+  // Keep-alive keeps a quiet but present peer connected.
+  p.run_for(20s);
+  EXPECT_FALSE(p.closed(side::client));
+  EXPECT_FALSE(p.closed(side::server));
+  // Now the server vanishes: nothing is delivered any more either way.
+  p.to_client.deliver = false;
+  p.to_server.deliver = false;
+  auto start = p.now;
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::client) && p.closed(side::server);
+    },
+    30s));
+  EXPECT_LE(p.now - start, 10s);
+  for (side s : {side::client, side::server}) {
+    auto c = *p.closed(s);
+    EXPECT_EQ(c.reason, errc::timeout);
+    EXPECT_NE(c.reason.context().find("idle timeout"), std::string::npos)
+      << c.reason.context();
+    EXPECT_TRUE(p.get(s).finished());
+  }
+}
+
+TEST(quic_connection, graceful_close_reports_on_both_sides) {
+  auto p = make_pair();
+  ASSERT_TRUE(handshake(p));
+  p.client->close(42, "shutting down", p.now);
+  EXPECT_EQ(p.client->close_reason(), errc::shutting_down);
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::client).has_value();
+    },
+    1s));
+  auto c = p.closed(side::client);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->reason, errc::shutting_down);
+  EXPECT_NE(c->reason.context().find("42: shutting down"), std::string::npos)
+    << c->reason.context();
+  EXPECT_FALSE(c->by_peer);
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::server).has_value();
+    },
+    5s));
+  auto s = *p.closed(side::server);
+  EXPECT_TRUE(s.by_peer);
+  EXPECT_EQ(s.reason, errc::connection_lost);
+  EXPECT_EQ(p.server->state(), connection_state::draining);
+  EXPECT_EQ(p.client->state(), connection_state::closing);
+  // Both are kept ~3 PTO, then finished.
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.client->finished() && p.server->finished();
+    },
+    5s));
+  EXPECT_FALSE(p.client->send(0, bytes_of("x")));
+}
+
+// -- rejections ---------------------------------------------------------------
+
+namespace {
+
+struct rejection {
+  std::optional<connection_closed> client;
+  std::optional<connection_closed> server;
+  bool client_handshaken = false;
+  bool server_handshaken = false;
+};
+
+rejection run_rejection(pair& p) {
+  p.run_until(
+    [&] {
+      return p.closed(side::client) && (!p.server || p.closed(side::server));
+    },
+    15s);
+  return {p.closed(side::client),
+          p.server ? p.closed(side::server) : std::nullopt,
+          p.handshaken(side::client), p.handshaken(side::server)};
+}
+
+void expect_context(const std::optional<connection_closed>& c,
+                    std::string_view part) {
+  ASSERT_TRUE(c) << "no closed event";
+  if (std::getenv("MYCORRIZAL_SHOW_REASONS") != nullptr) {
+    std::cout << "  reason: " << to_string(c->reason) << '\n';
+  }
+  EXPECT_NE(c->reason.context().find(part), std::string::npos)
+    << c->reason.context();
+}
+
+} // namespace
+
+TEST(quic_connection, client_from_a_foreign_ca_is_rejected) {
+  pair p{certs().creds(certs().foreign_a, certs().foreign_ca),
+         certs().creds(certs().node_b)};
+  // The client trusts only its own (foreign) CA: it rejects the server too;
+  // give it a bundle with both to test the server's check alone.
+  auto both = certs().ca.cert_pem + certs().foreign_ca.cert_pem;
+  auto creds = credentials::from_pem(both, certs().foreign_a.cert_pem,
+                                     certs().foreign_a.key_pem,
+                                     std::chrono::system_clock::now());
+  ASSERT_TRUE(creds);
+  pair q{*creds, certs().creds(certs().node_b)};
+  auto r = run_rejection(q);
+  EXPECT_FALSE(r.client_handshaken);
+  EXPECT_FALSE(r.server_handshaken);
+  expect_context(r.server, "not signed by our cluster CA");
+  expect_context(r.server, "CN=node-a");
+  expect_context(r.client, "rejected our certificate");
+  // And the client trusting only the foreign CA rejects the server.
+  auto r2 = run_rejection(p);
+  EXPECT_FALSE(r2.client_handshaken);
+  expect_context(r2.client, "not signed by our cluster CA");
+  expect_context(r2.client, "CN=node-b");
+  expect_context(r2.server, "peer closed");
+}
+
+TEST(quic_connection, expired_client_certificate_is_rejected) {
+  pair p{certs().creds(certs().expired_a), certs().creds(certs().node_b)};
+  auto r = run_rejection(p);
+  EXPECT_FALSE(r.client_handshaken);
+  EXPECT_FALSE(r.server_handshaken);
+  expect_context(r.server, "expired at");
+  expect_context(r.client, "rejected our certificate");
+}
+
+TEST(quic_connection, client_without_certificate_is_rejected) {
+  auto anon = credentials::trust_only(certs().ca.cert_pem);
+  ASSERT_TRUE(anon);
+  pair p{*anon, certs().creds(certs().node_b)};
+  auto r = run_rejection(p);
+  EXPECT_FALSE(r.client_handshaken);
+  EXPECT_FALSE(r.server_handshaken);
+  expect_context(r.server, "sent no certificate");
+  expect_context(r.client, "rejected our certificate");
+}
+
+TEST(quic_connection, wrong_alpn_is_rejected) {
+  transport_config other;
+  other.alpn = "other/1";
+  pair p{
+    certs().creds(certs().node_a), certs().creds(certs().node_b), other, {}};
+  auto r = run_rejection(p);
+  EXPECT_FALSE(r.client_handshaken);
+  EXPECT_FALSE(r.server_handshaken);
+  ASSERT_TRUE(r.server);
+  EXPECT_EQ(r.server->reason, errc::unsupported_version);
+  expect_context(r.server, "ALPN mismatch");
+  expect_context(r.client, "closed the connection during the handshake");
+}
+
+TEST(quic_connection, unexpected_server_name_is_rejected) {
+  pair p{certs().creds(certs().node_a),
+         certs().creds(certs().node_c),
+         {},
+         {},
+         "node-b"};
+  auto r = run_rejection(p);
+  EXPECT_FALSE(r.client_handshaken);
+  EXPECT_FALSE(r.server_handshaken);
+  expect_context(r.client, "expected 'node-b', the certificate says 'node-c'");
+  expect_context(r.server, "peer closed");
+  EXPECT_EQ(p.client->peer_name(), "");
+}
+
+TEST(quic_connection, invalid_parameters_are_refused) {
+  connection_params params;
+  params.rng = seeded_rng(1);
+  params.transport.cid_length = 2;
+  auto c = connection::connect(certs().creds(certs().node_a), params,
+                               time_point{});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error(), errc::invalid_config);
+  params.transport.cid_length = 16;
+  params.rng = nullptr;
+  c = connection::connect(certs().creds(certs().node_a), params, time_point{});
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().context().find("rng"), std::string::npos);
+  params.rng = seeded_rng(1);
+  auto s = connection::accept(certs().creds(certs().node_b), params,
+                              bytes_of("not quic"), time_point{});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error(), errc::malformed_frame);
+}
