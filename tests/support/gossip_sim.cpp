@@ -309,18 +309,23 @@ void gossip_sim::run_for(duration d) {
     d);
 }
 
-bool gossip_sim::run_until(const std::function<bool()>& done, duration limit) {
+bool gossip_sim::run_until(const std::function<bool()>& done, duration limit,
+                           duration check_every) {
   auto end = now_ + limit;
   if (done()) {
     return true;
   }
+  auto next_check = now_ + check_every;
   while (!queue_.empty() && queue_.top().at <= end) {
     auto e = queue_.top();
     queue_.pop();
     now_ = std::max(now_, e.at);
     process(e);
-    if (done()) {
-      return true;
+    if (now_ >= next_check) {
+      if (done()) {
+        return true;
+      }
+      next_check = now_ + check_every;
     }
   }
   now_ = end;
@@ -342,6 +347,12 @@ bool gossip_sim::converged() const {
   size_t live = 0;
   for (const auto& n : nodes_) {
     live += n->crashed ? 0 : 1;
+  }
+  // Cheap test first: everyone sees as many others up as there are.
+  for (const auto& n : nodes_) {
+    if (!n->crashed && n->core->num_alive() < live - 1) {
+      return false;
+    }
   }
   for (size_t i = 0; i < nodes_.size(); ++i) {
     if (nodes_[i]->crashed) {

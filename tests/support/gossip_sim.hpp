@@ -67,9 +67,12 @@ public:
   /// Advances virtual time by `d`, running every event due.
   void run_for(duration d);
 
-  /// Runs until `done()` holds (checked after each event) or `limit` of
-  /// virtual time passed. Returns whether `done()` held.
-  bool run_until(const std::function<bool()>& done, duration limit);
+  /// Runs until `done()` holds or `limit` of virtual time passed. `done()`
+  /// is checked after each event, or at most once per `check_every` of
+  /// virtual time when that is set (for expensive checks at large N).
+  /// Returns whether `done()` held.
+  bool run_until(const std::function<bool()>& done, duration limit,
+                 duration check_every = duration::zero());
 
   time_point now() const noexcept {
     return now_;

@@ -145,8 +145,15 @@ membership::~membership() = default;
 // -- node table ---------------------------------------------------------------
 
 membership::node_entry* membership::lookup(std::string_view name) const {
-  auto i = by_name_.find(std::string{name});
+  auto i = by_name_.find(name);
   return i == by_name_.end() ? nullptr : i->second;
+}
+
+size_t membership::num_alive() const noexcept {
+  return static_cast<size_t>(
+    std::count_if(nodes_.begin(), nodes_.end(), [this](const auto& e) {
+      return !e->dead_or_left() && e->m.name != cfg_.name;
+    }));
 }
 
 membership::node_entry& membership::self_entry() const {

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -210,6 +211,9 @@ public:
     return nodes_.size();
   }
 
+  /// Other members that are alive or suspect (what a user calls "up").
+  size_t num_alive() const noexcept;
+
   bool has_left() const noexcept {
     return leaving_;
   }
@@ -361,7 +365,15 @@ private:
   broadcast_queue broadcasts_;
 
   std::vector<std::unique_ptr<node_entry>> nodes_;
-  std::unordered_map<std::string, node_entry*> by_name_;
+  /// Hashes names for lookups by `std::string_view` without a copy.
+  struct name_hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view x) const noexcept {
+      return std::hash<std::string_view>{}(x);
+    }
+  };
+  std::unordered_map<std::string, node_entry*, name_hash, std::equal_to<>>
+    by_name_;
   size_t probe_index_ = 0;
 
   uint32_t incarnation_ = 0;
