@@ -1,75 +1,74 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "mycorrizal/gossip/broadcast_queue.hpp"
 
-#include <algorithm>
-#include <numeric>
-#include <tuple>
+#include <iterator>
 
 namespace mycorrizal::gossip {
 
-void broadcast_queue::queue(std::string name, byte_buffer msg,
-                            finished_fn on_finish) {
-  item x{std::move(name), std::move(msg), std::move(on_finish), 0, next_id_++};
-  if (auto i = by_name_.find(x.name); i != by_name_.end()) {
-    auto old = std::move(items_[i->second].on_finish);
-    items_[i->second] = std::move(x);
-    if (old) {
-      old(false);
-    }
-    return;
+broadcast_queue::finished_fn broadcast_queue::erase(item_set::iterator i) {
+  by_name_.erase(i->name);
+  if (auto s = sizes_.find(i->msg.size()); --s->second == 0) {
+    sizes_.erase(s);
   }
-  by_name_.emplace(x.name, items_.size());
-  items_.push_back(std::move(x));
+  auto node = items_.extract(i);
+  return std::move(node.value().on_finish);
 }
 
-void broadcast_queue::erase_at(size_t index) {
-  by_name_.erase(items_[index].name);
-  if (index + 1 != items_.size()) {
-    items_[index] = std::move(items_.back());
-    by_name_[items_[index].name] = index;
+void broadcast_queue::queue(std::string name, byte_buffer msg,
+                            finished_fn on_finish) {
+  finished_fn replaced;
+  if (auto i = by_name_.find(name); i != by_name_.end()) {
+    replaced = erase(i->second);
   }
-  items_.pop_back();
+  item x{std::move(name), std::move(msg), std::move(on_finish), 0, next_id_++};
+  auto key = x.name;
+  ++sizes_[x.msg.size()];
+  auto [pos, ok] = items_.insert(std::move(x));
+  by_name_.emplace(std::move(key), pos);
+  if (replaced) {
+    replaced(false);
+  }
 }
 
 std::vector<byte_buffer> broadcast_queue::take(size_t overhead, size_t limit,
                                                int transmit_limit) {
   std::vector<byte_buffer> out;
+  std::vector<item_set::iterator> taken;
+  size_t used = 0;
   if (items_.empty()) {
     return out;
   }
-  std::vector<size_t> order(items_.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [this](size_t a, size_t b) {
-    const auto& x = items_[a];
-    const auto& y = items_[b];
-    return std::make_tuple(x.transmits, y.msg.size(), y.id)
-           < std::make_tuple(y.transmits, x.msg.size(), x.id);
-  });
-  size_t used = 0;
-  std::vector<size_t> finished;
-  for (auto index : order) {
-    auto& x = items_[index];
-    auto cost = overhead + x.msg.size();
+  auto smallest = overhead + sizes_.begin()->first;
+  for (auto i = items_.begin(); i != items_.end(); ++i) {
+    if (limit - used < smallest) {
+      break;
+    }
+    auto cost = overhead + i->msg.size();
     if (used + cost > limit) {
       continue;
     }
     used += cost;
-    out.push_back(x.msg);
-    if (++x.transmits >= transmit_limit) {
-      finished.push_back(index);
-    }
-    if (limit - used <= overhead) {
-      break;
-    }
+    out.push_back(i->msg);
+    taken.push_back(i);
   }
-  // Erase from the back so earlier indexes stay valid.
-  std::sort(finished.rbegin(), finished.rend());
+  // Count the transmission: re-insert with the new count, or finish.
   std::vector<finished_fn> callbacks;
-  for (auto index : finished) {
-    if (items_[index].on_finish) {
-      callbacks.push_back(std::move(items_[index].on_finish));
+  for (auto i : taken) {
+    auto node = items_.extract(i);
+    auto& x = node.value();
+    if (++x.transmits >= transmit_limit) {
+      by_name_.erase(x.name);
+      if (auto s = sizes_.find(x.msg.size()); --s->second == 0) {
+        sizes_.erase(s);
+      }
+      if (x.on_finish) {
+        callbacks.push_back(std::move(x.on_finish));
+      }
+      continue;
     }
-    erase_at(index);
+    auto key = x.name;
+    auto res = items_.insert(std::move(node));
+    by_name_[key] = res.position;
   }
   for (auto& f : callbacks) {
     f(true);
@@ -78,23 +77,13 @@ std::vector<byte_buffer> broadcast_queue::take(size_t overhead, size_t limit,
 }
 
 void broadcast_queue::prune(size_t max_retained) {
-  if (items_.size() <= max_retained) {
-    return;
-  }
-  std::vector<size_t> order(items_.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [this](size_t a, size_t b) {
-    return std::make_tuple(items_[a].transmits, items_[a].id)
-           > std::make_tuple(items_[b].transmits, items_[b].id);
-  });
-  order.resize(items_.size() - max_retained);
-  std::sort(order.rbegin(), order.rend());
   std::vector<finished_fn> callbacks;
-  for (auto index : order) {
-    if (items_[index].on_finish) {
-      callbacks.push_back(std::move(items_[index].on_finish));
+  while (items_.size() > max_retained) {
+    // The most transmitted (and, among those, the oldest) go first.
+    auto last = std::prev(items_.end());
+    if (auto f = erase(last)) {
+      callbacks.push_back(std::move(f));
     }
-    erase_at(index);
   }
   for (auto& f : callbacks) {
     f(false);
@@ -105,11 +94,12 @@ void broadcast_queue::clear() {
   std::vector<finished_fn> callbacks;
   for (auto& x : items_) {
     if (x.on_finish) {
-      callbacks.push_back(std::move(x.on_finish));
+      callbacks.push_back(x.on_finish);
     }
   }
   items_.clear();
   by_name_.clear();
+  sizes_.clear();
   for (auto& f : callbacks) {
     f(false);
   }

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,12 +58,30 @@ private:
     uint64_t id = 0;
   };
 
-  // Items in no particular order; `by_name_` maps a node to its index.
-  std::vector<item> items_;
-  std::unordered_map<std::string, size_t> by_name_;
+  /// Send order: fewest transmissions, then largest, then newest.
+  struct order {
+    bool operator()(const item& x, const item& y) const noexcept {
+      if (x.transmits != y.transmits) {
+        return x.transmits < y.transmits;
+      }
+      if (x.msg.size() != y.msg.size()) {
+        return x.msg.size() > y.msg.size();
+      }
+      return x.id > y.id;
+    }
+  };
+
+  using item_set = std::set<item, order>;
+
+  item_set items_;
+  std::unordered_map<std::string, item_set::iterator> by_name_;
+  /// Message sizes queued (size -> count), so `take` stops scanning once
+  /// not even the smallest fits.
+  std::map<size_t, size_t> sizes_;
   uint64_t next_id_ = 0;
 
-  void erase_at(size_t index);
+  /// Removes `i` and returns its callback.
+  finished_fn erase(item_set::iterator i);
 };
 
 } // namespace mycorrizal::gossip
