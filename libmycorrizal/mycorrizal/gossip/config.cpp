@@ -91,6 +91,7 @@ expected<void> membership_config::validate() const {
   check.require("dead_node_reclaim_time",
                 dead_node_reclaim_time >= duration::zero(),
                 "must not be negative");
+  check.require("label", label.size() <= 255, "must be at most 255 bytes");
   return std::move(check).result();
 }
 

@@ -97,6 +97,15 @@ struct membership_config {
   bool gossip_verify_incoming = true;
   bool gossip_verify_outgoing = true;
 
+  /// Cluster label (memberlist upstream's `Label`): sent in front of every
+  /// packet and stream and authenticated with the key; traffic with another
+  /// label (or none) is dropped. Debian's memberlist 0.2.2 does not know
+  /// labels: leave it empty in clusters with such nodes. At most 255 bytes.
+  std::string label;
+
+  /// Accept traffic whatever its label (for rolling a label out).
+  bool skip_inbound_label_check = false;
+
   /// Seed of the core's random choices (probe order, relays, gossip
   /// targets, timer phases). Tests fix it; the actor draws it at random.
   uint64_t seed = 0;

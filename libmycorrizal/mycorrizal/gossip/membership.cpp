@@ -640,6 +640,8 @@ void membership::handle_datagram(const ip_endpoint& from, bytes_view bytes,
     opts.keys = &cfg_.keys;
     opts.verify_incoming = cfg_.gossip_verify_incoming;
   }
+  opts.label = cfg_.label;
+  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
   auto packet = unwrap_packet(bytes, opts);
   if (!packet) {
     ++stats_.packets_dropped;
@@ -848,13 +850,18 @@ void membership::raw_send(const ip_endpoint& to, const node_entry* node,
     msg = add_crc(msg);
   }
   if (!cfg_.keys.empty() && cfg_.gossip_verify_outgoing) {
-    auto enc = encrypt_packet(msg, cfg_.keys, 1, make_nonce());
+    auto enc = encrypt_packet(msg, cfg_.keys, 1, make_nonce(), cfg_.label);
     if (!enc) {
       log(log_level::error,
           fmt::format("cannot encrypt: {}", to_string(enc.error())));
       return;
     }
     msg = std::move(*enc);
+  }
+  if (!cfg_.label.empty()) {
+    if (auto labelled = add_label(cfg_.label, msg)) {
+      msg = std::move(*labelled);
+    }
   }
   ++stats_.packets_out;
   stats_.bytes_out += msg.size();
@@ -935,6 +942,7 @@ byte_buffer membership::local_state(bool join) const {
 byte_buffer membership::frame_out(const byte_buffer& message) {
   stream_send_options opts;
   opts.compress = cfg_.enable_compression;
+  opts.label = cfg_.label;
   if (!cfg_.keys.empty() && cfg_.gossip_verify_outgoing) {
     opts.keys = &cfg_.keys;
     opts.nonce = make_nonce();
@@ -1045,6 +1053,8 @@ stream_step membership::handle_stream(const ip_endpoint& from,
     opts.keys = &cfg_.keys;
     opts.verify_incoming = cfg_.gossip_verify_incoming;
   }
+  opts.label = cfg_.label;
+  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
   auto decoded = decode_stream(received, opts);
   auto fail = [&](const error& why) {
     ++stats_.streams_failed;
@@ -1119,6 +1129,8 @@ bool membership::handle_stream_reply(uint64_t id, bytes_view received,
     opts.keys = &cfg_.keys;
     opts.verify_incoming = cfg_.gossip_verify_incoming;
   }
+  opts.label = cfg_.label;
+  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
   auto decoded = decode_stream(received, opts);
   if (!decoded) {
     finish_stream(id, &decoded.error(), now);

@@ -6,6 +6,8 @@
 #include "mycorrizal/gossip/msgpack.hpp"
 #include "mycorrizal/wire/detail/bytes.hpp"
 
+#include <fmt/format.h>
+
 namespace mycorrizal::gossip {
 
 namespace {
@@ -205,14 +207,53 @@ expected<byte_buffer> decompress_message(bytes_view msg, size_t max_size) {
   return lzw_decompress(buf, max_size);
 }
 
+expected<byte_buffer> add_label(std::string_view label, bytes_view packet) {
+  if (label.size() > 255) {
+    return unexpected{error{errc::too_large, "label above 255 bytes"}};
+  }
+  byte_buffer out;
+  if (!label.empty()) {
+    out.reserve(2 + label.size() + packet.size());
+    out.push_back(static_cast<std::byte>(message_type::has_label));
+    out.push_back(static_cast<std::byte>(label.size()));
+    for (char c : label) {
+      out.push_back(static_cast<std::byte>(c));
+    }
+  }
+  out.insert(out.end(), packet.begin(), packet.end());
+  return out;
+}
+
+expected<std::pair<std::string_view, bytes_view>>
+split_label(bytes_view packet) {
+  if (packet.empty() || type_byte(packet) != message_type::has_label) {
+    return std::make_pair(std::string_view{}, packet);
+  }
+  if (packet.size() < 2) {
+    return unexpected{error{errc::malformed_frame, "label header cut off"}};
+  }
+  auto len = std::to_integer<size_t>(packet[1]);
+  if (len == 0) {
+    return unexpected{error{errc::malformed_frame, "empty label"}};
+  }
+  if (packet.size() < 2 + len) {
+    return unexpected{error{errc::malformed_frame, "label cut off"}};
+  }
+  std::string_view label{reinterpret_cast<const char*>(packet.data() + 2), len};
+  return std::make_pair(label, packet.subspan(2 + len));
+}
+
 expected<byte_buffer> encrypt_packet(bytes_view plaintext, const keyring& ring,
-                                     uint8_t version, const gcm_nonce& nonce) {
+                                     uint8_t version, const gcm_nonce& nonce,
+                                     std::string_view label) {
   if (ring.empty()) {
     return unexpected{error{errc::invalid_config, "keyring is empty"}};
   }
   byte_buffer out;
+  bytes_view aad{reinterpret_cast<const std::byte*>(label.data()),
+                 label.size()};
   if (auto res = encrypt_payload(out, version, ring.primary(), nonce, plaintext,
-                                 {});
+                                 aad);
       !res) {
     return unexpected{res.error()};
   }
@@ -222,9 +263,22 @@ expected<byte_buffer> encrypt_packet(bytes_view plaintext, const keyring& ring,
 expected<unwrapped_packet> unwrap_packet(bytes_view datagram,
                                          const packet_options& opts) {
   unwrapped_packet result;
+  auto labelled = split_label(datagram);
+  if (!labelled) {
+    return unexpected{labelled.error()};
+  }
+  auto [label, rest] = *labelled;
+  if (!opts.skip_inbound_label_check && label != opts.label) {
+    return unexpected{error{errc::malformed_frame,
+                            fmt::format("label '{}' where '{}' was expected",
+                                        label, opts.label)}};
+  }
+  datagram = rest;
   byte_buffer plain;
   if (opts.keys != nullptr && !opts.keys->empty()) {
-    auto dec = decrypt_payload(*opts.keys, datagram, {});
+    bytes_view aad{reinterpret_cast<const std::byte*>(label.data()),
+                   label.size()};
+    auto dec = decrypt_payload(*opts.keys, datagram, aad);
     if (dec) {
       plain = std::move(*dec);
       datagram = plain;

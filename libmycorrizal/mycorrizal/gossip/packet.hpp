@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <span>
+#include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -34,6 +36,13 @@ struct packet_options {
   /// read it as plaintext (false).
   bool verify_incoming = true;
   packet_limits limits;
+  /// Our cluster label (memberlist upstream's `Label`, not in Debian's
+  /// 0.2.2): a datagram must carry exactly this label (none when empty),
+  /// which is also the GCM additional data.
+  std::string_view label;
+  /// Accept datagrams whatever their label (upstream's
+  /// SkipInboundLabelCheck).
+  bool skip_inbound_label_check = false;
 };
 
 /// The leaf messages of one datagram, in order, each starting with its type.
@@ -50,7 +59,8 @@ struct unwrapped_packet {
 using packet_message = std::variant<ping, indirect_ping, ack, nack, suspect,
                                     alive, dead, user_msg>;
 
-/// Decrypts (if keys are set), checks and strips an outer hasCrc, and
+/// Checks and strips a label header (type 244), decrypts (if keys are
+/// set), checks and strips an outer hasCrc, and
 /// splits compound and compress layers into leaf messages.
 /// @returns `errc::malformed_frame` (no key authenticates, bad CRC, bad
 ///   compound or compress layout, LZW errors, an empty datagram, nesting
@@ -104,11 +114,23 @@ expected<byte_buffer> compress_message(bytes_view msg);
 ///   `errc::unsupported_version` for an algorithm other than LZW.
 expected<byte_buffer> decompress_message(bytes_view msg, size_t max_size);
 
-/// Encrypts a whole datagram with the primary key (no additional data, as
-/// Debian's memberlist does).
+/// Encrypts a whole datagram with the primary key; the additional data is
+/// the label (empty without one, as Debian's memberlist does).
 /// @returns `errc::invalid_config` for an empty ring, or the errors of
 ///   `encrypt_payload`.
 expected<byte_buffer> encrypt_packet(bytes_view plaintext, const keyring& ring,
-                                     uint8_t version, const gcm_nonce& nonce);
+                                     uint8_t version, const gcm_nonce& nonce,
+                                     std::string_view label = {});
+
+/// Puts `f4 | len | label` in front of `packet` (nothing for an empty
+/// label).
+/// @returns `errc::too_large` for a label above 255 bytes.
+expected<byte_buffer> add_label(std::string_view label, bytes_view packet);
+
+/// Splits a label header off `packet`: the label (empty if there is none)
+/// and the rest.
+/// @returns `errc::malformed_frame` for a cut-off header or an empty label.
+expected<std::pair<std::string_view, bytes_view>>
+split_label(bytes_view packet);
 
 } // namespace mycorrizal::gossip

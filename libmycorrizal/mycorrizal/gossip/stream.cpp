@@ -6,6 +6,8 @@
 #include "mycorrizal/gossip/packet.hpp"
 #include "mycorrizal/wire/detail/bytes.hpp"
 
+#include <fmt/format.h>
+
 namespace mycorrizal::gossip {
 
 namespace {
@@ -164,8 +166,54 @@ step<decoded_stream> read_plain(bytes_view input, const stream_limits& lim,
 
 } // namespace
 
+namespace {
+
+expected<std::optional<decoded_stream>>
+decode_unlabelled(bytes_view input, const stream_options& opts,
+                  std::string_view label);
+
+} // namespace
+
 expected<std::optional<decoded_stream>>
 decode_stream(bytes_view input, const stream_options& opts) {
+  if (input.empty()) {
+    return std::optional<decoded_stream>{};
+  }
+  // A label header (upstream memberlist) comes once, first.
+  size_t label_size = 0;
+  std::string_view label;
+  if (static_cast<message_type>(input[0]) == message_type::has_label) {
+    if (input.size() < 2) {
+      return std::optional<decoded_stream>{};
+    }
+    auto len = std::to_integer<size_t>(input[1]);
+    if (len == 0) {
+      return unexpected{error{errc::malformed_frame, "empty label"}};
+    }
+    if (input.size() < 2 + len) {
+      return std::optional<decoded_stream>{};
+    }
+    label = std::string_view{reinterpret_cast<const char*>(input.data() + 2),
+                             len};
+    label_size = 2 + len;
+  }
+  if (!opts.skip_inbound_label_check && label != opts.label) {
+    return unexpected{error{errc::malformed_frame,
+                            fmt::format("label '{}' where '{}' was expected",
+                                        label, opts.label)}};
+  }
+  auto res = decode_unlabelled(input.subspan(label_size), opts, label);
+  if (res && res->has_value()) {
+    (*res)->consumed += label_size;
+  }
+  return res;
+}
+
+namespace {
+
+expected<std::optional<decoded_stream>>
+decode_unlabelled(bytes_view input, const stream_options& opts,
+                  std::string_view label) {
   if (input.empty()) {
     return std::optional<decoded_stream>{};
   }
@@ -186,8 +234,11 @@ decode_stream(bytes_view input, const stream_options& opts) {
     if (input.size() - 5 < len) {
       return std::optional<decoded_stream>{};
     }
-    auto plain = decrypt_payload(*opts.keys, input.subspan(5, len),
-                                 input.first(5));
+    byte_buffer aad(input.begin(), input.begin() + 5);
+    for (char c : label) {
+      aad.push_back(static_cast<std::byte>(c));
+    }
+    auto plain = decrypt_payload(*opts.keys, input.subspan(5, len), aad);
     if (!plain) {
       return unexpected{plain.error()};
     }
@@ -216,6 +267,8 @@ decode_stream(bytes_view input, const stream_options& opts) {
     std::get<decoded_stream>(std::move(*res))};
 }
 
+} // namespace
+
 expected<byte_buffer> encode_stream_message(const stream_message& msg) {
   return std::visit(
     [](const auto& x) -> expected<byte_buffer> {
@@ -239,7 +292,8 @@ expected<byte_buffer> encode_stream_message(const stream_message& msg) {
 }
 
 expected<byte_buffer> encrypt_stream(bytes_view plaintext, const keyring& ring,
-                                     uint8_t version, const gcm_nonce& nonce) {
+                                     uint8_t version, const gcm_nonce& nonce,
+                                     std::string_view label) {
   if (ring.empty()) {
     return unexpected{error{errc::invalid_config, "keyring is empty"}};
   }
@@ -254,6 +308,9 @@ expected<byte_buffer> encrypt_stream(bytes_view plaintext, const keyring& ring,
   out[0] = static_cast<std::byte>(message_type::encrypt);
   wire::detail::store_u32(out.data() + 1, static_cast<uint32_t>(len));
   byte_buffer aad(out.begin(), out.end());
+  for (char c : label) {
+    aad.push_back(static_cast<std::byte>(c));
+  }
   if (auto res = encrypt_payload(out, version, ring.primary(), nonce, plaintext,
                                  aad);
       !res) {
@@ -273,11 +330,21 @@ expected<byte_buffer> frame_stream(bytes_view message,
     buf = std::move(*c);
     message = buf;
   }
+  byte_buffer body;
   if (opts.keys != nullptr && !opts.keys->empty()) {
-    return encrypt_stream(message, *opts.keys, opts.encryption_version,
-                          opts.nonce);
+    auto enc = encrypt_stream(message, *opts.keys, opts.encryption_version,
+                              opts.nonce, opts.label);
+    if (!enc) {
+      return enc;
+    }
+    body = std::move(*enc);
+  } else {
+    body.assign(message.begin(), message.end());
   }
-  return byte_buffer(message.begin(), message.end());
+  if (opts.label.empty()) {
+    return body;
+  }
+  return add_label(opts.label, body);
 }
 
 } // namespace mycorrizal::gossip

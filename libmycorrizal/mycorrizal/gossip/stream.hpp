@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string_view>
 #include <variant>
 
 /// TCP stream framing (memberlist-wire.md §6.3, §7): one message per
@@ -38,6 +39,12 @@ struct stream_options {
   /// With keys: refuse plaintext streams (memberlist's default).
   bool verify_incoming = true;
   stream_limits limits;
+  /// Our cluster label (upstream only): the stream must start with exactly
+  /// this label header (none when empty); it is part of the GCM additional
+  /// data of an encrypted stream.
+  std::string_view label;
+  /// Accept streams whatever their label.
+  bool skip_inbound_label_check = false;
 };
 
 /// The messages a stream carries; `user_msg` has the header form here.
@@ -77,17 +84,20 @@ struct stream_send_options {
   const keyring* keys = nullptr;
   uint8_t encryption_version = 1;
   gcm_nonce nonce{};
+  /// Sent as a label header first, and authenticated when encrypting.
+  std::string_view label;
 };
 
 /// Wraps an encoded stream message: compress, then encrypt.
 expected<byte_buffer> frame_stream(bytes_view message,
                                    const stream_send_options& opts);
 
-/// Builds `0a | u32 len | encrypted payload` with the 5 header bytes as GCM
-/// additional data.
+/// Builds `0a | u32 len | encrypted payload` with the 5 header bytes (and
+/// the label, if any) as GCM additional data.
 /// @returns `errc::invalid_config` for an empty ring, or the errors of
 ///   `encrypt_payload`.
 expected<byte_buffer> encrypt_stream(bytes_view plaintext, const keyring& ring,
-                                     uint8_t version, const gcm_nonce& nonce);
+                                     uint8_t version, const gcm_nonce& nonce,
+                                     std::string_view label = {});
 
 } // namespace mycorrizal::gossip

@@ -77,11 +77,11 @@ TEST(gossip_crypto, decrypts_with_any_installed_key) {
   ASSERT_TRUE(enc);
   keyring receiver;
   ASSERT_TRUE(receiver.install(key(16, 1)));
-  auto wrong = unwrap_packet(*enc, {&receiver, true, {}});
+  auto wrong = unwrap_packet(*enc, {&receiver, true, {}, {}, false});
   ASSERT_FALSE(wrong);
   EXPECT_EQ(wrong.error(), errc::decrypt_failed);
   ASSERT_TRUE(receiver.install(key(32, 2)));
-  auto ok = unwrap_packet(*enc, {&receiver, true, {}});
+  auto ok = unwrap_packet(*enc, {&receiver, true, {}, {}, false});
   ASSERT_TRUE(ok);
   EXPECT_TRUE(ok->encrypted);
   ASSERT_EQ(ok->messages.size(), 1u);
@@ -91,7 +91,7 @@ TEST(gossip_crypto, decrypts_with_any_installed_key) {
 TEST(gossip_crypto, verify_incoming_off_accepts_plaintext) {
   keyring ring;
   ASSERT_TRUE(ring.install(key(16, 1)));
-  packet_options opts{&ring, true, {}};
+  packet_options opts{&ring, true, {}, {}, false};
   EXPECT_FALSE(unwrap_packet(ping_msg(), opts));
   opts.verify_incoming = false;
   auto res = unwrap_packet(ping_msg(), opts);

@@ -262,6 +262,32 @@ TEST(gossip_simulation, encrypted_cluster_forms_and_wrong_key_stays_out) {
   EXPECT_TRUE(sim.converged() || sim.alive_view(0) == 4) << sim.describe(0);
 }
 
+TEST(gossip_simulation, labelled_cluster_forms_and_other_labels_stay_out) {
+  auto cfg = membership_config::lan_defaults();
+  cfg.label = "prod";
+  ASSERT_TRUE(cfg.keys.install(byte_buffer(16, std::byte{0x11})));
+  gossip_sim sim{{.seed = 23}};
+  form(sim, 4, cfg);
+  ASSERT_TRUE(sim.run_until(
+    [&] {
+      return sim.converged();
+    },
+    60s))
+    << sim.describe(0);
+  for (auto other : {std::string{"test"}, std::string{}}) {
+    auto bad = cfg;
+    bad.label = other;
+    auto intruder = sim.add_node(bad);
+    sim.join(intruder, {0});
+    sim.run_for(15s);
+    ASSERT_NE(sim.join_result(intruder), nullptr);
+    EXPECT_EQ(sim.join_result(intruder)->contacted, 0u)
+      << "label '" << other << "' joined";
+    EXPECT_EQ(sim.core(0).find(sim.name(intruder)), nullptr);
+    sim.crash(intruder);
+  }
+}
+
 TEST(gossip_simulation, starved_node_slows_itself_instead_of_accusing) {
   // Lifeguard's case: one node reads its socket 1.5 s late (a CPU starved
   // process; its clock runs on). Its probes time out; the nacks it misses

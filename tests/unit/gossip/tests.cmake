@@ -10,6 +10,7 @@ mycorrizal_add_test(gossip_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/crypto.cpp
     ${CMAKE_CURRENT_LIST_DIR}/stream.cpp
     ${CMAKE_CURRENT_LIST_DIR}/vectors.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/labels.cpp
   LIBS mycorrizal::core nlohmann_json::nlohmann_json)
 target_compile_definitions(gossip_tests PRIVATE
   MYCORRIZAL_MEMBERLIST_VECTORS="${PROJECT_SOURCE_DIR}/../shared/memberlist-vectors")
