@@ -150,10 +150,11 @@ membership::node_entry* membership::lookup(std::string_view name) const {
 }
 
 size_t membership::num_alive() const noexcept {
-  return static_cast<size_t>(
-    std::count_if(nodes_.begin(), nodes_.end(), [this](const auto& e) {
-      return !e->dead_or_left() && e->m.name != cfg_.name;
-    }));
+  auto up = static_cast<size_t>(
+    std::count_if(nodes_.begin(), nodes_.end(),
+                  [](const auto& e) { return !e->dead_or_left(); }));
+  // We are in the table too, up unless we left.
+  return leaving_ ? up : up - 1;
 }
 
 membership::node_entry& membership::self_entry() const {
