@@ -339,7 +339,7 @@ caf::behavior running(membership_actor* self) {
       flush(self);
       return caf::unit;
     },
-    [=](subscribe_atom, caf::actor who) {
+    [=](subscribe_atom, const caf::actor& who) {
       auto& subs = self->state.subscribers;
       if (std::find(subs.begin(), subs.end(), who) == subs.end()) {
         self->monitor(who);

@@ -1277,8 +1277,8 @@ expected<void> membership::update_meta(byte_buffer meta, time_point now) {
   auto wire = me.m.address.wire_bytes();
   a.addr.assign(wire.begin(), wire.end());
   a.port = me.m.address.port();
-  cfg_.meta = meta;
   a.meta = meta_field(meta);
+  cfg_.meta = std::move(meta);
   auto v = own_vsn();
   a.vsn.assign(v.begin(), v.end());
   alive_node(a, true, now);
