@@ -150,11 +150,11 @@ membership::node_entry* membership::lookup(std::string_view name) const {
 }
 
 size_t membership::num_alive() const noexcept {
-  auto up = static_cast<size_t>(
-    std::count_if(nodes_.begin(), nodes_.end(),
-                  [](const auto& e) { return !e->dead_or_left(); }));
+  assert(up_ == static_cast<size_t>(std::count_if(
+           nodes_.begin(), nodes_.end(),
+           [](const auto& e) { return !e->dead_or_left(); })));
   // We are in the table too, up unless we left.
-  return leaving_ ? up : up - 1;
+  return leaving_ ? up_ : up_ - 1;
 }
 
 membership::node_entry& membership::self_entry() const {
@@ -331,6 +331,9 @@ void membership::alive_node(const alive& a, bool bootstrap, time_point now) {
     e->m.meta = a.meta.value_or(byte_buffer{});
     e->m.address = *addr;
     if (e->m.state != node_state::alive) {
+      if (e->dead_or_left()) {
+        ++up_;
+      }
       e->m.state = node_state::alive;
       e->m.state_change = now;
     }
@@ -432,6 +435,7 @@ void membership::dead_node(const dead& d, time_point now) {
     broadcast(d.node, d);
   }
   e->m.incarnation = d.incarnation;
+  --up_;
   e->m.state = d.node == d.from ? node_state::left : node_state::dead;
   e->m.state_change = now;
   emit(e->m.state == node_state::left ? member_event_kind::left

@@ -375,6 +375,8 @@ private:
   std::unordered_map<std::string, node_entry*, name_hash, std::equal_to<>>
     by_name_;
   size_t probe_index_ = 0;
+  /// Entries alive or suspect, self included (kept by every transition).
+  size_t up_ = 0;
 
   uint32_t incarnation_ = 0;
   uint32_t seq_no_ = 0;
