@@ -94,6 +94,19 @@ void gossip_sim::join(size_t i, const std::vector<size_t>& seeds) {
   drain(i);
 }
 
+void gossip_sim::add_nodes(size_t n, const gossip::membership_config& cfg,
+                           uint64_t join_seed, duration spacing) {
+  std::mt19937 rng{static_cast<std::mt19937::result_type>(join_seed)};
+  for (size_t i = 0; i < n; ++i) {
+    auto idx = add_node(cfg);
+    if (idx > 0) {
+      std::uniform_int_distribution<size_t> pick{0, idx - 1};
+      join(idx, {pick(rng)});
+    }
+    run_for(spacing);
+  }
+}
+
 void gossip_sim::crash(size_t i) {
   nodes_[i]->crashed = true;
 }

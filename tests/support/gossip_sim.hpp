@@ -45,6 +45,13 @@ public:
   /// are filled in) at the current time. Returns its index.
   size_t add_node(gossip::membership_config cfg);
 
+  /// Adds `n` nodes with `cfg`, `spacing` apart in virtual time; each but
+  /// the first joins through a random earlier node (drawn from
+  /// `join_seed`).
+  void add_nodes(size_t n, const gossip::membership_config& cfg,
+                 uint64_t join_seed,
+                 duration spacing = std::chrono::milliseconds{10});
+
   /// Node `i` joins through the nodes in `seeds`.
   void join(size_t i, const std::vector<size_t>& seeds);
 

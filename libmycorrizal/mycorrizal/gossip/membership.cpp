@@ -114,16 +114,7 @@ expected<std::unique_ptr<membership>> membership::make(membership_config cfg,
 membership::membership(membership_config cfg, time_point now)
     : cfg_(std::move(cfg)), rng_(cfg_.seed),
       awareness_(cfg_.awareness_max_multiplier) {
-  alive a;
-  a.incarnation = next_incarnation(1);
-  a.node = cfg_.name;
-  auto wire = cfg_.advertise.wire_bytes();
-  a.addr.assign(wire.begin(), wire.end());
-  a.port = cfg_.advertise.port();
-  a.meta = meta_field(cfg_.meta);
-  auto v = own_vsn();
-  a.vsn.assign(v.begin(), v.end());
-  alive_node(a, true, now);
+  alive_node(self_alive(next_incarnation(1)), true, now);
   // Each loop starts after a random delay shorter than its interval, so
   // that nodes started together do not probe and gossip in lockstep.
   auto stagger = [this](duration interval) {
@@ -150,9 +141,11 @@ membership::node_entry* membership::lookup(std::string_view name) const {
 }
 
 size_t membership::num_alive() const noexcept {
-  assert(up_ == static_cast<size_t>(std::count_if(
-           nodes_.begin(), nodes_.end(),
-           [](const auto& e) { return !e->dead_or_left(); })));
+  assert(up_
+         == static_cast<size_t>(
+           std::count_if(nodes_.begin(), nodes_.end(), [](const auto& e) {
+             return !e->dead_or_left();
+           })));
   // We are in the table too, up unless we left.
   return leaving_ ? up_ : up_ - 1;
 }
@@ -184,6 +177,52 @@ std::vector<member> membership::members() const {
 std::array<uint8_t, 6> membership::own_vsn() const noexcept {
   return {
     protocol_version_min, protocol_version_max, cfg_.protocol_version, 0, 0, 0};
+}
+
+alive membership::self_alive(uint32_t incarnation) const {
+  alive a;
+  a.incarnation = incarnation;
+  a.node = cfg_.name;
+  auto wire = cfg_.advertise.wire_bytes();
+  a.addr.assign(wire.begin(), wire.end());
+  a.port = cfg_.advertise.port();
+  a.meta = meta_field(cfg_.meta);
+  auto v = own_vsn();
+  a.vsn.assign(v.begin(), v.end());
+  return a;
+}
+
+ping membership::make_ping(uint32_t seq, const std::string& node) const {
+  ping msg;
+  msg.seq_no = seq;
+  msg.node = node;
+  auto wire = cfg_.advertise.wire_bytes();
+  msg.source_addr.assign(wire.begin(), wire.end());
+  msg.source_port = cfg_.advertise.port();
+  msg.source_node = cfg_.name;
+  return msg;
+}
+
+packet_options membership::packet_opts() const {
+  packet_options opts;
+  if (!cfg_.keys.empty()) {
+    opts.keys = &cfg_.keys;
+    opts.verify_incoming = cfg_.gossip_verify_incoming;
+  }
+  opts.label = cfg_.label;
+  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
+  return opts;
+}
+
+stream_options membership::stream_opts() const {
+  stream_options opts;
+  if (!cfg_.keys.empty()) {
+    opts.keys = &cfg_.keys;
+    opts.verify_incoming = cfg_.gossip_verify_incoming;
+  }
+  opts.label = cfg_.label;
+  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
+  return opts;
 }
 
 uint32_t membership::next_incarnation(uint32_t at_least) {
@@ -448,16 +487,7 @@ void membership::refute(node_entry& me, uint32_t accused, time_point now) {
   ++stats_.refutations;
   me.m.incarnation = next_incarnation(accused + 1);
   awareness_.apply_delta(1);
-  alive a;
-  a.incarnation = me.m.incarnation;
-  a.node = me.m.name;
-  auto wire = me.m.address.wire_bytes();
-  a.addr.assign(wire.begin(), wire.end());
-  a.port = me.m.address.port();
-  a.meta = meta_field(me.m.meta);
-  auto v = own_vsn();
-  a.vsn.assign(v.begin(), v.end());
-  broadcast(me.m.name, a);
+  broadcast(me.m.name, self_alive(me.m.incarnation));
 }
 
 void membership::reap_and_shuffle(time_point now) {
@@ -510,13 +540,7 @@ void membership::probe_node(node_entry& target, time_point now) {
   // Lifeguard: a node in poor health gives its probes longer.
   p->deadline = now + awareness_.scale(cfg_.probe_interval);
   ack_handlers_[p->seq] = ack_handler{};
-  ping msg;
-  msg.seq_no = p->seq;
-  msg.node = target.m.name;
-  auto wire = cfg_.advertise.wire_bytes();
-  msg.source_addr.assign(wire.begin(), wire.end());
-  msg.source_port = cfg_.advertise.port();
-  msg.source_node = cfg_.name;
+  auto msg = make_ping(p->seq, target.m.name);
   if (target.m.state == node_state::alive) {
     send_msg(target.m.address, &target, msg);
   } else {
@@ -571,13 +595,7 @@ void membership::probe_timed_out(uint32_t seq, time_point now) {
   }
   // And a TCP ping, in case only UDP is broken between us.
   if (!cfg_.disable_tcp_pings && target->pmax() >= 3) {
-    ping msg;
-    msg.seq_no = seq;
-    msg.node = target->m.name;
-    msg.source_addr = ind.source_addr;
-    msg.source_port = ind.source_port;
-    msg.source_node = cfg_.name;
-    if (auto bytes = encode_message(msg)) {
+    if (auto bytes = encode_message(make_ping(seq, target->m.name))) {
       auto id = start_stream(target->m.address, frame_out(*bytes),
                              probe_->deadline - now, now);
       streams_[id].what = pending_stream::purpose::ping;
@@ -640,14 +658,7 @@ void membership::handle_datagram(const ip_endpoint& from, bytes_view bytes,
                                  time_point now) {
   ++stats_.packets_in;
   stats_.bytes_in += bytes.size();
-  packet_options opts;
-  if (!cfg_.keys.empty()) {
-    opts.keys = &cfg_.keys;
-    opts.verify_incoming = cfg_.gossip_verify_incoming;
-  }
-  opts.label = cfg_.label;
-  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
-  auto packet = unwrap_packet(bytes, opts);
+  auto packet = unwrap_packet(bytes, packet_opts());
   if (!packet) {
     ++stats_.packets_dropped;
     log(log_level::debug,
@@ -734,14 +745,7 @@ void membership::on_indirect_ping(const ip_endpoint& from,
   h.nack = p.nack;
   auto seq = ++seq_no_;
   ack_handlers_[seq] = h;
-  ping msg;
-  msg.seq_no = seq;
-  msg.node = p.node;
-  auto wire = cfg_.advertise.wire_bytes();
-  msg.source_addr.assign(wire.begin(), wire.end());
-  msg.source_port = cfg_.advertise.port();
-  msg.source_node = cfg_.name;
-  send_msg(*target, lookup(p.node), msg);
+  send_msg(*target, lookup(p.node), make_ping(seq, p.node));
   arm(now + cfg_.probe_timeout, timer{timer::kind::relay_expiry, seq});
 }
 
@@ -1053,13 +1057,7 @@ expected<void> membership::merge_remote(const push_pull& pp, time_point now) {
 
 stream_step membership::handle_stream(const ip_endpoint& from,
                                       bytes_view received, time_point now) {
-  stream_options opts;
-  if (!cfg_.keys.empty()) {
-    opts.keys = &cfg_.keys;
-    opts.verify_incoming = cfg_.gossip_verify_incoming;
-  }
-  opts.label = cfg_.label;
-  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
+  auto opts = stream_opts();
   auto decoded = decode_stream(received, opts);
   auto fail = [&](const error& why) {
     ++stats_.streams_failed;
@@ -1129,13 +1127,7 @@ bool membership::handle_stream_reply(uint64_t id, bytes_view received,
   if (i == streams_.end()) {
     return true;
   }
-  stream_options opts;
-  if (!cfg_.keys.empty()) {
-    opts.keys = &cfg_.keys;
-    opts.verify_incoming = cfg_.gossip_verify_incoming;
-  }
-  opts.label = cfg_.label;
-  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
+  auto opts = stream_opts();
   auto decoded = decode_stream(received, opts);
   if (!decoded) {
     finish_stream(id, &decoded.error(), now);
@@ -1275,17 +1267,8 @@ expected<void> membership::update_meta(byte_buffer meta, time_point now) {
     return unexpected{error{errc::shutting_down, "node has left"}};
   }
   auto& me = self_entry();
-  alive a;
-  a.incarnation = next_incarnation(me.m.incarnation + 1);
-  a.node = cfg_.name;
-  auto wire = me.m.address.wire_bytes();
-  a.addr.assign(wire.begin(), wire.end());
-  a.port = me.m.address.port();
-  a.meta = meta_field(meta);
   cfg_.meta = std::move(meta);
-  auto v = own_vsn();
-  a.vsn.assign(v.begin(), v.end());
-  alive_node(a, true, now);
+  alive_node(self_alive(next_incarnation(me.m.incarnation + 1)), true, now);
   return {};
 }
 

@@ -8,6 +8,8 @@
 #include "mycorrizal/gossip/config.hpp"
 #include "mycorrizal/gossip/fwd.hpp"
 #include "mycorrizal/gossip/messages.hpp"
+#include "mycorrizal/gossip/packet.hpp"
+#include "mycorrizal/gossip/stream.hpp"
 #include "mycorrizal/gossip/timing.hpp"
 #include "mycorrizal/time.hpp"
 
@@ -308,6 +310,12 @@ private:
   void emit(member_event_kind kind, const node_entry& e);
   std::vector<node_entry*> k_random_nodes(size_t k, auto&& exclude);
   std::array<uint8_t, 6> own_vsn() const noexcept;
+  /// Our alive at `incarnation`, with the advertised address and meta.
+  alive self_alive(uint32_t incarnation) const;
+  /// A ping for `node` with us as the source.
+  ping make_ping(uint32_t seq, const std::string& node) const;
+  packet_options packet_opts() const;
+  stream_options stream_opts() const;
   uint32_t next_incarnation(uint32_t at_least);
 
   // probing

@@ -23,18 +23,10 @@ std::string seconds(duration d) {
   return fmt::format("{:.2f} s", std::chrono::duration<double>(d).count());
 }
 
-/// Adds `n` LAN nodes; node i > 0 joins through a random earlier node.
+/// Adds `n` nodes; node i > 0 joins through a random earlier node.
 void form(gossip_sim& sim, size_t n,
           const membership_config& cfg = membership_config::lan_defaults()) {
-  std::mt19937 rng{7};
-  for (size_t i = 0; i < n; ++i) {
-    auto idx = sim.add_node(cfg);
-    if (idx > 0) {
-      std::uniform_int_distribution<size_t> pick{0, idx - 1};
-      sim.join(idx, {pick(rng)});
-    }
-    sim.run_for(10ms);
-  }
+  sim.add_nodes(n, cfg, 7);
 }
 
 std::string describe_all(const gossip_sim& sim) {
