@@ -203,26 +203,29 @@ ping membership::make_ping(uint32_t seq, const std::string& node) const {
   return msg;
 }
 
-packet_options membership::packet_opts() const {
-  packet_options opts;
-  if (!cfg_.keys.empty()) {
-    opts.keys = &cfg_.keys;
-    opts.verify_incoming = cfg_.gossip_verify_incoming;
+namespace {
+
+// packet_options and stream_options share these fields.
+template <class Options>
+Options receive_options(const membership_config& cfg) {
+  Options opts;
+  if (!cfg.keys.empty()) {
+    opts.keys = &cfg.keys;
+    opts.verify_incoming = cfg.gossip_verify_incoming;
   }
-  opts.label = cfg_.label;
-  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
+  opts.label = cfg.label;
+  opts.skip_inbound_label_check = cfg.skip_inbound_label_check;
   return opts;
 }
 
+} // namespace
+
+packet_options membership::packet_opts() const {
+  return receive_options<packet_options>(cfg_);
+}
+
 stream_options membership::stream_opts() const {
-  stream_options opts;
-  if (!cfg_.keys.empty()) {
-    opts.keys = &cfg_.keys;
-    opts.verify_incoming = cfg_.gossip_verify_incoming;
-  }
-  opts.label = cfg_.label;
-  opts.skip_inbound_label_check = cfg_.skip_inbound_label_check;
-  return opts;
+  return receive_options<stream_options>(cfg_);
 }
 
 uint32_t membership::next_incarnation(uint32_t at_least) {
