@@ -8,6 +8,7 @@
 // N = 100 and 1000 are reported as ratios to N = 10.
 //
 // Usage: gossip_sim_bench [--sizes 10,100,1000] [--steady 60] [--seed 1]
+//                         [--no-push-pull]
 #include "mycorrizal/gossip/membership.hpp"
 
 #include "support/gossip_sim.hpp"
@@ -45,16 +46,21 @@ struct result {
   double spread_s = 0;
   double spread_rounds = 0;
   double bytes_per_node_s = 0;
+  double tcp_bytes_per_node_s = 0;
   double datagrams_per_node_s = 0;
   double cpu_us_per_node_per_sim_s = 0;
   double sim_speed = 0; // simulated seconds per CPU second
   bool converged = false;
 };
 
-result run(size_t n, duration steady, uint64_t seed) {
+result run(size_t n, duration steady, uint64_t seed, bool push_pull) {
   result r;
   r.n = n;
   auto cfg = membership_config::lan_defaults();
+  if (!push_pull) {
+    // Periodic anti-entropy off (joins still push/pull with their seed).
+    cfg.push_pull_interval = duration::zero();
+  }
   gossip_sim sim{{.seed = seed, .jitter = 1ms}};
   std::mt19937 rng{static_cast<unsigned>(seed)};
   auto t0 = sim.now();
@@ -100,6 +106,7 @@ result run(size_t n, duration steady, uint64_t seed) {
   r.spread_rounds = r.spread_s / secs(cfg.gossip_interval);
   sim.run_for(10s);
   auto bytes0 = sim.bytes_sent();
+  auto tcp0 = sim.stream_bytes();
   auto dgrams0 = sim.datagrams_sent();
   auto cpu0 = cpu_seconds();
   sim.run_for(steady);
@@ -107,6 +114,8 @@ result run(size_t n, duration steady, uint64_t seed) {
   auto per_node_s = static_cast<double>(sim.size()) * secs(steady);
   r.bytes_per_node_s = static_cast<double>(sim.bytes_sent() - bytes0)
                        / per_node_s;
+  r.tcp_bytes_per_node_s = static_cast<double>(sim.stream_bytes() - tcp0)
+                           / per_node_s;
   r.datagrams_per_node_s = static_cast<double>(sim.datagrams_sent() - dgrams0)
                            / per_node_s;
   r.cpu_us_per_node_per_sim_s = cpu * 1e6 / per_node_s;
@@ -135,6 +144,12 @@ int main(int argc, char** argv) {
   std::vector<size_t> sizes{10, 100, 1000};
   duration steady = 60s;
   uint64_t seed = 1;
+  bool push_pull = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--no-push-pull") == 0) {
+      push_pull = false;
+    }
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--sizes") == 0) {
       sizes = parse_sizes(argv[i + 1]);
@@ -145,22 +160,23 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("| N | formation: all see all after the last join | one more "
-              "join known by all | in gossip rounds | bytes/node/s "
-              "| datagrams/node/s | CPU us/node/sim-s | vs N=%zu | sim "
+              "join known by all | in gossip rounds | UDP bytes/node/s "
+              "| datagrams/node/s | TCP bytes/node/s (push/pull) | CPU "
+              "us/node/sim-s | vs N=%zu | sim "
               "speed (sim-s per CPU-s) |\n",
               sizes.front());
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   double base_cpu = 0;
   for (auto n : sizes) {
-    auto r = run(n, steady, seed);
+    auto r = run(n, steady, seed, push_pull);
     if (base_cpu == 0) {
       base_cpu = r.cpu_us_per_node_per_sim_s;
     }
-    std::printf("| %zu | %s%.2f s | %.2f s | %.1f | %.0f | %.2f | %.1f | "
-                "%.2fx | %.1f |\n",
+    std::printf("| %zu | %s%.2f s | %.2f s | %.1f | %.0f | %.2f | %.0f | "
+                "%.1f | %.2fx | %.1f |\n",
                 r.n, r.converged ? "" : "NOT ", r.converge_s, r.spread_s,
                 r.spread_rounds, r.bytes_per_node_s, r.datagrams_per_node_s,
-                r.cpu_us_per_node_per_sim_s,
+                r.tcp_bytes_per_node_s, r.cpu_us_per_node_per_sim_s,
                 r.cpu_us_per_node_per_sim_s / base_cpu, r.sim_speed);
     std::fflush(stdout);
   }

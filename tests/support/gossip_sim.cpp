@@ -233,6 +233,7 @@ void gossip_sim::drain(size_t i) {
     }
     e.what = event::kind::stream_request;
     e.to = to;
+    stream_bytes_ += r.bytes.size();
     e.bytes = std::move(r.bytes);
     push(std::move(e));
   }
@@ -293,6 +294,7 @@ void gossip_sim::process(event& e) {
       reply.to = e.from;
       reply.from = e.to;
       reply.stream_id = e.stream_id;
+      stream_bytes_ += step.reply.size();
       reply.bytes = std::move(step.reply);
       push(std::move(reply));
       break;

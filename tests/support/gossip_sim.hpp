@@ -114,6 +114,11 @@ public:
     return bytes_sent_;
   }
 
+  /// Total bytes of TCP exchanges (push/pull and TCP pings, both ways).
+  uint64_t stream_bytes() const noexcept {
+    return stream_bytes_;
+  }
+
   /// Total datagrams sent and lost.
   uint64_t datagrams_sent() const noexcept {
     return datagrams_sent_;
@@ -150,6 +155,7 @@ private:
   std::vector<std::set<size_t>> partition_;
   std::vector<observed> events_;
   uint64_t bytes_sent_ = 0;
+  uint64_t stream_bytes_ = 0;
   uint64_t datagrams_sent_ = 0;
   uint64_t datagrams_lost_ = 0;
 };
