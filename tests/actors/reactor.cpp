@@ -7,6 +7,8 @@
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/reactor_messages.hpp"
 
+#include "support/eventually.hpp"
+
 #include <caf/all.hpp>
 
 #include <arpa/inet.h>
@@ -120,17 +122,9 @@ bool has_thread_named(std::string_view name) {
   return false;
 }
 
-/// Waits until `pred()` holds, polling; returns its last value.
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return pred();
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
+  return mycorrizal::test::eventually(pred, timeout);
 }
 
 // -- raw sockets the reactor does not own -------------------------------------

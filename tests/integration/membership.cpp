@@ -8,6 +8,8 @@
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/reactor.hpp"
 
+#include "support/eventually.hpp"
+
 #include <caf/all.hpp>
 
 #include <gtest/gtest.h>
@@ -99,17 +101,9 @@ protected:
     return out;
   }
 
-  /// Polls `pred` until it holds or `limit` passes.
   bool eventually(const std::function<bool()>& pred,
                   clock_type::duration limit) {
-    auto deadline = clock_type::now() + limit;
-    while (clock_type::now() < deadline) {
-      if (pred()) {
-        return true;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return pred();
+    return test::eventually(pred, limit);
   }
 
   expected<uint64_t> join(const caf::actor& a, std::vector<std::string> seeds) {
