@@ -74,7 +74,6 @@ struct membership_state {
   std::shared_ptr<net::reactor> reactor;
   net::udp_socket_id udp{};
   net::tcp_listener_id tcp{};
-  duration tcp_timeout{};
 
   /// One TCP exchange: an outgoing one (push/pull or TCP ping, with the
   /// core's stream id) or an accepted one.
@@ -406,7 +405,6 @@ caf::behavior membership_impl(membership_actor* self) {
       st.reactor = init->reactor;
       st.udp = init->udp;
       st.tcp = init->tcp;
-      st.tcp_timeout = init->config.tcp_timeout;
       auto core = gossip::membership::make(init->config, clock_now());
       if (!core) {
         MYCORRIZAL_LOG_ERROR(component, "cannot start: {}",

@@ -5,11 +5,15 @@
 
 namespace mycorrizal::gossip {
 
-broadcast_queue::finished_fn broadcast_queue::erase(item_set::iterator i) {
-  by_name_.erase(i->name);
-  if (auto s = sizes_.find(i->msg.size()); --s->second == 0) {
+void broadcast_queue::forget_size(size_t size) {
+  if (auto s = sizes_.find(size); --s->second == 0) {
     sizes_.erase(s);
   }
+}
+
+broadcast_queue::finished_fn broadcast_queue::erase(item_set::iterator i) {
+  by_name_.erase(i->name);
+  forget_size(i->msg.size());
   auto node = items_.extract(i);
   return std::move(node.value().on_finish);
 }
@@ -58,9 +62,7 @@ std::vector<byte_buffer> broadcast_queue::take(size_t overhead, size_t limit,
     auto& x = node.value();
     if (++x.transmits >= transmit_limit) {
       by_name_.erase(x.name);
-      if (auto s = sizes_.find(x.msg.size()); --s->second == 0) {
-        sizes_.erase(s);
-      }
+      forget_size(x.msg.size());
       if (x.on_finish) {
         callbacks.push_back(std::move(x.on_finish));
       }

@@ -80,6 +80,9 @@ private:
   std::map<size_t, size_t> sizes_;
   uint64_t next_id_ = 0;
 
+  /// Drops one message of `size` from `sizes_`.
+  void forget_size(size_t size);
+
   /// Removes `i` and returns its callback.
   finished_fn erase(item_set::iterator i);
 };

@@ -360,7 +360,7 @@ void membership::alive_node(const alive& a, bool bootstrap, time_point now) {
         && std::equal(a.vsn.begin(), a.vsn.end(), v.begin(), v.end())) {
       return;
     }
-    refute(*e, a.incarnation, now);
+    refute(*e, a.incarnation);
     log(log_level::warn,
         fmt::format("refuting an alive about us at incarnation {}",
                     a.incarnation));
@@ -423,7 +423,7 @@ void membership::suspect_node(const suspect& s, time_point now) {
   }
   if (e->m.name == cfg_.name) {
     log(log_level::warn, fmt::format("refuting a suspicion from '{}'", s.from));
-    refute(*e, s.incarnation, now);
+    refute(*e, s.incarnation);
     return;
   }
   broadcast(s.node, s);
@@ -464,14 +464,11 @@ void membership::dead_node(const dead& d, time_point now) {
     if (!leaving_) {
       log(log_level::warn,
           fmt::format("refuting a death notice from '{}'", d.from));
-      refute(*e, d.incarnation, now);
+      refute(*e, d.incarnation);
       return;
     }
     broadcast(d.node, d, [this](bool) {
-      if (!leave_reported_) {
-        leave_reported_ = true;
-        events_.emplace_back(leave_completed{false});
-      }
+      report_leave(false);
     });
   } else {
     broadcast(d.node, d);
@@ -485,8 +482,7 @@ void membership::dead_node(const dead& d, time_point now) {
        *e);
 }
 
-void membership::refute(node_entry& me, uint32_t accused, time_point now) {
-  (void)now;
+void membership::refute(node_entry& me, uint32_t accused) {
   ++stats_.refutations;
   me.m.incarnation = next_incarnation(accused + 1);
   awareness_.apply_delta(1);
@@ -689,7 +685,7 @@ void membership::handle_message(const ip_endpoint& from, bytes_view bytes,
     [&](const auto& x) {
       using T = std::decay_t<decltype(x)>;
       if constexpr (std::is_same_v<T, ping>) {
-        on_ping(from, x, now);
+        on_ping(from, x);
       } else if constexpr (std::is_same_v<T, indirect_ping>) {
         on_indirect_ping(from, x, now);
       } else if constexpr (std::is_same_v<T, ack>) {
@@ -710,9 +706,7 @@ void membership::handle_message(const ip_endpoint& from, bytes_view bytes,
     *msg);
 }
 
-void membership::on_ping(const ip_endpoint& from, const ping& p,
-                         time_point now) {
-  (void)now;
+void membership::on_ping(const ip_endpoint& from, const ping& p) {
   if (!p.node.empty() && p.node != cfg_.name) {
     ++stats_.messages_dropped;
     log(log_level::warn,
@@ -774,8 +768,7 @@ void membership::on_nack(const nack& n) {
   }
 }
 
-void membership::relay_expired(uint32_t seq, time_point now) {
-  (void)now;
+void membership::relay_expired(uint32_t seq) {
   auto i = ack_handlers_.find(seq);
   if (i == ack_handlers_.end() || !i->second.relay) {
     return;
@@ -1133,7 +1126,7 @@ bool membership::handle_stream_reply(uint64_t id, bytes_view received,
   auto opts = stream_opts();
   auto decoded = decode_stream(received, opts);
   if (!decoded) {
-    finish_stream(id, &decoded.error(), now);
+    finish_stream(id, &decoded.error());
     return true;
   }
   if (!decoded->has_value()) {
@@ -1144,7 +1137,7 @@ bool membership::handle_stream_reply(uint64_t id, bytes_view received,
   if (auto* e = std::get_if<err_resp>(&msg)) {
     error why{errc::remote_error,
               fmt::format("{} answered: {}", s.to.to_string(), e->error)};
-    finish_stream(id, &why, now);
+    finish_stream(id, &why);
     return true;
   }
   if (s.what == pending_stream::purpose::ping) {
@@ -1152,7 +1145,7 @@ bool membership::handle_stream_reply(uint64_t id, bytes_view received,
     if (a != nullptr && a->seq_no == s.seq && probe_ && probe_->seq == s.seq) {
       probe_->tcp_ok = true;
     }
-    finish_stream(id, nullptr, now);
+    finish_stream(id, nullptr);
     return true;
   }
   auto* pp = std::get_if<push_pull>(&msg);
@@ -1160,24 +1153,23 @@ bool membership::handle_stream_reply(uint64_t id, bytes_view received,
     error why{errc::malformed_frame,
               fmt::format("{} answered a push/pull with another message",
                           s.to.to_string())};
-    finish_stream(id, &why, now);
+    finish_stream(id, &why);
     return true;
   }
   if (auto ok = merge_remote(*pp, now); !ok) {
-    finish_stream(id, &ok.error(), now);
+    finish_stream(id, &ok.error());
     return true;
   }
-  finish_stream(id, nullptr, now);
+  finish_stream(id, nullptr);
   return true;
 }
 
-void membership::stream_failed(uint64_t id, const error& why, time_point now) {
-  finish_stream(id, &why, now);
+void membership::stream_failed(uint64_t id, const error& why,
+                               time_point /*now*/) {
+  finish_stream(id, &why);
 }
 
-void membership::finish_stream(uint64_t id, const error* failure,
-                               time_point now) {
-  (void)now;
+void membership::finish_stream(uint64_t id, const error* failure) {
   auto i = streams_.find(id);
   if (i == streams_.end()) {
     return;
@@ -1242,6 +1234,13 @@ void membership::periodic_push_pull(time_point now) {
 
 // -- commands -----------------------------------------------------------------
 
+void membership::report_leave(bool timed_out) {
+  if (!leave_reported_) {
+    leave_reported_ = true;
+    events_.emplace_back(leave_completed{timed_out});
+  }
+}
+
 void membership::leave(duration timeout, time_point now) {
   if (leaving_) {
     return;
@@ -1251,10 +1250,7 @@ void membership::leave(duration timeout, time_point now) {
   auto& me = self_entry();
   dead_node(dead{me.m.incarnation, me.m.name, me.m.name}, now);
   if (!any_alive()) {
-    if (!leave_reported_) {
-      leave_reported_ = true;
-      events_.emplace_back(leave_completed{false});
-    }
+    report_leave(false);
     return;
   }
   arm(now + timeout, timer{timer::kind::leave_deadline});
@@ -1316,7 +1312,7 @@ void membership::fire(const timer& t, time_point now) {
       probe_deadline(static_cast<uint32_t>(t.arg), now);
       break;
     case timer::kind::relay_expiry:
-      relay_expired(static_cast<uint32_t>(t.arg), now);
+      relay_expired(static_cast<uint32_t>(t.arg));
       break;
     case timer::kind::suspicion: {
       auto* e = lookup(t.name);
@@ -1336,15 +1332,10 @@ void membership::fire(const timer& t, time_point now) {
     case timer::kind::stream_deadline:
       if (streams_.count(t.arg) != 0) {
         error why{errc::timeout, "TCP exchange deadline passed"};
-        finish_stream(t.arg, &why, now);
+        finish_stream(t.arg, &why);
       }
       break;
-    case timer::kind::leave_deadline:
-      if (!leave_reported_) {
-        leave_reported_ = true;
-        events_.emplace_back(leave_completed{true});
-      }
-      break;
+    case timer::kind::leave_deadline: report_leave(true); break;
   }
 }
 

@@ -304,9 +304,11 @@ private:
   void alive_node(const alive& a, bool bootstrap, time_point now);
   void suspect_node(const suspect& s, time_point now);
   void dead_node(const dead& d, time_point now);
-  void refute(node_entry& me, uint32_t accused, time_point now);
+  void refute(node_entry& me, uint32_t accused);
   void reap_and_shuffle(time_point now);
   bool any_alive() const;
+  /// Raises `leave_completed` once, however the leave ended.
+  void report_leave(bool timed_out);
   void emit(member_event_kind kind, const node_entry& e);
   std::vector<node_entry*> k_random_nodes(size_t k, auto&& exclude);
   std::array<uint8_t, 6> own_vsn() const noexcept;
@@ -328,12 +330,12 @@ private:
 
   // messages
   void handle_message(const ip_endpoint& from, bytes_view msg, time_point now);
-  void on_ping(const ip_endpoint& from, const ping& p, time_point now);
+  void on_ping(const ip_endpoint& from, const ping& p);
   void on_indirect_ping(const ip_endpoint& from, const indirect_ping& p,
                         time_point now);
   void on_ack(const ack& a, time_point now);
   void on_nack(const nack& n);
-  void relay_expired(uint32_t seq, time_point now);
+  void relay_expired(uint32_t seq);
 
   // sending
   template <class T>
@@ -357,7 +359,7 @@ private:
                         duration timeout, time_point now);
   void push_pull_with(const ip_endpoint& to, std::optional<uint64_t> join_id,
                       time_point now);
-  void finish_stream(uint64_t id, const error* failure, time_point now);
+  void finish_stream(uint64_t id, const error* failure);
   void join_step(uint64_t join_id, const error* failure);
   void periodic_push_pull(time_point now);
 

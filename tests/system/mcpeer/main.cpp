@@ -192,10 +192,9 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-std::string render(caf::actor_system& sys, const caf::error& e) {
+std::string render(const caf::error& e) {
   auto x = from_caf_error(e);
   return x.context().empty() ? std::string{to_string(x.code())} : x.context();
-  (void)sys;
 }
 
 } // namespace
@@ -293,7 +292,7 @@ int main(int argc, char** argv) {
           }
         },
         [&](caf::error& e) {
-          fatal("subscribe: " + render(sys, e));
+          fatal("subscribe: " + render(e));
         });
     json ready{{"ev", "ready"},
                {"name", f.name},
@@ -311,7 +310,7 @@ int main(int argc, char** argv) {
           },
           [&](caf::error& e) {
             ready["joined"] = 0;
-            ready["join_error"] = render(sys, e);
+            ready["join_error"] = render(e);
           });
     }
     emit(ready);
@@ -340,7 +339,7 @@ int main(int argc, char** argv) {
       self->request(ms, t + std::chrono::seconds{5}, leave_atom::value, t)
         .receive([] {},
                  [&](caf::error& e) {
-                   err = render(sys, e);
+                   err = render(e);
                  });
       return err;
     };
@@ -389,7 +388,7 @@ int main(int argc, char** argv) {
                                              : line.substr(sp + 1);
           json reply{{"ev", "reply"}, {"cmd", cmd}};
           auto on_error = [&](caf::error& e) {
-            reply["error"] = render(sys, e);
+            reply["error"] = render(e);
           };
           if (cmd == "members") {
             self->request(ms, timeout, members_atom::value)
