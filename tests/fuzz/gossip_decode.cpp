@@ -2,9 +2,11 @@
 // gossip_decode_fuzz: the memberlist decoders under arbitrary bytes. Checks:
 // no crash or sanitizer report; every decoded leaf re-encodes and decodes to
 // the same value; the stream decoder agrees on prefixes (a prefix of an
-// accepted message asks for more bytes or fails, never yields a message).
+// accepted message asks for more bytes or fails, never yields a message);
+// node meta round-trips.
 #include "mycorrizal/gossip/keyring.hpp"
 #include "mycorrizal/gossip/lzw.hpp"
+#include "mycorrizal/gossip/node_meta.hpp"
 #include "mycorrizal/gossip/packet.hpp"
 #include "mycorrizal/gossip/stream.hpp"
 
@@ -55,5 +57,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bytes_view{reinterpret_cast<const std::byte*>("0123456789abcdef"), 16});
   (void)decrypt_payload(ring, in, {});
   (void)lzw_decompress(in, 1 << 16);
+  // Mycorrizal's node meta: what decodes re-encodes to the same value
+  // (unknown tags are dropped on the way, known fields survive).
+  if (auto meta = decode_node_meta(in); meta && meta->has_value()) {
+    auto again = encode_node_meta(**meta);
+    if (again) {
+      auto back = decode_node_meta(*again);
+      if (!back || !back->has_value() || !(**back == **meta)) {
+        std::abort();
+      }
+    }
+  }
   return 0;
 }
