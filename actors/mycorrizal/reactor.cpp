@@ -269,6 +269,29 @@ ip_endpoint from_sockaddr(const sockaddr_storage& ss) noexcept {
   return ip_endpoint{};
 }
 
+/// A non-blocking, close-on-exec socket of `type` for `family`; `what`
+/// names it in errors ("udp", "tcp").
+expected<unique_fd> open_socket(int family, int type, std::string_view what) {
+  unique_fd fd{::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+  if (!fd) {
+    return unexpected{sys_error(fmt::format("socket({})", what), errno)};
+  }
+  return fd;
+}
+
+/// Binds `fd`, a socket of `family`, to `at`.
+expected<void> bind_socket(int fd, int family, const ip_endpoint& at,
+                           std::string_view what) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  to_sockaddr(at, family, ss, len);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    return unexpected{
+      sys_error(fmt::format("bind {} {}", what, to_string(at)), errno)};
+  }
+  return {};
+}
+
 ip_endpoint local_endpoint(int fd) noexcept {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
@@ -586,6 +609,24 @@ private:
     return error{errc::shutting_down, "reactor stopped"};
   }
 
+  /// What every call that opens a socket for `owner` checks first; `kind`
+  /// ("udp" or "tcp") prefixes the field name in errors.
+  template <class Options>
+  expected<void> check_open(const Options& opts, const caf::actor& owner,
+                            std::string_view kind) const {
+    if (stopped()) {
+      return unexpected{stopped_error()};
+    }
+    if (auto ok = opts.validate(); !ok) {
+      return ok;
+    }
+    if (!owner) {
+      return unexpected{
+        bad_field(fmt::format("{}.owner", kind), "must be a valid actor")};
+    }
+    return {};
+  }
+
   /// Posts `cmd` unless stopped; runs `registry_update` under the same lock
   /// so that a stop cannot slip in between. Returns false when stopped.
   /// Takes the command's alternative type, not a `command`: no temporary
@@ -842,20 +883,15 @@ void reactor::impl::stop() {
 expected<udp_socket> reactor::impl::open_udp(const ip_endpoint& bind,
                                              const caf::actor& owner,
                                              const udp_options& opts) {
-  if (stopped()) {
-    return unexpected{stopped_error()};
-  }
-  if (auto ok = opts.validate(); !ok) {
+  if (auto ok = check_open(opts, owner, "udp"); !ok) {
     return unexpected{ok.error()};
   }
-  if (!owner) {
-    return unexpected{bad_field("udp.owner", "must be a valid actor")};
-  }
   auto family = family_of(bind);
-  unique_fd fd{::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
-  if (!fd) {
-    return unexpected{sys_error("socket(udp)", errno)};
+  auto sock = open_socket(family, SOCK_DGRAM, "udp");
+  if (!sock) {
+    return unexpected{sock.error()};
   }
+  auto fd = std::move(*sock);
   if (opts.reuse_address) {
     set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
   }
@@ -867,12 +903,8 @@ expected<udp_socket> reactor::impl::open_udp(const ip_endpoint& bind,
                                        opts.receive_buffer);
   result.send_buffer = raise_buffer(fd.get(), SO_SNDBUF, SO_SNDBUFFORCE,
                                     opts.send_buffer);
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  to_sockaddr(bind, family, ss, len);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    return unexpected{
-      sys_error(fmt::format("bind udp {}", to_string(bind)), errno)};
+  if (auto ok = bind_socket(fd.get(), family, bind, "udp"); !ok) {
+    return unexpected{ok.error()};
   }
   result.local = local_endpoint(fd.get());
   auto id = next_id(tag_udp);
@@ -1054,27 +1086,18 @@ expected<void> reactor::impl::close_udp(uint64_t id) {
 expected<tcp_listener> reactor::impl::listen_tcp(const ip_endpoint& bind,
                                                  const caf::actor& owner,
                                                  const tcp_options& opts) {
-  if (stopped()) {
-    return unexpected{stopped_error()};
-  }
-  if (auto ok = opts.validate(); !ok) {
+  if (auto ok = check_open(opts, owner, "tcp"); !ok) {
     return unexpected{ok.error()};
   }
-  if (!owner) {
-    return unexpected{bad_field("tcp.owner", "must be a valid actor")};
-  }
   auto family = family_of(bind);
-  unique_fd fd{::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
-  if (!fd) {
-    return unexpected{sys_error("socket(tcp)", errno)};
+  auto sock = open_socket(family, SOCK_STREAM, "tcp");
+  if (!sock) {
+    return unexpected{sock.error()};
   }
+  auto fd = std::move(*sock);
   set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  to_sockaddr(bind, family, ss, len);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    return unexpected{
-      sys_error(fmt::format("bind tcp {}", to_string(bind)), errno)};
+  if (auto ok = bind_socket(fd.get(), family, bind, "tcp"); !ok) {
+    return unexpected{ok.error()};
   }
   if (::listen(fd.get(), opts.backlog) != 0) {
     return unexpected{
@@ -1120,24 +1143,19 @@ expected<tcp_conn_id>
 reactor::impl::connect_tcp(const ip_endpoint& to, const caf::actor& owner,
                            std::chrono::milliseconds timeout,
                            const tcp_options& opts) {
-  if (stopped()) {
-    return unexpected{stopped_error()};
-  }
-  if (auto ok = opts.validate(); !ok) {
+  if (auto ok = check_open(opts, owner, "tcp"); !ok) {
     return unexpected{ok.error()};
-  }
-  if (!owner) {
-    return unexpected{bad_field("tcp.owner", "must be a valid actor")};
   }
   if (timeout.count() <= 0) {
     return unexpected{bad_field("tcp.connect_timeout", "must be positive")};
   }
   auto started = clock_type::now();
   auto family = family_of(to);
-  unique_fd fd{::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
-  if (!fd) {
-    return unexpected{sys_error("socket(tcp)", errno)};
+  auto sock = open_socket(family, SOCK_STREAM, "tcp");
+  if (!sock) {
+    return unexpected{sock.error()};
   }
+  auto fd = std::move(*sock);
   if (opts.no_delay) {
     set_int_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, 1);
   }
