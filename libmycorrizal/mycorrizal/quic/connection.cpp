@@ -363,6 +363,23 @@ struct connection::impl {
     return {};
   }
 
+  /// A connection of either role with its parameters, addresses and TLS
+  /// session set up; `start` then creates the ngtcp2 side.
+  static expected<std::unique_ptr<impl>>
+  make(bool server, const credentials& creds, connection_params params) {
+    auto ptr = std::make_unique<impl>();
+    auto& self = *ptr;
+    self.server = server;
+    self.params = std::move(params);
+    self.creds = creds.state();
+    self.local_len = to_sockaddr(self.params.local, self.local_sa);
+    self.remote_len = to_sockaddr(self.params.remote, self.remote_sa);
+    if (auto ok = self.setup_tls(); !ok) {
+      return unexpected{ok.error()};
+    }
+    return ptr;
+  }
+
   expected<void> setup_tls() {
     gnutls_session_t raw = nullptr;
     unsigned flags = server ? GNUTLS_SERVER : GNUTLS_CLIENT;
@@ -1001,16 +1018,12 @@ expected<connection> connection::connect(const credentials& creds,
   if (auto ok = check_params(creds, params); !ok) {
     return unexpected{ok.error()};
   }
-  auto ptr = std::make_unique<impl>();
-  auto& self = *ptr;
-  self.server = false;
-  self.params = std::move(params);
-  self.creds = creds.state();
-  self.local_len = to_sockaddr(self.params.local, self.local_sa);
-  self.remote_len = to_sockaddr(self.params.remote, self.remote_sa);
-  if (auto ok = self.setup_tls(); !ok) {
-    return unexpected{ok.error()};
+  auto made = impl::make(false, creds, std::move(params));
+  if (!made) {
+    return unexpected{made.error()};
   }
+  auto ptr = std::move(*made);
+  auto& self = *ptr;
   ngtcp2_cid dcid;
   ngtcp2_cid scid;
   dcid.datalen = self.params.transport.cid_length;
@@ -1042,16 +1055,12 @@ expected<connection> connection::accept(const credentials& creds,
     return unexpected{error{errc::malformed_frame,
                             "quic: the datagram is not a client Initial"}};
   }
-  auto ptr = std::make_unique<impl>();
-  auto& self = *ptr;
-  self.server = true;
-  self.params = std::move(params);
-  self.creds = creds.state();
-  self.local_len = to_sockaddr(self.params.local, self.local_sa);
-  self.remote_len = to_sockaddr(self.params.remote, self.remote_sa);
-  if (auto ok = self.setup_tls(); !ok) {
-    return unexpected{ok.error()};
+  auto made = impl::make(true, creds, std::move(params));
+  if (!made) {
+    return unexpected{made.error()};
   }
+  auto ptr = std::move(*made);
+  auto& self = *ptr;
   ngtcp2_cid scid;
   scid.datalen = self.params.transport.cid_length;
   self.fill_random(scid.data, scid.datalen);
