@@ -112,52 +112,52 @@ std::string hex(const unsigned char* data, size_t size, bool colons) {
 
 } // namespace
 
-expected<void> validate_node_name(std::string_view name) {
+namespace {
+
+/// Checks a name for a certificate: 1..max_name_length characters, each
+/// accepted by `allowed`; `what` names the name and `allowed_text` the
+/// characters in errors.
+template <class Allowed>
+expected<void> validate_name(std::string_view name, std::string_view what,
+                             Allowed allowed, std::string_view allowed_text) {
   if (name.empty()) {
-    return unexpected{
-      error{errc::invalid_identifier, "node name: must not be empty"}};
+    return unexpected{error{errc::invalid_identifier,
+                            fmt::format("{}: must not be empty", what)}};
   }
   if (name.size() > max_name_length) {
-    return unexpected{
-      error{errc::invalid_identifier,
-            fmt::format("node name: at most {} characters, got {}",
-                        max_name_length, name.size())}};
+    return unexpected{error{errc::invalid_identifier,
+                            fmt::format("{}: at most {} characters, got {}",
+                                        what, max_name_length, name.size())}};
   }
   for (size_t i = 0; i < name.size(); ++i) {
-    auto c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-    if (!ok) {
-      return unexpected{error{
-        errc::invalid_identifier,
-        fmt::format("node name: character {} (byte {:#04x}) is not one of "
-                    "A-Z a-z 0-9 . - _",
-                    i + 1, static_cast<unsigned char>(c))}};
+    auto c = static_cast<unsigned char>(name[i]);
+    if (!allowed(c)) {
+      return unexpected{
+        error{errc::invalid_identifier,
+              fmt::format("{}: character {} (byte {:#04x}) is not {}", what,
+                          i + 1, c, allowed_text)}};
     }
   }
   return {};
 }
 
+} // namespace
+
+expected<void> validate_node_name(std::string_view name) {
+  auto allowed = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+  };
+  return validate_name(name, "node name", allowed, "one of A-Z a-z 0-9 . - _");
+}
+
 expected<void> validate_ca_name(std::string_view name) {
-  if (name.empty()) {
-    return unexpected{
-      error{errc::invalid_identifier, "CA name: must not be empty"}};
-  }
-  if (name.size() > max_name_length) {
-    return unexpected{
-      error{errc::invalid_identifier,
-            fmt::format("CA name: at most {} characters, got {}",
-                        max_name_length, name.size())}};
-  }
-  for (size_t i = 0; i < name.size(); ++i) {
-    auto c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c > 0x7e) {
-      return unexpected{
-        error{errc::invalid_identifier,
-              fmt::format("CA name: character {} (byte {:#04x}) is not "
-                          "printable ASCII",
-                          i + 1, c)}};
-    }
+  auto allowed = [](unsigned char c) {
+    return c >= 0x20 && c <= 0x7e;
+  };
+  if (auto ok = validate_name(name, "CA name", allowed, "printable ASCII");
+      !ok) {
+    return ok;
   }
   if (name.front() == ' ' || name.back() == ' ') {
     return unexpected{error{errc::invalid_identifier,
