@@ -144,6 +144,7 @@ struct connection::impl {
   connection_stats counters;
   uint64_t lost_closed = 0;
   std::vector<std::vector<std::byte>> ids;
+  uint64_t ids_epoch = 0;
 
   // -- helpers ----------------------------------------------------------------
 
@@ -171,12 +172,14 @@ struct connection::impl {
   void add_id(const uint8_t* data, size_t len) {
     auto* p = reinterpret_cast<const std::byte*>(data);
     ids.emplace_back(p, p + len);
+    ++ids_epoch;
   }
 
   void remove_id(const uint8_t* data, size_t len) {
     auto* p = reinterpret_cast<const std::byte*>(data);
     std::vector<std::byte> key(p, p + len);
     ids.erase(std::remove(ids.begin(), ids.end(), key), ids.end());
+    ++ids_epoch;
   }
 
   bool closed_or_closing() const noexcept {
@@ -1278,6 +1281,10 @@ connection_stats connection::stats() const {
 
 std::vector<std::vector<std::byte>> connection::routing_ids() const {
   return impl_->ids;
+}
+
+uint64_t connection::routing_epoch() const noexcept {
+  return impl_->ids_epoch;
 }
 
 std::string_view to_string(connection_state x) noexcept {

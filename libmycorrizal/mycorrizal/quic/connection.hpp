@@ -257,6 +257,10 @@ public:
   /// the client's original destination id), for an endpoint's routing table.
   std::vector<std::vector<std::byte>> routing_ids() const;
 
+  /// Changes whenever `routing_ids()` does, so an owner copies the ids only
+  /// when they changed.
+  uint64_t routing_epoch() const noexcept;
+
 private:
   explicit connection(std::unique_ptr<impl> ptr) noexcept;
 

@@ -1,48 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "mycorrizal/quic/endpoint.hpp"
 
-#include <ngtcp2/ngtcp2.h>
-
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
 
 namespace mycorrizal::quic {
 
-namespace {
-
-using route_key = std::string;
-
-route_key key_of(const std::byte* data, size_t len) {
-  return route_key(reinterpret_cast<const char*>(data), len);
-}
-
-route_key key_of(const uint8_t* data, size_t len) {
-  return route_key(reinterpret_cast<const char*>(data), len);
-}
-
-} // namespace
-
 struct endpoint::state {
   struct entry {
     connection conn;
     ip_endpoint remote;
-    std::vector<route_key> routes;
+    uint64_t routes_epoch = ~uint64_t{0};
   };
 
   credentials creds;
   endpoint_params params;
   std::map<connection_id, entry> conns;
-  std::unordered_map<route_key, connection_id> table;
+  quic::router router;
   std::vector<endpoint_event> events;
   std::vector<std::pair<ip_endpoint, std::vector<std::byte>>> pending;
   endpoint_stats counters;
   connection_id next_id = 1;
 
   state(credentials c, endpoint_params p)
-      : creds(std::move(c)), params(std::move(p)) {
+      : creds(std::move(c)), params(std::move(p)),
+        router(params.transport.cid_length, params.accept) {
     // nop
   }
 
@@ -62,21 +45,10 @@ struct endpoint::state {
   // Brings the routing table in line with the connection's ids and moves
   // its events out.
   void sync(connection_id id, entry& e) {
-    std::vector<route_key> now_ids;
-    for (const auto& cid : e.conn.routing_ids()) {
-      now_ids.push_back(key_of(cid.data(), cid.size()));
+    if (auto epoch = e.conn.routing_epoch(); epoch != e.routes_epoch) {
+      router.set_routes(id, e.conn.routing_ids());
+      e.routes_epoch = epoch;
     }
-    for (const auto& k : e.routes) {
-      if (std::find(now_ids.begin(), now_ids.end(), k) == now_ids.end()) {
-        if (auto i = table.find(k); i != table.end() && i->second == id) {
-          table.erase(i);
-        }
-      }
-    }
-    for (const auto& k : now_ids) {
-      table[k] = id;
-    }
-    e.routes = std::move(now_ids);
     for (auto& ev : e.conn.events()) {
       events.push_back(endpoint_event{id, std::move(ev)});
     }
@@ -86,36 +58,13 @@ struct endpoint::state {
   void remove_finished() {
     for (auto i = conns.begin(); i != conns.end();) {
       if (i->second.conn.finished()) {
-        for (const auto& k : i->second.routes) {
-          if (auto j = table.find(k);
-              j != table.end() && j->second == i->first) {
-            table.erase(j);
-          }
-        }
+        router.remove(i->first);
         counters.connections_removed++;
         i = conns.erase(i);
       } else {
         ++i;
       }
     }
-  }
-
-  void version_negotiation(const ip_endpoint& from,
-                           const ngtcp2_version_cid& vc) {
-    std::array<uint8_t, 256> buf{};
-    std::array<uint32_t, 1> versions{NGTCP2_PROTO_VER_V1};
-    std::array<std::byte, 1> unused{};
-    params.rng(unused);
-    auto n = ngtcp2_pkt_write_version_negotiation(
-      buf.data(), buf.size(), static_cast<uint8_t>(unused[0]), vc.scid,
-      vc.scidlen, vc.dcid, vc.dcidlen, versions.data(), versions.size());
-    if (n <= 0) {
-      counters.datagrams_dropped++;
-      return;
-    }
-    auto* p = reinterpret_cast<const std::byte*>(buf.data());
-    pending.emplace_back(from, std::vector<std::byte>(p, p + n));
-    counters.version_negotiations_sent++;
   }
 };
 
@@ -161,35 +110,22 @@ void endpoint::handle_datagram(const ip_endpoint& from, bytes_view data,
                                time_point now, wall_time wall_now) {
   auto& s = *st_;
   s.counters.datagrams_received++;
-  if (data.empty()) {
-    // ngtcp2_pkt_decode_version_cid asserts a non-empty input.
-    s.counters.datagrams_dropped++;
-    return;
-  }
-  ngtcp2_version_cid vc{};
-  auto rv = ngtcp2_pkt_decode_version_cid(
-    &vc, reinterpret_cast<const uint8_t*>(data.data()), data.size(),
-    s.params.transport.cid_length);
-  if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
-    // Only for client-sized first packets, so we never amplify.
-    if (s.params.accept && data.size() >= 1200) {
-      s.version_negotiation(from, vc);
-    } else {
-      s.counters.datagrams_dropped++;
+  auto r = s.router.classify(data, s.params.rng);
+  switch (r.action) {
+    case route_action::deliver: {
+      auto& e = s.conns.at(r.id);
+      e.conn.handle_datagram(from, data, now);
+      s.sync(r.id, e);
+      return;
     }
-    return;
+    case route_action::reply:
+      s.pending.emplace_back(from, std::move(r.reply));
+      s.counters.version_negotiations_sent++;
+      return;
+    case route_action::drop: s.counters.datagrams_dropped++; return;
+    case route_action::accept: break;
   }
-  if (rv != 0) {
-    s.counters.datagrams_dropped++;
-    return;
-  }
-  if (auto i = s.table.find(key_of(vc.dcid, vc.dcidlen)); i != s.table.end()) {
-    auto& e = s.conns.at(i->second);
-    e.conn.handle_datagram(from, data, now);
-    s.sync(i->second, e);
-    return;
-  }
-  if (!s.params.accept || s.conns.size() >= s.params.max_connections) {
+  if (s.conns.size() >= s.params.max_connections) {
     s.counters.datagrams_dropped++;
     return;
   }
@@ -267,7 +203,7 @@ size_t endpoint::size() const noexcept {
 }
 
 size_t endpoint::routes() const noexcept {
-  return st_->table.size();
+  return st_->router.size();
 }
 
 const endpoint_stats& endpoint::stats() const noexcept {

@@ -7,6 +7,7 @@
 #include "mycorrizal/quic/connection.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/fwd.hpp"
+#include "mycorrizal/quic/router.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
 
 #include <cstdint>
@@ -14,7 +15,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 /// The QUIC endpoint of one UDP socket, sans-I/O: routes received datagrams
@@ -27,9 +27,6 @@
 /// it. Datagrams for no known connection that are not Initials are dropped
 /// and counted (no stateless reset: we keep no reset secret yet).
 namespace mycorrizal::quic {
-
-/// Endpoint-local handle of a connection (never reused).
-using connection_id = uint64_t;
 
 /// What an endpoint needs.
 struct endpoint_params {
