@@ -2,6 +2,7 @@
 // The membership actor: drives the SWIM + Lifeguard core over real sockets.
 #pragma once
 
+#include "mycorrizal/atoms.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/gossip/config.hpp"
@@ -48,18 +49,6 @@ class reactor;
 /// (without a leave, others will detect a failure). It closes its sockets;
 /// pending requests end with `errc::shutting_down`.
 namespace mycorrizal {
-
-using join_atom = caf::atom_constant<caf::atom("join")>;
-using leave_atom = caf::atom_constant<caf::atom("leave")>;
-using members_atom = caf::atom_constant<caf::atom("members")>;
-using update_atom = caf::atom_constant<caf::atom("update")>;
-using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
-using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
-using health_atom = caf::atom_constant<caf::atom("health")>;
-using keyop_atom = caf::atom_constant<caf::atom("keyop")>;
-using keys_atom = caf::atom_constant<caf::atom("keys")>;
-using stats_atom = caf::atom_constant<caf::atom("stats")>;
-using local_atom = caf::atom_constant<caf::atom("local")>;
 
 /// A keyring operation (memberlist's KeyManager, applied locally).
 enum class key_op : uint8_t { install, use, remove };
@@ -108,7 +97,6 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
 
 } // namespace mycorrizal
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::ip_endpoint)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::key_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::membership_counters)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::gossip::member_event)

@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: Apache-2.0
+// The connection actor: drives one QUIC connection core.
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/detail/transport_actors.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/log.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <unordered_map>
+
+namespace mycorrizal::detail {
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using dial_timeout_atom = caf::atom_constant<caf::atom("dialtmo")>;
+
+constexpr std::string_view component = "quic";
+
+/// Write rounds per message handled before the actor yields to its mailbox
+/// (acknowledgements must get in between during a bulk transfer).
+constexpr int max_write_rounds = 8;
+
+struct connection_state {
+  static inline const char* name = "mycorrizal.connection";
+
+  /// One stream: its actor and the bytes QUIC did not take yet.
+  struct stream_entry {
+    caf::actor actor;
+    std::deque<std::vector<std::byte>> pending;
+    /// Read offset into `pending.front()`.
+    size_t offset = 0;
+    /// The end of our side is queued behind `pending`.
+    bool fin = false;
+    bool fin_taken = false;
+  };
+
+  connection_args_ptr args;
+  quic::connection* core = nullptr;
+  /// This actor, for the reports (released when the state goes).
+  caf::actor me;
+  std::unordered_map<int64_t, stream_entry> streams;
+
+  std::vector<std::byte> out_buffer;
+  std::vector<std::span<const std::byte>> views;
+  std::vector<net::udp_send_item> items;
+
+  uint64_t routes_epoch = 0;
+  /// The core deadline the pending tick serves (max: none pending).
+  quic::time_point armed = quic::time_point::max();
+  bool flush_pending = false;
+
+  std::optional<caf::response_promise> dial;
+  /// Set when a dial deadline closed the connection: the reason reported.
+  std::optional<error> override_reason;
+  bool up = false;
+  bool down_reported = false;
+  uint64_t send_errors = 0;
+
+  connection_state() = default;
+  connection_state(const connection_state&) = delete;
+  connection_state& operator=(const connection_state&) = delete;
+
+  ~connection_state();
+
+  /// The reason the connection is over, as reported to everyone.
+  error reason() const {
+    if (override_reason) {
+      return *override_reason;
+    }
+    if (core != nullptr && core->close_reason().code() != errc::none) {
+      return core->close_reason();
+    }
+    return error{errc::shutting_down, "connection actor stopped"};
+  }
+
+  /// Reports the end once: to the handler, the dialer and every stream.
+  void report_down() {
+    if (down_reported) {
+      return;
+    }
+    down_reported = true;
+    auto why = reason();
+    if (dial) {
+      dial->deliver(make_caf_error(why));
+      dial.reset();
+    }
+    for (auto& [id, s] : streams) {
+      caf::anon_send(s.actor, stream_gone{why});
+    }
+    streams.clear();
+    connection_down msg;
+    msg.connection = me;
+    msg.peer_name = up ? core->peer_name() : std::string{};
+    msg.remote = args->remote;
+    msg.incoming = args->incoming;
+    msg.reason = why;
+    caf::anon_send(args->handler, std::move(msg));
+  }
+};
+
+using connection_actor = caf::stateful_actor<connection_state>;
+
+/// Sends the CONNECTION_CLOSE of a connection whose actor stops without
+/// having closed it (the socket outlives the transport for this).
+void close_now(connection_state& st, std::string_view why) {
+  if (st.core == nullptr) {
+    return;
+  }
+  auto now = quic_now();
+  auto s = st.core->state();
+  if (s == quic::connection_state::handshaking
+      || s == quic::connection_state::established) {
+    st.core->close(0, why, now);
+    st.views.clear();
+    st.core->write(now, st.out_buffer, st.views);
+    for (auto v : st.views) {
+      std::ignore = st.args->socket->reactor().send_udp(st.args->socket->id(),
+                                                        st.args->remote, v);
+    }
+  }
+}
+
+connection_state::~connection_state() {
+  if (args == nullptr) {
+    return;
+  }
+  // The actor stopped (transport stop, exit message) while still open.
+  close_now(*this, "shutting down");
+  report_down();
+}
+
+/// Hands queued stream bytes to the core as far as it takes them, and
+/// tells the stream actor how much it took.
+void push_stream(connection_state& st, int64_t id,
+                 connection_state::stream_entry& s) {
+  size_t taken = 0;
+  bool fin_now = false;
+  while (!s.pending.empty()) {
+    auto& front = s.pending.front();
+    auto rest = std::span<const std::byte>{front}.subspan(s.offset);
+    bool last = s.pending.size() == 1;
+    auto n = st.core->send(id, rest, last && s.fin);
+    if (!n) {
+      break;
+    }
+    taken += *n;
+    s.offset += *n;
+    if (*n < rest.size()) {
+      break;
+    }
+    s.pending.pop_front();
+    s.offset = 0;
+    if (last && s.fin) {
+      s.fin_taken = true;
+      fin_now = true;
+    }
+  }
+  if (s.pending.empty() && s.fin && !s.fin_taken) {
+    // A FIN without bytes.
+    if (auto n = st.core->send(id, {}, true); n) {
+      s.fin_taken = true;
+      fin_now = true;
+    }
+  }
+  if (taken > 0 || fin_now) {
+    caf::anon_send(s.actor, stream_taken{taken, fin_now});
+  }
+}
+
+void handle_events(connection_actor* self) {
+  auto& st = self->state;
+  auto& events = st.core->events();
+  // Bytes for one stream in one round go to its actor in one message.
+  std::vector<std::pair<int64_t, stream_input>> inputs;
+  auto input_for = [&](int64_t id) -> stream_input& {
+    for (auto& [sid, in] : inputs) {
+      if (sid == id) {
+        return in;
+      }
+    }
+    return inputs.emplace_back(id, stream_input{}).second;
+  };
+  auto flush_inputs = [&] {
+    for (auto& [id, in] : inputs) {
+      if (auto i = st.streams.find(id); i != st.streams.end()) {
+        self->send(i->second.actor, std::move(in));
+      }
+    }
+    inputs.clear();
+  };
+  for (size_t k = 0; k < events.size(); ++k) {
+    auto& ev = events[k];
+    if (auto* d = std::get_if<quic::stream_data>(&ev)) {
+      auto& in = input_for(d->stream_id);
+      if (in.data.empty()) {
+        in.data = std::move(d->data);
+      } else {
+        in.data.insert(in.data.end(), d->data.begin(), d->data.end());
+      }
+      in.fin = in.fin || d->fin;
+    } else if (auto* o = std::get_if<quic::stream_opened>(&ev)) {
+      stream_args sa;
+      sa.stream_id = o->stream_id;
+      sa.connection = caf::actor_cast<caf::actor>(self);
+      sa.peer_name = st.core->peer_name();
+      sa.options = st.args->streams;
+      sa.handler = st.args->handler;
+      auto actor = spawn_stream(self, std::move(sa));
+      self->monitor(actor);
+      st.streams[o->stream_id].actor = std::move(actor);
+    } else if (auto* w = std::get_if<quic::stream_writable>(&ev)) {
+      if (auto i = st.streams.find(w->stream_id); i != st.streams.end()) {
+        push_stream(st, w->stream_id, i->second);
+      }
+    } else if (auto* c = std::get_if<quic::stream_closed>(&ev)) {
+      flush_inputs();
+      if (auto i = st.streams.find(c->stream_id); i != st.streams.end()) {
+        error why;
+        if (c->app_error_code) {
+          why = error{errc::connection_lost,
+                      fmt::format("stream reset with code {}",
+                                  *c->app_error_code)};
+        }
+        self->send(i->second.actor, stream_gone{std::move(why)});
+        st.streams.erase(i);
+      }
+    } else if (auto* h = std::get_if<quic::handshake_completed>(&ev)) {
+      st.up = true;
+      MYCORRIZAL_LOG_INFO(component, "connection {} {} {} is up",
+                          st.args->incoming ? "from" : "to", h->peer_name,
+                          st.args->remote.to_string());
+      connection_info info;
+      info.connection = caf::actor_cast<caf::actor>(self);
+      info.peer_name = h->peer_name;
+      info.remote = st.args->remote;
+      info.incoming = st.args->incoming;
+      self->send(st.args->transport_actor,
+                 connection_named{st.args->id, h->peer_name});
+      if (st.dial) {
+        st.dial->deliver(info);
+        st.dial.reset();
+      }
+      self->send(st.args->handler, connection_up{std::move(info)});
+    } else if (std::holds_alternative<quic::connection_closed>(ev)) {
+      flush_inputs();
+      auto why = st.reason();
+      MYCORRIZAL_LOG_INFO(component, "connection {} {} ({}) closed: {}",
+                          st.args->incoming ? "from" : "to",
+                          st.up ? st.core->peer_name() : std::string{"?"},
+                          st.args->remote.to_string(), to_string(why));
+      st.report_down();
+    }
+  }
+  flush_inputs();
+  events.clear();
+}
+
+void arm(connection_actor* self, quic::time_point now) {
+  auto& st = self->state;
+  auto next = st.core->next_deadline();
+  if (next == quic::time_point::max() || next >= st.armed) {
+    return;
+  }
+  st.armed = next;
+  auto wait = std::max(next - now, quic::duration::zero());
+  self->delayed_send(self, wait, tick_atom::value,
+                     static_cast<int64_t>(next.time_since_epoch().count()));
+}
+
+/// After every input: sends what the core writes (routes first), reports
+/// its events, re-arms the timer, and quits once the core is finished.
+void process(connection_actor* self) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  auto now = quic_now();
+  handle_events(self);
+  for (int round = 0;; ++round) {
+    st.views.clear();
+    auto n = core.write(now, st.out_buffer, st.views);
+    if (auto epoch = core.routing_epoch(); epoch != st.routes_epoch) {
+      st.routes_epoch = epoch;
+      self->send(st.args->transport_actor,
+                 connection_routes{st.args->id, core.routing_ids()});
+    }
+    handle_events(self);
+    if (n == 0) {
+      break;
+    }
+    st.items.clear();
+    for (auto v : st.views) {
+      st.items.push_back(net::udp_send_item{st.args->remote, v});
+    }
+    auto& r = st.args->socket->reactor();
+    size_t sent = 0;
+    while (sent < st.items.size()) {
+      auto k = r.send_udp_many(
+        st.args->socket->id(),
+        std::span<const net::udp_send_item>{st.items}.subspan(sent));
+      if (!k) {
+        // QUIC treats what did not leave as lost and sends it again.
+        st.send_errors += st.items.size() - sent;
+        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "send to {} failed: {}",
+                                st.args->remote.to_string(),
+                                to_string(k.error()));
+        break;
+      }
+      sent += *k;
+    }
+    if (n < st.args->transport.max_datagrams_per_write) {
+      break;
+    }
+    if (round + 1 == max_write_rounds) {
+      // More to write: let acknowledgements in first.
+      if (!st.flush_pending) {
+        st.flush_pending = true;
+        self->send(self, flush_atom::value);
+      }
+      break;
+    }
+    now = quic_now();
+  }
+  if (core.finished()) {
+    st.report_down();
+    self->quit();
+    return;
+  }
+  arm(self, now);
+}
+
+void on_exit_request(connection_actor* self, const caf::exit_msg& msg) {
+  auto& st = self->state;
+  if (st.core != nullptr && !st.core->finished()
+      && msg.reason != caf::exit_reason::kill) {
+    close_now(st, "shutting down");
+    st.report_down();
+  }
+  self->quit(msg.reason);
+}
+
+caf::behavior connection_impl(connection_actor* self,
+                              const connection_args_ptr& args) {
+  auto& init = self->state;
+  init.args = args;
+  init.core = &*args->core;
+  init.me = caf::actor_cast<caf::actor>(self);
+  init.out_buffer.resize(args->transport.max_udp_payload
+                         * args->transport.max_datagrams_per_write);
+  init.routes_epoch = init.core->routing_epoch();
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    on_exit_request(self, msg);
+  });
+  self->set_down_handler([=](caf::down_msg& dm) {
+    // A stream actor ended on its own (crash or kill): reset its stream.
+    auto& st = self->state;
+    for (auto i = st.streams.begin(); i != st.streams.end(); ++i) {
+      if (i->second.actor.address() == dm.source) {
+        std::ignore = st.core->reset_stream(i->first, 1);
+        st.streams.erase(i);
+        process(self);
+        return;
+      }
+    }
+  });
+  if (args->dial) {
+    init.dial = std::move(args->dial);
+    args->dial.reset();
+    self->delayed_send(self, args->dial_deadline, dial_timeout_atom::value);
+  }
+  // The first Initial (client) or the reply to the client's (server).
+  self->send(self, flush_atom::value);
+  init.flush_pending = true;
+  return {
+    [=](routed_datagrams& batch) {
+      auto& st = self->state;
+      auto now = quic_now();
+      for (auto& d : batch.datagrams) {
+        st.core->handle_datagram(d.from, d.data, now);
+      }
+      process(self);
+    },
+    [=](tick_atom, int64_t deadline) {
+      auto& st = self->state;
+      if (deadline == st.armed.time_since_epoch().count()) {
+        st.armed = quic::time_point::max();
+      }
+      auto now = quic_now();
+      if (st.core->next_deadline() <= now) {
+        st.core->on_timeout(now);
+      }
+      process(self);
+    },
+    [=](flush_atom) {
+      self->state.flush_pending = false;
+      process(self);
+    },
+    [=](dial_timeout_atom) {
+      auto& st = self->state;
+      if (st.up || st.down_reported) {
+        return;
+      }
+      st.override_reason = error{
+        errc::timeout, fmt::format("no authenticated connection to {} in time",
+                                   st.args->remote.to_string())};
+      st.core->close(0, "handshake timeout", quic_now());
+      process(self);
+      st.report_down();
+    },
+    [=](open_atom, wire::owned_frame& first,
+        caf::actor& consumer) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      auto t = wire::type_of(first);
+      if (t != wire::frame_type::stream_init && t != wire::frame_type::hello) {
+        return make_caf_error(error{
+          errc::unexpected_frame, "a stream opens with STREAM_INIT or HELLO"});
+      }
+      if (!consumer) {
+        return make_caf_error(
+          error{errc::invalid_config, "open: no consumer actor"});
+      }
+      if (st.down_reported) {
+        return make_caf_error(st.reason());
+      }
+      auto id = st.core->open_stream();
+      if (!id) {
+        return make_caf_error(id.error());
+      }
+      stream_args sa;
+      sa.stream_id = *id;
+      sa.connection = caf::actor_cast<caf::actor>(self);
+      sa.peer_name = st.core->peer_name();
+      sa.options = st.args->streams;
+      sa.first = std::move(first);
+      sa.consumer = std::move(consumer);
+      auto actor = spawn_stream(self, std::move(sa));
+      self->monitor(actor);
+      st.streams[*id].actor = actor;
+      return actor;
+    },
+    [=](stream_output& out) {
+      auto& st = self->state;
+      auto i = st.streams.find(out.stream_id);
+      if (i == st.streams.end()) {
+        return;
+      }
+      auto& s = i->second;
+      if (!out.data.empty()) {
+        s.pending.push_back(std::move(out.data));
+      }
+      s.fin = s.fin || out.fin;
+      push_stream(st, out.stream_id, s);
+      process(self);
+    },
+    [=](stream_consumed& x) {
+      auto& st = self->state;
+      st.core->consume(x.stream_id, x.n);
+      process(self);
+    },
+    [=](stream_abort& x) {
+      auto& st = self->state;
+      if (st.streams.erase(x.stream_id) > 0) {
+        std::ignore = st.core->reset_stream(x.stream_id, x.code);
+        process(self);
+      }
+    },
+    [=](close_atom, uint64_t code, std::string& reason) {
+      auto& st = self->state;
+      st.core->close(code, reason, quic_now());
+      process(self);
+      return caf::unit;
+    },
+    [=](stats_atom) {
+      auto& st = self->state;
+      connection_info info;
+      info.connection = caf::actor_cast<caf::actor>(self);
+      info.peer_name = st.up ? st.core->peer_name() : std::string{};
+      info.remote = st.args->remote;
+      info.incoming = st.args->incoming;
+      info.stats = st.core->stats();
+      return info;
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_connection(caf::local_actor* transport,
+                            connection_args_ptr args) {
+  return transport->spawn(connection_impl, std::move(args));
+}
+
+} // namespace mycorrizal::detail

@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: Apache-2.0
+// The stream actor: frames on one QUIC stream.
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/detail/transport_actors.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/log.hpp"
+#include "mycorrizal/wire/decoder.hpp"
+#include "mycorrizal/wire/encoder.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <deque>
+
+namespace mycorrizal::detail {
+
+namespace {
+
+constexpr std::string_view component = "quic";
+
+struct stream_state {
+  static inline const char* name = "mycorrizal.stream";
+
+  stream_args args;
+  /// This actor, for the last report (released when the state goes).
+  caf::actor me;
+  std::optional<wire::decoder> decoder;
+
+  // -- outgoing ---------------------------------------------------------------
+
+  /// Encoded frames not yet handed to the connection, from `head` on.
+  std::vector<std::byte> queue;
+  size_t head = 0;
+  /// Handed to the connection, not yet taken by QUIC.
+  size_t in_flight = 0;
+  /// `close_atom` asked for the end of our side.
+  bool fin_requested = false;
+  bool fin_handed = false;
+  bool fin_taken = false;
+  std::vector<caf::response_promise> close_waiters;
+
+  // -- incoming ---------------------------------------------------------------
+
+  /// Decoded frames not yet delivered, with their wire sizes.
+  std::deque<std::pair<wire::owned_frame, size_t>> ready;
+  /// Delivered and not yet answered by the consumer.
+  size_t unacked = 0;
+  /// The peer finished its side (all its bytes are decoded).
+  bool peer_fin = false;
+
+  /// Set once the stream is over; then writes fail with it.
+  std::optional<error> ended;
+  /// `stream_end` went to the consumer.
+  bool end_reported = false;
+  /// The connection said the stream is gone: quit once delivered.
+  bool gone = false;
+
+  stream_stats counters;
+
+  stream_state() = default;
+  stream_state(const stream_state&) = delete;
+  stream_state& operator=(const stream_state&) = delete;
+
+  ~stream_state() {
+    auto why = ended.value_or(error{errc::shutting_down, "stream stopped"});
+    for (auto& rp : close_waiters) {
+      rp.deliver(make_caf_error(why));
+    }
+    if (!end_reported && args.consumer) {
+      caf::anon_send(args.consumer, stream_end{me, why});
+    }
+  }
+
+  size_t queued() const noexcept {
+    return queue.size() - head;
+  }
+};
+
+using stream_actor = caf::stateful_actor<stream_state>;
+
+void deliver(stream_actor* self);
+
+/// Hands queued bytes to the connection while the in-flight budget allows.
+void pump(stream_actor* self) {
+  auto& st = self->state;
+  if (st.ended) {
+    return;
+  }
+  auto budget = st.args.options.max_in_flight_bytes;
+  while (st.queued() > 0 && st.in_flight < budget) {
+    auto n = std::min(st.queued(), budget - st.in_flight);
+    auto first = st.queue.begin() + static_cast<ptrdiff_t>(st.head);
+    stream_output out;
+    out.stream_id = st.args.stream_id;
+    out.data.assign(first, first + static_cast<ptrdiff_t>(n));
+    st.head += n;
+    st.in_flight += n;
+    out.fin = st.fin_requested && st.queued() == 0;
+    st.fin_handed = out.fin;
+    self->send(st.args.connection, std::move(out));
+  }
+  if (st.head == st.queue.size()) {
+    st.queue.clear();
+    st.head = 0;
+  } else if (st.head > st.queue.size() / 2) {
+    st.queue.erase(st.queue.begin(),
+                   st.queue.begin() + static_cast<ptrdiff_t>(st.head));
+    st.head = 0;
+  }
+  if (st.fin_requested && !st.fin_handed && st.queued() == 0) {
+    st.fin_handed = true;
+    self->send(st.args.connection, stream_output{st.args.stream_id, {}, true});
+  }
+}
+
+/// Ends the stream: reports to the consumer (after what it still has to
+/// get), fails waiters, and quits when nothing is left to deliver.
+void finish(stream_actor* self, error why) {
+  auto& st = self->state;
+  if (!st.ended) {
+    st.ended = why;
+  }
+  st.gone = true;
+  deliver(self);
+}
+
+/// Resets the stream because of bad input or a gone consumer.
+void abort_stream(stream_actor* self, const error& why) {
+  auto& st = self->state;
+  MYCORRIZAL_LOG_DEBUG_RL(component, 10, "stream {} with {} reset: {}",
+                          st.args.stream_id, st.args.peer_name, to_string(why));
+  self->send(st.args.connection,
+             stream_abort{st.args.stream_id,
+                          static_cast<uint64_t>(why.code())});
+  st.ready.clear();
+  finish(self, why);
+}
+
+/// Decodes received bytes into ready frames.
+void decode(stream_actor* self, std::vector<std::byte>& data, bool fin) {
+  auto& st = self->state;
+  wire::bytes_view input{data};
+  while (!input.empty()) {
+    auto f = st.decoder->next(input);
+    if (!f) {
+      abort_stream(self,
+                   error{f.error().code(), "bad frame from " + st.args.peer_name
+                                             + ": " + to_string(f.error())});
+      return;
+    }
+    if (!*f) {
+      break;
+    }
+    auto owned = wire::to_owned(**f);
+    auto size = wire::wire_size(owned);
+    st.counters.frames_in++;
+    st.counters.bytes_in += size;
+    st.ready.emplace_back(std::move(owned), size);
+  }
+  if (fin) {
+    if (auto ok = st.decoder->finish(); !ok) {
+      abort_stream(self,
+                   error{ok.error().code(), "stream from " + st.args.peer_name
+                                              + " ended inside a frame"});
+      return;
+    }
+    st.peer_fin = true;
+  }
+}
+
+/// Sends ready frames to the consumer while the unacknowledged budget
+/// allows (all of them once the stream is gone), then the end.
+void deliver(stream_actor* self) {
+  auto& st = self->state;
+  if (!st.args.consumer) {
+    return;
+  }
+  auto& opts = st.args.options;
+  while (!st.ready.empty()
+         && (st.gone || st.unacked < opts.max_unacked_bytes)) {
+    stream_frames msg;
+    msg.stream = caf::actor_cast<caf::actor>(self);
+    size_t bytes = 0;
+    while (!st.ready.empty()
+           && msg.frames.size() < opts.max_frames_per_delivery) {
+      bytes += st.ready.front().second;
+      msg.frames.push_back(std::move(st.ready.front().first));
+      st.ready.pop_front();
+    }
+    st.unacked += bytes;
+    self->request(st.args.consumer, caf::infinite, std::move(msg))
+      .then(
+        [=]() {
+          auto& cur = self->state;
+          cur.unacked -= bytes;
+          if (!cur.gone) {
+            self->send(cur.args.connection,
+                       stream_consumed{cur.args.stream_id, bytes});
+          }
+          deliver(self);
+        },
+        [=](caf::error& err) {
+          auto& cur = self->state;
+          cur.unacked -= bytes;
+          if (!cur.ended) {
+            abort_stream(self, error{errc::no_handler,
+                                     "the stream's consumer failed: "
+                                       + to_string(from_caf_error(err))});
+          }
+        });
+  }
+  if (st.ready.empty() && !st.end_reported && (st.peer_fin || st.gone)) {
+    // The peer finished (normal end) or the stream is gone (its reason).
+    auto why = st.gone ? st.ended.value_or(error{}) : error{};
+    if (st.peer_fin && !st.gone) {
+      why = error{};
+    }
+    st.end_reported = true;
+    self->send(st.args.consumer,
+               stream_end{caf::actor_cast<caf::actor>(self), why});
+  }
+  if (st.gone && st.ready.empty()) {
+    self->quit();
+  }
+}
+
+caf::result<void> enqueue(stream_actor* self,
+                          const std::vector<wire::owned_frame>& frames) {
+  auto& st = self->state;
+  if (st.ended) {
+    return make_caf_error(*st.ended);
+  }
+  if (st.fin_requested) {
+    return make_caf_error(
+      error{errc::shutting_down, "the stream was closed for writing"});
+  }
+  size_t total = 0;
+  for (const auto& f : frames) {
+    auto v = wire::view(f);
+    auto n = wire::encoded_size(v);
+    if (!n) {
+      return make_caf_error(n.error());
+    }
+    if (*n - wire::header_size > st.args.options.limits.max_frame_size) {
+      return make_caf_error(
+        error{errc::too_large,
+              fmt::format("a {}-byte frame exceeds the {}-byte limit",
+                          *n - wire::header_size,
+                          st.args.options.limits.max_frame_size)});
+    }
+    total += *n;
+  }
+  if (st.queued() + total > st.args.options.max_queued_bytes) {
+    st.counters.queue_full++;
+    return make_caf_error(
+      error{errc::queue_full,
+            fmt::format("stream {} to {}: {} bytes queued, limit {}",
+                        st.args.stream_id, st.args.peer_name, st.queued(),
+                        st.args.options.max_queued_bytes)});
+  }
+  auto before = st.queue.size();
+  for (const auto& f : frames) {
+    if (auto ok = wire::append(st.queue, wire::view(f)); !ok) {
+      st.queue.resize(before);
+      return make_caf_error(ok.error());
+    }
+  }
+  st.counters.frames_out += frames.size();
+  st.counters.bytes_out += total;
+  pump(self);
+  return caf::unit;
+}
+
+caf::behavior running(stream_actor* self) {
+  return {
+    [=](stream_input& in) {
+      auto& st = self->state;
+      if (st.gone) {
+        return;
+      }
+      decode(self, in.data, in.fin);
+      deliver(self);
+    },
+    [=](stream_taken& x) {
+      auto& st = self->state;
+      st.in_flight -= std::min(st.in_flight, x.n);
+      if (x.fin) {
+        st.fin_taken = true;
+        for (auto& rp : st.close_waiters) {
+          rp.deliver(caf::unit);
+        }
+        st.close_waiters.clear();
+      }
+      pump(self);
+    },
+    [=](stream_gone& x) {
+      finish(self, std::move(x.reason));
+    },
+    [=](write_atom, wire::owned_frame& f) -> caf::result<void> {
+      std::vector<wire::owned_frame> one;
+      one.push_back(std::move(f));
+      return enqueue(self, one);
+    },
+    [=](write_atom,
+        const std::vector<wire::owned_frame>& fs) -> caf::result<void> {
+      return enqueue(self, fs);
+    },
+    [=](close_atom) -> caf::result<void> {
+      auto& st = self->state;
+      if (st.fin_taken) {
+        return caf::unit;
+      }
+      if (st.ended) {
+        return make_caf_error(*st.ended);
+      }
+      st.fin_requested = true;
+      auto rp = self->make_response_promise();
+      st.close_waiters.push_back(rp);
+      pump(self);
+      return rp;
+    },
+    [=](reset_atom, uint64_t code) {
+      auto& st = self->state;
+      if (!st.ended) {
+        self->send(st.args.connection, stream_abort{st.args.stream_id, code});
+        st.ready.clear();
+        finish(self,
+               error{errc::shutting_down,
+                     fmt::format("stream reset locally (code {})", code)});
+      }
+      return caf::unit;
+    },
+    [=](stats_atom) {
+      auto& st = self->state;
+      auto out = st.counters;
+      out.stream_id = st.args.stream_id;
+      out.queued = st.queued() + st.in_flight;
+      return out;
+    },
+  };
+}
+
+caf::behavior stream_impl(stream_actor* self, const stream_args& args) {
+  auto& st = self->state;
+  st.args = args;
+  st.me = caf::actor_cast<caf::actor>(self);
+  auto start = wire::stream_start::peer_opened;
+  if (st.args.first) {
+    start = wire::type_of(*st.args.first) == wire::frame_type::hello
+              ? wire::stream_start::control_reply
+              : wire::stream_start::application_reply;
+  }
+  st.decoder.emplace(st.args.options.limits, start);
+  self->monitor(st.args.connection);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& cur = self->state;
+    if (dm.source == cur.args.connection.address()) {
+      finish(self, error{errc::connection_lost, "the connection ended"});
+    }
+  });
+  if (st.args.first) {
+    std::vector<wire::owned_frame> one;
+    one.push_back(std::move(*st.args.first));
+    st.args.first.reset();
+    if (auto ok = wire::append(st.queue, wire::view(one.front())); ok) {
+      st.counters.frames_out++;
+      st.counters.bytes_out += st.queue.size();
+      pump(self);
+    }
+  } else {
+    // The peer opened it: the handler names the consumer.
+    stream_accepted msg;
+    msg.connection = st.args.connection;
+    msg.stream = caf::actor_cast<caf::actor>(self);
+    msg.peer_name = st.args.peer_name;
+    msg.stream_id = st.args.stream_id;
+    self->request(st.args.handler, caf::infinite, std::move(msg))
+      .then(
+        [=](caf::actor& consumer) {
+          auto& cur = self->state;
+          if (!consumer) {
+            abort_stream(self, error{errc::no_handler,
+                                     "the handler refused the stream"});
+            return;
+          }
+          cur.args.consumer = std::move(consumer);
+          deliver(self);
+        },
+        [=](caf::error& err) {
+          abort_stream(self, error{errc::no_handler,
+                                   "the handler refused the stream: "
+                                     + to_string(from_caf_error(err))});
+        });
+  }
+  return running(self);
+}
+
+} // namespace
+
+caf::actor spawn_stream(caf::local_actor* connection, stream_args args) {
+  return connection->spawn(stream_impl, std::move(args));
+}
+
+} // namespace mycorrizal::detail

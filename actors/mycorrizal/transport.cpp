@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: Apache-2.0
+// The transport actor: one QUIC endpoint (UDP socket + routing table).
+#include "mycorrizal/transport.hpp"
+
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/detail/transport_actors.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/log.hpp"
+
+#include <caf/all.hpp>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <chrono>
+#include <unordered_map>
+
+namespace mycorrizal {
+
+namespace {
+
+using init_atom = caf::atom_constant<caf::atom("init")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+
+constexpr std::string_view component = "quic";
+
+/// How long a stopping transport waits for its connections to send their
+/// CONNECTION_CLOSE before it quits anyway.
+constexpr auto stop_grace = std::chrono::seconds{2};
+
+/// Connection ids and reset tokens come from GnuTLS's nonce generator.
+void random_fill(std::span<std::byte> out) {
+  gnutls_rnd(GNUTLS_RND_NONCE, out.data(), out.size());
+}
+
+struct transport_init {
+  transport_options opts;
+  detail::socket_ptr socket;
+};
+
+using transport_init_ptr = std::shared_ptr<transport_init>;
+
+} // namespace
+
+} // namespace mycorrizal
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::transport_init_ptr)
+
+namespace mycorrizal {
+
+namespace {
+
+struct transport_state {
+  static inline const char* name = "mycorrizal.transport";
+
+  struct entry {
+    caf::actor actor;
+    ip_endpoint remote;
+    bool incoming = false;
+    std::string peer_name;
+  };
+
+  transport_options opts;
+  detail::socket_ptr socket;
+  std::optional<quic::router> router;
+  std::unordered_map<quic::connection_id, entry> conns;
+  std::unordered_map<caf::actor_addr, quic::connection_id> by_addr;
+  quic::connection_id next_id = 1;
+  transport_stats counters;
+  bool stopping = false;
+
+  transport_state() = default;
+  transport_state(const transport_state&) = delete;
+  transport_state& operator=(const transport_state&) = delete;
+
+  /// CAF 0.17 destroys the state in on_exit: connections still running
+  /// are told to close (they hold the socket until they are done).
+  ~transport_state() {
+    for (auto& [id, e] : conns) {
+      caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
+    }
+  }
+
+  quic::connection_params params(const ip_endpoint& remote,
+                                 std::string expected_name) const {
+    quic::connection_params cp;
+    cp.transport = opts.transport;
+    cp.rng = random_fill;
+    cp.log = log::core_sink(component);
+    cp.local = socket->local();
+    cp.remote = remote;
+    cp.expected_peer_name = std::move(expected_name);
+    cp.wall_now = std::chrono::system_clock::now();
+    return cp;
+  }
+};
+
+using transport_actor = caf::stateful_actor<transport_state>;
+
+/// Hands a new core to a new connection actor and routes to it.
+caf::actor start_connection(transport_actor* self, quic::connection core,
+                            const ip_endpoint& remote, bool incoming,
+                            std::optional<caf::response_promise> dial = {},
+                            caf::timespan dial_deadline = {}) {
+  auto& st = self->state;
+  auto id = st.next_id++;
+  st.router->set_routes(id, core.routing_ids());
+  auto args = std::make_shared<detail::connection_args>();
+  args->id = id;
+  args->core.emplace(std::move(core));
+  args->socket = st.socket;
+  args->remote = remote;
+  args->incoming = incoming;
+  args->streams = st.opts.streams;
+  args->transport = st.opts.transport;
+  args->transport_actor = caf::actor_cast<caf::actor>(self);
+  args->handler = st.opts.handler;
+  args->dial = std::move(dial);
+  args->dial_deadline = dial_deadline;
+  auto actor = detail::spawn_connection(self, std::move(args));
+  self->monitor(actor);
+  st.conns.emplace(id, transport_state::entry{actor, remote, incoming, {}});
+  st.by_addr.emplace(actor.address(), id);
+  return actor;
+}
+
+void on_batch(transport_actor* self, net::udp_batch& batch) {
+  auto& st = self->state;
+  if (st.stopping) {
+    return;
+  }
+  // Datagrams of one batch that belong to one connection travel together.
+  std::unordered_map<quic::connection_id, detail::routed_datagrams> routed;
+  quic::random_bytes rng{random_fill};
+  for (auto& d : batch.datagrams) {
+    ++st.counters.datagrams_received;
+    auto r = st.router->classify(d.data, rng);
+    switch (r.action) {
+      case quic::route_action::deliver:
+        routed[r.id].datagrams.push_back(std::move(d));
+        break;
+      case quic::route_action::reply:
+        if (st.socket->reactor().send_udp(st.socket->id(), d.from, r.reply)) {
+          ++st.counters.version_negotiations_sent;
+        }
+        break;
+      case quic::route_action::drop:
+        ++st.counters.datagrams_dropped;
+        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "dropped a datagram from {}: {}",
+                                d.from.to_string(), r.why);
+        break;
+      case quic::route_action::accept: {
+        if (!st.opts.accept || st.conns.size() >= st.opts.max_connections) {
+          ++st.counters.datagrams_dropped;
+          MYCORRIZAL_LOG_WARN_RL(component, 1,
+                                 "refused a connection from {}: {} "
+                                 "connections open",
+                                 d.from.to_string(), st.conns.size());
+          break;
+        }
+        auto core = quic::connection::accept(*st.opts.credentials,
+                                             st.params(d.from, {}), d.data,
+                                             detail::quic_now());
+        if (!core) {
+          ++st.counters.datagrams_dropped;
+          MYCORRIZAL_LOG_DEBUG_RL(component, 10,
+                                  "refused an Initial from {}: {}",
+                                  d.from.to_string(), to_string(core.error()));
+          break;
+        }
+        ++st.counters.connections_accepted;
+        start_connection(self, std::move(*core), d.from, true);
+        break;
+      }
+    }
+  }
+  for (auto& [id, group] : routed) {
+    if (auto i = st.conns.find(id); i != st.conns.end()) {
+      self->send(i->second.actor, std::move(group));
+    }
+  }
+}
+
+transport_stats current_stats(transport_actor* self) {
+  auto& st = self->state;
+  auto out = st.counters;
+  if (auto udp = st.socket->reactor().stats(st.socket->id())) {
+    out.udp = *udp;
+  }
+  out.connections_open = st.conns.size();
+  out.routes = st.router->size();
+  return out;
+}
+
+caf::behavior running(transport_actor* self) {
+  return {
+    [=](net::udp_batch& batch) {
+      on_batch(self, batch);
+    },
+    [=](detail::connection_routes& x) {
+      auto& st = self->state;
+      if (st.conns.count(x.id) != 0) {
+        st.router->set_routes(x.id, x.ids);
+      }
+    },
+    [=](detail::connection_named& x) {
+      if (auto i = self->state.conns.find(x.id); i != self->state.conns.end()) {
+        i->second.peer_name = std::move(x.peer_name);
+      }
+    },
+    [=](dial_atom, const ip_endpoint& to, std::string& name,
+        caf::timespan deadline) -> caf::result<connection_info> {
+      auto& st = self->state;
+      if (st.stopping) {
+        return make_caf_error(
+          error{errc::shutting_down, "the transport is stopping"});
+      }
+      if (st.conns.size() >= st.opts.max_connections) {
+        return make_caf_error(
+          error{errc::queue_full,
+                fmt::format("{} connections open", st.conns.size())});
+      }
+      auto core = quic::connection::connect(*st.opts.credentials,
+                                            st.params(to, std::move(name)),
+                                            detail::quic_now());
+      if (!core) {
+        return make_caf_error(core.error());
+      }
+      ++st.counters.connections_dialed;
+      auto rp = self->make_response_promise();
+      start_connection(self, std::move(*core), to, false, rp, deadline);
+      return rp;
+    },
+    [=](stats_atom) {
+      return current_stats(self);
+    },
+    [=](connections_atom) {
+      std::vector<connection_info> out;
+      for (auto& [id, e] : self->state.conns) {
+        connection_info info;
+        info.connection = e.actor;
+        info.peer_name = e.peer_name;
+        info.remote = e.remote;
+        info.incoming = e.incoming;
+        out.push_back(std::move(info));
+      }
+      return out;
+    },
+    [=](stop_atom) {
+      // The grace period for closing connections is over.
+      self->quit(caf::exit_reason::user_shutdown);
+    },
+  };
+}
+
+caf::behavior transport_impl(transport_actor* self) {
+  self->set_default_handler(caf::skip);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(dm.source);
+    if (i == st.by_addr.end()) {
+      return;
+    }
+    st.router->remove(i->second);
+    st.conns.erase(i->second);
+    st.by_addr.erase(i);
+    ++st.counters.connections_ended;
+    if (st.stopping && st.conns.empty()) {
+      self->quit(caf::exit_reason::user_shutdown);
+    }
+  });
+  // A stop closes every connection gracefully first; they hold the socket
+  // (shared) until their CONNECTION_CLOSE is out.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    if (msg.reason == caf::exit_reason::kill || st.conns.empty()
+        || st.stopping) {
+      self->quit(msg.reason);
+      return;
+    }
+    st.stopping = true;
+    for (auto& [id, e] : st.conns) {
+      self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+    }
+    self->delayed_send(self, stop_grace, stop_atom::value);
+  });
+  return {
+    [=](init_atom, const transport_init_ptr& init) {
+      auto& st = self->state;
+      st.opts = std::move(init->opts);
+      st.socket = std::move(init->socket);
+      st.router.emplace(st.opts.transport.cid_length, st.opts.accept);
+      MYCORRIZAL_LOG_INFO(component, "{} listening on {} (QUIC)",
+                          st.opts.credentials->node_name(),
+                          st.socket->local().to_string());
+      self->set_default_handler(caf::print_and_drop);
+      self->become(running(self));
+    },
+  };
+}
+
+} // namespace
+
+expected<void> stream_options::validate() const {
+  std::string bad;
+  auto check = [&](bool ok, std::string_view what) {
+    if (!ok) {
+      bad += bad.empty() ? "" : "; ";
+      bad += what;
+    }
+  };
+  check(max_queued_bytes >= 1024,
+        "streams.max_queued_bytes: at least 1024 bytes");
+  check(max_in_flight_bytes >= 1024,
+        "streams.max_in_flight_bytes: at least 1024 bytes");
+  check(max_unacked_bytes >= 1024,
+        "streams.max_unacked_bytes: at least 1024 bytes");
+  check(max_frames_per_delivery >= 1,
+        "streams.max_frames_per_delivery: at least 1");
+  if (auto ok = limits.validate(); !ok) {
+    bad += bad.empty() ? "" : "; ";
+    bad += to_string(ok.error());
+  }
+  if (!bad.empty()) {
+    return unexpected{error{errc::invalid_config, bad}};
+  }
+  return {};
+}
+
+expected<transport_handle> spawn_transport(caf::actor_system& sys,
+                                           transport_options opts) {
+  if (!opts.reactor) {
+    return unexpected{error{errc::invalid_config, "transport: no reactor"}};
+  }
+  if (!opts.handler) {
+    return unexpected{error{errc::invalid_config, "transport: no handler"}};
+  }
+  if (!opts.credentials || !opts.credentials->has_certificate()) {
+    return unexpected{error{errc::invalid_config,
+                            "transport: the credentials hold no certificate"}};
+  }
+  if (auto ok = opts.transport.validate(); !ok) {
+    return unexpected{ok.error()};
+  }
+  if (auto ok = opts.streams.validate(); !ok) {
+    return unexpected{ok.error()};
+  }
+  auto actor = sys.spawn(transport_impl);
+  auto sock = opts.reactor->open_udp(opts.bind, actor, opts.udp);
+  if (!sock) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return unexpected{sock.error()};
+  }
+  auto init = std::make_shared<transport_init>();
+  init->socket = std::make_shared<detail::shared_socket>(opts.reactor, sock->id,
+                                                         sock->local);
+  init->opts = std::move(opts);
+  auto local = sock->local;
+  caf::anon_send(actor, init_atom::value, init);
+  return transport_handle{actor, local};
+}
+
+} // namespace mycorrizal

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+// The QUIC transport actors: transport (endpoint), connection, stream.
+#pragma once
+
+#include "mycorrizal/atoms.hpp"
+#include "mycorrizal/endpoint.hpp"
+#include "mycorrizal/error.hpp"
+#include "mycorrizal/expected.hpp"
+#include "mycorrizal/quic/connection.hpp"
+#include "mycorrizal/quic/credentials.hpp"
+#include "mycorrizal/quic/transport_config.hpp"
+#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/wire/limits.hpp"
+#include "mycorrizal/wire/owned_frame.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+/// QUIC between nodes, as actors (DESIGN.md §3):
+///
+/// - **transport** owns one UDP socket (served by the node's reactor) and
+///   the routing table (`quic::router`): it hands each datagram batch to the
+///   connection it belongs to, accepts client Initials by spawning a
+///   connection, answers unknown versions, and drops and counts the rest.
+/// - **connection** (one per QUIC connection) drives a `quic::connection`
+///   core: it feeds it datagrams and timer expiries, sends what it writes
+///   straight on the socket, re-arms its timer from the core's deadline with
+///   `delayed_send`, and spawns one **stream** actor per stream.
+/// - **stream** encodes outgoing frames into a bounded queue (a full queue
+///   is an error the writer sees), passes bytes to the connection as QUIC
+///   flow control allows, decodes incoming frames and delivers them to its
+///   consumer; the peer may send more once the consumer answered a delivery
+///   (QUIC's flow-control window is extended by what the consumer took).
+///
+/// Nothing waits forever: when a connection closes, its streams end (their
+/// consumers get `stream_end` with the connection's reason) and pending
+/// requests to the connection or its streams fail with that reason.
+///
+/// ### The transport's handler
+/// Every connection of a transport reports to the transport's handler:
+/// `connection_up` once the peer is authenticated, `connection_down` once
+/// (also for a dial that never came up), and `stream_accepted` for every
+/// stream the peer opens. `stream_accepted` is a request: the handler
+/// replies with the `caf::actor` that consumes the stream (frames are held
+/// until then); an error reply or an invalid actor resets the stream.
+///
+/// ### Requests
+/// | to | request | reply |
+/// |---|---|---|
+/// | transport | `dial_atom, ip_endpoint to, std::string name, caf::timespan
+///   deadline` | `connection_info` once the peer is authenticated; `timeout`
+///   when not within `deadline`, `connection_lost` when refused (context
+///   says why: unknown CA, name mismatch, no route...), `shutting_down` |
+/// | transport | `stats_atom` | `transport_stats` |
+/// | transport | `connections_atom` | `std::vector<connection_info>` |
+/// | connection | `open_atom, wire::owned_frame first, caf::actor consumer`
+///   | `caf::actor` stream; `first` must be STREAM_INIT or HELLO; the
+///   consumer receives the peer's frames; `queue_full` when the peer's
+///   stream limit is reached |
+/// | connection | `close_atom, uint64_t code, std::string reason` |
+///   `caf::unit` once the CONNECTION_CLOSE is out |
+/// | connection | `stats_atom` | `connection_info` (with `stats`) |
+/// | stream | `write_atom, wire::owned_frame` | `caf::unit` once queued;
+///   `queue_full` when the stream's queue is full, `too_large` for a frame
+///   above the peer's frame limit, `invalid_identifier` /
+///   `malformed_frame` for a frame that cannot be encoded, the stream's end
+///   reason after it ended |
+/// | stream | `write_atom, std::vector<wire::owned_frame>` | as above, all
+///   or nothing |
+/// | stream | `close_atom` | `caf::unit` once our side is finished (FIN
+///   queued after everything written) |
+/// | stream | `reset_atom, uint64_t code` | `caf::unit`; the stream ends |
+/// | stream | `stats_atom` | `stream_stats` |
+///
+/// ### Messages to a stream's consumer
+/// - `stream_frames` (a request: reply with anything, e.g. `caf::unit`, once
+///   the frames are handled; up to `stream_options::max_unacked_bytes` are
+///   delivered before a reply is needed);
+/// - `stream_end` once, when the stream is over (peer finished: `errc::none`;
+///   reset, malformed input or connection closed: the reason).
+namespace mycorrizal {
+
+/// Limits of each stream actor.
+struct stream_options {
+  /// Encoded bytes a stream queues for sending (not yet taken by QUIC);
+  /// a write beyond it fails with `errc::queue_full`. 8 MiB.
+  size_t max_queued_bytes = size_t{8} << 20;
+
+  /// Bytes handed to the connection actor and not yet accepted by QUIC, per
+  /// stream (a second, small buffer between the actors). 1 MiB.
+  size_t max_in_flight_bytes = size_t{1} << 20;
+
+  /// Decoded bytes delivered to the consumer and not yet answered; beyond
+  /// it the stream stops reading and the peer's window stays shut. 4 MiB.
+  size_t max_unacked_bytes = size_t{4} << 20;
+
+  /// Frames per `stream_frames` delivery at most.
+  size_t max_frames_per_delivery = 256;
+
+  /// Limits of the frames we accept (the peer's limits for what we send are
+  /// assumed equal).
+  wire::limits limits = wire::limits::defaults();
+
+  /// @returns `errc::invalid_config` naming the bad field.
+  expected<void> validate() const;
+};
+
+/// How to start a transport.
+struct transport_options {
+  /// Our certificate, key and the cluster CA. Required.
+  std::optional<quic::credentials> credentials;
+
+  /// QUIC knobs (LAN defaults).
+  quic::transport_config transport = quic::transport_config::lan_defaults();
+
+  /// Stream limits.
+  stream_options streams;
+
+  /// Where to bind the UDP socket (port 0 picks one).
+  ip_endpoint bind = ip_endpoint::v4(127, 0, 0, 1, 0);
+
+  /// Socket options, including fault injection for tests.
+  net::udp_options udp;
+
+  /// Accept incoming connections.
+  bool accept = true;
+
+  /// Connections at once (dialed and accepted); more Initials are dropped
+  /// and dials fail with `queue_full`.
+  size_t max_connections = 4096;
+
+  /// Receives `connection_up`, `connection_down` and `stream_accepted`.
+  /// Required.
+  caf::actor handler;
+
+  /// The node's reactor (started). Required.
+  std::shared_ptr<net::reactor> reactor;
+};
+
+/// A connection as the actors report it.
+struct connection_info {
+  caf::actor connection;
+  /// The peer's certificate CN (empty before authentication).
+  std::string peer_name;
+  ip_endpoint remote;
+  /// The peer dialed us.
+  bool incoming = false;
+  /// Filled by `stats_atom` requests only.
+  quic::connection_stats stats;
+};
+
+/// A connection is up: the peer is authenticated as `info.peer_name`.
+struct connection_up {
+  connection_info info;
+};
+
+/// A connection is over (closed by us, by the peer, idle timeout, failed
+/// handshake). Sent once per connection actor, also for dials that never
+/// came up.
+struct connection_down {
+  caf::actor connection;
+  /// Empty if the peer was never authenticated.
+  std::string peer_name;
+  ip_endpoint remote;
+  bool incoming = false;
+  /// Why; `errc::shutting_down` when we closed it.
+  error reason;
+};
+
+/// The peer opened a stream (a request; see the namespace comment).
+struct stream_accepted {
+  caf::actor connection;
+  caf::actor stream;
+  std::string peer_name;
+  int64_t stream_id = -1;
+};
+
+/// Frames received on a stream, in order (a request; see above).
+struct stream_frames {
+  caf::actor stream;
+  std::vector<wire::owned_frame> frames;
+};
+
+/// The stream is over; nothing follows.
+struct stream_end {
+  caf::actor stream;
+  /// `errc::none`: the peer finished its side normally.
+  error reason;
+};
+
+/// Counters of one stream.
+struct stream_stats {
+  int64_t stream_id = -1;
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  /// Writes refused because the queue was full.
+  uint64_t queue_full = 0;
+  /// Bytes queued now.
+  size_t queued = 0;
+};
+
+/// Counters of a transport.
+struct transport_stats {
+  /// The socket's counters (as the reactor keeps them).
+  net::udp_stats udp;
+  uint64_t datagrams_received = 0;
+  /// Not QUIC, unknown connection id and not an Initial, refused Initial,
+  /// no room for another connection.
+  uint64_t datagrams_dropped = 0;
+  uint64_t version_negotiations_sent = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t connections_dialed = 0;
+  /// Connection actors that ended.
+  uint64_t connections_ended = 0;
+  /// Connection actors alive now (including closing/draining ones).
+  uint64_t connections_open = 0;
+  /// Routes in the routing table.
+  uint64_t routes = 0;
+};
+
+/// A started transport.
+struct transport_handle {
+  caf::actor actor;
+  /// The bound address (real port).
+  ip_endpoint local;
+};
+
+/// Binds the UDP socket and spawns a transport in `sys`. Stop it with
+/// `caf::anon_send_exit(actor, caf::exit_reason::user_shutdown)`: it closes
+/// every connection (peers see an application close), ends their streams,
+/// fails pending dials with `errc::shutting_down` and closes its socket.
+/// @returns `errc::invalid_config` for bad options or credentials without a
+///   certificate, `errc::connection_lost` when the socket cannot be bound.
+expected<transport_handle> spawn_transport(caf::actor_system& sys,
+                                           transport_options opts);
+
+} // namespace mycorrizal
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::wire::owned_frame)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::wire::owned_frame>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::connection_info>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_up)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_down)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_accepted)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_frames)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_end)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::transport_stats)
