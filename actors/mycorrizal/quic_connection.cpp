@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The connection actor: drives one QUIC connection core.
 #include "mycorrizal/caf_error.hpp"
-#include "mycorrizal/detail/transport_actors.hpp"
+#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/log.hpp"
 

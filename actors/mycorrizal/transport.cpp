@@ -3,7 +3,7 @@
 #include "mycorrizal/transport.hpp"
 
 #include "mycorrizal/caf_error.hpp"
-#include "mycorrizal/detail/transport_actors.hpp"
+#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/log.hpp"
 
