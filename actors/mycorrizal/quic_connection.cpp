@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The connection actor: drives one QUIC connection core.
 #include "mycorrizal/caf_error.hpp"
-#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/log.hpp"
+#include "mycorrizal/wire/encoder.hpp"
 
 #include <caf/all.hpp>
 
@@ -197,10 +198,8 @@ void handle_events(connection_actor* self) {
     auto& ev = events[k];
     if (auto* d = std::get_if<quic::stream_data>(&ev)) {
       auto& in = input_for(d->stream_id);
-      if (in.data.empty()) {
-        in.data = std::move(d->data);
-      } else {
-        in.data.insert(in.data.end(), d->data.begin(), d->data.end());
+      if (!d->data.empty()) {
+        in.chunks.push_back(std::move(d->data));
       }
       in.fin = in.fin || d->fin;
     } else if (auto* o = std::get_if<quic::stream_opened>(&ev)) {
@@ -421,6 +420,9 @@ caf::behavior connection_impl(connection_actor* self,
       if (!consumer) {
         return make_caf_error(
           error{errc::invalid_config, "open: no consumer actor"});
+      }
+      if (auto n = wire::encoded_size(wire::view(first)); !n) {
+        return make_caf_error(n.error());
       }
       if (st.down_reported) {
         return make_caf_error(st.reason());

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The stream actor: frames on one QUIC stream.
 #include "mycorrizal/caf_error.hpp"
-#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/log.hpp"
 #include "mycorrizal/wire/decoder.hpp"
 #include "mycorrizal/wire/encoder.hpp"
@@ -28,9 +28,11 @@ struct stream_state {
 
   // -- outgoing ---------------------------------------------------------------
 
-  /// Encoded frames not yet handed to the connection, from `head` on.
-  std::vector<std::byte> queue;
-  size_t head = 0;
+  /// Encoded frames not yet handed to the connection, in chunks that move
+  /// to the connection whole (small frames share a chunk, a large frame has
+  /// its own), so bytes are copied once: when they are encoded.
+  std::deque<std::vector<std::byte>> queue;
+  size_t queued_bytes = 0;
   /// Handed to the connection, not yet taken by QUIC.
   size_t in_flight = 0;
   /// `close_atom` asked for the end of our side.
@@ -72,8 +74,26 @@ struct stream_state {
   }
 
   size_t queued() const noexcept {
-    return queue.size() - head;
+    return queued_bytes;
   }
+
+  /// Appends the encoding of `f` to the queue.
+  expected<void> encode(const wire::owned_frame& f) {
+    if (queue.empty() || queue.back().size() >= chunk_size) {
+      queue.emplace_back();
+    }
+    auto& back = queue.back();
+    auto before = back.size();
+    if (auto ok = wire::append(back, wire::view(f)); !ok) {
+      back.resize(before);
+      return ok;
+    }
+    queued_bytes += back.size() - before;
+    return {};
+  }
+
+  /// Frames are added to the last chunk until it holds this many bytes.
+  static constexpr size_t chunk_size = size_t{64} << 10;
 };
 
 using stream_actor = caf::stateful_actor<stream_state>;
@@ -87,25 +107,20 @@ void pump(stream_actor* self) {
     return;
   }
   auto budget = st.args.options.max_in_flight_bytes;
-  while (st.queued() > 0 && st.in_flight < budget) {
-    auto n = std::min(st.queued(), budget - st.in_flight);
-    auto first = st.queue.begin() + static_cast<ptrdiff_t>(st.head);
+  // A chunk moves when it fits the budget, or alone when nothing is in
+  // flight (a frame larger than the budget).
+  while (!st.queue.empty()
+         && (st.in_flight == 0
+             || st.in_flight + st.queue.front().size() <= budget)) {
     stream_output out;
     out.stream_id = st.args.stream_id;
-    out.data.assign(first, first + static_cast<ptrdiff_t>(n));
-    st.head += n;
-    st.in_flight += n;
-    out.fin = st.fin_requested && st.queued() == 0;
+    out.data = std::move(st.queue.front());
+    st.queue.pop_front();
+    st.queued_bytes -= out.data.size();
+    st.in_flight += out.data.size();
+    out.fin = st.fin_requested && st.queue.empty();
     st.fin_handed = out.fin;
     self->send(st.args.connection, std::move(out));
-  }
-  if (st.head == st.queue.size()) {
-    st.queue.clear();
-    st.head = 0;
-  } else if (st.head > st.queue.size() / 2) {
-    st.queue.erase(st.queue.begin(),
-                   st.queue.begin() + static_cast<ptrdiff_t>(st.head));
-    st.head = 0;
   }
   if (st.fin_requested && !st.fin_handed && st.queued() == 0) {
     st.fin_handed = true;
@@ -137,7 +152,7 @@ void abort_stream(stream_actor* self, const error& why) {
 }
 
 /// Decodes received bytes into ready frames.
-void decode(stream_actor* self, std::vector<std::byte>& data, bool fin) {
+void decode(stream_actor* self, const std::vector<std::byte>& data) {
   auto& st = self->state;
   wire::bytes_view input{data};
   while (!input.empty()) {
@@ -157,15 +172,18 @@ void decode(stream_actor* self, std::vector<std::byte>& data, bool fin) {
     st.counters.bytes_in += size;
     st.ready.emplace_back(std::move(owned), size);
   }
-  if (fin) {
-    if (auto ok = st.decoder->finish(); !ok) {
-      abort_stream(self,
-                   error{ok.error().code(), "stream from " + st.args.peer_name
-                                              + " ended inside a frame"});
-      return;
-    }
-    st.peer_fin = true;
+}
+
+/// The peer finished its side: nothing may be left inside a frame.
+void decode_end(stream_actor* self) {
+  auto& st = self->state;
+  if (auto ok = st.decoder->finish(); !ok) {
+    abort_stream(self,
+                 error{ok.error().code(), "stream from " + st.args.peer_name
+                                            + " ended inside a frame"});
+    return;
   }
+  st.peer_fin = true;
 }
 
 /// Sends ready frames to the consumer while the unacknowledged budget
@@ -258,12 +276,9 @@ caf::result<void> enqueue(stream_actor* self,
                         st.args.stream_id, st.args.peer_name, st.queued(),
                         st.args.options.max_queued_bytes)});
   }
-  auto before = st.queue.size();
   for (const auto& f : frames) {
-    if (auto ok = wire::append(st.queue, wire::view(f)); !ok) {
-      st.queue.resize(before);
-      return make_caf_error(ok.error());
-    }
+    // Cannot fail: encoded_size accepted every frame above.
+    std::ignore = st.encode(f);
   }
   st.counters.frames_out += frames.size();
   st.counters.bytes_out += total;
@@ -278,7 +293,15 @@ caf::behavior running(stream_actor* self) {
       if (st.gone) {
         return;
       }
-      decode(self, in.data, in.fin);
+      for (const auto& chunk : in.chunks) {
+        decode(self, chunk);
+        if (st.ended) {
+          return;
+        }
+      }
+      if (in.fin) {
+        decode_end(self);
+      }
       deliver(self);
     },
     [=](stream_taken& x) {
@@ -359,14 +382,13 @@ caf::behavior stream_impl(stream_actor* self, const stream_args& args) {
     }
   });
   if (st.args.first) {
-    std::vector<wire::owned_frame> one;
-    one.push_back(std::move(*st.args.first));
-    st.args.first.reset();
-    if (auto ok = wire::append(st.queue, wire::view(one.front())); ok) {
+    // The connection checked that it encodes.
+    if (auto ok = st.encode(*st.args.first); ok) {
       st.counters.frames_out++;
-      st.counters.bytes_out += st.queue.size();
-      pump(self);
+      st.counters.bytes_out += st.queued();
     }
+    st.args.first.reset();
+    pump(self);
   } else {
     // The peer opened it: the handler names the consumer.
     stream_accepted msg;

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -403,8 +404,26 @@ void bump(counter& x, uint64_t n = 1) noexcept {
 struct udp_shared {
   unique_fd fd;
   int family = AF_INET;
+  /// `udp_options::gso` was asked for and the kernel did not refuse it yet.
+  std::atomic<bool> gso{false};
   udp_counters counters;
 };
+
+#ifndef UDP_SEGMENT
+#  define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#  define UDP_GRO 104
+#endif
+
+/// Most segments the kernel takes in one GSO send (UDP_MAX_SEGMENTS).
+constexpr size_t max_gso_segments = 64;
+
+/// Largest UDP payload of one GSO send (one IPv4 packet before segmenting).
+constexpr size_t max_gso_bytes = 65507;
+
+/// Control buffer for one received datagram's UDP_GRO segment size.
+constexpr size_t udp_control_size = CMSG_SPACE(sizeof(int)) + 16;
 
 /// A TCP connection as `write_tcp` sees it.
 struct tcp_shared {
@@ -576,6 +595,9 @@ public:
                                 const udp_options& opts);
   expected<void> send_udp(uint64_t id, const ip_endpoint& to,
                           std::span<const std::byte> data);
+  expected<size_t> send_udp_gso(udp_shared& s,
+                                std::span<const udp_send_item> items);
+
   expected<size_t> send_udp_many(uint64_t id,
                                  std::span<const udp_send_item> items);
   expected<void> close_udp(uint64_t id);
@@ -692,6 +714,10 @@ private:
 
   void ensure_udp_scratch(size_t batch, size_t max_size);
 
+  /// One received datagram: counters, fault injection, into `out`.
+  void take_datagram(udp_entry& e, udp_batch& out, const ip_endpoint& from,
+                     const std::byte* first, size_t len, time_point now);
+
   // -- configuration and lifecycle --------------------------------------------
 
   const reactor_config cfg_;
@@ -738,6 +764,7 @@ private:
   std::vector<mmsghdr> udp_msgs_;
   std::vector<iovec> udp_iov_;
   std::vector<sockaddr_storage> udp_addrs_;
+  std::vector<std::array<char, udp_control_size>> udp_ctrl_;
   std::vector<std::byte> tcp_buf_;
 };
 
@@ -909,9 +936,14 @@ expected<udp_socket> reactor::impl::open_udp(const ip_endpoint& bind,
   result.local = local_endpoint(fd.get());
   auto id = next_id(tag_udp);
   result.id = udp_socket_id{id};
+  if (opts.gro) {
+    // Best effort: without UDP_GRO the kernel hands datagrams over singly.
+    set_int_option(fd.get(), SOL_UDP, UDP_GRO, 1);
+  }
   auto shared = std::make_shared<udp_shared>();
   shared->fd = std::move(fd);
   shared->family = family;
+  shared->gso.store(opts.gso, std::memory_order_relaxed);
   auto posted = post(cmd_add_udp{id, shared, owner, opts}, [&] {
     std::unique_lock guard{registry_mutex_};
     udp_registry_.emplace(id, shared);
@@ -1004,6 +1036,14 @@ reactor::impl::send_udp_many(uint64_t id,
   if (!s) {
     return unexpected{unknown_udp(id)};
   }
+  if (s->gso.load(std::memory_order_relaxed)) {
+    auto sent = send_udp_gso(*s, items);
+    if (sent || sent.error().code() != errc::invalid_config) {
+      return sent;
+    }
+    // The kernel refused GSO (no UDP_SEGMENT): plain sends from now on.
+    s->gso.store(false, std::memory_order_relaxed);
+  }
   constexpr size_t max_chunk = 1024; // UIO_MAXIOV
   thread_local std::vector<mmsghdr> msgs;
   thread_local std::vector<iovec> iov;
@@ -1063,6 +1103,116 @@ reactor::impl::send_udp_many(uint64_t id,
     }
   }
   return total;
+}
+
+expected<size_t>
+reactor::impl::send_udp_gso(udp_shared& s,
+                            std::span<const udp_send_item> items) {
+  // Runs of datagrams to one destination that lie back to back in memory,
+  // all of one size but the last, leave as one sendmsg with UDP_SEGMENT: the
+  // kernel cuts them apart again (in the NIC, or in software on loopback).
+  struct run {
+    size_t first = 0;
+    size_t count = 0;
+    size_t bytes = 0;
+  };
+  thread_local std::vector<run> runs;
+  thread_local std::vector<mmsghdr> msgs;
+  thread_local std::vector<iovec> iov;
+  thread_local std::vector<sockaddr_storage> addrs;
+  thread_local std::vector<std::array<char, udp_control_size>> controls;
+  runs.clear();
+  for (size_t i = 0; i < items.size();) {
+    run r{i, 1, items[i].data.size()};
+    auto seg = items[i].data.size();
+    while (i + r.count < items.size() && r.count < max_gso_segments) {
+      const auto& prev = items[i + r.count - 1];
+      const auto& next = items[i + r.count];
+      bool joins = next.to == prev.to
+                   && next.data.data() == prev.data.data() + prev.data.size()
+                   && prev.data.size() == seg && next.data.size() <= seg
+                   && next.data.size() > 0
+                   && r.bytes + next.data.size() <= max_gso_bytes;
+      if (!joins) {
+        break;
+      }
+      r.bytes += next.data.size();
+      ++r.count;
+      if (next.data.size() < seg) {
+        break; // a shorter datagram ends a run
+      }
+    }
+    runs.push_back(r);
+    i += r.count;
+  }
+  msgs.assign(runs.size(), mmsghdr{});
+  iov.resize(runs.size());
+  addrs.resize(runs.size());
+  controls.resize(runs.size());
+  for (size_t k = 0; k < runs.size(); ++k) {
+    const auto& r = runs[k];
+    const auto& head = items[r.first];
+    socklen_t len = 0;
+    if (!to_sockaddr(head.to, s.family, addrs[k], len)) {
+      if (k == 0) {
+        count_udp(s, &udp_counters::send_errors);
+        return unexpected{wrong_family(head.to)};
+      }
+      runs.resize(k);
+      msgs.resize(k);
+      break;
+    }
+    iov[k].iov_base = const_cast<std::byte*>(head.data.data());
+    iov[k].iov_len = r.bytes;
+    auto& hdr = msgs[k].msg_hdr;
+    hdr.msg_name = &addrs[k];
+    hdr.msg_namelen = len;
+    hdr.msg_iov = &iov[k];
+    hdr.msg_iovlen = 1;
+    if (r.count > 1) {
+      hdr.msg_control = controls[k].data();
+      hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      auto* cm = CMSG_FIRSTHDR(&hdr);
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      auto seg = static_cast<uint16_t>(head.data.size());
+      std::memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+    }
+  }
+  size_t done_runs = 0;
+  size_t done_items = 0;
+  while (done_runs < runs.size()) {
+    auto n = ::sendmmsg(s.fd.get(), msgs.data() + done_runs,
+                        static_cast<unsigned>(runs.size() - done_runs),
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      auto err = errno;
+      if (err == EINTR) {
+        continue;
+      }
+      if (done_items == 0 && (err == EIO || err == EINVAL || err == ENOPROTOOPT)
+          && runs[0].count > 1) {
+        return unexpected{error{errc::invalid_config, "GSO refused"}};
+      }
+      if (done_items == 0) {
+        count_udp(s, &udp_counters::send_errors);
+        return unexpected{send_error(err, items[0].to, items[0].data.size())};
+      }
+      break;
+    }
+    for (int j = 0; j < n; ++j) {
+      const auto& r = runs[done_runs + static_cast<size_t>(j)];
+      count_udp(s, &udp_counters::datagrams_out, r.count);
+      count_udp(s, &udp_counters::bytes_out, r.bytes);
+      done_items += r.count;
+    }
+    done_runs += static_cast<size_t>(n);
+    if (n == 0) {
+      break;
+    }
+  }
+  return done_items;
 }
 
 expected<void> reactor::impl::close_udp(uint64_t id) {
@@ -1394,6 +1544,7 @@ void reactor::impl::ensure_udp_scratch(size_t batch, size_t max_size) {
     udp_msgs_.resize(batch);
     udp_iov_.resize(batch);
     udp_addrs_.resize(batch);
+    udp_ctrl_.resize(batch);
   }
   if (udp_buf_.size() < batch * max_size) {
     udp_buf_.resize(batch * max_size);
@@ -1596,6 +1747,35 @@ void reactor::impl::deliver_udp(udp_entry& e, udp_batch&& batch) {
   caf::anon_send(e.owner, std::move(batch));
 }
 
+void reactor::impl::take_datagram(udp_entry& e, udp_batch& out,
+                                  const ip_endpoint& from,
+                                  const std::byte* first, size_t len,
+                                  time_point now) {
+  auto& counters = *e.socket;
+  count_udp(counters, &udp_counters::datagrams_in);
+  count_udp(counters, &udp_counters::bytes_in, len);
+  ++e.rx_seq;
+  if (e.opts.drop_every_nth != 0 && e.rx_seq % e.opts.drop_every_nth == 0) {
+    count_udp(counters, &udp_counters::fault_drops);
+    return;
+  }
+  udp_datagram d{from, std::vector<std::byte>(first, first + len)};
+  ++e.pass_seq;
+  if (e.held) {
+    out.datagrams.emplace_back(std::move(d));
+    out.datagrams.emplace_back(std::move(*e.held));
+    e.held.reset();
+    count_udp(counters, &udp_counters::fault_reorders);
+  } else if (e.opts.reorder_every_nth != 0
+             && e.pass_seq % e.opts.reorder_every_nth == 0) {
+    e.held = std::move(d);
+    e.held_since = now;
+    arm(e.id, e.timer, now + e.opts.reorder_max_hold);
+  } else {
+    out.datagrams.emplace_back(std::move(d));
+  }
+}
+
 void reactor::impl::on_udp_readable(udp_entry& e) {
   const auto batch = e.opts.batch_size;
   const auto cap = e.opts.max_datagram_size;
@@ -1611,6 +1791,10 @@ void reactor::impl::on_udp_readable(udp_entry& e) {
       hdr.msg_namelen = sizeof(sockaddr_storage);
       hdr.msg_iov = &udp_iov_[i];
       hdr.msg_iovlen = 1;
+      if (e.opts.gro) {
+        hdr.msg_control = udp_ctrl_[i].data();
+        hdr.msg_controllen = udp_ctrl_[i].size();
+      }
       udp_msgs_[i].msg_len = 0;
     }
     auto n = ::recvmmsg(fd, udp_msgs_.data(), static_cast<unsigned>(batch),
@@ -1644,30 +1828,30 @@ void reactor::impl::on_udp_readable(udp_entry& e) {
                                to_string(from_sockaddr(udp_addrs_[i])), cap);
         continue;
       }
-      auto len = udp_msgs_[i].msg_len;
-      count_udp(counters, &udp_counters::datagrams_in);
-      count_udp(counters, &udp_counters::bytes_in, len);
-      ++e.rx_seq;
-      if (e.opts.drop_every_nth != 0 && e.rx_seq % e.opts.drop_every_nth == 0) {
-        count_udp(counters, &udp_counters::fault_drops);
-        continue;
+      // With UDP_GRO the kernel may hand over several datagrams of one
+      // sender at once, all of `segment` bytes but the last.
+      size_t len = udp_msgs_[i].msg_len;
+      size_t segment = len;
+      if (e.opts.gro) {
+        for (auto* cm = CMSG_FIRSTHDR(const_cast<msghdr*>(&hdr)); cm != nullptr;
+             cm = CMSG_NXTHDR(const_cast<msghdr*>(&hdr), cm)) {
+          if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+            int seg = 0;
+            std::memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+            if (seg > 0) {
+              segment = static_cast<size_t>(seg);
+            }
+          }
+        }
       }
-      const auto* first = udp_buf_.data() + i * cap;
-      udp_datagram d{from_sockaddr(udp_addrs_[i]),
-                     std::vector<std::byte>(first, first + len)};
-      ++e.pass_seq;
-      if (e.held) {
-        out.datagrams.emplace_back(std::move(d));
-        out.datagrams.emplace_back(std::move(*e.held));
-        e.held.reset();
-        count_udp(counters, &udp_counters::fault_reorders);
-      } else if (e.opts.reorder_every_nth != 0
-                 && e.pass_seq % e.opts.reorder_every_nth == 0) {
-        e.held = std::move(d);
-        e.held_since = now;
-        arm(e.id, e.timer, now + e.opts.reorder_max_hold);
-      } else {
-        out.datagrams.emplace_back(std::move(d));
+      auto from = from_sockaddr(udp_addrs_[i]);
+      const auto* base = udp_buf_.data() + i * cap;
+      if (len == 0) {
+        take_datagram(e, out, from, base, 0, now);
+      }
+      for (size_t off = 0; off < len; off += segment) {
+        take_datagram(e, out, from, base + off, std::min(segment, len - off),
+                      now);
       }
     }
     if (!out.datagrams.empty()) {

@@ -69,6 +69,18 @@ struct udp_options {
   /// Datagrams per `recvmmsg` call, i.e. the largest `udp_batch`. 1..1024.
   size_t batch_size = 32;
 
+  /// `send_udp_many` sends runs of datagrams to one destination that lie
+  /// back to back in memory, all of one size but the last, as one
+  /// generic-segmentation send (`UDP_SEGMENT`, up to 64 datagrams): one
+  /// system call and one trip through the stack instead of one per
+  /// datagram. Falls back to plain sends where the kernel refuses it.
+  bool gso = false;
+
+  /// Lets the kernel coalesce received datagrams of one sender (`UDP_GRO`);
+  /// the reactor cuts them apart again, so owners see the same datagrams
+  /// (fault injection counts each one). Ignored where unsupported.
+  bool gro = false;
+
   /// Sets `SO_REUSEADDR` before binding.
   bool reuse_address = false;
 

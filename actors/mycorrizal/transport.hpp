@@ -127,8 +127,14 @@ struct transport_options {
   /// Where to bind the UDP socket (port 0 picks one).
   ip_endpoint bind = ip_endpoint::v4(127, 0, 0, 1, 0);
 
-  /// Socket options, including fault injection for tests.
-  net::udp_options udp;
+  /// Socket options, including fault injection for tests. GSO and GRO are
+  /// on: QUIC sends runs of full-sized datagrams.
+  net::udp_options udp = [] {
+    net::udp_options o;
+    o.gso = true;
+    o.gro = true;
+    return o;
+  }();
 
   /// Accept incoming connections.
   bool accept = true;

@@ -125,9 +125,10 @@ struct stream_args {
 /// Spawns a stream actor.
 caf::actor spawn_stream(caf::local_actor* connection, stream_args args);
 
-/// connection -> stream: bytes the peer sent, in order.
+/// connection -> stream: bytes the peer sent, in order (the pieces of one
+/// round, not copied together).
 struct stream_input {
-  std::vector<std::byte> data;
+  std::vector<std::vector<std::byte>> chunks;
   bool fin = false;
 };
 
