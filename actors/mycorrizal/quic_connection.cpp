@@ -331,6 +331,16 @@ void process(connection_actor* self) {
   arm(self, now);
 }
 
+/// Writes after the messages already in the mailbox: stream bytes and
+/// window updates that arrive together leave in full packets together.
+void schedule_flush(connection_actor* self) {
+  auto& st = self->state;
+  if (!st.flush_pending) {
+    st.flush_pending = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
 void on_exit_request(connection_actor* self, const caf::exit_msg& msg) {
   auto& st = self->state;
   if (st.core != nullptr && !st.core->finished()
@@ -455,12 +465,12 @@ caf::behavior connection_impl(connection_actor* self,
       }
       s.fin = s.fin || out.fin;
       push_stream(st, out.stream_id, s);
-      process(self);
+      schedule_flush(self);
     },
     [=](stream_consumed& x) {
       auto& st = self->state;
       st.core->consume(x.stream_id, x.n);
-      process(self);
+      schedule_flush(self);
     },
     [=](stream_abort& x) {
       auto& st = self->state;

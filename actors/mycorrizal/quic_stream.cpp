@@ -18,6 +18,8 @@ namespace {
 
 constexpr std::string_view component = "quic";
 
+using pump_atom = caf::atom_constant<caf::atom("pump")>;
+
 struct stream_state {
   static inline const char* name = "mycorrizal.stream";
 
@@ -39,6 +41,8 @@ struct stream_state {
   bool fin_requested = false;
   bool fin_handed = false;
   bool fin_taken = false;
+  /// A pump_atom is in the mailbox.
+  bool pump_pending = false;
   std::vector<caf::response_promise> close_waiters;
 
   // -- incoming ---------------------------------------------------------------
@@ -282,7 +286,11 @@ caf::result<void> enqueue(stream_actor* self,
   }
   st.counters.frames_out += frames.size();
   st.counters.bytes_out += total;
-  pump(self);
+  // After the writes already in the mailbox: they share one chunk.
+  if (!st.pump_pending) {
+    st.pump_pending = true;
+    self->send(self, pump_atom::value);
+  }
   return caf::unit;
 }
 
@@ -318,6 +326,10 @@ caf::behavior running(stream_actor* self) {
     },
     [=](stream_gone& x) {
       finish(self, std::move(x.reason));
+    },
+    [=](pump_atom) {
+      self->state.pump_pending = false;
+      pump(self);
     },
     [=](write_atom, wire::owned_frame& f) -> caf::result<void> {
       std::vector<wire::owned_frame> one;
@@ -403,6 +415,7 @@ caf::behavior stream_impl(stream_actor* self, const stream_args& args) {
           if (!consumer) {
             abort_stream(self, error{errc::no_handler,
                                      "the handler refused the stream"});
+            self->quit();
             return;
           }
           cur.args.consumer = std::move(consumer);
@@ -412,6 +425,7 @@ caf::behavior stream_impl(stream_actor* self, const stream_args& args) {
           abort_stream(self, error{errc::no_handler,
                                    "the handler refused the stream: "
                                      + to_string(from_caf_error(err))});
+          self->quit();
         });
   }
   return running(self);
