@@ -75,8 +75,9 @@
 ///   reason after it ended |
 /// | stream | `write_atom, std::vector<wire::owned_frame>` | as above, all
 ///   or nothing |
-/// | stream | `close_atom` | `caf::unit` once our side is finished (FIN
-///   queued after everything written) |
+/// | stream | `close_atom` | `caf::unit` once QUIC took the end of our side
+///   (the FIN goes after everything written before; with a full queue on a
+///   slow link that can take a while) |
 /// | stream | `reset_atom, uint64_t code` | `caf::unit`; the stream ends |
 /// | stream | `stats_atom` | `stream_stats` |
 ///
@@ -211,7 +212,9 @@ struct stream_stats {
   uint64_t bytes_out = 0;
   /// Writes refused because the queue was full.
   uint64_t queue_full = 0;
-  /// Bytes queued now.
+  /// Bytes waiting now: queued in the stream actor plus handed to the
+  /// connection and not yet taken by QUIC (at most `max_queued_bytes +
+  /// max_in_flight_bytes`).
   size_t queued = 0;
 };
 

@@ -775,12 +775,19 @@ struct connection::impl {
       return;
     }
     if (rv == NGTCP2_ERR_IDLE_CLOSE) {
-      enter_finished(
-        error{errc::timeout,
-              fmt::format("idle timeout: nothing heard from the "
-                          "peer for {}",
-                          seconds_text(params.transport.idle_timeout))},
-        false);
+      // The negotiated timeout is the smaller of both sides' (RFC 9000
+      // §10.1); 0 from the peer means it sets none.
+      auto idle = params.transport.idle_timeout;
+      if (const auto* remote
+          = ngtcp2_conn_get_remote_transport_params(conn.get());
+          remote != nullptr && remote->max_idle_timeout > 0) {
+        idle = std::min(idle, duration{remote->max_idle_timeout});
+      }
+      enter_finished(error{errc::timeout,
+                           fmt::format("idle timeout: nothing heard from the "
+                                       "peer for {}",
+                                       seconds_text(idle))},
+                     false);
       return;
     }
     if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {

@@ -323,6 +323,33 @@ TEST(quic_connection, idle_timeout_closes_when_the_peer_vanishes) {
   }
 }
 
+// The peer with the longer setting times out after the shorter one (the
+// negotiated value), and says so.
+TEST(quic_connection, idle_timeout_reports_the_negotiated_value) {
+  transport_config client_tc;
+  client_tc.idle_timeout = 2s;
+  client_tc.keep_alive = duration::zero();
+  transport_config server_tc;
+  server_tc.idle_timeout = 30s;
+  server_tc.keep_alive = duration::zero();
+  pair p{certs().creds(certs().node_a), certs().creds(certs().node_b),
+         client_tc, server_tc};
+  ASSERT_TRUE(handshake(p));
+  p.to_client.deliver = false;
+  p.to_server.deliver = false;
+  auto start = p.now;
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::server).has_value();
+    },
+    40s));
+  EXPECT_LE(p.now - start, 3s);
+  auto c = *p.closed(side::server);
+  EXPECT_EQ(c.reason, errc::timeout);
+  EXPECT_NE(c.reason.context().find("2.000 s"), std::string::npos)
+    << c.reason.context();
+}
+
 TEST(quic_connection, graceful_close_reports_on_both_sides) {
   auto p = make_pair();
   ASSERT_TRUE(handshake(p));
