@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 
 namespace mycorrizal::bench {
@@ -44,7 +44,9 @@ quic::cert_and_key must(expected<quic::cert_and_key> x, const char* what) {
 
 pki pki::make() {
   using namespace std::chrono_literals;
-  quic::random_bytes rng = [](std::span<std::byte> out) { random_fill(out); };
+  quic::random_bytes rng = [](std::span<std::byte> out) {
+    random_fill(out);
+  };
   auto start = std::chrono::system_clock::now() - 1h;
   pki p;
   p.ca = must(quic::make_ca({"Mycorrizal Bench CA", start, 24h * 30}, rng),
@@ -187,7 +189,8 @@ summary summary::of(std::vector<double> xs) {
   s.n = xs.size();
   auto at = [&](double q) {
     // Nearest rank.
-    auto idx = static_cast<size_t>(q * static_cast<double>(xs.size() - 1) + 0.5);
+    auto idx
+      = static_cast<size_t>(q * static_cast<double>(xs.size() - 1) + 0.5);
     return xs[std::min(idx, xs.size() - 1)];
   };
   s.median = at(0.5);
@@ -201,8 +204,8 @@ summary summary::of(std::vector<double> xs) {
 
 void report::add(std::string test, std::string variant, std::string metric,
                  double value, std::string note) {
-  rows.push_back({std::move(test), std::move(variant), std::move(metric),
-                  value, std::move(note)});
+  rows.push_back({std::move(test), std::move(variant), std::move(metric), value,
+                  std::move(note)});
 }
 
 void report::aggregate() {

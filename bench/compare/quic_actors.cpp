@@ -104,7 +104,9 @@ caf::behavior handler(caf::event_based_actor* self,
   self->set_default_handler(caf::drop);
   st->shared = self->spawn<caf::linked>(consumer, st);
   return {
-    [=](connection_up&) { st->conns_up++; },
+    [=](connection_up&) {
+      st->conns_up++;
+    },
     [=](connection_down& x) {
       st->conns_down++;
       if (x.reason && x.reason.code() != errc::shutting_down) {
@@ -202,15 +204,20 @@ void fill(writer_actor* self) {
     auto n = std::min<uint64_t>(st.args.batch, st.args.count - st.issued);
     st.issued += n;
     st.in_flight++;
-    auto ok = [=]() { on_written(self, n); };
-    auto fail = [=](caf::error& e) { on_refused(self, n, e); };
+    auto ok = [=]() {
+      on_written(self, n);
+    };
+    auto fail = [=](caf::error& e) {
+      on_refused(self, n, e);
+    };
     if (st.args.batch == 1) {
       self->request(st.args.stream, caf::infinite, write_atom::value, st.proto)
         .then(ok, fail);
     } else {
       std::vector<wire::owned_frame> fs(n, st.proto);
-      self->request(st.args.stream, caf::infinite, write_atom::value,
-                    std::move(fs))
+      self
+        ->request(st.args.stream, caf::infinite, write_atom::value,
+                  std::move(fs))
         .then(ok, fail);
     }
   }
@@ -260,11 +267,12 @@ public:
       }
       for (int i = 0; i < 2; ++i) {
         self->receive([](const caf::down_msg&) {},
-                      caf::after(10s) >> [] {
-                        std::fprintf(stderr,
-                                     "quic_vs_tls: a transport did not stop "
-                                     "within 10 s\n");
-                      });
+                      caf::after(10s) >>
+                        [] {
+                          std::fprintf(stderr,
+                                       "quic_vs_tls: a transport did not stop "
+                                       "within 10 s\n");
+                        });
       }
     }
     client_reactor_->stop();
@@ -288,8 +296,13 @@ public:
     self
       ->request(client.actor, 30s, dial_atom::value, server.local,
                 std::string{"node-b"}, caf::timespan{10s})
-      .receive([&](connection_info& info) { conn = info.connection; },
-               [&](caf::error& e) { die("dial: " + render(e)); });
+      .receive(
+        [&](connection_info& info) {
+          conn = info.connection;
+        },
+        [&](caf::error& e) {
+          die("dial: " + render(e));
+        });
     return conn;
   }
 
@@ -299,8 +312,13 @@ public:
     caf::actor stream;
     wire::owned_frame first = wire::owned_stream_init{1, "bench", name};
     self->request(conn, 30s, open_atom::value, std::move(first), consumer)
-      .receive([&](caf::actor& s) { stream = std::move(s); },
-               [&](caf::error& e) { die("open: " + render(e)); });
+      .receive(
+        [&](caf::actor& s) {
+          stream = std::move(s);
+        },
+        [&](caf::error& e) {
+          die("open: " + render(e));
+        });
     return stream;
   }
 
@@ -308,7 +326,9 @@ public:
     self
       ->request(conn, 10s, close_atom::value, uint64_t{0}, std::string{"done"})
       .receive([] {},
-               [&](caf::error& e) { die("close: " + render(e)); });
+               [&](caf::error& e) {
+                 die("close: " + render(e));
+               });
   }
 
   std::string connection_stats(caf::scoped_actor& self,
@@ -320,11 +340,13 @@ public:
           auto& s = info.stats;
           out = "datagrams sent " + std::to_string(s.datagrams_sent)
                 + ", received " + std::to_string(s.datagrams_received)
-                + ", lost packets " + std::to_string(s.lost_packets)
-                + ", cwnd " + std::to_string(s.cwnd / 1024) + " KiB, srtt "
+                + ", lost packets " + std::to_string(s.lost_packets) + ", cwnd "
+                + std::to_string(s.cwnd / 1024) + " KiB, srtt "
                 + std::to_string(s.smoothed_rtt.count() / 1000) + " us";
         },
-        [&](caf::error& e) { out = "stats: " + render(e); });
+        [&](caf::error& e) {
+          out = "stats: " + render(e);
+        });
     return out;
   }
 
@@ -341,7 +363,9 @@ public:
                 + std::to_string(s.udp.receive_errors) + ", dropped "
                 + std::to_string(s.datagrams_dropped);
         },
-        [&](caf::error& e) { out = "stats: " + render(e); });
+        [&](caf::error& e) {
+          out = "stats: " + render(e);
+        });
     return out;
   }
 
@@ -414,8 +438,8 @@ time_point await_done(world& w,
     }
     if (clock_type::now() > end) {
       std::lock_guard<std::mutex> guard{w.server_sink->mtx};
-      die("timeout: " + std::to_string(w.server_sink->frames.load())
-          + " of " + std::to_string(w.server_sink->target_frames.load())
+      die("timeout: " + std::to_string(w.server_sink->frames.load()) + " of "
+          + std::to_string(w.server_sink->target_frames.load())
           + " frames arrived; last error: " + w.server_sink->last_error);
     }
     std::this_thread::sleep_for(1ms);
@@ -462,8 +486,7 @@ flow_result flow(const options& opts, const pki& p, size_t streams,
   auto conn = w.dial(self);
   std::vector<caf::actor> ss;
   for (size_t i = 0; i < streams; ++i) {
-    ss.push_back(
-      w.open(self, conn, w.client_consumer(), stream_name('s', i)));
+    ss.push_back(w.open(self, conn, w.client_consumer(), stream_name('s', i)));
   }
   w.server_sink->target_frames = per_stream * streams;
   std::vector<std::shared_ptr<writer_result>> results;
@@ -507,11 +530,10 @@ void bulk_test(const options& opts, const pki& p, report& out) {
             + std::to_string(fr.queue_full) + " queue_full retries");
   out.add("bulk", variant, "CPU s/GB", fr.cpu / (bytes / 1e9), "both ends");
   out.notes.push_back("QUIC actors bulk threads: " + fr.threads);
-  out.notes.push_back("QUIC actors bulk: connection " + fr.conn_stats
-                      + "; client transport " + fr.client_stats
-                      + "; server transport " + fr.server_stats
-                      + "; deliveries to the consumer "
-                      + std::to_string(fr.deliveries));
+  out.notes.push_back(
+    "QUIC actors bulk: connection " + fr.conn_stats + "; client transport "
+    + fr.client_stats + "; server transport " + fr.server_stats
+    + "; deliveries to the consumer " + std::to_string(fr.deliveries));
 }
 
 void message_test(const options& opts, const pki& p, report& out) {
@@ -547,8 +569,9 @@ void message_test(const options& opts, const pki& p, report& out) {
   out.notes.push_back("QUIC actors 1 KiB x"
                       + std::to_string(opts.parallel_streams)
                       + " threads: " + fp.threads);
-  out.notes.push_back("QUIC actors 1 KiB x" + std::to_string(opts.parallel_streams)
-                      + ": connection " + fp.conn_stats);
+  out.notes.push_back("QUIC actors 1 KiB x"
+                      + std::to_string(opts.parallel_streams) + ": connection "
+                      + fp.conn_stats);
 }
 
 void memory_test(const options& opts, const pki& p, report& out) {
@@ -597,10 +620,10 @@ void memory_test(const options& opts, const pki& p, report& out) {
   end = clock_type::now() + 30s;
   while (w.server_sink->streams_accepted.load() < base_streams + m) {
     if (clock_type::now() > end) {
-      die("memory: server accepted "
-          + std::to_string(w.server_sink->streams_accepted.load()
-                           - base_streams)
-          + " of " + std::to_string(m) + " streams");
+      die(
+        "memory: server accepted "
+        + std::to_string(w.server_sink->streams_accepted.load() - base_streams)
+        + " of " + std::to_string(m) + " streams");
     }
     std::this_thread::sleep_for(1ms);
   }

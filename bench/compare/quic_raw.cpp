@@ -49,8 +49,7 @@ ip_endpoint from_sockaddr(const sockaddr_in& sa) {
 }
 
 quic::credentials load(const pki& p, const quic::cert_and_key& own) {
-  auto c = quic::credentials::from_pem(p.ca.cert_pem, own.cert_pem,
-                                       own.key_pem,
+  auto c = quic::credentials::from_pem(p.ca.cert_pem, own.cert_pem, own.key_pem,
                                        std::chrono::system_clock::now());
   if (!c) {
     die("credentials: " + to_string(c.error()));
@@ -66,8 +65,8 @@ public:
   /// `gso`: send runs of equal-sized datagrams with one `UDP_SEGMENT`
   /// sendmsg and receive with `UDP_GRO`, as the reactor does for the
   /// transport actors by default.
-  raw_node(const pki& p, const quic::cert_and_key& own, bool accept,
-           bool gso, handler on_event)
+  raw_node(const pki& p, const quic::cert_and_key& own, bool accept, bool gso,
+           handler on_event)
       : gso_(gso), on_event_(std::move(on_event)) {
     fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
@@ -93,7 +92,9 @@ public:
     local = from_sockaddr(sa);
     quic::endpoint_params params;
     params.transport = quic::transport_config::lan_defaults();
-    params.rng = [](std::span<std::byte> out) { random_fill(out); };
+    params.rng = [](std::span<std::byte> out) {
+      random_fill(out);
+    };
     params.local = local;
     params.accept = accept;
     auto ep = quic::endpoint::make(load(p, own), std::move(params));
@@ -308,8 +309,9 @@ private:
 class raw_server {
 public:
   raw_server(const pki& p, bool gso)
-      : node_(p, p.server, true, gso,
-              [this](quic::endpoint_event& ev) { on_event(ev); }) {
+      : node_(p, p.server, true, gso, [this](quic::endpoint_event& ev) {
+          on_event(ev);
+        }) {
     // nop
   }
 
@@ -375,8 +377,9 @@ private:
 class raw_client {
 public:
   raw_client(const pki& p, bool gso)
-      : node_(p, p.client, false, gso,
-              [this](quic::endpoint_event& ev) { on_event(ev); }) {
+      : node_(p, p.client, false, gso, [this](quic::endpoint_event& ev) {
+          on_event(ev);
+        }) {
     // nop
   }
 
@@ -439,7 +442,9 @@ void handshake_test(const options& opts, const pki& p, report& out) {
   for (size_t i = 0; i < opts.handshakes + 1; ++i) { // +1: warm-up
     auto t0 = clock_type::now();
     auto id = client.dial(server.local());
-    client.until([&] { return client.up.contains(id); });
+    client.until([&] {
+      return client.up.contains(id);
+    });
     auto t1 = clock_type::now();
     if (i > 0) {
       samples.push_back(micros(t0, t1));
@@ -448,7 +453,9 @@ void handshake_test(const options& opts, const pki& p, report& out) {
   }
   // Let the closes go out.
   auto end = clock_type::now() + 20ms;
-  client.until([&] { return clock_type::now() >= end; });
+  client.until([&] {
+    return clock_type::now() >= end;
+  });
   auto s = summary::of(samples);
   out.add("handshake", variant, "median us", s.median,
           "connect() to handshake confirmed (client authenticated)");
@@ -462,7 +469,9 @@ void bulk_test(const options& opts, const pki& p, report& out, bool gso) {
   server.start();
   raw_client client{p, gso};
   auto id = client.dial(server.local());
-  client.until([&] { return client.up.contains(id); });
+  client.until([&] {
+    return client.up.contains(id);
+  });
   auto sid = client.conn(id).open_stream();
   if (!sid) {
     die("open_stream: " + to_string(sid.error()));
@@ -515,10 +524,14 @@ void memory_test(const options& opts, const pki& p, report& out) {
   // Warm-up: one connection, closed.
   {
     auto id = client.dial(server.local());
-    client.until([&] { return client.up.contains(id); });
+    client.until([&] {
+      return client.up.contains(id);
+    });
     client.conn(id).close(0, "warm-up", clock_type::now());
     auto end = clock_type::now() + 100ms;
-    client.until([&] { return clock_type::now() >= end; });
+    client.until([&] {
+      return clock_type::now() >= end;
+    });
   }
   auto base_up = server.up.load();
   auto before = mem_probe::baseline();
@@ -529,11 +542,15 @@ void memory_test(const options& opts, const pki& p, report& out) {
   }
   client.until([&] {
     return std::all_of(ids.begin(), ids.end(),
-                       [&](auto id) { return client.up.contains(id); })
+                       [&](auto id) {
+                         return client.up.contains(id);
+                       })
            && server.up.load() >= base_up + n;
   });
   auto settle = clock_type::now() + 100ms;
-  client.until([&] { return clock_type::now() >= settle; });
+  client.until([&] {
+    return clock_type::now() >= settle;
+  });
   auto after = mem_probe::now();
   auto per = [](size_t a, size_t b, size_t k) {
     return (static_cast<double>(b) - static_cast<double>(a))
@@ -568,9 +585,13 @@ void memory_test(const options& opts, const pki& p, report& out) {
       client.node().poll_once(0ms);
     }
   }
-  client.until([&] { return server.streams.load() >= base_streams + m; });
+  client.until([&] {
+    return server.streams.load() >= base_streams + m;
+  });
   settle = clock_type::now() + 100ms;
-  client.until([&] { return clock_type::now() >= settle; });
+  client.until([&] {
+    return clock_type::now() >= settle;
+  });
   after = mem_probe::now();
   const std::string st = "idle stream (both ends)";
   out.add(st, variant, "RSS KiB", per(before.rss, after.rss, m),

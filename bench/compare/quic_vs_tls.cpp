@@ -48,17 +48,18 @@
 //   (--idle-streams on one connection, STREAM_INIT sent, both ends).
 // CPU s/GB and CPU us/msg are process CPU time (all threads, both ends) over
 // the measured interval.
-#include "common.hpp"
 #include "mycorrizal/log.hpp"
+
+#include "common.hpp"
 #include "quic_actors.hpp"
 #include "quic_raw.hpp"
 #include "tls_tcp.hpp"
 
 #include <gnutls/gnutls.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -203,8 +204,8 @@ void verdict(const char* what, double ratio, const char* target, bool ok) {
 
 void print_verdicts(const report& r) {
   std::printf("\nTargets (QUIC actors against TLS/TCP of this run):\n");
-  auto ratio = [&](const std::string& test, const char* metric,
-                   const char* num, const char* den) {
+  auto ratio = [&](const std::string& test, const char* metric, const char* num,
+                   const char* den) {
     auto a = r.get(test, num, metric);
     auto b = r.get(test, den, metric);
     return a < 0 || b <= 0 ? -1.0 : a / b;
@@ -219,8 +220,8 @@ void print_verdicts(const report& r) {
   verdict("bulk MB/s, QUIC core (no actors, sendmmsg) / TLS/TCP", raw,
           ">= 0.40", raw >= 0.40);
   auto gso = ratio("bulk", "MB/s", "QUIC core GSO", "TLS/TCP");
-  verdict("bulk MB/s, QUIC core (no actors, GSO/GRO) / TLS/TCP", gso,
-          ">= 0.40", gso >= 0.40);
+  verdict("bulk MB/s, QUIC core (no actors, GSO/GRO) / TLS/TCP", gso, ">= 0.40",
+          gso >= 0.40);
   for (auto& row : r.rows) {
     if (row.variant == "QUIC actors" && row.metric == "msgs/s") {
       auto m = ratio(row.test, "msgs/s", "QUIC actors", "TLS/TCP");

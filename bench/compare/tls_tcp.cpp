@@ -261,7 +261,8 @@ struct fixture {
 
 const std::byte ack_byte{'k'};
 
-// -- handshake -----------------------------------------------------------------
+// -- handshake
+// -----------------------------------------------------------------
 
 void handshake_test(const options& opts, const pki& p, report& out) {
   fixture fx{p};
@@ -308,7 +309,8 @@ void handshake_test(const options& opts, const pki& p, report& out) {
   out.notes.push_back("TLS/TCP session: " + desc);
 }
 
-// -- bulk ------------------------------------------------------------------------
+// -- bulk
+// ------------------------------------------------------------------------
 
 void bulk_test(const options& opts, const pki& p, report& out) {
   fixture fx{p};
@@ -350,12 +352,14 @@ void bulk_test(const options& opts, const pki& p, report& out) {
   server.join();
   auto secs = seconds(t0, last);
   out.add("bulk", "TLS/TCP", "MB/s", static_cast<double>(total) / secs / 1e6,
-          std::to_string(opts.bulk_chunk >> 10) + " KiB writes, 16 KiB records");
-  out.add("bulk", "TLS/TCP", "CPU s/GB", cpu / (static_cast<double>(total) / 1e9),
-          "both ends");
+          std::to_string(opts.bulk_chunk >> 10)
+            + " KiB writes, 16 KiB records");
+  out.add("bulk", "TLS/TCP", "CPU s/GB",
+          cpu / (static_cast<double>(total) / 1e9), "both ends");
 }
 
-// -- messages ----------------------------------------------------------------------
+// -- messages
+// ----------------------------------------------------------------------
 
 /// Counts length-prefixed messages in a byte stream.
 struct prefix_counter {
@@ -546,12 +550,14 @@ void message_test(const options& opts, const pki& p, report& out) {
   const std::string par = "1 KiB msgs, " + std::to_string(k) + " streams";
   auto r = parallel_rate(opts, p, k);
   out.add(par, "TLS/TCP", "msgs/s", r.per_second,
-          std::to_string(k) + " TLS connections (TCP has no streams), one "
-            "record per message, one writer thread round-robin");
+          std::to_string(k)
+            + " TLS connections (TCP has no streams), one "
+              "record per message, one writer thread round-robin");
   out.add(par, "TLS/TCP", "CPU us/msg", r.cpu_us, "both ends");
 }
 
-// -- memory -------------------------------------------------------------------------
+// -- memory
+// -------------------------------------------------------------------------
 
 void memory_test(const options& opts, const pki& p, report& out) {
   fixture fx{p};
@@ -597,7 +603,8 @@ void memory_test(const options& opts, const pki& p, report& out) {
   };
   const std::string test = "idle connection (both ends)";
   out.add(test, "TLS/TCP", "RSS KiB", per(before.rss, after.rss),
-          std::to_string(n) + " connections; kernel socket buffers not counted");
+          std::to_string(n)
+            + " connections; kernel socket buffers not counted");
   out.add(test, "TLS/TCP", "heap KiB", per(before.heap, after.heap));
 }
 
