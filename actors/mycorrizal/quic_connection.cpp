@@ -22,6 +22,12 @@ using dial_timeout_atom = caf::atom_constant<caf::atom("dialtmo")>;
 
 constexpr std::string_view component = "quic";
 
+/// Deadlines closer than this are served by a message to ourselves.
+constexpr auto soon_threshold = std::chrono::microseconds{100};
+
+/// A timer armed at most this much after a new deadline is kept.
+constexpr auto timer_slack = std::chrono::microseconds{500};
+
 /// Write rounds per message handled before the actor yields to its mailbox
 /// (acknowledgements must get in between during a bulk transfer).
 constexpr int max_write_rounds = 8;
@@ -46,7 +52,6 @@ struct connection_state {
   caf::actor me;
   std::unordered_map<int64_t, stream_entry> streams;
 
-  std::vector<std::byte> out_buffer;
   std::vector<std::span<const std::byte>> views;
   std::vector<net::udp_send_item> items;
 
@@ -54,6 +59,8 @@ struct connection_state {
   /// The core deadline the pending tick serves (max: none pending).
   quic::time_point armed = quic::time_point::max();
   bool flush_pending = false;
+  /// A `tick_atom` with deadline 0 (due now) is in the mailbox.
+  bool tick_soon = false;
 
   std::optional<caf::response_promise> dial;
   /// Set when a dial deadline closed the connection: the reason reported.
@@ -106,6 +113,19 @@ struct connection_state {
 
 using connection_actor = caf::stateful_actor<connection_state>;
 
+/// Where the core writes datagrams: one buffer per worker thread, not per
+/// connection (it is only used inside one handler; 90 KiB per idle
+/// connection otherwise).
+std::span<std::byte> send_buffer(const connection_state& st) {
+  thread_local std::vector<std::byte> buf;
+  auto need = st.args->transport.max_udp_payload
+              * st.args->transport.max_datagrams_per_write;
+  if (buf.size() < need) {
+    buf.resize(need);
+  }
+  return {buf.data(), need};
+}
+
 /// Sends the CONNECTION_CLOSE of a connection whose actor stops without
 /// having closed it (the socket outlives the transport for this).
 void close_now(connection_state& st, std::string_view why) {
@@ -118,7 +138,7 @@ void close_now(connection_state& st, std::string_view why) {
       || s == quic::connection_state::established) {
     st.core->close(0, why, now);
     st.views.clear();
-    st.core->write(now, st.out_buffer, st.views);
+    st.core->write(now, send_buffer(st), st.views);
     for (auto v : st.views) {
       std::ignore = st.args->socket->reactor().send_udp(st.args->socket->id(),
                                                         st.args->remote, v);
@@ -262,7 +282,22 @@ void handle_events(connection_actor* self) {
 void arm(connection_actor* self, quic::time_point now) {
   auto& st = self->state;
   auto next = st.core->next_deadline();
-  if (next == quic::time_point::max() || next >= st.armed) {
+  if (next == quic::time_point::max()) {
+    return;
+  }
+  // Due (nearly) now, as pacing deadlines during a transfer are: a message
+  // to ourselves, behind what is in the mailbox, instead of a round trip
+  // through CAF's clock thread.
+  if (next - now <= soon_threshold) {
+    if (!st.tick_soon) {
+      st.tick_soon = true;
+      self->send(self, tick_atom::value, int64_t{0});
+    }
+    return;
+  }
+  // A timer already armed a little later serves too: loss-detection and
+  // idle deadlines move by microseconds all the time.
+  if (next >= st.armed || st.armed - next <= timer_slack) {
     return;
   }
   st.armed = next;
@@ -280,7 +315,7 @@ void process(connection_actor* self) {
   handle_events(self);
   for (int round = 0;; ++round) {
     st.views.clear();
-    auto n = core.write(now, st.out_buffer, st.views);
+    auto n = core.write(now, send_buffer(st), st.views);
     if (auto epoch = core.routing_epoch(); epoch != st.routes_epoch) {
       st.routes_epoch = epoch;
       self->send(st.args->transport_actor,
@@ -357,8 +392,6 @@ caf::behavior connection_impl(connection_actor* self,
   init.args = args;
   init.core = &*args->core;
   init.me = caf::actor_cast<caf::actor>(self);
-  init.out_buffer.resize(args->transport.max_udp_payload
-                         * args->transport.max_datagrams_per_write);
   init.routes_epoch = init.core->routing_epoch();
   self->set_exit_handler([=](caf::exit_msg& msg) {
     on_exit_request(self, msg);
@@ -388,13 +421,17 @@ caf::behavior connection_impl(connection_actor* self,
       auto& st = self->state;
       auto now = quic_now();
       for (auto& d : batch.datagrams) {
-        st.core->handle_datagram(d.from, d.data, now);
+        net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
+          st.core->handle_datagram(d.from, piece, now);
+        });
       }
       process(self);
     },
     [=](tick_atom, int64_t deadline) {
       auto& st = self->state;
-      if (deadline == st.armed.time_since_epoch().count()) {
+      if (deadline == 0) {
+        st.tick_soon = false;
+      } else if (deadline == st.armed.time_since_epoch().count()) {
         st.armed = quic::time_point::max();
       }
       auto now = quic_now();

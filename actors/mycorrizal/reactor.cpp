@@ -1846,6 +1846,18 @@ void reactor::impl::on_udp_readable(udp_entry& e) {
       }
       auto from = from_sockaddr(udp_addrs_[i]);
       const auto* base = udp_buf_.data() + i * cap;
+      if (segment < len && e.opts.drop_every_nth == 0
+          && e.opts.reorder_every_nth == 0 && !e.held) {
+        // Coalesced and no fault injection: one buffer for all of them.
+        auto count = (len + segment - 1) / segment;
+        count_udp(counters, &udp_counters::datagrams_in, count);
+        count_udp(counters, &udp_counters::bytes_in, len);
+        e.rx_seq += count;
+        e.pass_seq += count;
+        out.datagrams.push_back(udp_datagram{
+          from, std::vector<std::byte>(base, base + len), segment});
+        continue;
+      }
       if (len == 0) {
         take_datagram(e, out, from, base, 0, now);
       }

@@ -76,9 +76,11 @@ struct udp_options {
   /// datagram. Falls back to plain sends where the kernel refuses it.
   bool gso = false;
 
-  /// Lets the kernel coalesce received datagrams of one sender (`UDP_GRO`);
-  /// the reactor cuts them apart again, so owners see the same datagrams
-  /// (fault injection counts each one). Ignored where unsupported.
+  /// Lets the kernel coalesce received datagrams of one sender (`UDP_GRO`).
+  /// The owner gets them in one `udp_datagram` with `segment` set (walk it
+  /// with `for_each_datagram`); with fault injection on they are cut apart
+  /// so that drops and reorders count single datagrams. Ignored where
+  /// unsupported.
   bool gro = false;
 
   /// Sets `SO_REUSEADDR` before binding.

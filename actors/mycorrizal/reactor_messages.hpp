@@ -7,8 +7,10 @@
 
 #include <caf/allowed_unsafe_message_type.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,14 +49,33 @@ std::string to_string(tcp_conn_id x);
 
 // -- UDP ----------------------------------------------------------------------
 
-/// One received datagram.
+/// One received datagram, or (only on sockets with `udp_options::gro`)
+/// several datagrams of one sender that the kernel coalesced.
 struct udp_datagram {
   /// The sender.
   ip_endpoint from;
 
   /// The payload, exactly as received (may be empty).
   std::vector<std::byte> data;
+
+  /// 0: `data` is one datagram. Otherwise `data` holds datagrams of
+  /// `segment` bytes each, back to back, the last one possibly shorter
+  /// (UDP_GRO); `for_each_datagram` walks them.
+  size_t segment = 0;
 };
+
+/// Calls `f(std::span<const std::byte>)` for each datagram `d` holds.
+template <class F>
+void for_each_datagram(const udp_datagram& d, F&& f) {
+  std::span<const std::byte> all{d.data};
+  if (d.segment == 0 || d.segment >= all.size()) {
+    f(all);
+    return;
+  }
+  for (size_t off = 0; off < all.size(); off += d.segment) {
+    f(all.subspan(off, std::min(d.segment, all.size() - off)));
+  }
+}
 
 /// The datagrams one `recvmmsg` call returned on `socket`, in arrival order
 /// (after fault injection, see `udp_options`). Never empty.

@@ -3,8 +3,8 @@
 #include "mycorrizal/transport.hpp"
 
 #include "mycorrizal/caf_error.hpp"
-#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/internal/transport_actors.hpp"
 #include "mycorrizal/log.hpp"
 
 #include <caf/all.hpp>
@@ -124,6 +124,53 @@ caf::actor start_connection(transport_actor* self, quic::connection core,
   return actor;
 }
 
+/// Routes, answers, accepts or drops one datagram.
+void on_datagram(
+  transport_actor* self, net::udp_datagram& d,
+  std::unordered_map<quic::connection_id, detail::routed_datagrams>& routed,
+  const quic::random_bytes& rng) {
+  auto& st = self->state;
+  ++st.counters.datagrams_received;
+  auto r = st.router->classify(d.data, rng);
+  switch (r.action) {
+    case quic::route_action::deliver:
+      routed[r.id].datagrams.push_back(std::move(d));
+      break;
+    case quic::route_action::reply:
+      if (st.socket->reactor().send_udp(st.socket->id(), d.from, r.reply)) {
+        ++st.counters.version_negotiations_sent;
+      }
+      break;
+    case quic::route_action::drop:
+      ++st.counters.datagrams_dropped;
+      MYCORRIZAL_LOG_DEBUG_RL(component, 10, "dropped a datagram from {}: {}",
+                              d.from.to_string(), r.why);
+      break;
+    case quic::route_action::accept: {
+      if (!st.opts.accept || st.conns.size() >= st.opts.max_connections) {
+        ++st.counters.datagrams_dropped;
+        MYCORRIZAL_LOG_WARN_RL(component, 1,
+                               "refused a connection from {}: {} "
+                               "connections open",
+                               d.from.to_string(), st.conns.size());
+        break;
+      }
+      auto core = quic::connection::accept(*st.opts.credentials,
+                                           st.params(d.from, {}), d.data,
+                                           detail::quic_now());
+      if (!core) {
+        ++st.counters.datagrams_dropped;
+        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "refused an Initial from {}: {}",
+                                d.from.to_string(), to_string(core.error()));
+        break;
+      }
+      ++st.counters.connections_accepted;
+      start_connection(self, std::move(*core), d.from, true);
+      break;
+    }
+  }
+}
+
 void on_batch(transport_actor* self, net::udp_batch& batch) {
   auto& st = self->state;
   if (st.stopping) {
@@ -133,46 +180,32 @@ void on_batch(transport_actor* self, net::udp_batch& batch) {
   std::unordered_map<quic::connection_id, detail::routed_datagrams> routed;
   quic::random_bytes rng{random_fill};
   for (auto& d : batch.datagrams) {
-    ++st.counters.datagrams_received;
-    auto r = st.router->classify(d.data, rng);
-    switch (r.action) {
-      case quic::route_action::deliver:
-        routed[r.id].datagrams.push_back(std::move(d));
-        break;
-      case quic::route_action::reply:
-        if (st.socket->reactor().send_udp(st.socket->id(), d.from, r.reply)) {
-          ++st.counters.version_negotiations_sent;
+    if (d.segment != 0 && d.segment < d.data.size()) {
+      // Coalesced (GRO): when every piece belongs to one connection, the
+      // buffer goes there whole; otherwise each piece is handled alone.
+      std::optional<quic::connection_id> one;
+      bool same = true;
+      net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
+        auto r = st.router->classify(piece, rng);
+        if (r.action != quic::route_action::deliver || (one && *one != r.id)) {
+          same = false;
         }
-        break;
-      case quic::route_action::drop:
-        ++st.counters.datagrams_dropped;
-        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "dropped a datagram from {}: {}",
-                                d.from.to_string(), r.why);
-        break;
-      case quic::route_action::accept: {
-        if (!st.opts.accept || st.conns.size() >= st.opts.max_connections) {
-          ++st.counters.datagrams_dropped;
-          MYCORRIZAL_LOG_WARN_RL(component, 1,
-                                 "refused a connection from {}: {} "
-                                 "connections open",
-                                 d.from.to_string(), st.conns.size());
-          break;
-        }
-        auto core = quic::connection::accept(*st.opts.credentials,
-                                             st.params(d.from, {}), d.data,
-                                             detail::quic_now());
-        if (!core) {
-          ++st.counters.datagrams_dropped;
-          MYCORRIZAL_LOG_DEBUG_RL(component, 10,
-                                  "refused an Initial from {}: {}",
-                                  d.from.to_string(), to_string(core.error()));
-          break;
-        }
-        ++st.counters.connections_accepted;
-        start_connection(self, std::move(*core), d.from, true);
-        break;
+        one = r.id;
+      });
+      if (same && one) {
+        net::for_each_datagram(d, [&](std::span<const std::byte>) {
+          ++st.counters.datagrams_received;
+        });
+        routed[*one].datagrams.push_back(std::move(d));
+        continue;
       }
+      net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
+        net::udp_datagram single{d.from, {piece.begin(), piece.end()}, 0};
+        on_datagram(self, single, routed, rng);
+      });
+      continue;
     }
+    on_datagram(self, d, routed, rng);
   }
   for (auto& [id, group] : routed) {
     if (auto i = st.conns.find(id); i != st.conns.end()) {
