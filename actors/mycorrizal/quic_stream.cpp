@@ -43,6 +43,8 @@ struct stream_state {
   bool fin_taken = false;
   /// A pump_atom is in the mailbox.
   bool pump_pending = false;
+  /// Writers refused with `queue_full`, told when there is room again.
+  std::vector<caf::actor> drain_waiters;
   std::vector<caf::response_promise> close_waiters;
 
   // -- incoming ---------------------------------------------------------------
@@ -68,6 +70,7 @@ struct stream_state {
   stream_state& operator=(const stream_state&) = delete;
 
   ~stream_state() {
+    notify_drained();
     auto why = ended.value_or(error{errc::shutting_down, "stream stopped"});
     for (auto& rp : close_waiters) {
       rp.deliver(make_caf_error(why));
@@ -79,6 +82,14 @@ struct stream_state {
 
   size_t queued() const noexcept {
     return queued_bytes;
+  }
+
+  /// Tells every refused writer that it may write again.
+  void notify_drained() {
+    for (auto& w : drain_waiters) {
+      caf::anon_send(w, stream_drained{me});
+    }
+    drain_waiters.clear();
   }
 
   /// Appends the encoding of `f` to the queue.
@@ -126,6 +137,10 @@ void pump(stream_actor* self) {
     st.fin_handed = out.fin;
     self->send(st.args.connection, std::move(out));
   }
+  if (!st.drain_waiters.empty()
+      && st.queued() <= st.args.options.max_queued_bytes / 2) {
+    st.notify_drained();
+  }
   if (st.fin_requested && !st.fin_handed && st.queued() == 0) {
     st.fin_handed = true;
     self->send(st.args.connection, stream_output{st.args.stream_id, {}, true});
@@ -139,6 +154,7 @@ void finish(stream_actor* self, error why) {
   if (!st.ended) {
     st.ended = why;
   }
+  st.notify_drained();
   st.gone = true;
   deliver(self);
 }
@@ -274,6 +290,12 @@ caf::result<void> enqueue(stream_actor* self,
   }
   if (st.queued() + total > st.args.options.max_queued_bytes) {
     st.counters.queue_full++;
+    auto who = caf::actor_cast<caf::actor>(self->current_sender());
+    if (who
+        && std::find(st.drain_waiters.begin(), st.drain_waiters.end(), who)
+             == st.drain_waiters.end()) {
+      st.drain_waiters.push_back(std::move(who));
+    }
     return make_caf_error(
       error{errc::queue_full,
             fmt::format("stream {} to {}: {} bytes queued, limit {}",

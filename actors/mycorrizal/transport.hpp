@@ -70,7 +70,8 @@
 /// | connection | `stats_atom` | `connection_info` (with `stats`) |
 /// | stream | `write_atom, wire::owned_frame` | `caf::unit` once queued;
 ///   `queue_full` when the stream's queue is full, `too_large` for a frame
-///   above the peer's frame limit, `invalid_identifier` /
+///   above the peer's frame limit (a writer refused with `queue_full` gets
+///   `stream_drained` once there is room again), `invalid_identifier` /
 ///   `malformed_frame` for a frame that cannot be encoded, the stream's end
 ///   reason after it ended |
 /// | stream | `write_atom, std::vector<wire::owned_frame>` | as above, all
@@ -203,6 +204,13 @@ struct stream_end {
   error reason;
 };
 
+/// The stream's queue has room again: sent once to each actor whose write
+/// failed with `queue_full`, when the queue fell to half its limit (or the
+/// stream ended, so that nobody waits for room that never comes).
+struct stream_drained {
+  caf::actor stream;
+};
+
 /// Counters of one stream.
 struct stream_stats {
   int64_t stream_id = -1;
@@ -264,5 +272,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_down)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_accepted)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_frames)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_end)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_drained)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::transport_stats)

@@ -23,8 +23,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-using retry_atom = caf::atom_constant<caf::atom("retry")>;
-
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "quic_vs_tls: QUIC actors: %s\n", what.c_str());
   std::exit(2);
@@ -148,11 +146,9 @@ struct writer_state {
   uint64_t issued = 0;
   uint64_t acked = 0;
   size_t in_flight = 0;
-  /// A retry timer runs: issue nothing until it fires.
-  bool retry_pending = false;
-  /// After a `queue_full`: one write at a time until one succeeds (the
-  /// stream has no "writable again" notification, so the writer polls).
-  bool probing = false;
+  /// A write was refused with `queue_full`: issue nothing until the
+  /// stream says `stream_drained`.
+  bool waiting = false;
 };
 
 using writer_actor = caf::stateful_actor<writer_state>;
@@ -163,7 +159,6 @@ void on_written(writer_actor* self, uint64_t n) {
   auto& st = self->state;
   st.in_flight--;
   st.acked += n;
-  st.probing = false;
   if (st.acked == st.args.count) {
     st.args.result->finished = true;
     self->quit();
@@ -179,11 +174,7 @@ void on_refused(writer_actor* self, uint64_t n, caf::error& e) {
   if (err.code() == errc::queue_full) {
     st.issued -= n;
     st.args.result->queue_full++;
-    st.probing = true;
-    if (!st.retry_pending && st.in_flight == 0) {
-      st.retry_pending = true;
-      self->delayed_send(self, 1ms, retry_atom::value);
-    }
+    st.waiting = true;
     return;
   }
   {
@@ -196,11 +187,10 @@ void on_refused(writer_actor* self, uint64_t n, caf::error& e) {
 
 void fill(writer_actor* self) {
   auto& st = self->state;
-  if (st.retry_pending) {
+  if (st.waiting) {
     return;
   }
-  auto limit = st.probing ? size_t{1} : st.args.outstanding;
-  while (st.in_flight < limit && st.issued < st.args.count) {
+  while (st.in_flight < st.args.outstanding && st.issued < st.args.count) {
     auto n = std::min<uint64_t>(st.args.batch, st.args.count - st.issued);
     st.issued += n;
     st.in_flight++;
@@ -232,8 +222,8 @@ caf::behavior writer(writer_actor* self, writer_args args) {
   st.proto = std::move(d);
   fill(self);
   return {
-    [=](retry_atom) {
-      self->state.retry_pending = false;
+    [=](stream_drained&) {
+      self->state.waiting = false;
       fill(self);
     },
   };

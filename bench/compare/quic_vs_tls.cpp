@@ -14,8 +14,7 @@
 //   per side (client "node-a", server "node-b"), CAF with `--workers`
 //   scheduler threads; a writer actor sends DATA frames with `write_atom`
 //   requests to the stream actor (`--outstanding` unanswered at most;
-//   after `queue_full` it waits 1 ms and probes with one write until one
-//   succeeds: the stream offers no "writable again" notification), a
+//   after `queue_full` it waits for the stream's `stream_drained`), a
 //   consumer actor per accepted stream
 //   counts the DATA frames it receives and answers every `stream_frames`.
 // - "QUIC core": the same QUIC cores (`quic::endpoint`, ngtcp2 + GnuTLS)
