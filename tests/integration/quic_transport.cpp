@@ -229,6 +229,8 @@ struct handler_events {
   /// Stall consumers: payload bytes delivered to them (never answered).
   uint64_t stalled_bytes = 0;
   uint64_t stalled_deliveries = 0;
+  /// The stall consumers, so that a test can release them.
+  std::vector<caf::actor> stall_consumers;
 };
 
 std::string describe(const handler_events& ev) {
@@ -495,14 +497,36 @@ caf::behavior sink_impl(caf::stateful_actor<sink_state>* self,
 struct stall_state {
   std::shared_ptr<handler_log> log;
   std::vector<caf::response_promise> held;
+  /// Released: answers everything held and from now on at once.
+  bool released = false;
+  bool announced = false;
 };
+
+using release_atom = caf::atom_constant<caf::atom("release")>;
 
 caf::behavior stall_impl(caf::stateful_actor<stall_state>* self,
                          std::shared_ptr<handler_log> log) {
   self->state.log = std::move(log);
   return {
-    [self](stream_frames& m) -> caf::response_promise {
+    [self](release_atom) {
       auto& st = self->state;
+      st.released = true;
+      for (auto& rp : st.held) {
+        rp.deliver(caf::unit);
+      }
+      st.held.clear();
+    },
+    [self](stream_frames& m) -> caf::result<void> {
+      auto& st = self->state;
+      if (!st.announced) {
+        st.announced = true;
+        st.log->update([&](handler_events& ev) {
+          ev.stall_consumers.push_back(caf::actor_cast<caf::actor>(self));
+        });
+      }
+      if (st.released) {
+        return caf::unit;
+      }
       uint64_t n = 0;
       for (auto& f : m.frames) {
         if (auto* d = std::get_if<wire::owned_data>(&f)) {
@@ -2132,6 +2156,65 @@ TEST_F(quic_transport_test, a_consumer_that_never_answers_bounds_the_writer) {
   EXPECT_TRUE(echo_roundtrip(info->connection, 10, "beside-the-stall"))
     << connection_text(info->connection);
   EXPECT_TRUE(a.log->snapshot().downs.empty()) << a.log->describe();
+}
+
+// A writer refused with queue_full is told when the queue drains, so it
+// need not poll.
+TEST_F(quic_transport_test, a_refused_writer_hears_when_the_queue_drains) {
+  auto& b = start_node("node-b", with_policy(policy::stall));
+  auto& a = start_node("node-a");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto info = dial(a, b, "node-b");
+  ASSERT_TRUE(info) << to_string(info.error());
+  auto col = std::make_shared<collector_log>();
+  auto consumer = spawn_collector(col, true);
+  auto stream = open(info->connection, consumer, "stall");
+  ASSERT_TRUE(stream) << to_string(stream.error());
+  std::vector<wire::owned_frame> batch;
+  for (int i = 0; i < 16; ++i) {
+    batch.push_back(data_frame(byte_buffer(64 * kib, std::byte{0x21})));
+  }
+  // One writer for the whole test: the notification goes to it.
+  caf::scoped_actor writer{*sys_};
+  error refused;
+  size_t written = 0;
+  while (written < 256 * mib && refused.code() == errc::none) {
+    writer->request(*stream, 5s, write_atom::value, batch)
+      .receive(
+        [&] {
+          written += mib;
+        },
+        [&](caf::error& e) {
+          refused = from_caf_error(e);
+        });
+  }
+  ASSERT_EQ(refused.code(), errc::queue_full)
+    << "after " << written << " bytes: " << describe(refused);
+  // Nothing drains while B's consumer holds every delivery: the queue is
+  // still above half its limit and no notification is waiting.
+  auto ss = ask<stream_stats>(*stream, 5s, stats_atom::value);
+  ASSERT_TRUE(ss) << to_string(ss.error());
+  EXPECT_GT(ss->queued, stream_options{}.max_queued_bytes / 2);
+  bool early = false;
+  writer->receive(
+    [&](stream_drained&) {
+      early = true;
+    },
+    caf::after(std::chrono::milliseconds{0}) >> [] {});
+  EXPECT_FALSE(early) << "stream_drained while the peer still stalls";
+  auto consumers = b.log->snapshot().stall_consumers;
+  ASSERT_EQ(consumers.size(), 1u) << b.log->describe();
+  caf::anon_send(consumers.front(), release_atom::value);
+  bool drained = false;
+  writer->receive(
+    [&](stream_drained& d) {
+      drained = d.stream == *stream;
+    },
+    caf::after(std::chrono::seconds{10}) >> [] {});
+  ASSERT_TRUE(drained) << stream_stats_text(*stream);
+  // And there is room indeed.
+  auto again = ask_unit(*stream, 5s, write_atom::value, batch);
+  EXPECT_TRUE(again) << describe(again.error());
 }
 
 } // namespace
