@@ -165,14 +165,17 @@ void push_stream(connection_state& st, int64_t id,
     auto& front = s.pending.front();
     auto rest = std::span<const std::byte>{front}.subspan(s.offset);
     bool last = s.pending.size() == 1;
-    auto n = st.core->send(id, rest, last && s.fin);
+    // A whole chunk that fits moves into the core without a copy.
+    auto n = s.offset == 0 && front.size() <= st.core->send_capacity(id)
+               ? st.core->send(id, std::move(front), last && s.fin)
+               : st.core->send(id, rest, last && s.fin);
     if (!n) {
       break;
     }
     taken += *n;
     s.offset += *n;
     if (*n < rest.size()) {
-      break;
+      break; // `front` was not moved: it did not fit whole
     }
     s.pending.pop_front();
     s.offset = 0;
@@ -183,7 +186,7 @@ void push_stream(connection_state& st, int64_t id,
   }
   if (s.pending.empty() && s.fin && !s.fin_taken) {
     // A FIN without bytes.
-    if (auto n = st.core->send(id, {}, true); n) {
+    if (auto n = st.core->send(id, quic::bytes_view{}, true); n) {
       s.fin_taken = true;
       fin_now = true;
     }

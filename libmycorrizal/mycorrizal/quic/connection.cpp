@@ -28,6 +28,10 @@ using namespace std::chrono_literals;
 constexpr size_t chunk_limit = size_t{64} * 1024;
 constexpr size_t max_vecs = 16;
 
+// Stream data events of one stream grow up to this size before a new one
+// starts.
+constexpr size_t coalesce_limit = size_t{256} * 1024;
+
 // TLS 1.3 only, AEADs ngtcp2 supports, ECDHE groups with fast paths.
 constexpr const char* tls_priority
   = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
@@ -208,6 +212,9 @@ struct connection::impl {
     ids.erase(std::remove(ids.begin(), ids.end(), key), ids.end());
     ++ids_epoch;
   }
+
+  /// The stream `send` may append to, or why not.
+  expected<stream_state*> sendable(int64_t stream_id);
 
   bool closed_or_closing() const noexcept {
     return state == connection_state::closing
@@ -523,9 +530,20 @@ struct connection::impl {
                              void* ud, void*) -> int {
       auto* self = from(ud);
       auto* p = reinterpret_cast<const std::byte*>(data);
+      bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+      // Consecutive data of one stream (a burst of packets the owner feeds
+      // in one go) joins the previous event: one buffer, not one per packet.
+      if (!self->events.empty()) {
+        if (auto* last = std::get_if<stream_data>(&self->events.back());
+            last != nullptr && last->stream_id == sid && !last->fin
+            && last->data.size() < coalesce_limit) {
+          last->data.insert(last->data.end(), p, p + len);
+          last->fin = fin;
+          return 0;
+        }
+      }
       self->events.emplace_back(
-        stream_data{sid, std::vector<std::byte>(p, p + len),
-                    (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0});
+        stream_data{sid, std::vector<std::byte>(p, p + len), fin});
       return 0;
     };
     cb.acked_stream_data_offset = [](ngtcp2_conn*, int64_t sid, uint64_t offset,
@@ -1163,26 +1181,59 @@ expected<int64_t> connection::open_stream() {
   return sid;
 }
 
-expected<size_t> connection::send(int64_t stream_id, bytes_view data,
-                                  bool fin) {
-  auto& self = *impl_;
-  if (self.state != connection_state::established) {
+expected<connection::impl::stream_state*>
+connection::impl::sendable(int64_t stream_id) {
+  if (state != connection_state::established) {
     return unexpected{
-      error{errc::shutting_down, fmt::format("cannot send: connection is {}",
-                                             to_string(self.state))}};
+      error{errc::shutting_down,
+            fmt::format("cannot send: connection is {}", to_string(state))}};
   }
-  auto i = self.streams.find(stream_id);
-  if (i == self.streams.end()) {
+  auto i = streams.find(stream_id);
+  if (i == streams.end()) {
     return unexpected{
       error{errc::unexpected_frame,
             fmt::format("stream {} does not exist", stream_id)}};
   }
-  auto& st = i->second;
-  if (st.fin_requested) {
+  if (i->second.fin_requested) {
     return unexpected{
       error{errc::unexpected_frame,
             fmt::format("stream {} is already finished", stream_id)}};
   }
+  return &i->second;
+}
+
+expected<size_t> connection::send(int64_t stream_id,
+                                  std::vector<std::byte>&& data, bool fin) {
+  auto& self = *impl_;
+  auto sp = self.sendable(stream_id);
+  if (!sp) {
+    return unexpected{std::move(sp).error()};
+  }
+  auto& st = **sp;
+  auto limit = self.params.transport.stream_send_buffer;
+  auto room = st.buffered() < limit ? limit - st.buffered() : 0;
+  if (data.empty() || data.size() > room) {
+    // Does not fit whole (or nothing to keep): take what fits by copy.
+    return send(stream_id, bytes_view{data}, fin);
+  }
+  auto n = data.size();
+  st.chunks.push_back(std::move(data));
+  st.end += n;
+  if (fin) {
+    st.fin_requested = true;
+  }
+  self.enqueue(stream_id, st);
+  return n;
+}
+
+expected<size_t> connection::send(int64_t stream_id, bytes_view data,
+                                  bool fin) {
+  auto& self = *impl_;
+  auto sp = self.sendable(stream_id);
+  if (!sp) {
+    return unexpected{std::move(sp).error()};
+  }
+  auto& st = **sp;
   auto limit = self.params.transport.stream_send_buffer;
   auto room = st.buffered() < limit ? limit - st.buffered() : 0;
   auto n = std::min(room, data.size());

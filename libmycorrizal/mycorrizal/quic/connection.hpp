@@ -53,7 +53,9 @@ struct stream_opened {
   int64_t stream_id = -1;
 };
 
-/// Bytes arrived on a stream, in order. Call `consume(stream_id, n)` once the
+/// Bytes arrived on a stream, in order (the data of several packets of one
+/// stream that arrived together may come as one event). Call
+/// `consume(stream_id, n)` once the
 /// application took them, to let the peer send more.
 struct stream_data {
   int64_t stream_id = -1;
@@ -212,6 +214,11 @@ public:
   ///          are accepted); `errc::unexpected_frame` for an unknown or
   ///          finished stream, `errc::shutting_down` when not established.
   expected<size_t> send(int64_t stream_id, bytes_view data, bool fin = false);
+
+  /// Like the other overload, but keeps `data` itself (no copy) when it
+  /// fits the free send buffer whole; otherwise copies what fits.
+  expected<size_t> send(int64_t stream_id, std::vector<std::byte>&& data,
+                        bool fin = false);
 
   /// The application took `n` bytes of a stream: extends the stream's and
   /// the connection's receive windows by `n`.
