@@ -165,10 +165,10 @@ void push_stream(connection_state& st, int64_t id,
     auto& front = s.pending.front();
     auto rest = std::span<const std::byte>{front}.subspan(s.offset);
     bool last = s.pending.size() == 1;
-    // A whole chunk that fits moves into the core without a copy.
-    auto n = s.offset == 0 && front.size() <= st.core->send_capacity(id)
-               ? st.core->send(id, std::move(front), last && s.fin)
-               : st.core->send(id, rest, last && s.fin);
+    // A whole chunk moves into the core without a copy (or waits until it
+    // fits); only the rest of a chunk larger than its buffer is copied.
+    auto n = s.offset == 0 ? st.core->send(id, std::move(front), last && s.fin)
+                           : st.core->send(id, rest, last && s.fin);
     if (!n) {
       break;
     }

@@ -1212,9 +1212,15 @@ expected<size_t> connection::send(int64_t stream_id,
   auto& st = **sp;
   auto limit = self.params.transport.stream_send_buffer;
   auto room = st.buffered() < limit ? limit - st.buffered() : 0;
-  if (data.empty() || data.size() > room) {
-    // Does not fit whole (or nothing to keep): take what fits by copy.
+  if (data.empty() || data.size() > limit) {
+    // Nothing to keep, or larger than the whole buffer: copy what fits.
     return send(stream_id, bytes_view{data}, fin);
+  }
+  if (data.size() > room) {
+    // It will fit once acknowledgements free room: take nothing now (a
+    // partial copy would defeat the point) and report stream_writable then.
+    st.want_writable = true;
+    return size_t{0};
   }
   auto n = data.size();
   st.chunks.push_back(std::move(data));

@@ -215,8 +215,11 @@ public:
   ///          finished stream, `errc::shutting_down` when not established.
   expected<size_t> send(int64_t stream_id, bytes_view data, bool fin = false);
 
-  /// Like the other overload, but keeps `data` itself (no copy) when it
-  /// fits the free send buffer whole; otherwise copies what fits.
+  /// Like the other overload, but keeps `data` itself (no copy): when it
+  /// fits the free send buffer whole, it is taken; when it would fit an
+  /// empty buffer but not now, nothing is taken (`data` is left as it was)
+  /// and `stream_writable` follows once room frees; a chunk larger than
+  /// `stream_send_buffer` is copied in part like `send(bytes_view)`.
   expected<size_t> send(int64_t stream_id, std::vector<std::byte>&& data,
                         bool fin = false);
 
