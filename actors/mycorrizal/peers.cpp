@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: Apache-2.0
+// The peers actor: one QUIC connection per pair of Mycorrizal members.
+#include "mycorrizal/peers.hpp"
+
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/gossip/membership.hpp"
+#include "mycorrizal/gossip/node_meta.hpp"
+#include "mycorrizal/log.hpp"
+#include "mycorrizal/membership.hpp"
+#include "mycorrizal/transport.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+namespace mycorrizal {
+
+namespace {
+
+using redial_atom = caf::atom_constant<caf::atom("redial")>;
+
+constexpr std::string_view component = "peers";
+
+struct peers_state {
+  static inline const char* name = "mycorrizal.peers";
+
+  struct entry {
+    /// Alive (or suspect) in the membership view.
+    bool alive = false;
+    ip_endpoint gossip;
+    ip_endpoint quic;
+    /// The connection kept for this member.
+    caf::actor conn;
+    bool incoming = false;
+    ip_endpoint conn_remote;
+    bool dialing = false;
+    /// Bumped to cancel a scheduled redial.
+    uint64_t redial_gen = 0;
+    int failures = 0;
+  };
+
+  peers_options opts;
+  caf::actor transport;
+  std::map<std::string, entry> peers;
+  std::vector<caf::actor> subscribers;
+  peers_stats counters;
+  std::minstd_rand rng;
+
+  static peer_info info(const std::string& who, const entry& e) {
+    return peer_info{who, e.gossip, e.quic, e.conn, e.incoming};
+  }
+};
+
+using peers_actor = caf::stateful_actor<peers_state>;
+
+template <class T>
+void publish(peers_actor* self, const T& msg) {
+  for (auto& s : self->state.subscribers) {
+    self->send(s, msg);
+  }
+}
+
+/// Whether we dial `peer` (the smaller name dials).
+bool we_dial(const peers_actor* self, const std::string& peer) {
+  return self->state.opts.name < peer;
+}
+
+void close_connection(peers_actor* self, const caf::actor& conn,
+                      const std::string& why) {
+  if (conn) {
+    self->send(conn, close_atom::value, uint64_t{0}, why);
+  }
+}
+
+void maybe_dial(peers_actor* self, const std::string& name);
+
+void schedule_redial(peers_actor* self, const std::string& name) {
+  auto& st = self->state;
+  auto& e = st.peers[name];
+  if (!e.alive || !we_dial(self, name) || e.conn || e.dialing) {
+    return;
+  }
+  auto base
+    = std::min(st.opts.backoff_max,
+               st.opts.backoff_min * (int64_t{1} << std::min(e.failures, 20)));
+  // ±25 % jitter, so that a cluster does not redial in lock step.
+  std::uniform_real_distribution<double> jitter{0.75, 1.25};
+  auto wait = std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double, std::nano>(static_cast<double>(base.count())
+                                             * jitter(st.rng)));
+  self->delayed_send(self, wait, redial_atom::value, name, ++e.redial_gen);
+}
+
+void maybe_dial(peers_actor* self, const std::string& name) {
+  auto& st = self->state;
+  auto& e = st.peers[name];
+  if (!st.transport || !e.alive || e.conn || e.dialing
+      || !we_dial(self, name)) {
+    return;
+  }
+  e.dialing = true;
+  ++st.counters.dials;
+  auto deadline = st.opts.dial_timeout;
+  self
+    ->request(st.transport, deadline + std::chrono::seconds{1},
+              dial_atom::value, e.quic, name, deadline)
+    .then(
+      [=](connection_info&) {
+        // connection_up (to us, as the handler) adopts it.
+        self->state.peers[name].dialing = false;
+      },
+      [=](caf::error& err) {
+        auto& cur = self->state;
+        auto& p = cur.peers[name];
+        p.dialing = false;
+        ++p.failures;
+        ++cur.counters.dial_failures;
+        MYCORRIZAL_LOG_DEBUG_RL(component, 5, "dial {} ({}) failed: {}", name,
+                                p.quic.to_string(),
+                                to_string(from_caf_error(err)));
+        schedule_redial(self, name);
+      });
+}
+
+/// A member's gossip state changed (or was listed at subscription).
+void on_member(peers_actor* self, gossip::member_event_kind kind,
+               const gossip::member& m) {
+  auto& st = self->state;
+  if (m.name == st.opts.name) {
+    return;
+  }
+  auto meta = gossip::decode_node_meta(m.meta);
+  if (!meta || !*meta || (*meta)->quic_port == 0) {
+    return; // a membership-only member (e.g. a plain memberlist node)
+  }
+  auto& e = st.peers[m.name];
+  using k = gossip::member_event_kind;
+  if (kind == k::dead || kind == k::left) {
+    e.alive = false;
+    ++e.redial_gen;
+    if (e.conn) {
+      auto conn = std::move(e.conn);
+      e.conn = caf::actor{};
+      close_connection(self, conn,
+                       kind == k::dead ? "member dead" : "member left");
+      ++st.counters.downs;
+      publish(
+        self,
+        peer_down{m.name,
+                  error{errc::node_down,
+                        m.name + (kind == k::dead ? " is dead" : " left")}});
+    }
+    return;
+  }
+  auto quic = m.address;
+  quic.port((*meta)->quic_port);
+  e.alive = true;
+  e.gossip = m.address;
+  if (e.conn && e.quic != quic && e.conn_remote != quic) {
+    // It came back elsewhere (a restart): the old connection is stale.
+    MYCORRIZAL_LOG_INFO(component, "{} moved from {} to {}: reconnecting",
+                        m.name, e.quic.to_string(), quic.to_string());
+    auto conn = std::move(e.conn);
+    e.conn = caf::actor{};
+    close_connection(self, conn, "stale connection");
+    ++st.counters.downs;
+    publish(self, peer_down{m.name, error{errc::connection_lost,
+                                          "replaced after a restart"}});
+  }
+  e.quic = quic;
+  maybe_dial(self, m.name);
+}
+
+void on_up(peers_actor* self, connection_up& up) {
+  auto& st = self->state;
+  auto& info = up.info;
+  if (info.peer_name == st.opts.name) {
+    ++st.counters.refused;
+    MYCORRIZAL_LOG_WARN_RL(component, 1,
+                           "refused a connection to ourselves ({})",
+                           info.remote.to_string());
+    close_connection(self, info.connection, "connection to self");
+    return;
+  }
+  auto& e = st.peers[info.peer_name];
+  if (e.conn) {
+    // Both dialed: keep the connection the smaller name dialed.
+    bool keep_new = info.incoming != we_dial(self, info.peer_name);
+    ++st.counters.duplicates_closed;
+    if (!keep_new) {
+      close_connection(self, info.connection, "duplicate connection");
+      return;
+    }
+    auto old = std::move(e.conn);
+    e.conn = caf::actor{};
+    close_connection(self, old, "duplicate connection");
+  }
+  e.conn = info.connection;
+  e.incoming = info.incoming;
+  e.conn_remote = info.remote;
+  e.failures = 0;
+  ++e.redial_gen;
+  ++st.counters.ups;
+  if (!e.alive && e.quic == ip_endpoint{}) {
+    // Not in our membership view yet: it will be soon; its address is where
+    // the connection comes from.
+    e.quic = info.remote;
+  }
+  publish(self, peer_up{st.info(info.peer_name, e)});
+}
+
+void on_down(peers_actor* self, connection_down& down) {
+  auto& st = self->state;
+  for (auto& [name, e] : st.peers) {
+    if (e.conn && e.conn == down.connection) {
+      e.conn = caf::actor{};
+      ++st.counters.downs;
+      publish(self, peer_down{name, error{errc::connection_lost,
+                                          "connection lost: "
+                                            + to_string(down.reason)}});
+      if (e.alive) {
+        schedule_redial(self, name);
+      }
+      return;
+    }
+  }
+}
+
+caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
+  auto& init = self->state;
+  init.opts = opts;
+  init.rng.seed(opts.seed != 0 ? static_cast<uint32_t>(opts.seed)
+                               : std::random_device{}());
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& subs = self->state.subscribers;
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](const caf::actor& a) {
+                                return a.address() == dm.source;
+                              }),
+               subs.end());
+  });
+  return {
+    [=](set_transport_atom, caf::actor& transport) {
+      auto& st = self->state;
+      st.transport = std::move(transport);
+      self
+        ->request(st.opts.membership, std::chrono::seconds{10},
+                  subscribe_atom::value, caf::actor_cast<caf::actor>(self))
+        .then(
+          [=](std::vector<gossip::member>& members) {
+            for (auto& m : members) {
+              if (m.state == gossip::node_state::alive
+                  || m.state == gossip::node_state::suspect) {
+                on_member(self, gossip::member_event_kind::joined, m);
+              }
+            }
+          },
+          [=](caf::error& err) {
+            MYCORRIZAL_LOG_ERROR(component, "cannot follow membership: {}",
+                                 to_string(from_caf_error(err)));
+            self->quit(err);
+          });
+    },
+    [=](gossip::member_event& ev) {
+      on_member(self, ev.kind, ev.who);
+    },
+    [=](connection_up& up) {
+      on_up(self, up);
+    },
+    [=](connection_down& down) {
+      on_down(self, down);
+    },
+    [=](stream_accepted& msg) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      if (!st.opts.streams) {
+        return make_caf_error(
+          error{errc::no_handler, "no application accepts streams"});
+      }
+      // The streams actor names the consumer; its answer is ours.
+      auto rp = self->make_response_promise();
+      self->request(st.opts.streams, caf::infinite, std::move(msg))
+        .then(
+          [rp](caf::actor& consumer) mutable {
+            rp.deliver(consumer);
+          },
+          [rp](caf::error& err) mutable {
+            rp.deliver(err);
+          });
+      return rp;
+    },
+    [=](redial_atom, const std::string& name, uint64_t gen) {
+      auto& st = self->state;
+      if (auto i = st.peers.find(name);
+          i != st.peers.end() && i->second.redial_gen == gen) {
+        maybe_dial(self, name);
+      }
+    },
+    [=](connections_atom) {
+      auto& st = self->state;
+      std::vector<peer_info> out;
+      for (auto& [name, e] : st.peers) {
+        if (e.alive || e.conn) {
+          out.push_back(st.info(name, e));
+        }
+      }
+      return out;
+    },
+    [=](subscribe_atom, caf::actor& who) {
+      auto& st = self->state;
+      self->monitor(who);
+      st.subscribers.push_back(who);
+      std::vector<peer_info> out;
+      for (auto& [name, e] : st.peers) {
+        if (e.conn) {
+          out.push_back(st.info(name, e));
+        }
+      }
+      return out;
+    },
+    [=](stats_atom) {
+      return self->state.counters;
+    },
+  };
+}
+
+} // namespace
+
+expected<caf::actor> spawn_peers(caf::actor_system& sys, peers_options opts) {
+  if (opts.name.empty()) {
+    return unexpected{error{errc::invalid_config, "peers.name: required"}};
+  }
+  if (!opts.membership) {
+    return unexpected{
+      error{errc::invalid_config, "peers.membership: required"}};
+  }
+  if (opts.backoff_min <= caf::timespan::zero()
+      || opts.backoff_max < opts.backoff_min) {
+    return unexpected{error{errc::invalid_config,
+                            "peers.backoff_min/max: need 0 < min <= max"}};
+  }
+  return sys.spawn(peers_impl, std::move(opts));
+}
+
+} // namespace mycorrizal

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+// The peers actor: one QUIC connection per pair of Mycorrizal members.
+#pragma once
+
+#include "mycorrizal/atoms.hpp"
+#include "mycorrizal/endpoint.hpp"
+#include "mycorrizal/error.hpp"
+#include "mycorrizal/expected.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/timespan.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+/// The `peers` actor keeps exactly one authenticated QUIC connection to
+/// every alive Mycorrizal member (a member whose meta carries a QUIC port,
+/// `gossip::node_meta`); plain memberlist members are membership-only.
+///
+/// - **Dial rule.** Of two members, the one with the smaller name dials;
+///   the other waits to be dialed. When both dialed anyway (for instance
+///   while their views of each other differ), the connection dialed by the
+///   smaller name is kept and the other closed, on both sides alike.
+/// - **Identity.** A dial expects the member's name as the server's CN (a
+///   different CN fails the handshake). An incoming connection is the
+///   member its certificate names; one that names us is refused.
+/// - **Redial.** A failed dial, or a connection lost while the member is
+///   alive, is retried after an exponential backoff with ±25 % jitter,
+///   as long as the member is alive.
+/// - **Member gone.** When the member is dead or left, its connection is
+///   closed and no redial follows. When it comes back at another address
+///   or QUIC port (a restart), the old connection is replaced.
+///
+/// It is the transport's handler (`transport_options::handler`): it gets
+/// `connection_up`, `connection_down` and `stream_accepted`, which it passes
+/// to the `streams` actor given at start (or refuses with `no_handler`).
+///
+/// ### Requests
+/// | request | reply |
+/// |---|---|
+/// | `connections_atom` | `std::vector<peer_info>`: every alive Mycorrizal
+/// member and its connection, if up | | `subscribe_atom, caf::actor who` | the
+/// same list now; then `peer_up` / `peer_down` to `who` until it ends | |
+/// `stats_atom` | `peers_stats` |
+namespace mycorrizal {
+
+/// A Mycorrizal member as the peers actor sees it.
+struct peer_info {
+  std::string name;
+  /// Its gossip address and QUIC endpoint.
+  ip_endpoint gossip;
+  ip_endpoint quic;
+  /// The connection when up (invalid otherwise).
+  caf::actor connection;
+  /// The peer dialed us.
+  bool incoming = false;
+};
+
+/// A connection to a member is up (authenticated, the one kept).
+struct peer_up {
+  peer_info peer;
+};
+
+/// The connection to a member is gone: `node_down` when the member is dead
+/// or left, `connection_lost` when it broke while the member lives (a redial
+/// follows), `shutting_down` when we stop.
+struct peer_down {
+  std::string name;
+  error reason;
+};
+
+/// Counters of the peers actor.
+struct peers_stats {
+  uint64_t dials = 0;
+  uint64_t dial_failures = 0;
+  /// Connections closed because the pair had another one.
+  uint64_t duplicates_closed = 0;
+  /// Connections refused: to ourselves, or from a member known dead.
+  uint64_t refused = 0;
+  uint64_t ups = 0;
+  uint64_t downs = 0;
+};
+
+/// How to start a peers actor.
+struct peers_options {
+  /// Our node name (the CN of our certificate, our membership name).
+  std::string name;
+  /// The membership actor to follow. Required.
+  caf::actor membership;
+  /// Gets the `stream_accepted` requests (optional).
+  caf::actor streams;
+  /// A dial must be authenticated within this time.
+  caf::timespan dial_timeout = std::chrono::seconds{5};
+  /// First and largest redial delay.
+  caf::timespan backoff_min = std::chrono::milliseconds{100};
+  caf::timespan backoff_max = std::chrono::seconds{10};
+  /// Seeds the jitter (tests); 0 picks a random seed.
+  uint64_t seed = 0;
+};
+
+/// Spawns a peers actor. Give it to `spawn_transport` as the handler, then
+/// send it `(set_transport_atom, transport)`: it subscribes to the
+/// membership actor and starts dialing then.
+/// @returns `errc::invalid_config` without a name or membership actor.
+expected<caf::actor> spawn_peers(caf::actor_system& sys, peers_options opts);
+
+using set_transport_atom = caf::atom_constant<caf::atom("settrans")>;
+
+} // namespace mycorrizal
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::peer_info>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_up)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_down)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peers_stats)

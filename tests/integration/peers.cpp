@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: Apache-2.0
+// The peers actor with real membership and QUIC transports on 127.0.0.x:
+// a full mesh of exactly one connection per pair, the dial rule, loss of a
+// member, a restart at a new port, and a member named like ourselves.
+#include "mycorrizal/peers.hpp"
+
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/gossip/node_meta.hpp"
+#include "mycorrizal/membership.hpp"
+#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/transport.hpp"
+
+#include "support/eventually.hpp"
+#include "support/test_pki.hpp"
+
+#include <caf/all.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+using namespace mycorrizal;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// One node: its reactor, membership, transport and peers actor.
+struct node {
+  std::string name;
+  std::shared_ptr<net::reactor> reactor;
+  membership_handle membership;
+  transport_handle transport;
+  caf::actor peers;
+  bool stopped = false;
+};
+
+class peers_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    cfg_.set("scheduler.max-threads", 2);
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+  }
+
+  void TearDown() override {
+    for (auto& [name, n] : nodes_) {
+      stop(*n);
+    }
+    sys_->await_all_actors_done();
+    nodes_.clear();
+    sys_.reset();
+  }
+
+  /// Starts `name` on 127.0.0.<host>: membership first (its meta names the
+  /// QUIC port once the transport is bound), then peers, then the
+  /// transport with peers as its handler.
+  node& start(const std::string& name, uint8_t host, uint16_t gossip_port = 0,
+              uint16_t quic_port = 0) {
+    auto n = std::make_unique<node>();
+    n->name = name;
+    n->reactor = std::make_shared<net::reactor>();
+    EXPECT_TRUE(n->reactor->start());
+    membership_options mo;
+    mo.gossip = gossip::membership_config::local_defaults();
+    mo.gossip.name = name;
+    mo.bind = ip_endpoint::v4(127, 0, 0, host, gossip_port);
+    mo.reactor = n->reactor;
+    auto m = spawn_membership(*sys_, std::move(mo));
+    EXPECT_TRUE(m) << to_string(m.error());
+    n->membership = *m;
+    peers_options po;
+    po.name = name;
+    po.membership = n->membership.actor;
+    po.backoff_min = 50ms;
+    po.backoff_max = 500ms;
+    po.dial_timeout = 2s;
+    auto p = spawn_peers(*sys_, std::move(po));
+    EXPECT_TRUE(p) << to_string(p.error());
+    n->peers = *p;
+    transport_options to;
+    to.credentials = test::test_pki::get().credentials(name);
+    to.bind = ip_endpoint::v4(127, 0, 0, host, quic_port);
+    to.handler = n->peers;
+    to.reactor = n->reactor;
+    to.transport.idle_timeout = 3s;
+    to.transport.keep_alive = 1s;
+    auto t = spawn_transport(*sys_, std::move(to));
+    EXPECT_TRUE(t) << to_string(t.error());
+    n->transport = *t;
+    gossip::node_meta meta;
+    meta.quic_port = n->transport.local.port();
+    auto bytes = gossip::encode_node_meta(meta);
+    EXPECT_TRUE(bytes);
+    std::string text(reinterpret_cast<const char*>(bytes->data()),
+                     bytes->size());
+    EXPECT_TRUE(ask_unit(n->membership.actor, update_atom::value, text));
+    caf::anon_send(n->peers, set_transport_atom::value, n->transport.actor);
+    auto& ref = *n;
+    nodes_[name] = std::move(n);
+    return ref;
+  }
+
+  /// Closes a node's sockets first (to the others it vanished without a
+  /// word: no CONNECTION_CLOSE, no leave), then stops its actors.
+  void vanish(node& n) {
+    n.reactor->stop();
+    stop(n);
+  }
+
+  /// Stops a node's actors, then its reactor.
+  void stop(node& n) {
+    if (n.stopped) {
+      return;
+    }
+    n.stopped = true;
+    for (auto& a : {n.peers, n.transport.actor, n.membership.actor}) {
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+    caf::scoped_actor self{*sys_};
+    self->wait_for(n.peers, n.transport.actor, n.membership.actor);
+    n.reactor->stop();
+  }
+
+  template <class... Ts>
+  bool ask_unit(const caf::actor& dest, Ts&&... xs) {
+    bool ok = false;
+    caf::scoped_actor self{*sys_};
+    self->request(dest, 5s, std::forward<Ts>(xs)...)
+      .receive(
+        [&] {
+          ok = true;
+        },
+        [&](caf::error& e) {
+          ADD_FAILURE() << to_string(from_caf_error(e));
+        });
+    return ok;
+  }
+
+  void join(const node& n, const node& seed) {
+    caf::scoped_actor self{*sys_};
+    self
+      ->request(n.membership.actor, 5s, join_atom::value,
+                std::vector<std::string>{seed.membership.local.to_string()})
+      .receive([](uint64_t) {},
+               [&](caf::error& e) {
+                 ADD_FAILURE() << "join: " << to_string(from_caf_error(e));
+               });
+  }
+
+  std::vector<peer_info> peers_of(const node& n) {
+    std::vector<peer_info> out;
+    caf::scoped_actor self{*sys_};
+    self->request(n.peers, 5s, connections_atom::value)
+      .receive(
+        [&](std::vector<peer_info>& xs) {
+          out = std::move(xs);
+        },
+        [](caf::error&) {});
+    return out;
+  }
+
+  /// The names `n` has a connection to.
+  std::set<std::string> connected(const node& n) {
+    std::set<std::string> out;
+    for (auto& p : peers_of(n)) {
+      if (p.connection) {
+        out.insert(p.name);
+      }
+    }
+    return out;
+  }
+
+  std::vector<connection_info> connections_of(const node& n) {
+    std::vector<connection_info> out;
+    caf::scoped_actor self{*sys_};
+    self->request(n.transport.actor, 5s, connections_atom::value)
+      .receive(
+        [&](std::vector<connection_info>& xs) {
+          out = std::move(xs);
+        },
+        [](caf::error&) {});
+    return out;
+  }
+
+  peers_stats stats(const node& n) {
+    peers_stats out;
+    caf::scoped_actor self{*sys_};
+    self->request(n.peers, 5s, stats_atom::value)
+      .receive(
+        [&](peers_stats& s) {
+          out = s;
+        },
+        [](caf::error&) {});
+    return out;
+  }
+
+  std::string describe(const node& n) {
+    std::string out = n.name + ": peers";
+    for (auto& p : peers_of(n)) {
+      out += " [" + p.name + (p.connection ? " up" : " down")
+             + (p.incoming ? " in" : " out") + " " + p.quic.to_string() + "]";
+    }
+    auto s = stats(n);
+    out += "; transport connections " + std::to_string(connections_of(n).size())
+           + "; dials " + std::to_string(s.dials) + ", failures "
+           + std::to_string(s.dial_failures) + ", duplicates closed "
+           + std::to_string(s.duplicates_closed) + ", refused "
+           + std::to_string(s.refused);
+    return out;
+  }
+
+  std::string describe_all() {
+    std::string out;
+    for (auto& [name, n] : nodes_) {
+      if (!n->stopped) {
+        out += describe(*n) + "\n";
+      }
+    }
+    return out;
+  }
+
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::map<std::string, std::unique_ptr<node>> nodes_;
+};
+
+TEST_F(peers_test, three_nodes_form_a_full_mesh_of_one_connection_per_pair) {
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  auto& c = start("node-c", 3);
+  join(b, a);
+  join(c, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a) == std::set<std::string>{"node-b", "node-c"}
+             && connected(b) == std::set<std::string>{"node-a", "node-c"}
+             && connected(c) == std::set<std::string>{"node-a", "node-b"};
+    },
+    15s))
+    << describe_all();
+  // Exactly one QUIC connection per pair: two per transport, and each one
+  // was dialed by the smaller name.
+  for (auto* n : {&a, &b, &c}) {
+    EXPECT_TRUE(test::eventually(
+      [&] {
+        return connections_of(*n).size() == 2;
+      },
+      5s))
+      << describe_all();
+    for (auto& p : peers_of(*n)) {
+      EXPECT_EQ(p.incoming, p.name < n->name)
+        << n->name << " <-> " << p.name << "\n"
+        << describe_all();
+    }
+    EXPECT_EQ(stats(*n).refused, 0u) << describe_all();
+  }
+}
+
+TEST_F(peers_test, a_vanished_member_is_dropped_and_a_restart_reconnects) {
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  auto& c = start("node-c", 3);
+  join(b, a);
+  join(c, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a).size() == 2 && connected(b).size() == 2
+             && connected(c).size() == 2;
+    },
+    15s))
+    << describe_all();
+  // node-b's sockets close without a word: membership declares it dead, and
+  // the others drop it (no connection, no redial).
+  vanish(b);
+  auto listed = [&](node& n, const std::string& who) {
+    auto ps = peers_of(n);
+    return std::any_of(ps.begin(), ps.end(), [&](const peer_info& p) {
+      return p.name == who;
+    });
+  };
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return !listed(a, "node-b") && !listed(c, "node-b")
+             && connected(a) == std::set<std::string>{"node-c"}
+             && connected(c) == std::set<std::string>{"node-a"};
+    },
+    30s))
+    << describe_all();
+  // node-b comes back under the same name and addresses (as a restarted
+  // daemon does; memberlist refuses a dead name at another address until
+  // it is reaped): it refutes its death and everyone reconnects.
+  auto gossip_port = b.membership.local.port();
+  auto quic_port = b.transport.local.port();
+  nodes_.erase("node-b");
+  auto& b2 = start("node-b", 2, gossip_port, quic_port);
+  join(b2, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a).count("node-b") == 1
+             && connected(c).count("node-b") == 1 && connected(b2).size() == 2;
+    },
+    20s))
+    << describe_all();
+}
+
+TEST_F(peers_test, a_member_that_does_not_answer_is_redialed_with_backoff) {
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  // node-b's gossip says its QUIC port is one nobody listens on: node-a
+  // (the smaller name, so the dialer) keeps trying, with growing delays.
+  gossip::node_meta meta;
+  meta.quic_port = 9; // discard: nothing answers QUIC there
+  auto bytes = gossip::encode_node_meta(meta);
+  ASSERT_TRUE(bytes);
+  ASSERT_TRUE(ask_unit(b.membership.actor, update_atom::value,
+                       std::string(reinterpret_cast<const char*>(bytes->data()),
+                                   bytes->size())));
+  join(b, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return stats(a).dial_failures >= 2;
+    },
+    20s))
+    << describe_all();
+  EXPECT_TRUE(connected(a).empty()) << describe_all();
+  // Fixing the meta lets the next redial through.
+  gossip::node_meta good;
+  good.quic_port = b.transport.local.port();
+  auto fixed = gossip::encode_node_meta(good);
+  ASSERT_TRUE(fixed);
+  ASSERT_TRUE(ask_unit(b.membership.actor, update_atom::value,
+                       std::string(reinterpret_cast<const char*>(fixed->data()),
+                                   fixed->size())));
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a) == std::set<std::string>{"node-b"}
+             && connected(b) == std::set<std::string>{"node-a"};
+    },
+    20s))
+    << describe_all();
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(peers_test, a_connection_to_ourselves_is_refused) {
+  auto& a = start("node-a", 1);
+  // Our own transport dials our own endpoint with our own name: the TLS
+  // handshake succeeds (the certificate is ours), the peers actor refuses.
+  caf::scoped_actor self{*sys_};
+  self
+    ->request(a.transport.actor, 5s, dial_atom::value, a.transport.local,
+              std::string{"node-a"}, caf::timespan{2s})
+    .receive([](connection_info&) {}, [](caf::error&) {});
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return stats(a).refused >= 1 && connections_of(a).empty();
+    },
+    10s))
+    << describe_all();
+  EXPECT_TRUE(connected(a).empty()) << describe_all();
+}
+
+TEST_F(peers_test, when_both_dial_the_connection_of_the_smaller_name_stays) {
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  join(b, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a) == std::set<std::string>{"node-b"}
+             && connected(b) == std::set<std::string>{"node-a"};
+    },
+    15s))
+    << describe_all();
+  auto kept = peers_of(a).front().connection;
+  // node-b dials too, against the rule (as a node with another view would).
+  caf::scoped_actor self{*sys_};
+  self
+    ->request(b.transport.actor, 5s, dial_atom::value, a.transport.local,
+              std::string{"node-a"}, caf::timespan{2s})
+    .receive([](connection_info&) {}, [](caf::error&) {});
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return stats(a).duplicates_closed >= 1 && stats(b).duplicates_closed >= 1
+             && connections_of(a).size() == 1 && connections_of(b).size() == 1;
+    },
+    10s))
+    << describe_all();
+  // node-a kept the connection it dialed.
+  auto ps = peers_of(a);
+  ASSERT_EQ(ps.size(), 1u) << describe_all();
+  EXPECT_EQ(ps.front().connection, kept) << describe_all();
+  EXPECT_FALSE(ps.front().incoming) << describe_all();
+}
+
+} // namespace
