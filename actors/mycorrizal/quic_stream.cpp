@@ -62,6 +62,8 @@ struct stream_state {
   bool end_reported = false;
   /// The connection said the stream is gone: quit once delivered.
   bool gone = false;
+  /// A peer-opened stream's first frame went to the handler.
+  bool asked_handler = false;
 
   stream_stats counters;
 
@@ -208,9 +210,57 @@ void decode_end(stream_actor* self) {
 
 /// Sends ready frames to the consumer while the unacknowledged budget
 /// allows (all of them once the stream is gone), then the end.
+/// The peer opened the stream and its first frame (STREAM_INIT, HELLO or
+/// STREAM_ERROR) is here: the handler sees it and names the consumer.
+void ask_handler(stream_actor* self) {
+  auto& st = self->state;
+  st.asked_handler = true;
+  auto [first, size] = std::move(st.ready.front());
+  st.ready.pop_front();
+  stream_accepted msg;
+  msg.connection = st.args.connection;
+  msg.stream = caf::actor_cast<caf::actor>(self);
+  msg.peer_name = st.args.peer_name;
+  msg.stream_id = st.args.stream_id;
+  msg.first = std::move(first);
+  auto first_size = size;
+  self->request(st.args.handler, caf::infinite, std::move(msg))
+    .then(
+      [=](caf::actor& consumer) {
+        auto& cur = self->state;
+        if (!consumer) {
+          abort_stream(self, error{errc::no_handler,
+                                   "the handler refused the stream"});
+          self->quit();
+          return;
+        }
+        cur.args.consumer = std::move(consumer);
+        // The handler took the first frame.
+        if (!cur.gone) {
+          self->send(cur.args.connection,
+                     stream_consumed{cur.args.stream_id, first_size});
+        }
+        deliver(self);
+      },
+      [=](caf::error& err) {
+        abort_stream(self, error{errc::no_handler,
+                                 "the handler refused the stream: "
+                                   + to_string(from_caf_error(err))});
+        self->quit();
+      });
+}
+
 void deliver(stream_actor* self) {
   auto& st = self->state;
   if (!st.args.consumer) {
+    if (st.asked_handler) {
+      return; // its answer comes
+    }
+    if (!st.ready.empty() && st.args.handler) {
+      ask_handler(self);
+    } else if (st.gone) {
+      self->quit(); // over before it said what it is
+    }
     return;
   }
   auto& opts = st.args.options;
@@ -423,32 +473,6 @@ caf::behavior stream_impl(stream_actor* self, const stream_args& args) {
     }
     st.args.first.reset();
     pump(self);
-  } else {
-    // The peer opened it: the handler names the consumer.
-    stream_accepted msg;
-    msg.connection = st.args.connection;
-    msg.stream = caf::actor_cast<caf::actor>(self);
-    msg.peer_name = st.args.peer_name;
-    msg.stream_id = st.args.stream_id;
-    self->request(st.args.handler, caf::infinite, std::move(msg))
-      .then(
-        [=](caf::actor& consumer) {
-          auto& cur = self->state;
-          if (!consumer) {
-            abort_stream(self, error{errc::no_handler,
-                                     "the handler refused the stream"});
-            self->quit();
-            return;
-          }
-          cur.args.consumer = std::move(consumer);
-          deliver(self);
-        },
-        [=](caf::error& err) {
-          abort_stream(self, error{errc::no_handler,
-                                   "the handler refused the stream: "
-                                     + to_string(from_caf_error(err))});
-          self->quit();
-        });
   }
   return running(self);
 }

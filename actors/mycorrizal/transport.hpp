@@ -48,9 +48,10 @@
 /// Every connection of a transport reports to the transport's handler:
 /// `connection_up` once the peer is authenticated, `connection_down` once
 /// (also for a dial that never came up), and `stream_accepted` for every
-/// stream the peer opens. `stream_accepted` is a request: the handler
-/// replies with the `caf::actor` that consumes the stream (frames are held
-/// until then); an error reply or an invalid actor resets the stream.
+/// stream the peer opens, once its first frame (STREAM_INIT, HELLO) says
+/// what it is for. `stream_accepted` is a request: the handler replies
+/// with the `caf::actor` that consumes the rest of the stream (frames are
+/// held until then); an error reply or an invalid actor resets the stream.
 ///
 /// ### Requests
 /// | to | request | reply |
@@ -183,12 +184,16 @@ struct connection_down {
   error reason;
 };
 
-/// The peer opened a stream (a request; see the namespace comment).
+/// The peer opened a stream (a request; see the namespace comment). Sent
+/// once its first frame arrived, which says what the stream is for.
 struct stream_accepted {
   caf::actor connection;
   caf::actor stream;
   std::string peer_name;
   int64_t stream_id = -1;
+  /// STREAM_INIT (an application stream), HELLO (the control stream) or
+  /// STREAM_ERROR. It is not delivered to the consumer again.
+  wire::owned_frame first;
 };
 
 /// Frames received on a stream, in order (a request; see above).
