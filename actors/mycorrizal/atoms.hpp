@@ -32,6 +32,11 @@ using write_atom = caf::atom_constant<caf::atom("write")>;
 using reset_atom = caf::atom_constant<caf::atom("reset")>;
 using connections_atom = caf::atom_constant<caf::atom("conns")>;
 
+// -- peers --------------------------------------------------------------------
+
+using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+using apps_atom = caf::atom_constant<caf::atom("apps")>;
+
 // -- everyone -----------------------------------------------------------------
 
 using stats_atom = caf::atom_constant<caf::atom("stats")>;

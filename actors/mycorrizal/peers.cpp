@@ -9,6 +9,7 @@
 #include "mycorrizal/log.hpp"
 #include "mycorrizal/membership.hpp"
 #include "mycorrizal/transport.hpp"
+#include "mycorrizal/wire/frame.hpp"
 
 #include <caf/all.hpp>
 
@@ -40,6 +41,11 @@ struct peers_state {
     /// Bumped to cancel a scheduled redial.
     uint64_t redial_gen = 0;
     int failures = 0;
+    /// The control stream of `conn` and what it told us.
+    caf::actor control;
+    std::vector<std::string> apps;
+    uint8_t version = 0;
+    uint64_t incarnation = 0;
   };
 
   peers_options opts;
@@ -48,9 +54,31 @@ struct peers_state {
   std::vector<caf::actor> subscribers;
   peers_stats counters;
   std::minstd_rand rng;
+  /// Our applications (sorted) and membership incarnation, for the
+  /// control streams.
+  std::vector<std::string> apps;
+  uint64_t incarnation = 0;
 
   static peer_info info(const std::string& who, const entry& e) {
-    return peer_info{who, e.gossip, e.quic, e.conn, e.incoming};
+    return peer_info{who,        e.gossip, e.quic,   e.conn,
+                     e.incoming, e.apps,   e.version};
+  }
+
+  wire::owned_frame hello() const {
+    return wire::owned_hello{wire::protocol_version_min,
+                             wire::protocol_version_max, incarnation, 0,
+                             opts.name};
+  }
+
+  wire::owned_frame apps_frame() const {
+    return wire::owned_apps{apps};
+  }
+
+  /// The peer whose control stream is `stream` (or `peers.end()`).
+  std::map<std::string, entry>::iterator by_control(const caf::actor& stream) {
+    return std::find_if(peers.begin(), peers.end(), [&](const auto& kv) {
+      return kv.second.control && kv.second.control == stream;
+    });
   }
 };
 
@@ -66,6 +94,13 @@ void publish(peers_actor* self, const T& msg) {
 /// Whether we dial `peer` (the smaller name dials).
 bool we_dial(const peers_actor* self, const std::string& peer) {
   return self->state.opts.name < peer;
+}
+
+/// Forgets what a connection's control stream said.
+void forget_control(peers_state::entry& e) {
+  e.control = caf::actor{};
+  e.apps.clear();
+  e.version = 0;
 }
 
 void close_connection(peers_actor* self, const caf::actor& conn,
@@ -130,6 +165,7 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
                const gossip::member& m) {
   auto& st = self->state;
   if (m.name == st.opts.name) {
+    st.incarnation = m.incarnation;
     return;
   }
   auto meta = gossip::decode_node_meta(m.meta);
@@ -144,6 +180,7 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
     if (e.conn) {
       auto conn = std::move(e.conn);
       e.conn = caf::actor{};
+      forget_control(e);
       close_connection(self, conn,
                        kind == k::dead ? "member dead" : "member left");
       ++st.counters.downs;
@@ -165,6 +202,7 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
                         m.name, e.quic.to_string(), quic.to_string());
     auto conn = std::move(e.conn);
     e.conn = caf::actor{};
+    forget_control(e);
     close_connection(self, conn, "stale connection");
     ++st.counters.downs;
     publish(self, peer_down{m.name, error{errc::connection_lost,
@@ -172,6 +210,120 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
   }
   e.quic = quic;
   maybe_dial(self, m.name);
+}
+
+/// The dialer opens the control stream with HELLO and sends APPS.
+void open_control(peers_actor* self, const std::string& peer,
+                  const caf::actor& conn) {
+  auto& st = self->state;
+  self
+    ->request(conn, std::chrono::seconds{10}, open_atom::value, st.hello(),
+              caf::actor_cast<caf::actor>(self))
+    .then(
+      [=](caf::actor& stream) {
+        auto& cur = self->state;
+        auto& e = cur.peers[peer];
+        if (e.conn != conn) {
+          return; // replaced meanwhile
+        }
+        e.control = stream;
+        self->send(stream, write_atom::value, cur.apps_frame());
+      },
+      [=](caf::error& err) {
+        MYCORRIZAL_LOG_WARN_RL(component, 1,
+                               "cannot open the control stream to {}: {}", peer,
+                               to_string(from_caf_error(err)));
+      });
+}
+
+/// A HELLO from `peer`: agree on a version or close the connection.
+bool on_hello(peers_actor* self, const std::string& peer, peers_state::entry& e,
+              const wire::owned_hello& h) {
+  auto v = wire::negotiate_version(wire::protocol_version_min,
+                                   wire::protocol_version_max, h.version_min,
+                                   h.version_max);
+  if (h.node_name != peer || v == 0) {
+    auto why = v == 0 ? fmt::format("no common protocol version (ours {}-{}, "
+                                    "theirs {}-{})",
+                                    wire::protocol_version_min,
+                                    wire::protocol_version_max, h.version_min,
+                                    h.version_max)
+                      : fmt::format("HELLO names '{}' on the connection of "
+                                    "'{}'",
+                                    h.node_name, peer);
+    MYCORRIZAL_LOG_WARN(component, "closing the connection to {}: {}", peer,
+                        why);
+    close_connection(self, e.conn, why);
+    return false;
+  }
+  e.version = v;
+  e.incarnation = h.incarnation;
+  return true;
+}
+
+/// What the control stream of a peer carried.
+void on_control_frames(peers_actor* self, stream_frames& msg) {
+  auto& st = self->state;
+  auto i = st.by_control(msg.stream);
+  if (i == st.peers.end()) {
+    return; // a control stream of a connection we dropped
+  }
+  const auto& peer = i->first;
+  auto& e = i->second;
+  for (auto& f : msg.frames) {
+    if (auto* h = std::get_if<wire::owned_hello>(&f)) {
+      if (!on_hello(self, peer, e, *h)) {
+        return;
+      }
+    } else if (auto* a = std::get_if<wire::owned_apps>(&f)) {
+      e.apps = a->applications;
+      std::sort(e.apps.begin(), e.apps.end());
+    }
+  }
+}
+
+/// The peer opened a stream: the control stream (HELLO) stays here,
+/// application streams go to the streams actor.
+caf::result<caf::actor> on_stream(peers_actor* self, stream_accepted& msg) {
+  auto& st = self->state;
+  if (auto* h = std::get_if<wire::owned_hello>(&msg.first)) {
+    auto i = st.peers.find(msg.peer_name);
+    if (i == st.peers.end() || i->second.conn != msg.connection) {
+      return make_caf_error(error{errc::unexpected_frame,
+                                  "HELLO on a connection that is not kept"});
+    }
+    auto& e = i->second;
+    if (!on_hello(self, msg.peer_name, e, *h)) {
+      return make_caf_error(
+        error{errc::unsupported_version, "no common protocol version"});
+    }
+    e.control = msg.stream;
+    std::vector<wire::owned_frame> reply;
+    reply.push_back(st.hello());
+    reply.push_back(st.apps_frame());
+    self->send(msg.stream, write_atom::value, std::move(reply));
+    return caf::actor_cast<caf::actor>(self);
+  }
+  if (!st.opts.streams) {
+    auto app = std::string{"?"};
+    if (auto* init = std::get_if<wire::owned_stream_init>(&msg.first)) {
+      app = init->application;
+    }
+    return make_caf_error(
+      error{errc::unknown_application,
+            "no application '" + app + "' on " + st.opts.name});
+  }
+  // The streams actor names the consumer; its answer is ours.
+  auto rp = self->make_response_promise();
+  self->request(st.opts.streams, caf::infinite, std::move(msg))
+    .then(
+      [rp](caf::actor& consumer) mutable {
+        rp.deliver(consumer);
+      },
+      [rp](caf::error& err) mutable {
+        rp.deliver(err);
+      });
+  return rp;
 }
 
 void on_up(peers_actor* self, connection_up& up) {
@@ -196,6 +348,7 @@ void on_up(peers_actor* self, connection_up& up) {
     }
     auto old = std::move(e.conn);
     e.conn = caf::actor{};
+    forget_control(e);
     close_connection(self, old, "duplicate connection");
   }
   e.conn = info.connection;
@@ -210,6 +363,9 @@ void on_up(peers_actor* self, connection_up& up) {
     e.quic = info.remote;
   }
   publish(self, peer_up{st.info(info.peer_name, e)});
+  if (!info.incoming) {
+    open_control(self, info.peer_name, info.connection);
+  }
 }
 
 void on_down(peers_actor* self, connection_down& down) {
@@ -217,6 +373,7 @@ void on_down(peers_actor* self, connection_down& down) {
   for (auto& [name, e] : st.peers) {
     if (e.conn && e.conn == down.connection) {
       e.conn = caf::actor{};
+      forget_control(e);
       ++st.counters.downs;
       publish(self, peer_down{name, error{errc::connection_lost,
                                           "connection lost: "
@@ -274,22 +431,37 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
       on_down(self, down);
     },
     [=](stream_accepted& msg) -> caf::result<caf::actor> {
+      return on_stream(self, msg);
+    },
+    [=](stream_frames& msg) {
+      on_control_frames(self, msg);
+    },
+    [=](stream_end& end) {
       auto& st = self->state;
-      if (!st.opts.streams) {
-        return make_caf_error(
-          error{errc::no_handler, "no application accepts streams"});
+      if (auto i = st.by_control(end.stream); i != st.peers.end()) {
+        i->second.control = caf::actor{};
       }
-      // The streams actor names the consumer; its answer is ours.
-      auto rp = self->make_response_promise();
-      self->request(st.opts.streams, caf::infinite, std::move(msg))
-        .then(
-          [rp](caf::actor& consumer) mutable {
-            rp.deliver(consumer);
-          },
-          [rp](caf::error& err) mutable {
-            rp.deliver(err);
-          });
-      return rp;
+    },
+    [=](nodes_atom, const std::string& app) {
+      std::vector<std::string> out;
+      for (auto& [name, e] : self->state.peers) {
+        if (e.conn && std::binary_search(e.apps.begin(), e.apps.end(), app)) {
+          out.push_back(name);
+        }
+      }
+      return out;
+    },
+    [=](apps_atom, std::vector<std::string>& apps) {
+      auto& st = self->state;
+      std::sort(apps.begin(), apps.end());
+      apps.erase(std::unique(apps.begin(), apps.end()), apps.end());
+      st.apps = std::move(apps);
+      for (auto& [name, e] : st.peers) {
+        if (e.control) {
+          self->send(e.control, write_atom::value, st.apps_frame());
+        }
+      }
+      return caf::unit;
     },
     [=](redial_atom, const std::string& name, uint64_t gen) {
       auto& st = self->state;

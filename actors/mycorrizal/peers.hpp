@@ -36,8 +36,16 @@
 ///   or QUIC port (a restart), the old connection is replaced.
 ///
 /// It is the transport's handler (`transport_options::handler`): it gets
-/// `connection_up`, `connection_down` and `stream_accepted`, which it passes
-/// to the `streams` actor given at start (or refuses with `no_handler`).
+/// `connection_up`, `connection_down` and `stream_accepted`. Application
+/// streams (STREAM_INIT) go to the `streams` actor given at start (without
+/// one they are refused with `unknown_application`).
+///
+/// - **Control stream.** On every kept connection the dialer opens the
+///   control stream with HELLO (name, incarnation, protocol versions); the
+///   other side answers with its HELLO. A connection whose versions do not
+///   overlap is closed. Each side then sends APPS, the full set of its
+///   applications, again whenever the set changes (`apps_atom`), so
+///   `nodes_atom` lists the peers that run an application.
 ///
 /// ### Requests
 /// | request | reply |
@@ -58,6 +66,10 @@ struct peer_info {
   caf::actor connection;
   /// The peer dialed us.
   bool incoming = false;
+  /// The applications it announced on the control stream, sorted.
+  std::vector<std::string> apps;
+  /// The protocol version both speak (0 until the HELLOs crossed).
+  uint8_t version = 0;
 };
 
 /// A connection to a member is up (authenticated, the one kept).

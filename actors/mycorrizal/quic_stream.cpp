@@ -173,6 +173,22 @@ void abort_stream(stream_actor* self, const error& why) {
   finish(self, why);
 }
 
+/// Refuses a peer-opened stream in words: STREAM_ERROR (the reason's code
+/// and text), then the end of our side; the stream ends when the peer
+/// closes its side.
+void refuse(stream_actor* self, const error& why) {
+  auto& st = self->state;
+  MYCORRIZAL_LOG_DEBUG_RL(component, 10, "stream {} from {} refused: {}",
+                          st.args.stream_id, st.args.peer_name, to_string(why));
+  auto code = why.code() == errc::none ? errc::no_handler : why.code();
+  std::ignore = st.encode(wire::owned_stream_error{code, why.context()});
+  st.ready.clear();
+  st.fin_requested = true;
+  pump(self);
+  st.ended = why;
+  st.notify_drained();
+}
+
 /// Decodes received bytes into ready frames.
 void decode(stream_actor* self, const std::vector<std::byte>& data) {
   auto& st = self->state;
@@ -192,6 +208,18 @@ void decode(stream_actor* self, const std::vector<std::byte>& data) {
     auto size = wire::wire_size(owned);
     st.counters.frames_in++;
     st.counters.bytes_in += size;
+    if (auto* se = std::get_if<wire::owned_stream_error>(&owned)) {
+      // Terminal: the peer refused or abandoned the stream, and said why.
+      // The consumer gets the frame, then the end with that reason; our
+      // side closes too.
+      error why{se->code, "the peer refused the stream: " + se->message};
+      st.ready.emplace_back(std::move(owned), size);
+      self->send(st.args.connection,
+                 stream_abort{st.args.stream_id,
+                              static_cast<uint64_t>(why.code())});
+      finish(self, std::move(why));
+      return;
+    }
     st.ready.emplace_back(std::move(owned), size);
   }
 }
@@ -229,9 +257,7 @@ void ask_handler(stream_actor* self) {
       [=](caf::actor& consumer) {
         auto& cur = self->state;
         if (!consumer) {
-          abort_stream(self, error{errc::no_handler,
-                                   "the handler refused the stream"});
-          self->quit();
+          refuse(self, error{errc::no_handler, "no consumer for the stream"});
           return;
         }
         cur.args.consumer = std::move(consumer);
@@ -243,23 +269,18 @@ void ask_handler(stream_actor* self) {
         deliver(self);
       },
       [=](caf::error& err) {
-        abort_stream(self, error{errc::no_handler,
-                                 "the handler refused the stream: "
-                                   + to_string(from_caf_error(err))});
-        self->quit();
+        refuse(self, from_caf_error(err));
       });
 }
 
 void deliver(stream_actor* self) {
   auto& st = self->state;
   if (!st.args.consumer) {
-    if (st.asked_handler) {
-      return; // its answer comes
-    }
-    if (!st.ready.empty() && st.args.handler) {
+    if (st.gone) {
+      // Refused, or over before it said what it is.
+      self->quit();
+    } else if (!st.asked_handler && !st.ready.empty() && st.args.handler) {
       ask_handler(self);
-    } else if (st.gone) {
-      self->quit(); // over before it said what it is
     }
     return;
   }

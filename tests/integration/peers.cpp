@@ -10,6 +10,7 @@
 #include "mycorrizal/membership.hpp"
 #include "mycorrizal/reactor.hpp"
 #include "mycorrizal/transport.hpp"
+#include "mycorrizal/wire/owned_frame.hpp"
 
 #include "support/eventually.hpp"
 #include "support/test_pki.hpp"
@@ -395,6 +396,107 @@ TEST_F(peers_test, when_both_dial_the_connection_of_the_smaller_name_stays) {
   ASSERT_EQ(ps.size(), 1u) << describe_all();
   EXPECT_EQ(ps.front().connection, kept) << describe_all();
   EXPECT_FALSE(ps.front().incoming) << describe_all();
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(peers_test, the_control_stream_tells_which_peers_run_an_application) {
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  auto& c = start("node-c", 3);
+  auto set_apps = [&](node& n, std::vector<std::string> apps) {
+    ASSERT_TRUE(ask_unit(n.peers, apps_atom::value, std::move(apps)));
+  };
+  set_apps(a, {"chat"});
+  set_apps(b, {"kv", "chat"});
+  set_apps(c, {"kv"});
+  join(b, a);
+  join(c, a);
+  auto nodes = [&](node& n, const std::string& app) {
+    std::vector<std::string> out;
+    caf::scoped_actor self{*sys_};
+    self->request(n.peers, 5s, nodes_atom::value, app)
+      .receive(
+        [&](std::vector<std::string>& xs) {
+          out = std::move(xs);
+        },
+        [](caf::error&) {});
+    return std::set<std::string>(out.begin(), out.end());
+  };
+  using names = std::set<std::string>;
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return nodes(a, "kv") == names{"node-b", "node-c"}
+             && nodes(a, "chat") == names{"node-b"}
+             && nodes(c, "chat") == names{"node-a", "node-b"}
+             && nodes(b, "kv") == names{"node-c"} && nodes(b, "nope").empty();
+    },
+    15s))
+    << describe_all();
+  // Every peer agreed on protocol version 1 in its HELLO.
+  for (auto* n : {&a, &b, &c}) {
+    for (auto& p : peers_of(*n)) {
+      EXPECT_EQ(p.version, 1) << n->name << " <-> " << p.name;
+    }
+  }
+  // A change reaches everyone.
+  set_apps(b, {"kv"});
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return nodes(a, "chat").empty() && nodes(c, "chat") == names{"node-a"};
+    },
+    10s))
+    << describe_all();
+}
+
+TEST_F(peers_test, a_stream_for_an_unknown_application_is_refused) {
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  join(b, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a).size() == 1;
+    },
+    15s))
+    << describe_all();
+  auto conn = peers_of(a).front().connection;
+  // node-b has no streams actor: every application is unknown there.
+  caf::scoped_actor self{*sys_};
+  caf::actor stream;
+  self
+    ->request(conn, 5s, open_atom::value,
+              wire::owned_frame{wire::owned_stream_init{1, "kv", ""}},
+              caf::actor{self})
+    .receive(
+      [&](caf::actor& s) {
+        stream = s;
+      },
+      [](caf::error& e) {
+        ADD_FAILURE() << to_string(from_caf_error(e));
+      });
+  ASSERT_TRUE(stream);
+  error reason;
+  bool ended = false;
+  self->receive_while([&] {
+    return !ended;
+  })([&](stream_frames&) {},
+     [&](stream_end& e) {
+       reason = e.reason;
+       ended = true;
+     },
+     caf::after(std::chrono::seconds{10}) >>
+       [&] {
+         ended = true;
+       });
+  // Refused in words: STREAM_ERROR with the code and the reason.
+  EXPECT_EQ(reason.code(), errc::unknown_application) << to_string(reason);
+  EXPECT_NE(reason.context().find("no application 'kv' on node-b"),
+            std::string::npos)
+    << to_string(reason);
+  // The connection itself is unharmed.
+  EXPECT_EQ(connected(a), std::set<std::string>{"node-b"}) << describe_all();
 }
 
 } // namespace
