@@ -3,6 +3,7 @@
 
 #include "mycorrizal/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/internal/subscribers.hpp"
 #include "mycorrizal/log.hpp"
 #include "mycorrizal/reactor.hpp"
 #include "mycorrizal/time.hpp"
@@ -88,7 +89,7 @@ struct membership_state {
 
   std::map<uint64_t, caf::response_promise> joins;
   std::vector<caf::response_promise> leaves;
-  std::vector<caf::actor> subscribers;
+  detail::subscriber_list subscribers;
 
   /// The core deadline the pending tick serves (never: none pending).
   time_point armed = never;
@@ -182,9 +183,7 @@ void flush(membership_actor* self) {
         MYCORRIZAL_LOG_INFO(component, "{} {} ({}, incarnation {})",
                             m->who.name, to_string(m->kind),
                             m->who.address.to_string(), m->who.incarnation);
-        for (auto& sub : st.subscribers) {
-          self->send(sub, *m);
-        }
+        st.subscribers.publish(self, *m);
       } else if (auto* j = std::get_if<gossip::join_completed>(&ev)) {
         auto i = st.joins.find(j->id);
         if (i == st.joins.end()) {
@@ -339,16 +338,11 @@ caf::behavior running(membership_actor* self) {
       return caf::unit;
     },
     [=](subscribe_atom, const caf::actor& who) {
-      auto& subs = self->state.subscribers;
-      if (std::find(subs.begin(), subs.end(), who) == subs.end()) {
-        self->monitor(who);
-        subs.push_back(who);
-      }
+      self->state.subscribers.add(self, who);
       return self->state.core->members();
     },
     [=](unsub_atom, const caf::actor& who) {
-      auto& subs = self->state.subscribers;
-      subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
+      self->state.subscribers.remove(who.address());
       self->demonitor(who);
       return caf::unit;
     },
@@ -392,12 +386,7 @@ caf::behavior membership_impl(membership_actor* self) {
   // in the mailbox.
   self->set_default_handler(caf::skip);
   self->set_down_handler([=](caf::down_msg& dm) {
-    auto& subs = self->state.subscribers;
-    subs.erase(std::remove_if(subs.begin(), subs.end(),
-                              [&](const caf::actor& a) {
-                                return a.address() == dm.source;
-                              }),
-               subs.end());
+    self->state.subscribers.remove(dm.source);
   });
   return {
     [=](init_atom, const init_ptr& init) {

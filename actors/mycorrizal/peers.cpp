@@ -6,6 +6,7 @@
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/membership.hpp"
 #include "mycorrizal/gossip/node_meta.hpp"
+#include "mycorrizal/internal/subscribers.hpp"
 #include "mycorrizal/log.hpp"
 #include "mycorrizal/membership.hpp"
 #include "mycorrizal/transport.hpp"
@@ -51,7 +52,7 @@ struct peers_state {
   peers_options opts;
   caf::actor transport;
   std::map<std::string, entry> peers;
-  std::vector<caf::actor> subscribers;
+  detail::subscriber_list subscribers;
   peers_stats counters;
   std::minstd_rand rng;
   /// Our applications (sorted) and membership incarnation, for the
@@ -86,9 +87,7 @@ using peers_actor = caf::stateful_actor<peers_state>;
 
 template <class T>
 void publish(peers_actor* self, const T& msg) {
-  for (auto& s : self->state.subscribers) {
-    self->send(s, msg);
-  }
+  self->state.subscribers.publish(self, msg);
 }
 
 /// Whether we dial `peer` (the smaller name dials).
@@ -392,12 +391,7 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
   init.rng.seed(opts.seed != 0 ? static_cast<uint32_t>(opts.seed)
                                : std::random_device{}());
   self->set_down_handler([=](caf::down_msg& dm) {
-    auto& subs = self->state.subscribers;
-    subs.erase(std::remove_if(subs.begin(), subs.end(),
-                              [&](const caf::actor& a) {
-                                return a.address() == dm.source;
-                              }),
-               subs.end());
+    self->state.subscribers.remove(dm.source);
   });
   return {
     [=](set_transport_atom, caf::actor& transport) {
@@ -482,8 +476,7 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
     },
     [=](subscribe_atom, caf::actor& who) {
       auto& st = self->state;
-      self->monitor(who);
-      st.subscribers.push_back(who);
+      st.subscribers.add(self, who);
       std::vector<peer_info> out;
       for (auto& [name, e] : st.peers) {
         if (e.conn) {

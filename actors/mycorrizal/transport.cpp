@@ -185,17 +185,17 @@ void on_batch(transport_actor* self, net::udp_batch& batch) {
       // buffer goes there whole; otherwise each piece is handled alone.
       std::optional<quic::connection_id> one;
       bool same = true;
+      uint64_t pieces = 0;
       net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
         auto r = st.router->classify(piece, rng);
         if (r.action != quic::route_action::deliver || (one && *one != r.id)) {
           same = false;
         }
         one = r.id;
+        ++pieces;
       });
       if (same && one) {
-        net::for_each_datagram(d, [&](std::span<const std::byte>) {
-          ++st.counters.datagrams_received;
-        });
+        st.counters.datagrams_received += pieces;
         routed[*one].datagrams.push_back(std::move(d));
         continue;
       }

@@ -213,6 +213,12 @@ struct connection::impl {
     ++ids_epoch;
   }
 
+  /// Bytes `send` may still buffer on `st`.
+  size_t room(const stream_state& st) const noexcept {
+    auto limit = params.transport.stream_send_buffer;
+    return st.buffered() < limit ? limit - st.buffered() : 0;
+  }
+
   /// The stream `send` may append to, or why not.
   expected<stream_state*> sendable(int64_t stream_id);
 
@@ -1210,13 +1216,11 @@ expected<size_t> connection::send(int64_t stream_id,
     return unexpected{std::move(sp).error()};
   }
   auto& st = **sp;
-  auto limit = self.params.transport.stream_send_buffer;
-  auto room = st.buffered() < limit ? limit - st.buffered() : 0;
-  if (data.empty() || data.size() > limit) {
+  if (data.empty() || data.size() > self.params.transport.stream_send_buffer) {
     // Nothing to keep, or larger than the whole buffer: copy what fits.
     return send(stream_id, bytes_view{data}, fin);
   }
-  if (data.size() > room) {
+  if (data.size() > self.room(st)) {
     // It will fit once acknowledgements free room: take nothing now (a
     // partial copy would defeat the point) and report stream_writable then.
     st.want_writable = true;
@@ -1240,9 +1244,7 @@ expected<size_t> connection::send(int64_t stream_id, bytes_view data,
     return unexpected{std::move(sp).error()};
   }
   auto& st = **sp;
-  auto limit = self.params.transport.stream_send_buffer;
-  auto room = st.buffered() < limit ? limit - st.buffered() : 0;
-  auto n = std::min(room, data.size());
+  auto n = std::min(self.room(st), data.size());
   size_t done = 0;
   while (done < n) {
     // Append to the last chunk only if ngtcp2 holds none of its bytes yet
@@ -1311,9 +1313,7 @@ size_t connection::send_capacity(int64_t stream_id) const noexcept {
   if (i == impl_->streams.end() || i->second.fin_requested) {
     return 0;
   }
-  auto limit = impl_->params.transport.stream_send_buffer;
-  auto used = i->second.buffered();
-  return used < limit ? limit - used : 0;
+  return impl_->room(i->second);
 }
 
 void connection::close(uint64_t app_error_code, std::string_view reason,
