@@ -531,10 +531,16 @@ struct connection::impl {
       self->events.emplace_back(stream_opened{sid});
       return 0;
     };
-    cb.recv_stream_data = [](ngtcp2_conn*, uint32_t flags, int64_t sid,
+    cb.recv_stream_data = [](ngtcp2_conn* c, uint32_t flags, int64_t sid,
                              uint64_t, const uint8_t* data, size_t len,
                              void* ud, void*) -> int {
       auto* self = from(ud);
+      // The connection's window reopens as soon as bytes arrive; only the
+      // stream's window waits for the consumer (`consume`). A consumer that
+      // stalls then holds at most its stream's window and never shuts the
+      // other streams of the connection out (no head-of-line blocking
+      // across streams). Memory stays bounded by streams x stream window.
+      ngtcp2_conn_extend_max_offset(c, len);
       auto* p = reinterpret_cast<const std::byte*>(data);
       bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
       // Consecutive data of one stream (a burst of packets the owner feeds
@@ -1281,7 +1287,6 @@ void connection::consume(int64_t stream_id, size_t n) {
     return;
   }
   ngtcp2_conn_extend_max_stream_offset(self.conn.get(), stream_id, n);
-  ngtcp2_conn_extend_max_offset(self.conn.get(), n);
 }
 
 expected<void> connection::reset_stream(int64_t stream_id,

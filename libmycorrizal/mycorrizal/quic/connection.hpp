@@ -223,8 +223,9 @@ public:
   expected<size_t> send(int64_t stream_id, std::vector<std::byte>&& data,
                         bool fin = false);
 
-  /// The application took `n` bytes of a stream: extends the stream's and
-  /// the connection's receive windows by `n`.
+  /// The application took `n` bytes of a stream: extends the stream's
+  /// receive window by `n`. (The connection's window is extended as bytes
+  /// arrive, so a stream whose consumer stalls never blocks the others.)
   void consume(int64_t stream_id, size_t n);
 
   /// Resets a stream in both directions with an application error code.

@@ -40,7 +40,9 @@ struct transport_config {
   uint64_t max_stream_window = uint64_t{16} << 20;
 
   /// Initial receive window of the whole connection: 4 MiB, i.e. several
-  /// streams at full speed at once.
+  /// streams at full speed at once. It reopens as bytes arrive (consumers
+  /// hold back only their stream's window), so it paces the sender without
+  /// letting one stalled stream shut the others out.
   uint64_t connection_window = uint64_t{4} << 20;
 
   /// Auto-tuning cap of the connection's receive window: 64 MiB.
