@@ -54,6 +54,11 @@ error from_caf_error(const caf::error& x) {
   if (x == caf::sec::request_timeout) {
     return errc::timeout;
   }
+  if (x == caf::sec::request_receiver_down) {
+    // A remote handle that quit (its node is down) before it took the
+    // request.
+    return {errc::node_down, "the receiver had ended"};
+  }
   if (x == caf::sec::unexpected_message) {
     return {errc::no_handler, caf::to_string(x)};
   }

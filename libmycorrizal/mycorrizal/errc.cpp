@@ -30,6 +30,7 @@ std::string_view to_string(errc x) noexcept {
     case errc::too_large: return "too_large";
     case errc::queue_full: return "queue_full";
     case errc::shutting_down: return "shutting_down";
+    case errc::not_serializable: return "not_serializable";
   }
   return "unknown";
 }

@@ -79,6 +79,9 @@ enum class errc : uint8_t {
   queue_full = 71,
   /// The node is stopping and accepts no new work.
   shutting_down = 72,
+  /// A CAF message holds a type that is not registered for serialization
+  /// (`add_message_type`) on the sending or the receiving node.
+  not_serializable = 73,
 };
 
 /// Returns the enumerator's name, e.g. `"frame_too_large"`, or `"unknown"`

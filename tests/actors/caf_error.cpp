@@ -156,9 +156,11 @@ TEST(actors_caf_error, other_categories) {
   EXPECT_EQ(
     mycorrizal::from_caf_error(caf::sec::unexpected_message),
     (mycorrizal::error{errc::no_handler, "system_error(unexpected_message)"}));
+  // A remote handle that quit with its node before it took the request.
   EXPECT_EQ(mycorrizal::from_caf_error(caf::sec::request_receiver_down),
-            (mycorrizal::error{errc::remote_error,
-                               "system_error(request_receiver_down)"}));
+            (mycorrizal::error{errc::node_down, "the receiver had ended"}));
+  EXPECT_EQ(mycorrizal::from_caf_error(caf::sec::invalid_argument).code(),
+            errc::remote_error);
   EXPECT_EQ(mycorrizal::from_caf_error(caf::exit_reason::kill),
             (mycorrizal::error{errc::remote_error, "exit_reason(kill)"}));
   caf::error foreign{uint8_t{3}, caf::atom("other")};
