@@ -174,6 +174,7 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
   auto& e = st.peers[m.name];
   using k = gossip::member_event_kind;
   if (kind == k::dead || kind == k::left) {
+    bool was_alive = e.alive;
     e.alive = false;
     ++e.redial_gen;
     if (e.conn) {
@@ -183,12 +184,15 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
       close_connection(self, conn,
                        kind == k::dead ? "member dead" : "member left");
       ++st.counters.downs;
-      publish(
-        self,
-        peer_down{m.name,
-                  error{errc::node_down,
-                        m.name + (kind == k::dead ? " is dead" : " left")}});
+    } else if (!was_alive) {
+      return; // nothing changed for the subscribers
     }
+    // Also without a connection: whoever waits for one to this member
+    // (remote handles, queued messages) must learn that it will not come.
+    publish(self, peer_down{
+                    m.name,
+                    error{errc::node_down,
+                          m.name + (kind == k::dead ? " is dead" : " left")}});
     return;
   }
   auto quic = m.address;
