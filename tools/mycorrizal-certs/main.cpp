@@ -2,21 +2,16 @@
 // mycorrizal-certs: the cluster's certificates. `ca` creates a CA, `node`
 // issues a node certificate signed by it, `show` prints a certificate.
 // Everything goes through mycorrizal::quic (GnuTLS API, no shell-out).
+#include "mycorrizal/cert_store.hpp"
 #include "mycorrizal/quic/certs.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 
 #include <CLI/CLI.hpp>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <random>
 #include <string>
 
 namespace {
@@ -27,70 +22,9 @@ using namespace mycorrizal;
 constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 
-// Certificates start a few minutes in the past, so that a peer whose clock is
-// slightly behind already accepts them.
-constexpr auto backdate = std::chrono::minutes{5};
-
-void random_fill(std::span<std::byte> out) {
-  static std::random_device dev; // /dev/urandom on Linux
-  for (auto& b : out) {
-    b = static_cast<std::byte>(dev() & 0xff);
-  }
-}
-
 int fail(const std::string& text) {
   std::fprintf(stderr, "mycorrizal-certs: %s\n", text.c_str());
   return exit_failure;
-}
-
-// Writes `text` to `path` with `mode`; refuses to replace a file unless
-// `force`.
-bool write_file(const fs::path& path, const std::string& text, mode_t mode,
-                bool force, std::string& why) {
-  int flags = O_WRONLY | O_CREAT | (force ? O_TRUNC : O_EXCL);
-  int fd = ::open(path.c_str(), flags, mode);
-  if (fd < 0) {
-    auto code = errno;
-    why = code == EEXIST ? fmt::format("'{}' exists; use --force to replace it",
-                                       path.string())
-                         : fmt::format("cannot create '{}': {}", path.string(),
-                                       std::strerror(code));
-    return false;
-  }
-  // The mode of open() applies only to new files; enforce it either way.
-  bool ok = ::fchmod(fd, mode) == 0;
-  size_t done = 0;
-  while (ok && done < text.size()) {
-    auto n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      ok = false;
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  auto code = errno;
-  if (::close(fd) != 0) {
-    ok = false;
-  }
-  if (!ok) {
-    why = fmt::format("cannot write '{}': {}", path.string(),
-                      std::strerror(code));
-  }
-  return ok;
-}
-
-bool make_dir(const fs::path& dir, std::string& why) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    why = fmt::format("cannot create directory '{}': {}", dir.string(),
-                      ec.message());
-    return false;
-  }
-  return true;
 }
 
 std::chrono::seconds days(int n) {
@@ -99,21 +33,11 @@ std::chrono::seconds days(int n) {
 
 int run_ca(const std::string& out, const std::string& cn, int n_days,
            bool force) {
-  quic::ca_options opts;
-  opts.common_name = cn;
-  opts.not_before = std::chrono::system_clock::now() - backdate;
-  opts.validity = days(n_days);
-  auto ca = quic::make_ca(opts, random_fill);
+  auto ca = certs::create_ca(out, cn, days(n_days), force);
   if (!ca) {
     return fail(to_string(ca.error()));
   }
-  std::string why;
   fs::path dir{out};
-  if (!make_dir(dir, why)
-      || !write_file(dir / "ca.key", ca->key_pem, 0600, force, why)
-      || !write_file(dir / "ca.pem", ca->cert_pem, 0644, force, why)) {
-    return fail(why);
-  }
   std::printf("wrote %s (certificate) and %s (private key, mode 0600)\n",
               (dir / "ca.pem").c_str(), (dir / "ca.key").c_str());
   return 0;
@@ -121,47 +45,14 @@ int run_ca(const std::string& out, const std::string& cn, int n_days,
 
 int run_node(const std::string& ca_dir, const std::string& name,
              const std::string& out, int n_days, bool force) {
-  if (auto ok = quic::validate_node_name(name); !ok) {
-    return fail(to_string(ok.error()));
-  }
-  fs::path cdir{ca_dir};
-  auto cert = quic::read_file((cdir / "ca.pem").string());
-  if (!cert) {
-    return fail(to_string(cert.error()));
-  }
-  auto key = quic::read_file((cdir / "ca.key").string());
-  if (!key) {
-    return fail(to_string(key.error()));
-  }
-  quic::node_options opts;
-  opts.name = name;
-  opts.not_before = std::chrono::system_clock::now() - backdate;
-  opts.validity = days(n_days);
-  auto node = quic::make_node_cert({*cert, *key}, opts, random_fill);
+  auto node = certs::create_node(ca_dir, name, out, days(n_days), force);
   if (!node) {
     return fail(to_string(node.error()));
   }
-  std::string why;
   fs::path dir{out};
-  auto ca_copy = dir / "ca.pem";
-  if (!make_dir(dir, why)
-      || !write_file(dir / (name + ".key"), node->key_pem, 0600, force, why)
-      || !write_file(dir / (name + ".pem"), node->cert_pem, 0644, force, why)) {
-    return fail(why);
-  }
-  // The node needs the CA certificate (not its key) next to its own.
-  std::error_code ec;
-  if (!fs::equivalent(ca_copy, cdir / "ca.pem", ec)) {
-    auto existing = quic::read_file(ca_copy.string());
-    if (!existing || *existing != *cert) {
-      if (!write_file(ca_copy, *cert, 0644, force, why)) {
-        return fail(why);
-      }
-    }
-  }
   std::printf("wrote %s (certificate), %s (private key, mode 0600) and %s\n",
               (dir / (name + ".pem")).c_str(), (dir / (name + ".key")).c_str(),
-              ca_copy.c_str());
+              (dir / "ca.pem").c_str());
   return 0;
 }
 

@@ -1,0 +1,532 @@
+// SPDX-License-Identifier: Apache-2.0
+// The node: starts and stops a node's actors in the host's actor system,
+// and the blocking facade over them.
+#include "mycorrizal/node.hpp"
+
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/cert_store.hpp"
+#include "mycorrizal/config_check.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/gossip/node_meta.hpp"
+#include "mycorrizal/log.hpp"
+#include "mycorrizal/membership.hpp"
+#include "mycorrizal/peers.hpp"
+#include "mycorrizal/quic/certs.hpp"
+#include "mycorrizal/reactor.hpp"
+
+#include <caf/all.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+namespace mycorrizal {
+
+namespace {
+
+constexpr std::string_view component = "node";
+
+/// Shared between the node's root actor and the facade.
+struct node_shared {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool ready = false;
+  size_t seeds_joined = 0;
+
+  void set_ready(size_t joined) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (ready) {
+        return; // exactly once
+      }
+      ready = true;
+      seeds_joined = joined;
+    }
+    cv.notify_all();
+  }
+};
+
+struct root_state {
+  static inline const char* name = "mycorrizal.node";
+};
+
+/// The root: linked to every actor of the node, so that one exit ends them
+/// all; it runs the first join and signals ready.
+caf::behavior root_impl(caf::stateful_actor<root_state>* self,
+                        std::vector<caf::actor> children, caf::actor membership,
+                        std::vector<std::string> seeds,
+                        std::shared_ptr<node_shared> shared, std::string name) {
+  for (auto& c : children) {
+    self->link_to(c);
+  }
+  if (seeds.empty()) {
+    shared->set_ready(0);
+  } else {
+    self->request(membership, std::chrono::seconds{30}, join_atom::value, seeds)
+      .then(
+        [=](uint64_t joined) {
+          MYCORRIZAL_LOG_INFO(component,
+                              "{} joined the cluster ({} of {} "
+                              "seeds answered)",
+                              name, joined, seeds.size());
+          shared->set_ready(joined);
+        },
+        [=](caf::error& e) {
+          MYCORRIZAL_LOG_WARN(component,
+                              "{}: no seed answered ({}); running alone until "
+                              "another node joins",
+                              name, to_string(from_caf_error(e)));
+          shared->set_ready(0);
+        });
+  }
+  return {
+    [](stats_atom) {
+      return caf::unit;
+    },
+  };
+}
+
+/// A handler actor running host callbacks.
+caf::behavior callbacks_impl(caf::event_based_actor*, app_callbacks cb) {
+  return {
+    [cb](const app_message& m) {
+      if (cb.on_message) {
+        cb.on_message(m);
+      }
+    },
+    [cb](const app_request& r) -> caf::result<std::vector<std::byte>> {
+      if (!cb.on_request) {
+        return make_caf_error(
+          error{errc::no_handler,
+                "application '" + r.application + "' takes no requests"});
+      }
+      auto out = cb.on_request(r);
+      if (!out) {
+        return make_caf_error(out.error());
+      }
+      return std::move(*out);
+    },
+  };
+}
+
+} // namespace
+
+node_config node_config::local(std::string name) {
+  node_config cfg;
+  cfg.name = std::move(name);
+  cfg.gossip = gossip::membership_config::local_defaults();
+  cfg.transport.idle_timeout = std::chrono::seconds{3};
+  cfg.transport.keep_alive = std::chrono::seconds{1};
+  cfg.dial_timeout = std::chrono::seconds{2};
+  cfg.backoff_min = std::chrono::milliseconds{50};
+  cfg.backoff_max = std::chrono::seconds{1};
+  cfg.leave_timeout = std::chrono::milliseconds{500};
+  return cfg;
+}
+
+expected<void> node_config::validate() const {
+  if (auto ok = quic::validate_node_name(name); !ok) {
+    return unexpected{error{ok.error().code(),
+                            "node.name: " + std::string{ok.error().context()}}};
+  }
+  config_check check{"node"};
+  check.require("credentials", credentials || !data_dir.empty(),
+                "give credentials, or a data_dir for development mode");
+  check.require("backoff_min",
+                backoff_min > caf::timespan::zero()
+                  && backoff_max >= backoff_min,
+                "need 0 < backoff_min <= backoff_max");
+  check.require("dial_timeout", dial_timeout > caf::timespan::zero(),
+                "must be positive");
+  if (auto r = std::move(check).result(); !r) {
+    return r;
+  }
+  if (auto ok = transport.validate(); !ok) {
+    return ok;
+  }
+  return streams.validate();
+}
+
+struct node::impl {
+  caf::actor_system* sys = nullptr;
+  node_config cfg;
+  std::shared_ptr<net::reactor> reactor;
+  std::shared_ptr<node_shared> shared = std::make_shared<node_shared>();
+  caf::actor root;
+  caf::actor membership;
+  caf::actor transport;
+  caf::actor peers;
+  caf::actor router;
+  ip_endpoint gossip_local;
+  ip_endpoint quic_local;
+  std::mutex mtx;
+  std::vector<caf::actor> callback_handlers;
+  std::atomic<bool> stopped{false};
+
+  /// Asks `dest` and waits for a reply of type `R` (void: any reply).
+  template <class R, class... Ts>
+  expected<R> ask(caf::timespan wait, const caf::actor& dest, Ts&&... xs) {
+    if (stopped.load()) {
+      return unexpected{error{errc::shutting_down, cfg.name + " is stopped"}};
+    }
+    caf::scoped_actor self{*sys};
+    std::optional<expected<R>> out;
+    auto on_error = [&](caf::error& e) {
+      out.emplace(unexpected{from_caf_error(e)});
+    };
+    if constexpr (std::is_void_v<R>) {
+      self->request(dest, wait, std::forward<Ts>(xs)...)
+        .receive(
+          [&] {
+            out.emplace();
+          },
+          on_error);
+    } else {
+      self->request(dest, wait, std::forward<Ts>(xs)...)
+        .receive(
+          [&](R& x) {
+            out.emplace(std::move(x));
+          },
+          on_error);
+    }
+    return std::move(*out);
+  }
+};
+
+node::node(std::unique_ptr<impl> x) : impl_(std::move(x)) {
+  // nop
+}
+
+node::~node() {
+  stop();
+}
+
+expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
+                                            node_config cfg) {
+  if (auto ok = cfg.validate(); !ok) {
+    return unexpected{ok.error()};
+  }
+  auto x = std::make_unique<impl>();
+  x->sys = &sys;
+  if (!cfg.credentials) {
+    auto creds = certs::dev_credentials(cfg.data_dir, cfg.name);
+    if (!creds) {
+      return unexpected{creds.error()};
+    }
+    cfg.credentials = std::move(*creds);
+  }
+  if (cfg.credentials->node_name() != cfg.name) {
+    return unexpected{
+      error{errc::invalid_config, "node.credentials: the certificate names '"
+                                    + cfg.credentials->node_name()
+                                    + "', the node is '" + cfg.name + "'"}};
+  }
+  x->reactor = std::make_shared<net::reactor>();
+  if (auto ok = x->reactor->start(); !ok) {
+    return unexpected{ok.error()};
+  }
+  // From here on, failures must undo what was started.
+  auto undo = [&](error e) -> expected<std::shared_ptr<node>> {
+    std::vector<caf::actor> started;
+    for (auto* a : {&x->router, &x->peers, &x->transport, &x->membership}) {
+      if (*a) {
+        caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+        started.push_back(*a);
+      }
+    }
+    if (!started.empty()) {
+      caf::scoped_actor self{sys};
+      for (auto& a : started) {
+        self->wait_for(a);
+      }
+    }
+    x->reactor->stop();
+    return unexpected{std::move(e)};
+  };
+  membership_options mo;
+  mo.gossip = cfg.gossip;
+  mo.gossip.name = cfg.name;
+  mo.bind = cfg.gossip_bind;
+  mo.advertise = cfg.gossip_advertise;
+  mo.reactor = x->reactor;
+  auto m = spawn_membership(sys, std::move(mo));
+  if (!m) {
+    return undo(m.error());
+  }
+  x->membership = m->actor;
+  x->gossip_local = m->local;
+  x->router = spawn_router(sys, router_options{cfg.name, caf::actor{}});
+  peers_options po;
+  po.name = cfg.name;
+  po.membership = x->membership;
+  po.streams = x->router;
+  po.dial_timeout = cfg.dial_timeout;
+  po.backoff_min = cfg.backoff_min;
+  po.backoff_max = cfg.backoff_max;
+  auto p = spawn_peers(sys, std::move(po));
+  if (!p) {
+    return undo(p.error());
+  }
+  x->peers = *p;
+  transport_options to;
+  to.credentials = cfg.credentials;
+  to.transport = cfg.transport;
+  to.streams = cfg.streams;
+  to.bind = cfg.quic_bind;
+  to.handler = x->peers;
+  to.reactor = x->reactor;
+  auto t = spawn_transport(sys, std::move(to));
+  if (!t) {
+    return undo(t.error());
+  }
+  x->transport = t->actor;
+  x->quic_local = t->local;
+  // Announce the QUIC port in our membership metadata, then start dialing.
+  gossip::node_meta meta;
+  meta.quic_port = x->quic_local.port();
+  auto bytes = gossip::encode_node_meta(meta);
+  if (!bytes) {
+    return undo(bytes.error());
+  }
+  std::string text(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+  if (auto ok = x->ask<void>(std::chrono::seconds{5}, x->membership,
+                             update_atom::value, text);
+      !ok) {
+    return undo(ok.error());
+  }
+  caf::anon_send(x->peers, set_transport_atom::value, x->transport);
+  caf::anon_send(x->router, set_peers_atom::value, x->peers);
+  x->root = sys.spawn(root_impl,
+                      std::vector<caf::actor>{x->membership, x->transport,
+                                              x->peers, x->router},
+                      x->membership, cfg.seeds, x->shared, cfg.name);
+  MYCORRIZAL_LOG_INFO(component, "{} started: gossip {}, QUIC {}", cfg.name,
+                      x->gossip_local.to_string(), x->quic_local.to_string());
+  x->cfg = std::move(cfg);
+  return std::shared_ptr<node>{new node(std::move(x))};
+}
+
+void node::stop() {
+  auto& x = *impl_;
+  if (x.stopped.exchange(true)) {
+    return;
+  }
+  caf::scoped_actor self{*x.sys};
+  // Leave first, so that the others see `left` at once instead of
+  // detecting a failure.
+  self
+    ->request(x.membership, x.cfg.leave_timeout + std::chrono::seconds{1},
+              leave_atom::value, x.cfg.leave_timeout)
+    .receive([] {},
+             [&](caf::error& e) {
+               MYCORRIZAL_LOG_DEBUG(component, "{}: leave: {}", x.cfg.name,
+                                    to_string(from_caf_error(e)));
+             });
+  std::vector<caf::actor> handlers;
+  {
+    std::lock_guard<std::mutex> guard{x.mtx};
+    handlers.swap(x.callback_handlers);
+  }
+  for (auto& h : handlers) {
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+  caf::anon_send_exit(x.root, caf::exit_reason::user_shutdown);
+  for (auto& a : {x.root, x.router, x.peers, x.transport, x.membership}) {
+    self->wait_for(a);
+  }
+  for (auto& h : handlers) {
+    self->wait_for(h);
+  }
+  x.reactor->stop();
+  // A node that stopped before its join finished is not going to be ready.
+  x.shared->set_ready(0);
+  MYCORRIZAL_LOG_INFO(component, "{} stopped", x.cfg.name);
+}
+
+bool node::stopped() const noexcept {
+  return impl_->stopped.load();
+}
+
+bool node::wait_ready(caf::timespan wait) const {
+  auto& s = *impl_->shared;
+  std::unique_lock<std::mutex> guard{s.mtx};
+  return s.cv.wait_for(guard, wait, [&] {
+    return s.ready;
+  });
+}
+
+bool node::ready() const noexcept {
+  auto& s = *impl_->shared;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  return s.ready;
+}
+
+size_t node::seeds_joined() const noexcept {
+  auto& s = *impl_->shared;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  return s.seeds_joined;
+}
+
+const std::string& node::name() const noexcept {
+  return impl_->cfg.name;
+}
+
+ip_endpoint node::gossip_endpoint() const noexcept {
+  return impl_->gossip_local;
+}
+
+ip_endpoint node::quic_endpoint() const noexcept {
+  return impl_->quic_local;
+}
+
+caf::actor node::root() const {
+  return impl_->root;
+}
+
+caf::actor node::membership() const {
+  return impl_->membership;
+}
+
+caf::actor node::transport() const {
+  return impl_->transport;
+}
+
+caf::actor node::peers() const {
+  return impl_->peers;
+}
+
+caf::actor node::router() const {
+  return impl_->router;
+}
+
+expected<void> node::register_app(const std::string& app, caf::actor handler,
+                                  app_options opts) {
+  return impl_->ask<void>(facade_timeout, impl_->router, register_atom::value,
+                          app, std::move(handler), std::move(opts));
+}
+
+expected<void> node::register_app(const std::string& app,
+                                  app_callbacks callbacks, app_options opts) {
+  auto& x = *impl_;
+  if (x.stopped.load()) {
+    return unexpected{error{errc::shutting_down, x.cfg.name + " is stopped"}};
+  }
+  auto h = x.sys->spawn(callbacks_impl, std::move(callbacks));
+  auto ok = register_app(app, h, std::move(opts));
+  if (!ok) {
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    return ok;
+  }
+  std::lock_guard<std::mutex> guard{x.mtx};
+  x.callback_handlers.push_back(std::move(h));
+  return ok;
+}
+
+expected<void> node::unregister_app(const std::string& app) {
+  return impl_->ask<void>(facade_timeout, impl_->router, unregister_atom::value,
+                          app);
+}
+
+expected<void> node::create_stream(const std::string& app,
+                                   const std::string& stream,
+                                   caf::actor handler) {
+  return impl_->ask<void>(facade_timeout, impl_->router,
+                          create_stream_atom::value, app, stream,
+                          std::move(handler));
+}
+
+expected<void> node::close_stream(const std::string& app,
+                                  const std::string& stream) {
+  return impl_->ask<void>(facade_timeout, impl_->router,
+                          close_stream_atom::value, app, stream);
+}
+
+expected<std::vector<std::string>> node::list_streams(const std::string& app) {
+  return impl_->ask<std::vector<std::string>>(facade_timeout, impl_->router,
+                                              list_streams_atom::value, app);
+}
+
+expected<void>
+node::send(const std::string& app, const std::vector<std::string>& nodes,
+           std::vector<std::byte> payload, const std::string& stream) {
+  return impl_->ask<void>(facade_timeout, impl_->router, send_atom::value, app,
+                          stream, nodes, std::move(payload));
+}
+
+expected<std::vector<std::string>>
+node::broadcast(const std::string& app, std::vector<std::byte> payload,
+                const std::string& stream) {
+  return impl_->ask<std::vector<std::string>>(facade_timeout, impl_->router,
+                                              broadcast_atom::value, app,
+                                              stream, std::move(payload));
+}
+
+expected<std::vector<std::byte>>
+node::request(const std::string& to, const std::string& app,
+              std::vector<std::byte> payload, caf::timespan wait,
+              const std::string& stream) {
+  // The channel ends the request at `wait` with a clear error; the extra
+  // second only guards against a node that stopped answering at all.
+  return impl_->ask<std::vector<std::byte>>(wait + std::chrono::seconds{1},
+                                            impl_->router, request_atom::value,
+                                            to, app, stream, std::move(payload),
+                                            wait);
+}
+
+std::future<expected<std::vector<std::byte>>>
+node::request_async(const std::string& to, const std::string& app,
+                    std::vector<std::byte> payload, caf::timespan wait,
+                    const std::string& stream) {
+  using result = expected<std::vector<std::byte>>;
+  auto promise = std::make_shared<std::promise<result>>();
+  auto fut = promise->get_future();
+  if (impl_->stopped.load()) {
+    promise->set_value(
+      unexpected{error{errc::shutting_down, impl_->cfg.name + " is stopped"}});
+    return fut;
+  }
+  auto router = impl_->router;
+  impl_->sys->spawn([=](caf::event_based_actor* self) mutable {
+    self
+      ->request(router, wait + std::chrono::seconds{1}, request_atom::value, to,
+                app, stream, std::move(payload), wait)
+      .then(
+        [=](std::vector<std::byte>& reply) {
+          promise->set_value(std::move(reply));
+          self->quit();
+        },
+        [=](caf::error& e) {
+          promise->set_value(unexpected{from_caf_error(e)});
+          self->quit();
+        });
+  });
+  return fut;
+}
+
+expected<caf::actor> node::remote(const std::string& to, const std::string& app,
+                                  const std::string& stream) {
+  return impl_->ask<caf::actor>(facade_timeout, impl_->router,
+                                remote_atom::value, to, app, stream);
+}
+
+expected<std::vector<std::string>> node::nodes(const std::string& app) {
+  return impl_->ask<std::vector<std::string>>(facade_timeout, impl_->router,
+                                              nodes_atom::value, app);
+}
+
+expected<std::vector<gossip::member>> node::members() {
+  return impl_->ask<std::vector<gossip::member>>(
+    facade_timeout, impl_->membership, members_atom::value);
+}
+
+expected<std::vector<peer_info>> node::connections() {
+  return impl_->ask<std::vector<peer_info>>(facade_timeout, impl_->peers,
+                                            connections_atom::value);
+}
+
+expected<std::vector<app_stats>> node::stats() {
+  return impl_->ask<std::vector<app_stats>>(facade_timeout, impl_->router,
+                                            stats_atom::value);
+}
+
+} // namespace mycorrizal

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: Apache-2.0
+// A Mycorrizal node inside a host's actor system: membership, QUIC,
+// applications, and a facade for code that is not actor code.
+#pragma once
+
+#include "mycorrizal/application.hpp"
+#include "mycorrizal/endpoint.hpp"
+#include "mycorrizal/error.hpp"
+#include "mycorrizal/expected.hpp"
+#include "mycorrizal/gossip/config.hpp"
+#include "mycorrizal/gossip/membership.hpp"
+#include "mycorrizal/peers.hpp"
+#include "mycorrizal/quic/credentials.hpp"
+#include "mycorrizal/quic/transport_config.hpp"
+#include "mycorrizal/transport.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/timespan.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+/// `node::start` spawns a node's actors into the host's `caf::actor_system`
+/// (DESIGN.md §3): the reactor thread that serves its sockets, `membership`
+/// (gossip), `transport` (QUIC), `peers` (one connection per member pair),
+/// `router` (applications), all linked to the node's root actor.
+///
+/// - **ready** is signalled exactly once, after the first join attempt:
+///   also when no seed answers (the node then forms a cluster of its own
+///   and others may join it). `wait_ready` and `ready()` observe it.
+/// - **stop** leaves the cluster (bounded by `leave_timeout`), stops every
+///   actor of the node and waits until they are gone, stops the reactor
+///   thread and closes the sockets. `start` and `stop` are idempotent; the
+///   destructor stops. After `stop` the host's system shuts down without
+///   waiting for anything of the node.
+///
+/// The host's actor system needs `mycorrizal::add_error_category(cfg)` (for
+/// readable errors) and `add_message_type` for every type its applications
+/// send as CAF messages.
+namespace mycorrizal {
+
+/// How to start a node.
+struct node_config {
+  /// The node's name: its membership name and its certificate's CN.
+  /// Required; 1..64 characters of `A-Z a-z 0-9 . - _`.
+  std::string name;
+
+  /// Gossip (UDP + TCP on one port). Port 0 picks a free port.
+  ip_endpoint gossip_bind = ip_endpoint::v4(127, 0, 0, 1, 0);
+  /// What other nodes dial for gossip; defaults to `gossip_bind`.
+  std::optional<ip_endpoint> gossip_advertise;
+
+  /// QUIC (UDP). Port 0 picks a free port; it is announced in the
+  /// membership metadata.
+  ip_endpoint quic_bind = ip_endpoint::v4(127, 0, 0, 1, 0);
+
+  /// Nodes to join ("host:port" gossip addresses). Empty: start alone.
+  std::vector<std::string> seeds;
+
+  /// Certificate, key and cluster CA. Without them, `data_dir` is used in
+  /// development mode (`certs::dev_credentials`).
+  std::optional<quic::credentials> credentials;
+  /// Where development mode keeps its CA and certificates.
+  std::string data_dir;
+
+  /// Gossip settings (name and advertise are filled in; `keys` encrypts).
+  gossip::membership_config gossip = gossip::membership_config::lan_defaults();
+  /// QUIC settings.
+  quic::transport_config transport = quic::transport_config::lan_defaults();
+  /// Per-stream limits.
+  stream_options streams;
+
+  /// A QUIC dial must be authenticated within this time.
+  caf::timespan dial_timeout = std::chrono::seconds{5};
+  /// Redial backoff (exponential with jitter).
+  caf::timespan backoff_min = std::chrono::milliseconds{100};
+  caf::timespan backoff_max = std::chrono::seconds{10};
+  /// `stop` waits this long for the leave to be gossiped.
+  caf::timespan leave_timeout = std::chrono::seconds{1};
+
+  /// A profile for nodes on one machine (tests, the demo): fast gossip and
+  /// failure detection, short QUIC idle timeout and backoff.
+  static node_config local(std::string name);
+
+  /// @returns `errc::invalid_config` or `errc::invalid_identifier` naming
+  ///          the bad field.
+  expected<void> validate() const;
+};
+
+/// What a raw-bytes request handler answers.
+using app_reply = expected<std::vector<std::byte>>;
+
+/// Callbacks for host code that is not actor code (`node::register_app`).
+/// They run on one of the actor system's threads, one call at a time per
+/// application; they must not block for long.
+struct app_callbacks {
+  /// One-way raw-bytes messages.
+  std::function<void(const app_message&)> on_message;
+  /// Raw-bytes requests; without it requests get `errc::no_handler`.
+  std::function<app_reply(const app_request&)> on_request;
+};
+
+/// A started node. Thread-safe: the facade only sends messages and waits
+/// for their answers.
+class node {
+public:
+  /// Starts a node in `sys`.
+  /// @returns `errc::invalid_config` for a bad configuration or missing
+  ///          credentials, `errc::connection_lost` when a socket cannot be
+  ///          bound.
+  static expected<std::shared_ptr<node>> start(caf::actor_system& sys,
+                                               node_config cfg);
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Stops the node (see the namespace comment).
+  ~node();
+
+  /// Leaves the cluster and stops every actor, thread and socket of the
+  /// node. Idempotent; later calls return at once.
+  void stop();
+
+  /// Whether `stop` was called.
+  bool stopped() const noexcept;
+
+  /// Waits until the first join attempt finished.
+  /// @returns false on timeout.
+  bool wait_ready(caf::timespan wait) const;
+
+  /// Whether the first join attempt finished.
+  bool ready() const noexcept;
+
+  /// Seeds that answered the first join (0: none, or no seeds given).
+  size_t seeds_joined() const noexcept;
+
+  const std::string& name() const noexcept;
+  /// The bound gossip and QUIC addresses (real ports).
+  ip_endpoint gossip_endpoint() const noexcept;
+  ip_endpoint quic_endpoint() const noexcept;
+
+  /// The node's actors (for actor code; see their headers).
+  caf::actor root() const;
+  caf::actor membership() const;
+  caf::actor transport() const;
+  caf::actor peers() const;
+  caf::actor router() const;
+
+  // -- facade (blocking; each waits at most `timeout`)
+  // -------------------------
+
+  /// Registers an application with a handler actor.
+  expected<void> register_app(const std::string& app, caf::actor handler,
+                              app_options opts = {});
+  /// Registers an application served by callbacks (a handler actor is
+  /// spawned for them and ends with the registration).
+  expected<void> register_app(const std::string& app, app_callbacks callbacks,
+                              app_options opts = {});
+  expected<void> unregister_app(const std::string& app);
+
+  /// Creates a named stream of a registered application; `handler` (if
+  /// valid) receives its messages instead of the application's handler.
+  expected<void> create_stream(const std::string& app,
+                               const std::string& stream,
+                               caf::actor handler = {});
+  expected<void> close_stream(const std::string& app,
+                              const std::string& stream);
+  expected<std::vector<std::string>> list_streams(const std::string& app);
+
+  /// Sends `payload` to every node of `nodes`.
+  expected<void>
+  send(const std::string& app, const std::vector<std::string>& nodes,
+       std::vector<std::byte> payload, const std::string& stream = {});
+  /// Sends `payload` to every peer running `app` (not to ourselves).
+  /// @returns the nodes it was queued for.
+  expected<std::vector<std::string>> broadcast(const std::string& app,
+                                               std::vector<std::byte> payload,
+                                               const std::string& stream = {});
+  /// Asks the handler of `app` on `to`; waits at most `timeout`.
+  expected<std::vector<std::byte>>
+  request(const std::string& to, const std::string& app,
+          std::vector<std::byte> payload, caf::timespan timeout,
+          const std::string& stream = {});
+  /// Like `request`, without blocking the caller.
+  std::future<expected<std::vector<std::byte>>>
+  request_async(const std::string& to, const std::string& app,
+                std::vector<std::byte> payload, caf::timespan timeout,
+                const std::string& stream = {});
+  /// The remote handle of (`to`, `app`, `stream`) for actor code.
+  expected<caf::actor> remote(const std::string& to, const std::string& app,
+                              const std::string& stream = {});
+  /// Peers running `app`.
+  expected<std::vector<std::string>> nodes(const std::string& app);
+  /// The membership view, ourselves included.
+  expected<std::vector<gossip::member>> members();
+  /// Peers and their connections.
+  expected<std::vector<peer_info>> connections();
+  expected<std::vector<app_stats>> stats();
+
+  /// How long the blocking facade waits for the node's actors.
+  caf::timespan facade_timeout = std::chrono::seconds{10};
+
+  struct impl;
+
+private:
+  explicit node(std::unique_ptr<impl> x);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace mycorrizal

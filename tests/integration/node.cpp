@@ -1,0 +1,742 @@
+// SPDX-License-Identifier: Apache-2.0
+// Nodes in one actor system on 127.0.0.x with real sockets: formation,
+// messaging, request/response (raw and typed), errors, remote death watch,
+// restart, isolation between applications, and a stop that leaves nothing.
+#include "mycorrizal/node.hpp"
+
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/errc.hpp"
+
+#include "support/eventually.hpp"
+#include "support/test_pki.hpp"
+
+#include <caf/all.hpp>
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+using namespace mycorrizal;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A typed message of the tests (registered for serialization).
+struct point {
+  int32_t x = 0;
+  int32_t y = 0;
+  std::string label;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, point& p) {
+  return f(caf::meta::type_name("test_point"), p.x, p.y, p.label);
+}
+
+/// A typed message no node registers.
+struct unregistered {
+  int32_t v = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, unregistered& u) {
+  return f(caf::meta::type_name("test_unregistered"), u.v);
+}
+
+std::vector<std::byte> bytes(const std::string& s) {
+  std::vector<std::byte> out(s.size());
+  std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+std::string text(const std::vector<std::byte>& b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+/// Collects what a handler received, for the test thread to inspect.
+struct inbox {
+  std::mutex mtx;
+  std::vector<app_message> messages;
+  std::vector<point> points;
+
+  size_t size() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return messages.size();
+  }
+
+  std::vector<app_message> copy() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return messages;
+  }
+};
+
+/// A handler: records messages, answers raw requests with "<name>:<payload>",
+/// doubles points, fails on "fail", never answers "hang".
+caf::behavior recorder(caf::event_based_actor* self, std::string name,
+                       std::shared_ptr<inbox> box) {
+  return {
+    [=](const app_message& m) {
+      std::lock_guard<std::mutex> guard{box->mtx};
+      box->messages.push_back(m);
+    },
+    [=](const app_request& r) -> caf::result<std::vector<std::byte>> {
+      auto t = text(r.payload);
+      if (t == "fail") {
+        return make_caf_error(error{errc::invalid_config, "asked to fail"});
+      }
+      if (t == "hang") {
+        // A promise nobody fulfils: the request is never answered.
+        return self->make_response_promise();
+      }
+      return bytes(name + ":" + t);
+    },
+    [=](point& p) {
+      {
+        std::lock_guard<std::mutex> guard{box->mtx};
+        box->points.push_back(p);
+      }
+      return point{p.x * 2, p.y * 2, name};
+    },
+    [=](const std::string& s) {
+      // Answers a typed one-way message by sending back to its sender (the
+      // handle of the remote node's application).
+      self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+                 point{static_cast<int32_t>(s.size()), 0, "echo:" + s});
+    },
+  };
+}
+
+class node_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    add_error_category(cfg_);
+    cfg_.add_message_type<point>("test_point");
+    cfg_.set("scheduler.max-threads", 4);
+    cfg_.set("logger.verbosity", caf::atom("quiet"));
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+  }
+
+  void TearDown() override {
+    for (auto& [name, n] : nodes_) {
+      n->stop();
+    }
+    nodes_.clear();
+    sys_.reset();
+  }
+
+  node_config config(const std::string& name, uint8_t host,
+                     uint16_t gossip_port = 0, uint16_t quic_port = 0) {
+    auto cfg = node_config::local(name);
+    cfg.credentials = test::test_pki::get().credentials(name);
+    cfg.gossip_bind = ip_endpoint::v4(127, 0, 0, host, gossip_port);
+    cfg.quic_bind = ip_endpoint::v4(127, 0, 0, host, quic_port);
+    return cfg;
+  }
+
+  node& start(node_config cfg) {
+    auto name = cfg.name;
+    auto n = node::start(*sys_, std::move(cfg));
+    EXPECT_TRUE(n) << (n ? "" : to_string(n.error()));
+    if (!n) {
+      throw std::runtime_error("cannot start " + name);
+    }
+    auto& ref = **n;
+    nodes_[name] = *n;
+    return ref;
+  }
+
+  /// Starts `name` on 127.0.0.<host>, joining `seed` (if any).
+  node& start(const std::string& name, uint8_t host, const node* seed) {
+    auto cfg = config(name, host);
+    if (seed != nullptr) {
+      cfg.seeds.push_back(seed->gossip_endpoint().to_string());
+    }
+    return start(std::move(cfg));
+  }
+
+  /// Waits until every node has a connection to every other one.
+  void wait_mesh(std::initializer_list<node*> ns) {
+    for (auto* n : ns) {
+      std::vector<peer_info> last;
+      bool ok = test::eventually(
+        [&] {
+          auto c = n->connections();
+          if (!c) {
+            return false;
+          }
+          last = *c;
+          size_t up = 0;
+          for (auto& p : last) {
+            up += (p.connection && p.version > 0) ? 1 : 0;
+          }
+          return up == ns.size() - 1;
+        },
+        20s);
+      std::string seen;
+      for (auto& p : last) {
+        seen += p.name + (p.connection ? "(up) " : "(down) ");
+      }
+      ASSERT_TRUE(ok) << n->name() << " sees: " << seen;
+    }
+  }
+
+  /// Waits until `n` knows that each of `others` runs `app`.
+  void wait_app(node& n, const std::string& app,
+                std::vector<std::string> others) {
+    std::sort(others.begin(), others.end());
+    std::vector<std::string> last;
+    ASSERT_TRUE(test::eventually(
+      [&] {
+        auto x = n.nodes(app);
+        if (x) {
+          last = *x;
+          std::sort(last.begin(), last.end());
+        }
+        return last == others;
+      },
+      20s))
+      << n.name() << " lists " << last.size() << " nodes for " << app;
+  }
+
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::map<std::string, std::shared_ptr<node>> nodes_;
+};
+
+// -- formation
+// -----------------------------------------------------------------
+
+TEST_F(node_test, three_nodes_form_a_full_mesh_and_signal_ready) {
+  auto& a = start("node-a", 1, nullptr);
+  EXPECT_TRUE(a.wait_ready(5s)) << "a node without seeds is ready at once";
+  auto& b = start("node-b", 2, &a);
+  auto& c = start("node-c", 3, &a);
+  EXPECT_TRUE(b.wait_ready(10s));
+  EXPECT_TRUE(c.wait_ready(10s));
+  EXPECT_EQ(b.seeds_joined(), 1u);
+  wait_mesh({&a, &b, &c});
+  auto members = a.members();
+  ASSERT_TRUE(members);
+  EXPECT_EQ(members->size(), 3u);
+}
+
+TEST_F(node_test, ready_comes_once_also_when_no_seed_answers) {
+  auto cfg = config("node-lonely", 1);
+  // A gossip port nobody listens on.
+  cfg.seeds.push_back("127.0.0.9:9");
+  auto& n = start(std::move(cfg));
+  EXPECT_TRUE(n.wait_ready(20s));
+  EXPECT_EQ(n.seeds_joined(), 0u);
+  n.stop();
+  n.stop(); // idempotent
+  EXPECT_TRUE(n.stopped());
+  auto r = n.nodes("x");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::shutting_down);
+}
+
+TEST_F(node_test, bad_configuration_is_refused_with_the_field) {
+  auto cfg = node_config::local("bad name!");
+  cfg.data_dir = "/tmp/unused";
+  auto n = node::start(*sys_, cfg);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code(), errc::invalid_identifier);
+  auto cfg2 = config("node-x", 1);
+  cfg2.credentials = test::test_pki::get().credentials("node-y");
+  auto n2 = node::start(*sys_, cfg2);
+  ASSERT_FALSE(n2);
+  EXPECT_EQ(n2.error().code(), errc::invalid_config);
+  EXPECT_NE(n2.error().context().find("node-y"), std::string::npos);
+}
+
+// -- messaging
+// -----------------------------------------------------------------
+
+TEST_F(node_test, send_and_broadcast_reach_the_others_and_not_ourselves) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  auto& c = start("node-c", 3, &a);
+  std::map<std::string, std::shared_ptr<inbox>> boxes;
+  for (auto* n : {&a, &b, &c}) {
+    auto box = std::make_shared<inbox>();
+    boxes[n->name()] = box;
+    ASSERT_TRUE(n->register_app("chat", sys_->spawn(recorder, n->name(), box)));
+  }
+  wait_app(a, "chat", {"node-b", "node-c"});
+  auto reached = a.broadcast("chat", bytes("hello all"));
+  ASSERT_TRUE(reached) << to_string(reached.error());
+  EXPECT_EQ(*reached, (std::vector<std::string>{"node-b", "node-c"}));
+  for (auto name : {"node-b", "node-c"}) {
+    ASSERT_TRUE(test::eventually(
+      [&] {
+        return boxes[name]->size() == 1;
+      },
+      10s))
+      << name << " got " << boxes[name]->size();
+    auto m = boxes[name]->copy().front();
+    EXPECT_EQ(m.node, "node-a");
+    EXPECT_EQ(m.application, "chat");
+    EXPECT_EQ(m.stream, "");
+    EXPECT_EQ(text(m.payload), "hello all");
+  }
+  // Point to point, b -> a: a gets exactly that one (its own broadcast
+  // never came back to it).
+  wait_app(b, "chat", {"node-a", "node-c"});
+  ASSERT_TRUE(b.send("chat", {"node-a"}, bytes("to a")));
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return boxes["node-a"]->size() == 1;
+    },
+    10s));
+  auto got = boxes["node-a"]->copy();
+  EXPECT_EQ(text(got.front().payload), "to a");
+  EXPECT_EQ(got.front().node, "node-b");
+  auto stats = a.stats();
+  ASSERT_TRUE(stats);
+  ASSERT_FALSE(stats->empty());
+  EXPECT_EQ(stats->front().application, "chat");
+  EXPECT_EQ(stats->front().streams.front().messages_out, 2u);
+  EXPECT_EQ(stats->front().streams.front().messages_in, 1u);
+}
+
+TEST_F(node_test, three_apps_with_a_hundred_messages_each_stay_apart) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  std::vector<std::string> apps{"app-1", "app-2", "app-3"};
+  std::map<std::string, std::shared_ptr<inbox>> boxes;
+  for (auto& app : apps) {
+    boxes[app] = std::make_shared<inbox>();
+    ASSERT_TRUE(b.register_app(app, sys_->spawn(recorder, "b", boxes[app])));
+  }
+  for (auto& app : apps) {
+    wait_app(a, app, {"node-b"});
+  }
+  // Interleaved, from several threads at once.
+  std::vector<std::thread> senders;
+  for (auto& app : apps) {
+    senders.emplace_back([&, app] {
+      for (int i = 0; i < 100; ++i) {
+        EXPECT_TRUE(
+          a.send(app, {"node-b"}, bytes(app + "#" + std::to_string(i))));
+      }
+    });
+  }
+  for (auto& t : senders) {
+    t.join();
+  }
+  for (auto& app : apps) {
+    ASSERT_TRUE(test::eventually(
+      [&] {
+        return boxes[app]->size() == 100;
+      },
+      10s))
+      << app << " got " << boxes[app]->size();
+    auto got = boxes[app]->copy();
+    for (int i = 0; i < 100; ++i) {
+      EXPECT_EQ(text(got[static_cast<size_t>(i)].payload),
+                app + "#" + std::to_string(i))
+        << "in order, and only this application's";
+      EXPECT_EQ(got[static_cast<size_t>(i)].application, app);
+    }
+  }
+}
+
+TEST_F(node_test, named_streams_have_their_own_handler_and_stats) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  auto app_box = std::make_shared<inbox>();
+  auto stream_box = std::make_shared<inbox>();
+  ASSERT_TRUE(b.register_app("mycel", sys_->spawn(recorder, "b", app_box)));
+  ASSERT_TRUE(b.create_stream("mycel", "bucket:users",
+                              sys_->spawn(recorder, "b", stream_box)));
+  auto list = b.list_streams("mycel");
+  ASSERT_TRUE(list);
+  EXPECT_EQ(*list, std::vector<std::string>{"bucket:users"});
+  wait_app(a, "mycel", {"node-b"});
+  ASSERT_TRUE(a.send("mycel", {"node-b"}, bytes("default")));
+  ASSERT_TRUE(a.send("mycel", {"node-b"}, bytes("users"), "bucket:users"));
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return app_box->size() == 1 && stream_box->size() == 1;
+    },
+    10s));
+  EXPECT_EQ(text(app_box->copy().front().payload), "default");
+  auto m = stream_box->copy().front();
+  EXPECT_EQ(text(m.payload), "users");
+  EXPECT_EQ(m.stream, "bucket:users");
+  auto reply = a.request("node-b", "mycel", bytes("q"), 5s, "bucket:users");
+  ASSERT_TRUE(reply) << to_string(reply.error());
+  EXPECT_EQ(text(*reply), "b:q");
+  auto stats = b.stats();
+  ASSERT_TRUE(stats);
+  bool found = false;
+  for (auto& s : stats->front().streams) {
+    if (s.name == "bucket:users") {
+      found = true;
+      EXPECT_EQ(s.messages_in, 2u);
+      EXPECT_EQ(s.active_nodes, std::vector<std::string>{"node-a"});
+      EXPECT_GE(s.last_active, s.created);
+    }
+  }
+  EXPECT_TRUE(found);
+  ASSERT_TRUE(b.close_stream("mycel", "bucket:users"));
+  list = b.list_streams("mycel");
+  ASSERT_TRUE(list);
+  EXPECT_TRUE(list->empty());
+}
+
+// -- request / response
+// --------------------------------------------------------
+
+TEST_F(node_test, a_thousand_concurrent_requests_are_all_answered) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  ASSERT_TRUE(b.register_app("calc", sys_->spawn(recorder, "b",
+                                                 std::make_shared<inbox>())));
+  wait_app(a, "calc", {"node-b"});
+  std::vector<std::future<expected<std::vector<std::byte>>>> futures;
+  for (int i = 0; i < 1000; ++i) {
+    futures.push_back(
+      a.request_async("node-b", "calc", bytes(std::to_string(i)), 20s));
+  }
+  int ok = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = futures[static_cast<size_t>(i)].get();
+    ASSERT_TRUE(r) << i << ": " << to_string(r.error());
+    EXPECT_EQ(text(*r), "b:" + std::to_string(i));
+    ok += text(*r) == "b:" + std::to_string(i) ? 1 : 0;
+  }
+  EXPECT_EQ(ok, 1000);
+}
+
+TEST_F(node_test, typed_messages_through_a_remote_handle) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  auto a_box = std::make_shared<inbox>();
+  auto b_box = std::make_shared<inbox>();
+  ASSERT_TRUE(a.register_app("geo", sys_->spawn(recorder, "a", a_box)));
+  ASSERT_TRUE(b.register_app("geo", sys_->spawn(recorder, "b", b_box)));
+  wait_app(a, "geo", {"node-b"});
+  auto handle = a.remote("node-b", "geo");
+  ASSERT_TRUE(handle) << to_string(handle.error());
+  caf::scoped_actor self{*sys_};
+  // A typed request: the remote handler's reply comes back typed.
+  bool answered = false;
+  self->request(*handle, 5s, point{3, 4, "p"})
+    .receive(
+      [&](point& p) {
+        answered = true;
+        EXPECT_EQ(p.x, 6);
+        EXPECT_EQ(p.y, 8);
+        EXPECT_EQ(p.label, "b");
+      },
+      [&](caf::error& e) {
+        ADD_FAILURE() << to_string(from_caf_error(e));
+      });
+  EXPECT_TRUE(answered);
+  // A typed one-way message; b's handler answers to its sender, which is
+  // b's handle for a: the answer reaches a's handler.
+  self->send(*handle, std::string{"ping"});
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      std::lock_guard<std::mutex> guard{a_box->mtx};
+      return a_box->points.size() == 1;
+    },
+    10s));
+  {
+    std::lock_guard<std::mutex> guard{a_box->mtx};
+    EXPECT_EQ(a_box->points.front().label, "echo:ping");
+    EXPECT_EQ(a_box->points.front().x, 4);
+  }
+  // A type nobody registered cannot travel: a clear error, nothing sent.
+  self->request(*handle, 5s, unregistered{1})
+    .receive(
+      [&](caf::message&) {
+        ADD_FAILURE() << "unexpected answer";
+      },
+      [&](caf::error& e) {
+        EXPECT_EQ(from_caf_error(e).code(), errc::not_serializable)
+          << to_string(from_caf_error(e));
+      });
+  // A message the remote handler has no case for.
+  self->request(*handle, 5s, 1.5)
+    .receive(
+      [&](caf::message&) {
+        ADD_FAILURE() << "unexpected answer";
+      },
+      [&](caf::error& e) {
+        EXPECT_EQ(from_caf_error(e).code(), errc::no_handler)
+          << to_string(from_caf_error(e));
+      });
+}
+
+TEST_F(node_test, request_errors_are_clear) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  ASSERT_TRUE(b.register_app("calc", sys_->spawn(recorder, "b",
+                                                 std::make_shared<inbox>())));
+  ASSERT_TRUE(b.register_app("silent", app_callbacks{}));
+  wait_app(a, "calc", {"node-b"});
+  // Timeout: not before 200 ms, and well before 2 s.
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = a.request("node-b", "calc", bytes("hang"), 200ms);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::timeout) << to_string(r.error());
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 2s);
+  // The handler's error, with its text.
+  r = a.request("node-b", "calc", bytes("fail"), 5s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::invalid_config);
+  EXPECT_NE(r.error().context().find("asked to fail"), std::string::npos)
+    << to_string(r.error());
+  // An application without a request handler.
+  r = a.request("node-b", "silent", bytes("x"), 5s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::no_handler) << to_string(r.error());
+  // An application the node does not run.
+  r = a.request("node-b", "nope", bytes("x"), 5s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::unknown_application)
+    << to_string(r.error());
+  EXPECT_NE(r.error().context().find("nope"), std::string::npos);
+  // A node that is not a member.
+  r = a.request("node-zz", "calc", bytes("x"), 5s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::node_down) << to_string(r.error());
+  // Too large.
+  app_options small;
+  small.max_message_size = 1024;
+  ASSERT_TRUE(a.register_app(
+    "tiny", sys_->spawn(recorder, "a", std::make_shared<inbox>()), small));
+  auto big = a.remote("node-b", "tiny");
+  ASSERT_TRUE(big);
+  caf::scoped_actor self{*sys_};
+  self->request(*big, 5s, std::string(4096, 'x'))
+    .receive(
+      [&](caf::message&) {
+        ADD_FAILURE() << "unexpected answer";
+      },
+      [&](caf::error& e) {
+        EXPECT_EQ(from_caf_error(e).code(), errc::too_large)
+          << to_string(from_caf_error(e));
+      });
+  // After all that, the application still answers.
+  r = a.request("node-b", "calc", bytes("ok"), 5s);
+  ASSERT_TRUE(r) << to_string(r.error());
+  EXPECT_EQ(text(*r), "b:ok");
+}
+
+// -- failure
+// -------------------------------------------------------------------
+
+TEST_F(node_test, node_down_reaches_watchers_and_a_restart_resumes) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  auto cfg_c = config("node-c", 3);
+  cfg_c.seeds.push_back(a.gossip_endpoint().to_string());
+  auto& c = start(cfg_c);
+  for (auto* n : {&a, &b, &c}) {
+    ASSERT_TRUE(n->register_app(
+      "calc", sys_->spawn(recorder, n->name(), std::make_shared<inbox>())));
+  }
+  wait_app(a, "calc", {"node-b", "node-c"});
+  auto handle = a.remote("node-c", "calc");
+  ASSERT_TRUE(handle);
+  // A watcher with a pending request to c.
+  auto down = std::make_shared<std::promise<error>>();
+  auto watching = std::make_shared<std::promise<void>>();
+  sys_->spawn([=](caf::event_based_actor* self) {
+    self->monitor(*handle);
+    self->set_down_handler([=](caf::down_msg& m) {
+      down->set_value(from_caf_error(m.reason));
+      self->quit();
+    });
+    // The handle works before c goes.
+    self->request(*handle, 30s, point{1, 1, "before"})
+      .then(
+        [=](point&) {
+          watching->set_value();
+        },
+        [=](caf::error& e) {
+          ADD_FAILURE() << to_string(from_caf_error(e));
+          watching->set_value();
+        });
+    return caf::behavior{[](int) {}};
+  });
+  ASSERT_EQ(watching->get_future().wait_for(10s), std::future_status::ready);
+  // A request stays pending ("hang" is never answered) when c goes.
+  auto pending = a.request_async("node-c", "calc", bytes("hang"), 30s);
+  c.stop();
+  auto d = down->get_future();
+  ASSERT_EQ(d.wait_for(10s), std::future_status::ready);
+  auto why = d.get();
+  EXPECT_EQ(why.code(), errc::node_down) << to_string(why);
+  ASSERT_EQ(pending.wait_for(10s), std::future_status::ready);
+  auto r = pending.get();
+  ASSERT_FALSE(r);
+  // Whichever a learns first: c's leave (node_down) or the close of its
+  // connection (connection_lost); never a hang.
+  EXPECT_TRUE(r.error().code() == errc::node_down
+              || r.error().code() == errc::connection_lost)
+    << to_string(r.error());
+  // Restart c with the same name and addresses: messages resume.
+  cfg_c.gossip_bind = c.gossip_endpoint();
+  cfg_c.quic_bind = c.quic_endpoint();
+  nodes_.erase("node-c");
+  auto& c2 = start(cfg_c);
+  ASSERT_TRUE(c2.register_app("calc", sys_->spawn(recorder, "c2",
+                                                  std::make_shared<inbox>())));
+  expected<std::vector<std::byte>> again = unexpected{error{errc::timeout}};
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      again = a.request("node-c", "calc", bytes("back"), 1s);
+      return static_cast<bool>(again);
+    },
+    30s))
+    << to_string(again.error());
+  EXPECT_EQ(text(*again), "c2:back");
+  // A new handle works; the old one stays dead.
+  auto handle2 = a.remote("node-c", "calc");
+  ASSERT_TRUE(handle2);
+  EXPECT_NE(*handle2, *handle);
+}
+
+TEST_F(node_test, an_untrusted_node_exchanges_no_data) {
+  auto& a = start("node-a", 1, nullptr);
+  auto cfg = config("node-evil", 2);
+  auto& pki = test::test_pki::get();
+  cfg.credentials
+    = test::test_pki::load(pki.foreign_node("node-evil"),
+                           pki.ca().cert_pem + pki.foreign_ca().cert_pem);
+  cfg.seeds.push_back(a.gossip_endpoint().to_string());
+  auto& evil = start(std::move(cfg));
+  ASSERT_TRUE(evil.register_app(
+    "calc", sys_->spawn(recorder, "evil", std::make_shared<inbox>())));
+  // Gossip lets it in as a member (membership is not authenticated by the
+  // certificate), but no QUIC connection ever comes up.
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      auto m = a.members();
+      return m && m->size() == 2;
+    },
+    10s));
+  auto r = a.request("node-evil", "calc", bytes("x"), 1s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), errc::timeout) << to_string(r.error());
+  auto conns = a.connections();
+  ASSERT_TRUE(conns);
+  for (auto& p : *conns) {
+    EXPECT_FALSE(p.connection) << p.name;
+  }
+  auto stats = a.stats();
+  ASSERT_TRUE(stats);
+}
+
+// -- isolation
+// -----------------------------------------------------------------
+
+TEST_F(node_test, a_blocked_handler_does_not_stop_another_application) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  // App 1's handler blocks its own thread until released.
+  auto release = std::make_shared<std::promise<void>>();
+  auto released = release->get_future().share();
+  auto got = std::make_shared<std::atomic<int>>(0);
+  auto blocker = sys_->spawn<caf::detached>([=](caf::event_based_actor*) {
+    return caf::behavior{[=](const app_message&) {
+      released.wait();
+      ++*got;
+    }};
+  });
+  ASSERT_TRUE(b.register_app("bulk", blocker));
+  ASSERT_TRUE(b.register_app("calc", sys_->spawn(recorder, "b",
+                                                 std::make_shared<inbox>())));
+  wait_app(a, "bulk", {"node-b"});
+  wait_app(a, "calc", {"node-b"});
+  // 16 MiB for app 1, more than its stream takes while the handler blocks.
+  int sent = 0;
+  for (int i = 0; i < 64; ++i) {
+    if (a.send("bulk", {"node-b"}, std::vector<std::byte>(256 << 10))) {
+      ++sent;
+    }
+  }
+  EXPECT_GT(sent, 0);
+  // App 2 still answers while app 1 is stuck.
+  for (int i = 0; i < 20; ++i) {
+    auto r = a.request("node-b", "calc", bytes(std::to_string(i)), 5s);
+    ASSERT_TRUE(r) << i << ": " << to_string(r.error());
+    EXPECT_EQ(text(*r), "b:" + std::to_string(i));
+  }
+  release->set_value();
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return got->load() == sent;
+    },
+    30s))
+    << "got " << got->load() << " of " << sent;
+}
+
+// -- stop
+// ------------------------------------------------------------------------
+
+size_t count_dir(const char* path) {
+  size_t n = 0;
+  if (auto* d = ::opendir(path)) {
+    while (::readdir(d) != nullptr) {
+      ++n;
+    }
+    ::closedir(d);
+  }
+  return n;
+}
+
+TEST_F(node_test, stop_leaves_no_actor_thread_or_socket) {
+  // Warm-up: the first node makes the process-wide certificates and
+  // GnuTLS state.
+  {
+    auto& w = start("node-w", 4, nullptr);
+    w.stop();
+    nodes_.clear();
+  }
+  auto actors0 = sys_->registry().running();
+  auto threads0 = count_dir("/proc/self/task");
+  auto fds0 = count_dir("/proc/self/fd");
+  {
+    auto& a = start("node-a", 1, nullptr);
+    auto& b = start("node-b", 2, &a);
+    ASSERT_TRUE(b.register_app("calc", app_callbacks{nullptr, [](auto& r) {
+                                                       return app_reply{
+                                                         r.payload};
+                                                     }}));
+    wait_app(a, "calc", {"node-b"});
+    auto r = a.request("node-b", "calc", bytes("x"), 5s);
+    ASSERT_TRUE(r);
+    EXPECT_GT(sys_->registry().running(), actors0);
+    b.stop();
+    a.stop();
+    nodes_.clear();
+  }
+  size_t actors = 0;
+  EXPECT_TRUE(test::eventually(
+    [&] {
+      actors = sys_->registry().running();
+      return actors == actors0;
+    },
+    10s))
+    << actors << " actors running, " << actors0 << " before";
+  EXPECT_EQ(count_dir("/proc/self/task"), threads0);
+  EXPECT_EQ(count_dir("/proc/self/fd"), fds0);
+}
+
+} // namespace
