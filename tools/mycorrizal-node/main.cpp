@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: Apache-2.0
+// mycorrizal-node: one Mycorrizal node as a process. It starts a node in
+// its own CAF actor system, prints a status line once the first join
+// attempt is done, prints membership and connection changes, optionally
+// runs the example application `demo` (--demo), and runs until SIGINT or
+// SIGTERM, when it leaves the cluster and exits 0.
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/endpoint.hpp"
+#include "mycorrizal/log.hpp"
+#include "mycorrizal/node.hpp"
+#include "mycorrizal/quic/certs.hpp"
+#include "mycorrizal/quic/credentials.hpp"
+
+#include "base64.hpp"
+#include "demo.hpp"
+
+#include <caf/all.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <pthread.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace mycorrizal;
+
+constexpr int exit_failure = 1;
+constexpr int exit_usage = 2;
+
+/// The default gossip port (memberlist's).
+constexpr uint16_t default_gossip_port = 7946;
+
+/// Everything the flags say.
+struct flags {
+  std::string name;
+  std::string gossip = "127.0.0.1:7946";
+  std::string quic;
+  std::string advertise;
+  std::vector<std::string> seeds;
+  std::string ca;
+  std::string cert;
+  std::string key;
+  std::string data_dir = "./mycorrizal-data";
+  std::string log_level = "info";
+  std::string gossip_key;
+  std::string profile = "lan";
+  bool demo = false;
+};
+
+int usage(const std::string& text) {
+  std::fprintf(stderr, "mycorrizal-node: %s\nRun with --help for usage.\n",
+               text.c_str());
+  return exit_usage;
+}
+
+int fail(const std::string& text) {
+  std::fprintf(stderr, "mycorrizal-node: %s\n", text.c_str());
+  return exit_failure;
+}
+
+/// Turns the flags into a node configuration (without the credentials
+/// files, which `main` reads).
+/// @returns nothing, with `why` set, for bad flags.
+std::optional<node_config> make_config(const flags& f, std::string& why) {
+  if (auto ok = quic::validate_node_name(f.name); !ok) {
+    why = "--name: " + to_string(ok.error());
+    return std::nullopt;
+  }
+  auto cfg = f.profile == "local" ? node_config::local(f.name) : node_config{};
+  cfg.name = f.name;
+  auto gossip = ip_endpoint::parse(f.gossip, default_gossip_port);
+  if (!gossip) {
+    why = "--gossip: " + to_string(gossip.error());
+    return std::nullopt;
+  }
+  cfg.gossip_bind = *gossip;
+  if (f.quic.empty()) {
+    cfg.quic_bind = *gossip;
+    cfg.quic_bind.port(0);
+  } else {
+    auto quic = ip_endpoint::parse(f.quic, 0);
+    if (!quic) {
+      why = "--quic: " + to_string(quic.error());
+      return std::nullopt;
+    }
+    cfg.quic_bind = *quic;
+  }
+  if (!f.advertise.empty()) {
+    auto adv = ip_endpoint::parse(f.advertise, 0);
+    if (!adv) {
+      why = "--advertise: " + to_string(adv.error());
+      return std::nullopt;
+    }
+    cfg.gossip_advertise = *adv;
+  }
+  for (const auto& s : f.seeds) {
+    auto seed = ip_endpoint::parse(s, default_gossip_port);
+    if (!seed) {
+      why = "--seed: " + to_string(seed.error());
+      return std::nullopt;
+    }
+    cfg.seeds.push_back(seed->to_string());
+  }
+  auto given = !f.ca.empty() + !f.cert.empty() + !f.key.empty();
+  if (given != 0 && given != 3) {
+    why = "--ca, --cert and --key go together: give all three, or none for "
+          "development mode (--data-dir)";
+    return std::nullopt;
+  }
+  if (given == 0 && f.data_dir.empty()) {
+    why = "--data-dir: must not be empty in development mode";
+    return std::nullopt;
+  }
+  cfg.data_dir = f.data_dir;
+  if (!f.gossip_key.empty()) {
+    auto key = tools::decode_base64(f.gossip_key);
+    if (!key) {
+      why = "--gossip-key: not valid base64";
+      return std::nullopt;
+    }
+    if (auto ok = cfg.gossip.keys.install(*key); !ok) {
+      why = fmt::format("--gossip-key: {} bytes; need 16, 24 or 32 "
+                        "(AES-128/192/256)",
+                        key->size());
+      return std::nullopt;
+    }
+  }
+  return cfg;
+}
+
+std::string status_line(node& n, const flags& f) {
+  std::string seeds;
+  if (f.seeds.empty()) {
+    seeds = "no seeds: a cluster of its own until others join";
+  } else if (n.seeds_joined() == 0) {
+    seeds = fmt::format("none of {} seeds answered: running alone until "
+                        "another node joins",
+                        f.seeds.size());
+  } else {
+    seeds = fmt::format("joined via {} of {} seeds", n.seeds_joined(),
+                        f.seeds.size());
+  }
+  std::string certs;
+  if (f.ca.empty()) {
+    std::error_code ec;
+    auto dir = std::filesystem::absolute(f.data_dir, ec);
+    certs = "dev-mode certificates in " + (ec ? f.data_dir : dir.string());
+  } else {
+    certs = "certificate " + f.cert;
+  }
+  return fmt::format("ready: gossip {}, QUIC {}; {}; profile {}, {}, gossip "
+                     "{}{}",
+                     n.gossip_endpoint().to_string(),
+                     n.quic_endpoint().to_string(), seeds, f.profile, certs,
+                     f.gossip_key.empty() ? "unencrypted" : "encrypted",
+                     f.demo ? "; running the demo application" : "");
+}
+
+/// Waits for SIGINT or SIGTERM (blocked in every thread); prints the
+/// status line once the node is ready. @returns the signal.
+int run_until_signal(node& n, const flags& f, const sigset_t& sigs) {
+  bool printed = false;
+  for (;;) {
+    timespec ts{0, 100'000'000};
+    auto sig = sigtimedwait(&sigs, nullptr, &ts);
+    if (sig > 0) {
+      return sig;
+    }
+    if (!printed && n.ready()) {
+      printed = true;
+      tools::say(f.name, status_line(n, f));
+    }
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  flags f;
+  CLI::App app{
+    "Runs one Mycorrizal node: gossip membership (HashiCorp memberlist "
+    "protocol, UDP and TCP on one port) and QUIC with mutual TLS between "
+    "nodes. It prints a status line once its first join attempt is done, "
+    "then membership and connection changes as '[NAME] ...' lines on "
+    "stdout (logs go to stderr), and runs until SIGINT or SIGTERM, when it "
+    "leaves the cluster and exits 0. Exit status: 1 if the node cannot "
+    "start, 2 for bad flags.",
+    "mycorrizal-node"};
+  app
+    .add_option("--name", f.name,
+                "Node name, unique in the cluster; it is the CN of the "
+                "node's certificate (A-Z a-z 0-9 . - _, at most 64)")
+    ->type_name("NAME")
+    ->required();
+  app
+    .add_option("--gossip", f.gossip,
+                "HOST:PORT to bind for gossip (UDP and TCP); port 0 picks a "
+                "free one, no port means 7946")
+    ->type_name("HOST:PORT")
+    ->capture_default_str();
+  app
+    .add_option("--quic", f.quic,
+                "HOST:PORT to bind for QUIC (UDP); default: the gossip host "
+                "and port 0 (any free port). The port is announced in the "
+                "membership metadata")
+    ->type_name("HOST:PORT");
+  app
+    .add_option("--advertise", f.advertise,
+                "HOST[:PORT] other nodes dial for gossip, and the host they "
+                "dial for QUIC (default: the gossip address; no port means "
+                "the bound gossip port)")
+    ->type_name("HOST[:PORT]");
+  app
+    .add_option("--seed", f.seeds,
+                "HOST[:PORT] of a node to join (port 7946 if none); "
+                "repeatable, or comma-separated. None: start alone")
+    ->type_name("HOST[:PORT]")
+    ->delimiter(',');
+  app
+    .add_option("--ca", f.ca, "PEM file of the cluster CA (with --cert, --key)")
+    ->type_name("FILE");
+  app
+    .add_option("--cert", f.cert,
+                "PEM file of this node's certificate, CN = --name (with "
+                "--ca, --key; mycorrizal-certs makes them)")
+    ->type_name("FILE");
+  app
+    .add_option("--key", f.key,
+                "PEM file of this node's private key (with --ca, --cert)")
+    ->type_name("FILE");
+  app
+    .add_option("--data-dir", f.data_dir,
+                "Development mode (without --ca/--cert/--key): creates a CA "
+                "in DIR on first use and a certificate for --name signed by "
+                "it; nodes sharing DIR trust each other. Not for production: "
+                "the CA key sits next to the node keys")
+    ->type_name("DIR")
+    ->capture_default_str();
+  app
+    .add_option("--log-level", f.log_level,
+                "Log level on stderr: trace, debug, info, warn, error or off; "
+                "also per component, e.g. 'warn,gossip=debug' (components: "
+                "node, gossip, quic, peers, apps, reactor)")
+    ->type_name("LEVEL")
+    ->capture_default_str();
+  app
+    .add_option("--gossip-key", f.gossip_key,
+                "Encrypt gossip with this base64 key of 16, 24 or 32 bytes "
+                "(AES-128/192/256-GCM, memberlist's keyring; e.g. from "
+                "'head -c 32 /dev/urandom | base64'); every node needs it")
+    ->type_name("BASE64");
+  app
+    .add_option("--profile", f.profile,
+                "Timing profile: 'lan' (memberlist's LAN defaults) or "
+                "'local' (one machine: fast failure detection, short QUIC "
+                "idle timeout and redial backoff)")
+    ->type_name("PROFILE")
+    ->check(CLI::IsMember({"lan", "local"}))
+    ->capture_default_str();
+  app.add_flag("--demo", f.demo,
+               "Run the example application 'demo': every second broadcast "
+               "'hello #N' to the peers running it and send each a typed "
+               "request, keep one slow request (answered after 2 s) in "
+               "flight per peer, watch the peers' remote handles and print "
+               "what happens");
+  app.footer("Example, three nodes on one machine:\n"
+             "  mycorrizal-node --name n1 --gossip 127.0.0.1:7946 "
+             "--profile local --demo\n"
+             "  mycorrizal-node --name n2 --gossip 127.0.0.2:7946 "
+             "--seed 127.0.0.1 --profile local --demo\n"
+             "  mycorrizal-node --name n3 --gossip 127.0.0.3:7946 "
+             "--seed 127.0.0.1 --profile local --demo");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    return usage(e.what());
+  }
+  auto lc = log::parse_spec(f.log_level);
+  if (!lc) {
+    return usage("--log-level: " + to_string(lc.error()));
+  }
+  lc->pattern = "[" + f.name + "] %H:%M:%S.%e %l %n: %v";
+  std::string why;
+  auto cfg = make_config(f, why);
+  if (!cfg) {
+    return usage(why);
+  }
+  if (auto ok = log::apply(*lc); !ok) {
+    return usage("--log-level: " + to_string(ok.error()));
+  }
+  // Files that cannot be read or do not fit are a start failure (exit 1),
+  // not a usage error.
+  if (!f.ca.empty()) {
+    auto creds = quic::credentials::from_files(
+      f.ca, f.cert, f.key, std::chrono::system_clock::now());
+    if (!creds) {
+      return fail(
+        fmt::format("cannot start {}: {}", f.name, to_string(creds.error())));
+    }
+    cfg->credentials = std::move(*creds);
+  }
+  // Signals are taken with sigtimedwait in this thread: block them in every
+  // thread, before the actor system starts its threads.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  caf::actor_system_config sys_cfg;
+  add_error_category(sys_cfg);
+  tools::add_demo_types(sys_cfg);
+  sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{sys_cfg};
+  auto started = node::start(sys, std::move(*cfg));
+  if (!started) {
+    return fail(
+      fmt::format("cannot start {}: {}", f.name, to_string(started.error())));
+  }
+  auto n = std::move(*started);
+  std::vector<caf::actor> ours;
+  ours.push_back(
+    tools::spawn_watcher(sys, f.name, n->membership(), n->peers()));
+  int rc = 0;
+  if (f.demo) {
+    tools::demo_options opts;
+    opts.name = f.name;
+    opts.router = n->router();
+    auto demo = tools::spawn_demo(sys, opts);
+    ours.push_back(demo);
+    if (auto ok = n->register_app(opts.app, demo); !ok) {
+      rc = fail(fmt::format("cannot register the demo application: {}",
+                            to_string(ok.error())));
+    }
+  }
+  if (rc == 0) {
+    auto sig = run_until_signal(*n, f, sigs);
+    tools::say(f.name, fmt::format("stopping ({}): leaving the cluster",
+                                   sig == SIGINT ? "SIGINT" : "SIGTERM"));
+  }
+  {
+    caf::scoped_actor self{sys};
+    for (auto& a : ours) {
+      self->send_exit(a, caf::exit_reason::user_shutdown);
+    }
+    for (auto& a : ours) {
+      self->wait_for(a);
+    }
+  }
+  ours.clear();
+  n->stop();
+  n.reset();
+  if (rc == 0) {
+    tools::say(f.name, "stopped");
+  }
+  return rc;
+}
