@@ -89,6 +89,29 @@ double cpu_seconds() {
   return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
+double process_cpu_seconds(int pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 > line.size()) {
+    return 0;
+  }
+  // Fields after the name: state(3) ... utime(14) stime(15), in clock ticks.
+  std::istringstream rest{line.substr(close + 2)};
+  std::string field;
+  double utime = 0;
+  double stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) {
+      utime = std::stod(field);
+    } else if (i == 15) {
+      stime = std::stod(field);
+    }
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 machine_cpu machine_cpu::now() {
   std::ifstream in{"/proc/stat"};
   std::string cpu;

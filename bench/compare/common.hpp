@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Shared pieces of quic_vs_tls: options, certificates, clocks, memory
-// probes, percentiles and the result rows the table and JSON print.
+// Shared pieces of the comparison benchmarks (quic_vs_tls, rpc_baselines):
+// options, certificates, clocks, CPU and memory probes, percentiles and the
+// result rows the table and JSON print.
 #pragma once
 
 #include "mycorrizal/quic/certs.hpp"
@@ -87,6 +88,10 @@ struct mem_probe {
 
 /// CPU time (user + system) of the whole process so far, seconds.
 double cpu_seconds();
+
+/// CPU time (user + system, all threads) of another process of this user,
+/// e.g. a forked child, from /proc/<pid>/stat; seconds, 0 when unreadable.
+double process_cpu_seconds(int pid);
 
 /// CPU seconds all processes of the machine spent busy (/proc/stat: user,
 /// nice, system, irq, softirq) and stolen by the hypervisor (steal).
