@@ -5,7 +5,7 @@
 //
 //   rpc_baselines [--requests N] [--messages M] [--repeat R] [--warmup W]
 //                 [--ack-every K] [--window B] [--workers T]
-//                 [--no-caf] [--no-tcp]
+//                 [--no-caf] [--no-tcp] [--no-mycorrizal]
 //
 // Two baselines:
 // - "caf_middleman": CAF 0.17's own remote actors (caf::io middleman, BASP
@@ -46,6 +46,9 @@
 // caf_middleman this process plus the server child.
 // After each repetition a '#' line gives the CPU other processes of the
 // machine used meanwhile (a busy machine makes the numbers noisy).
+#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/node.hpp"
+
 #include "common.hpp"
 
 #include <caf/all.hpp>
@@ -67,6 +70,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <memory>
@@ -94,6 +98,7 @@ struct rpc_options {
   size_t workers = 2;
   bool run_caf = true;
   bool run_tcp = true;
+  bool run_mycorrizal = true;
 
   uint64_t window_msgs() const {
     return static_cast<uint64_t>(window) * ack_every;
@@ -119,7 +124,7 @@ using cpu_probe = std::function<double()>;
     rc == 0 ? stdout : stderr,
     "%s\nusage: rpc_baselines [--requests N] [--messages M] [--repeat R]\n"
     "  [--warmup W] [--ack-every K] [--window B] [--workers T]\n"
-    "  [--no-caf] [--no-tcp]\n"
+    "  [--no-caf] [--no-tcp] [--no-mycorrizal]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
     "  --ack-every 1000 --window 8 --workers 2\n",
     msg);
@@ -164,6 +169,8 @@ rpc_options parse(int argc, char** argv) {
       o.run_caf = false;
     } else if (a == "--no-tcp") {
       o.run_tcp = false;
+    } else if (a == "--no-mycorrizal") {
+      o.run_mycorrizal = false;
     } else if (a == "-h" || a == "--help") {
       usage("rpc_baselines: CAF remote actors and raw TCP on 127.0.0.1", 0);
     } else {
@@ -624,6 +631,18 @@ caf::behavior rpc_server(caf::stateful_actor<server_state>* self) {
   };
 }
 
+/// Returns once the parent closed the control pipe (or died).
+void wait_for_parent(int ctl_fd) {
+  char c = 0;
+  for (;;) {
+    auto n = ::read(ctl_fd, &c, 1);
+    if (n > 0 || (n < 0 && errno == EINTR)) {
+      continue;
+    }
+    break;
+  }
+}
+
 /// The child process: publish the server, report the port, serve until the
 /// parent closes the control pipe (or dies).
 [[noreturn]] void caf_server_main(int port_fd, int ctl_fd, size_t workers) {
@@ -646,14 +665,7 @@ caf::behavior rpc_server(caf::stateful_actor<server_state>* self) {
     }
     ::close(port_fd);
     if (rc == 0) {
-      char c = 0;
-      for (;;) {
-        auto n = ::read(ctl_fd, &c, 1);
-        if (n > 0 || (n < 0 && errno == EINTR)) {
-          continue;
-        }
-        break;
-      }
+      wait_for_parent(ctl_fd);
     }
     caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   }
@@ -661,10 +673,13 @@ caf::behavior rpc_server(caf::stateful_actor<server_state>* self) {
   ::_exit(rc);
 }
 
-/// The server child process, from fork until its exit.
+/// A server child process, from fork until its exit: `child(port_fd,
+/// ctl_fd)` runs in the child (it reports a port and serves until the
+/// control pipe closes).
 class caf_server_process {
 public:
-  explicit caf_server_process(size_t workers) {
+  template <class Child>
+  caf_server_process(const char* what, Child child) {
     int port_pipe[2];
     int ctl_pipe[2];
     if (::pipe2(port_pipe, O_CLOEXEC) != 0
@@ -679,7 +694,7 @@ public:
     if (pid_ == 0) {
       ::close(port_pipe[0]);
       ::close(ctl_pipe[1]);
-      caf_server_main(port_pipe[1], ctl_pipe[0], workers);
+      child(port_pipe[1], ctl_pipe[0]);
     }
     ::close(port_pipe[1]);
     ::close(ctl_pipe[0]);
@@ -689,7 +704,8 @@ public:
                     sizeof(port_))
         || port_ == 0) {
       stop();
-      throw std::runtime_error("caf_middleman: the server process failed");
+      throw std::runtime_error(std::string{what}
+                               + ": the server process failed");
     }
   }
   caf_server_process(const caf_server_process&) = delete;
@@ -899,18 +915,14 @@ caf::behavior oneway_client(caf::stateful_actor<oneway_state>* self,
   };
 }
 
-/// The client side: an actor_system with the middleman and a proxy of the
-/// server actor, one BASP connection for the whole run.
-class caf_client {
-public:
-  caf_client(uint16_t port, size_t workers) : sys_(setup(cfg_, workers)) {
-    auto remote = sys_.middleman().remote_actor("127.0.0.1", port);
-    if (!remote) {
-      throw std::runtime_error("caf_middleman: remote_actor: "
-                               + sys_.render(remote.error()));
-    }
-    server_ = std::move(*remote);
-  }
+/// Runs the measuring clients against `server` (a remote actor of either
+/// variant) in `sys`.
+struct actor_bench {
+  const char* variant;
+  caf::actor_system& sys;
+  caf::actor server;
+  /// Called with every measuring client right after its spawn.
+  std::function<void(const caf::actor&)> spawned;
 
   measurement rtt(const rpc_options& opts, const cpu_probe& cpu) {
     if (opts.warmup > 0) {
@@ -939,23 +951,179 @@ public:
     return m;
   }
 
-private:
   /// Spawns a measuring client and waits for its result.
   template <class Fun, class... Ts>
   caf_result run(Fun fun, Ts... xs) {
     auto p = std::make_shared<std::promise<caf_result>>();
     auto f = p->get_future();
-    sys_.spawn(fun, server_, xs..., std::move(p));
+    auto client = sys.spawn(fun, server, xs..., std::move(p));
+    if (spawned) {
+      spawned(client);
+    }
     auto r = f.get();
     if (!r.error.empty()) {
-      throw std::runtime_error("caf_middleman: " + r.error);
+      throw std::runtime_error(std::string{variant} + ": " + r.error);
     }
     return r;
   }
+};
 
+/// The client side: an actor_system with the middleman and a proxy of the
+/// server actor, one BASP connection for the whole run.
+class caf_client {
+public:
+  caf_client(uint16_t port, size_t workers) : sys_(setup(cfg_, workers)) {
+    auto remote = sys_.middleman().remote_actor("127.0.0.1", port);
+    if (!remote) {
+      throw std::runtime_error("caf_middleman: remote_actor: "
+                               + sys_.render(remote.error()));
+    }
+    bench_.server = std::move(*remote);
+  }
+
+  actor_bench& bench() {
+    return bench_;
+  }
+
+private:
   caf::actor_system_config cfg_;
   caf::actor_system sys_;
-  caf::actor server_;
+  actor_bench bench_{"caf_middleman", sys_, {}, {}};
+};
+
+// ---------------------------------------------------------------------------
+// Mycorrizal
+// ---------------------------------------------------------------------------
+
+/// The application both nodes run.
+constexpr const char* bench_app = "rpcbench";
+
+caf::actor_system_config& setup_node(caf::actor_system_config& cfg,
+                                     size_t workers) {
+  cfg.set("scheduler.max-threads", workers);
+  mycorrizal::add_error_category(cfg);
+  return cfg;
+}
+
+mycorrizal::node_config node_config(const std::string& name,
+                                    const std::string& data_dir) {
+  auto cfg = mycorrizal::node_config::local(name);
+  cfg.data_dir = data_dir;
+  cfg.gossip_bind = mycorrizal::ip_endpoint::v4(127, 0, 0, 1, 0);
+  cfg.quic_bind = mycorrizal::ip_endpoint::v4(127, 0, 0, 1, 0);
+  return cfg;
+}
+
+/// The child process: node "bench-b" with `rpc_server` as the handler of
+/// the application; reports its gossip port.
+[[noreturn]] void mycorrizal_server_main(int port_fd, int ctl_fd,
+                                         size_t workers,
+                                         const std::string& data_dir) {
+  int rc = 0;
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{setup_node(cfg, workers)};
+    auto n = mycorrizal::node::start(sys, node_config("bench-b", data_dir));
+    uint16_t p = 0;
+    if (!n) {
+      std::fprintf(stderr, "rpc_baselines: node: %s\n",
+                   to_string(n.error()).c_str());
+    } else if (auto ok = (*n)->register_app(bench_app, sys.spawn(rpc_server));
+               !ok) {
+      std::fprintf(stderr, "rpc_baselines: register: %s\n",
+                   to_string(ok.error()).c_str());
+    } else {
+      p = (*n)->gossip_endpoint().port();
+    }
+    rc = p == 0 ? 1 : 0;
+    if (::write(port_fd, &p, sizeof(p)) != static_cast<ssize_t>(sizeof(p))) {
+      rc = 1;
+    }
+    ::close(port_fd);
+    if (rc == 0) {
+      wait_for_parent(ctl_fd);
+    }
+    if (n) {
+      (*n)->stop();
+    }
+  }
+  std::fflush(nullptr);
+  ::_exit(rc);
+}
+
+/// Forwards the server's acknowledgements (which reach our node's handler
+/// of the application) to the measuring client of the moment.
+caf::behavior ack_relay(caf::event_based_actor* self) {
+  auto target = std::make_shared<caf::actor>();
+  return {
+    [target](caf::actor& client) {
+      *target = std::move(client);
+    },
+    [self, target](ack_atom, uint64_t count) {
+      self->send(*target, ack_atom::value, count);
+    },
+  };
+}
+
+/// The client side: node "bench-a" joined to "bench-b"; the server is
+/// `bench-b`'s remote handle for the application (QUIC, mutual TLS).
+class mycorrizal_client {
+public:
+  mycorrizal_client(uint16_t gossip_port, size_t workers,
+                    const std::string& data_dir)
+      : sys_(setup_node(cfg_, workers)) {
+    auto cfg = node_config("bench-a", data_dir);
+    cfg.seeds.push_back("127.0.0.1:" + std::to_string(gossip_port));
+    auto n = mycorrizal::node::start(sys_, cfg);
+    if (!n) {
+      throw std::runtime_error("mycorrizal: " + to_string(n.error()));
+    }
+    node_ = *n;
+    relay_ = sys_.spawn(ack_relay);
+    if (auto ok = node_->register_app(bench_app, relay_); !ok) {
+      throw std::runtime_error("mycorrizal: " + to_string(ok.error()));
+    }
+    // Until bench-b's control stream announced the application (a
+    // condition with a deadline; setup, not measured).
+    auto deadline = clock_type::now() + std::chrono::seconds{30};
+    for (;;) {
+      auto ns = node_->nodes(bench_app);
+      if (ns && std::find(ns->begin(), ns->end(), "bench-b") != ns->end()) {
+        break;
+      }
+      if (clock_type::now() > deadline) {
+        throw std::runtime_error("mycorrizal: bench-b not connected in 30 s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    }
+    auto handle = node_->remote("bench-b", bench_app);
+    if (!handle) {
+      throw std::runtime_error("mycorrizal: " + to_string(handle.error()));
+    }
+    bench_.server = *handle;
+    bench_.spawned = [this](const caf::actor& client) {
+      caf::anon_send(relay_, client);
+    };
+  }
+
+  ~mycorrizal_client() {
+    node_->stop();
+    caf::anon_send_exit(relay_, caf::exit_reason::user_shutdown);
+  }
+
+  mycorrizal_client(const mycorrizal_client&) = delete;
+  mycorrizal_client& operator=(const mycorrizal_client&) = delete;
+
+  actor_bench& bench() {
+    return bench_;
+  }
+
+private:
+  caf::actor_system_config cfg_;
+  caf::actor_system sys_;
+  std::shared_ptr<mycorrizal::node> node_;
+  caf::actor relay_;
+  actor_bench bench_{"mycorrizal", sys_, {}, {}};
 };
 
 // ---------------------------------------------------------------------------
@@ -986,11 +1154,41 @@ int main(int argc, char** argv) {
   try {
     // Fork the CAF server first, while this process has no threads.
     std::unique_ptr<caf_server_process> server_proc;
-    std::unique_ptr<caf_client> client;
+    std::unique_ptr<caf_server_process> node_proc;
+    // Both nodes make their certificates in one development-mode directory
+    // (one CA), removed at the end.
+    char dir_template[] = "/tmp/rpc_baselines.XXXXXX";
+    std::string data_dir;
+    if (opts.run_mycorrizal) {
+      if (::mkdtemp(dir_template) == nullptr) {
+        fail_sys("mkdtemp");
+      }
+      data_dir = dir_template;
+    }
     if (opts.run_caf) {
-      server_proc = std::make_unique<caf_server_process>(opts.workers);
+      server_proc = std::make_unique<caf_server_process>(
+        "caf_middleman", [&](int port_fd, int ctl_fd) {
+          caf_server_main(port_fd, ctl_fd, opts.workers);
+        });
+    }
+    if (opts.run_mycorrizal) {
+      node_proc = std::make_unique<caf_server_process>(
+        "mycorrizal", [&](int port_fd, int ctl_fd) {
+          mycorrizal_server_main(port_fd, ctl_fd, opts.workers, data_dir);
+        });
+    }
+    std::unique_ptr<caf_client> client;
+    std::unique_ptr<mycorrizal_client> node_client;
+    if (server_proc) {
       client = std::make_unique<caf_client>(server_proc->port(), opts.workers);
     }
+    if (node_proc) {
+      node_client = std::make_unique<mycorrizal_client>(node_proc->port(),
+                                                        opts.workers, data_dir);
+    }
+    cpu_probe node_cpu = [&] {
+      return cpu_seconds() + (node_proc ? node_proc->cpu() : 0.0);
+    };
     cpu_probe tcp_cpu = [] {
       return cpu_seconds();
     };
@@ -1010,7 +1208,8 @@ int main(int argc, char** argv) {
     for (size_t rep = 0; rep < opts.repeat; ++rep) {
       auto m0 = machine_cpu::now();
       auto own0 = cpu_seconds();
-      auto child0 = server_proc ? server_proc->cpu() : 0.0;
+      auto child0 = (server_proc ? server_proc->cpu() : 0.0)
+                    + (node_proc ? node_proc->cpu() : 0.0);
       auto w0 = clock_type::now();
       // Round trips of both variants, then one-way of both, so that a burst
       // of load on the machine tends to hit both.
@@ -1018,18 +1217,25 @@ int main(int argc, char** argv) {
         print_rtt("raw_tcp", tcp_rtt(opts, tcp_cpu));
       }
       if (client) {
-        print_rtt("caf_middleman", client->rtt(opts, caf_cpu));
+        print_rtt("caf_middleman", client->bench().rtt(opts, caf_cpu));
+      }
+      if (node_client) {
+        print_rtt("mycorrizal", node_client->bench().rtt(opts, node_cpu));
       }
       if (opts.run_tcp) {
         print_oneway("raw_tcp", tcp_oneway(opts, tcp_cpu));
       }
       if (client) {
-        print_oneway("caf_middleman", client->oneway(opts, caf_cpu));
+        print_oneway("caf_middleman", client->bench().oneway(opts, caf_cpu));
+      }
+      if (node_client) {
+        print_oneway("mycorrizal", node_client->bench().oneway(opts, node_cpu));
       }
       auto wall = seconds(w0, clock_type::now());
       auto m1 = machine_cpu::now();
       auto ours = (cpu_seconds() - own0)
-                  + ((server_proc ? server_proc->cpu() : 0.0) - child0);
+                  + ((server_proc ? server_proc->cpu() : 0.0)
+                     + (node_proc ? node_proc->cpu() : 0.0) - child0);
       auto others = std::max(0.0, (m1.busy - m0.busy) - ours);
       std::printf("# repeat %zu/%zu: %.1f s wall, this program %.2f cores, "
                   "other processes %.2f cores, steal %.2f cores (of %u)\n",
@@ -1040,6 +1246,12 @@ int main(int argc, char** argv) {
     }
     client.reset();
     server_proc.reset();
+    node_client.reset();
+    node_proc.reset();
+    if (!data_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(data_dir, ec);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rpc_baselines: %s\n", e.what());
     return 2;
