@@ -59,10 +59,6 @@ using expire_atom = caf::atom_constant<caf::atom("chexpire")>;
 constexpr size_t max_batch_frames = 256;
 constexpr size_t max_batch_bytes = size_t{1} << 20;
 
-/// Bytes a frame adds to its payload on the wire (REQUEST: header, id,
-/// budget, flags).
-constexpr size_t frame_overhead = wire::header_size + 16;
-
 time_point now() {
   return std::chrono::time_point_cast<duration>(
     std::chrono::steady_clock::now());

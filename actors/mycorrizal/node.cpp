@@ -402,7 +402,7 @@ caf::actor node::router() const {
 expected<void> node::register_app(const std::string& app, caf::actor handler,
                                   app_options opts) {
   return impl_->ask<void>(facade_timeout, impl_->router, register_atom::value,
-                          app, std::move(handler), std::move(opts));
+                          app, std::move(handler), opts);
 }
 
 expected<void> node::register_app(const std::string& app,
@@ -412,7 +412,7 @@ expected<void> node::register_app(const std::string& app,
     return unexpected{error{errc::shutting_down, x.cfg.name + " is stopped"}};
   }
   auto h = x.sys->spawn(callbacks_impl, std::move(callbacks));
-  auto ok = register_app(app, h, std::move(opts));
+  auto ok = register_app(app, h, opts);
   if (!ok) {
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     return ok;

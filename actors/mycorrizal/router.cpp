@@ -35,7 +35,7 @@ expected<void> app_options::validate() const {
     "request_timeout",
     std::chrono::duration_cast<std::chrono::milliseconds>(request_timeout)
       .count(),
-    1, 3600 * 1000);
+    1, int64_t{3600} * 1000);
   return std::move(check).result();
 }
 
