@@ -7,6 +7,7 @@
 
 #include "mycorrizal/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/internal/caf_payload.hpp"
 #include "mycorrizal/log.hpp"
 #include "mycorrizal/rpc/pending.hpp"
 #include "mycorrizal/time.hpp"
@@ -15,8 +16,6 @@
 #include "mycorrizal/wire/owned_frame.hpp"
 
 #include <caf/all.hpp>
-#include <caf/binary_deserializer.hpp>
-#include <caf/binary_serializer.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -99,10 +98,6 @@ struct channel_state {
   /// The deadline the expiry timer is armed for.
   time_point armed = never;
 
-  std::atomic<uint64_t>& c(std::atomic<uint64_t> stream_counters::*m) {
-    return (*opts.counters).*m;
-  }
-
   void count(std::atomic<uint64_t> stream_counters::*m, uint64_t n = 1) {
     opts.counters->add((*opts.counters).*m, n);
   }
@@ -120,60 +115,6 @@ struct channel_state {
 };
 
 using channel_actor = caf::stateful_actor<channel_state>;
-
-// -- payloads
-// ------------------------------------------------------------------
-
-/// A short rendering of a message for error texts.
-std::string describe(const caf::message& msg) {
-  auto text = caf::to_string(msg);
-  if (text.size() > 80) {
-    text.resize(77);
-    text += "...";
-  }
-  return text;
-}
-
-expected<std::vector<std::byte>> to_bytes(caf::actor_system& sys,
-                                          caf::message& msg) {
-  // CAF 0.17's serializer skips (and only logs) a type that is not in the
-  // type list: check first, so that nothing half-written leaves.
-  for (size_t i = 0; i < msg.size(); ++i) {
-    if (sys.types().portable_name(msg.type(i)) == "???") {
-      return unexpected{
-        error{errc::not_serializable,
-              "element " + std::to_string(i) + " of " + describe(msg)
-                + " has a type not registered with add_message_type"}};
-    }
-  }
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys, buf};
-  if (auto err = sink(msg)) {
-    return unexpected{error{errc::not_serializable,
-                            "cannot serialize " + describe(msg) + ": "
-                              + sys.render(err)
-                              + " (register its types with add_message_type)"}};
-  }
-  std::vector<std::byte> out(buf.size());
-  if (!buf.empty()) {
-    std::memcpy(out.data(), buf.data(), buf.size());
-  }
-  return out;
-}
-
-expected<caf::message> from_bytes(caf::actor_system& sys,
-                                  const std::vector<std::byte>& bytes) {
-  caf::binary_deserializer src{sys, reinterpret_cast<const char*>(bytes.data()),
-                               bytes.size()};
-  caf::message msg;
-  if (auto err = src(msg)) {
-    return unexpected{
-      error{errc::not_serializable,
-            "cannot deserialize a CAF message: " + sys.render(err)
-              + " (are its types registered with add_message_type here?)"}};
-  }
-  return msg;
-}
 
 // -- sending
 // -------------------------------------------------------------------
@@ -423,7 +364,7 @@ error too_large(const channel_state& st, size_t n) {
 caf::result<caf::message> on_local(channel_actor* self, caf::message msg) {
   auto& st = self->state;
   bool is_request = self->current_message_id().is_request();
-  auto bytes = to_bytes(self->system(), msg);
+  auto bytes = encode_caf_message(self->system(), msg);
   if (bytes && bytes->size() > st.opts.options.max_message_size) {
     bytes = unexpected{too_large(st, bytes->size())};
   }
@@ -508,12 +449,13 @@ void answer(channel_actor* self, uint64_t id, bool raw, caf::message reply) {
       respond_error(self, id,
                     error{errc::remote_error,
                           "the handler of '" + st.opts.application
-                            + "' answered a raw request with " + describe(reply)
+                            + "' answered a raw request with "
+                            + describe_message(reply)
                             + " instead of std::vector<std::byte>"});
     }
     return;
   }
-  auto bytes = to_bytes(self->system(), reply);
+  auto bytes = encode_caf_message(self->system(), reply);
   if (bytes && bytes->size() > st.opts.options.max_message_size) {
     bytes = unexpected{too_large(st, bytes->size())};
   }
@@ -542,7 +484,7 @@ expected<caf::message> to_message(channel_actor* self, uint8_t flags,
                                   const wire::owned_request* req) {
   auto& st = self->state;
   if ((flags & wire::flag_caf_message) != 0) {
-    return from_bytes(self->system(), payload);
+    return decode_caf_message(self->system(), payload);
   }
   if (req != nullptr) {
     app_request r{st.opts.peer, st.opts.application, st.opts.stream,
@@ -647,7 +589,7 @@ void on_response(channel_actor* self, wire::owned_response& r) {
       error{errc::remote_error, "raw bytes answered a CAF request"}));
     return;
   }
-  auto msg = from_bytes(self->system(), r.payload);
+  auto msg = decode_caf_message(self->system(), r.payload);
   if (!msg) {
     st.count(&stream_counters::requests_failed);
     w->rp.deliver(make_caf_error(msg.error()));
