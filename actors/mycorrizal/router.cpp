@@ -132,25 +132,33 @@ void announce(router_actor* self) {
   }
 }
 
+/// Forgets the channels `pred` selects and hands each (if still alive,
+/// unlinked) to `f`.
+template <class Pred, class F>
+void forget_channels(router_actor* self, Pred pred, F f) {
+  auto& st = self->state;
+  for (auto i = st.channels.begin(); i != st.channels.end();) {
+    if (!pred(i->second)) {
+      ++i;
+      continue;
+    }
+    if (!i->second.inbound) {
+      st.outgoing.erase({i->second.peer, i->second.app, i->second.stream});
+    }
+    if (auto ch = caf::actor_cast<caf::actor>(i->first)) {
+      self->unlink_from(ch);
+      f(ch);
+    }
+    i = st.channels.erase(i);
+  }
+}
+
 /// Closes (and forgets) the channels `pred` selects.
 template <class Pred>
 void close_channels(router_actor* self, Pred pred, const error& reason) {
-  auto& st = self->state;
-  for (auto i = st.channels.begin(); i != st.channels.end();) {
-    if (pred(i->second)) {
-      auto ch = caf::actor_cast<caf::actor>(i->first);
-      if (!i->second.inbound) {
-        st.outgoing.erase({i->second.peer, i->second.app, i->second.stream});
-      }
-      if (ch) {
-        self->unlink_from(ch);
-        self->send(ch, detail::channel_close{reason});
-      }
-      i = st.channels.erase(i);
-    } else {
-      ++i;
-    }
-  }
+  forget_channels(self, pred, [&](const caf::actor& ch) {
+    self->send(ch, detail::channel_close{reason});
+  });
 }
 
 caf::actor make_outgoing(router_actor* self, const std::string& node,
@@ -283,21 +291,14 @@ void on_peer_down(router_actor* self, const peer_down& msg) {
   st.connections.erase(msg.name);
   if (msg.reason == errc::node_down) {
     // Remote handles quit with node_down: monitors get a down_msg.
-    for (auto i = st.channels.begin(); i != st.channels.end();) {
-      if (i->second.peer != msg.name) {
-        ++i;
-        continue;
-      }
-      auto ch = caf::actor_cast<caf::actor>(i->first);
-      if (!i->second.inbound) {
-        st.outgoing.erase({i->second.peer, i->second.app, i->second.stream});
-      }
-      if (ch) {
-        self->unlink_from(ch);
+    forget_channels(
+      self,
+      [&](const auto& e) {
+        return e.peer == msg.name;
+      },
+      [&](const caf::actor& ch) {
         self->send_exit(ch, make_caf_error(msg.reason));
-      }
-      i = st.channels.erase(i);
-    }
+      });
     return;
   }
   for (auto& [addr, e] : st.channels) {
@@ -316,6 +317,53 @@ void on_peer_up(router_actor* self, const peer_info& p) {
     if (std::get<0>(k) == p.name) {
       self->send(ch, detail::channel_connect{p.connection});
     }
+  }
+}
+
+/// Each node's outcome of a fan-out (an invalid error: queued).
+using outcomes = std::vector<std::pair<std::string, caf::error>>;
+
+/// Queues `payload` on (node, app, stream) for every node of `nodes`, then
+/// calls `done` with every node's outcome, in the order of `nodes`.
+template <class F>
+void fan_out(router_actor* self, std::vector<std::string> nodes,
+             const std::string& app, const std::string& stream,
+             std::vector<std::byte> payload, F done) {
+  struct state {
+    outcomes results;
+    size_t left;
+    F done;
+  };
+  auto st = std::make_shared<state>(state{{}, nodes.size(), std::move(done)});
+  if (nodes.empty()) {
+    st->done(st->results);
+    return;
+  }
+  for (auto& node : nodes) {
+    st->results.emplace_back(node, caf::error{});
+  }
+  auto finish = [st](size_t i, caf::error e) {
+    st->results[i].second = std::move(e);
+    if (--st->left == 0) {
+      st->done(st->results);
+    }
+  };
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    with_handle(
+      self, nodes[i], app, stream, [=](expected<caf::actor> ch) mutable {
+        if (!ch) {
+          finish(i, make_caf_error(ch.error()));
+          return;
+        }
+        self->request(*ch, caf::infinite, detail::channel_send{payload})
+          .then(
+            [=] {
+              finish(i, {});
+            },
+            [=](caf::error& e) {
+              finish(i, e);
+            });
+      });
   }
 }
 
@@ -583,90 +631,39 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
         std::vector<std::string>& nodes,
         std::vector<std::byte>& payload) -> caf::result<void> {
       auto rp = self->make_response_promise();
-      if (nodes.empty()) {
-        rp.deliver(caf::unit);
-        return rp;
-      }
-      struct collect {
-        caf::response_promise rp;
-        size_t left;
-        caf::error first;
-        void done(caf::error e) {
-          if (e && !first) {
-            first = std::move(e);
-          }
-          if (--left == 0) {
-            if (first) {
-              rp.deliver(first);
-            } else {
-              rp.deliver(caf::unit);
-            }
-          }
-        }
-      };
-      auto c = std::make_shared<collect>(collect{rp, nodes.size(), {}});
-      for (auto& node : nodes) {
-        with_handle(self, node, app, stream, [=](expected<caf::actor> ch) {
-          if (!ch) {
-            c->done(make_caf_error(ch.error()));
-            return;
-          }
-          self->request(*ch, caf::infinite, detail::channel_send{payload})
-            .then(
-              [=] {
-                c->done({});
-              },
-              [=](caf::error& e) {
-                c->done(e);
+      fan_out(self, std::move(nodes), app, stream, std::move(payload),
+              [rp](outcomes& results) mutable {
+                for (auto& [node, err] : results) {
+                  if (err) {
+                    rp.deliver(err); // the first failure
+                    return;
+                  }
+                }
+                rp.deliver(caf::unit);
               });
-        });
-      }
       return rp;
     },
     [=](broadcast_atom, std::string& app, std::string& stream,
         std::vector<std::byte>& payload)
       -> caf::result<std::vector<std::string>> {
       auto rp = self->make_response_promise();
+      auto data = std::make_shared<std::vector<std::byte>>(std::move(payload));
       self
         ->request(self->state.peers, std::chrono::seconds{10},
                   nodes_atom::value, app)
         .then(
           [=](std::vector<std::string>& nodes) mutable {
-            struct collect {
-              caf::response_promise rp;
-              size_t left;
-              std::vector<std::string> reached;
-              void done() {
-                if (--left == 0) {
-                  std::sort(reached.begin(), reached.end());
-                  rp.deliver(reached);
-                }
-              }
-            };
-            if (nodes.empty()) {
-              rp.deliver(std::vector<std::string>{});
-              return;
-            }
-            auto c = std::make_shared<collect>(collect{rp, nodes.size(), {}});
-            for (auto& node : nodes) {
-              with_handle(
-                self, node, app, stream, [=](expected<caf::actor> ch) {
-                  if (!ch) {
-                    c->done();
-                    return;
-                  }
-                  self
-                    ->request(*ch, caf::infinite, detail::channel_send{payload})
-                    .then(
-                      [=] {
-                        c->reached.push_back(node);
-                        c->done();
-                      },
-                      [=](caf::error&) {
-                        c->done();
-                      });
-                });
-            }
+            fan_out(self, std::move(nodes), app, stream, std::move(*data),
+                    [rp](outcomes& results) mutable {
+                      std::vector<std::string> reached;
+                      for (auto& [node, err] : results) {
+                        if (!err) {
+                          reached.push_back(node);
+                        }
+                      }
+                      std::sort(reached.begin(), reached.end());
+                      rp.deliver(reached);
+                    });
           },
           [=](caf::error& e) mutable {
             rp.deliver(e);
