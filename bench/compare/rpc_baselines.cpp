@@ -673,6 +673,14 @@ void wait_for_parent(int ctl_fd) {
   ::_exit(rc);
 }
 
+/// The write ends of every server's control pipe that this process holds.
+/// A child forked later inherits them and must close them, or an earlier
+/// server would never see its pipe close while the later one lives.
+std::vector<int>& control_fds() {
+  static std::vector<int> fds;
+  return fds;
+}
+
 /// A server child process, from fork until its exit: `child(port_fd,
 /// ctl_fd)` runs in the child (it reports a port and serves until the
 /// control pipe closes).
@@ -694,11 +702,15 @@ public:
     if (pid_ == 0) {
       ::close(port_pipe[0]);
       ::close(ctl_pipe[1]);
+      for (auto fd : control_fds()) {
+        ::close(fd);
+      }
       child(port_pipe[1], ctl_pipe[0]);
     }
     ::close(port_pipe[1]);
     ::close(ctl_pipe[0]);
     ctl_ = fd_guard{ctl_pipe[1]};
+    control_fds().push_back(ctl_pipe[1]);
     fd_guard port_in{port_pipe[0]};
     if (!read_exact(port_in.get(), reinterpret_cast<char*>(&port_),
                     sizeof(port_))
@@ -725,6 +737,10 @@ public:
 
   /// Closes the control pipe and waits for the child to exit.
   void stop() {
+    if (ctl_.get() >= 0) {
+      auto& fds = control_fds();
+      fds.erase(std::remove(fds.begin(), fds.end(), ctl_.get()), fds.end());
+    }
     ctl_.reset();
     if (pid_ > 0) {
       int status = 0;
