@@ -101,7 +101,10 @@ struct app_options {
   size_t max_message_size = (size_t{16} << 20) - 64;
 
   /// Bytes a (peer, stream) handle queues while it waits for its
-  /// connection. Range: [1 KiB, 1 GiB].
+  /// connection or for room in its QUIC stream; a one-way message beyond
+  /// that is dropped (counted in `failed_sends`, logged), a request fails
+  /// with `queue_full`. An empty queue takes any message up to
+  /// `max_message_size`. Range: [1 KiB, 1 GiB].
   size_t max_connecting_bytes = size_t{8} << 20;
 
   /// Requests a (peer, stream) handle has in flight at once; more fail with

@@ -49,8 +49,20 @@ struct stream_state {
 
   // -- incoming ---------------------------------------------------------------
 
-  /// Decoded frames not yet delivered, with their wire sizes.
-  std::deque<std::pair<wire::owned_frame, size_t>> ready;
+  /// A decoded frame not yet delivered.
+  struct ready_frame {
+    wire::owned_frame frame;
+    /// Its wire size (what the consumer holds until it answers).
+    size_t size = 0;
+    /// What reopens the peer's window once the consumer answered: the
+    /// size less what `early_consumed` already gave back.
+    size_t consume = 0;
+  };
+  std::deque<ready_frame> ready;
+  /// Bytes of the frame being decoded that already reopened the peer's
+  /// window. A frame larger than the stream window could never complete
+  /// otherwise; the decoder bounds them by the frame limit.
+  size_t early_consumed = 0;
   /// Delivered and not yet answered by the consumer.
   size_t unacked = 0;
   /// The peer finished its side (all its bytes are decoded).
@@ -206,6 +218,8 @@ void decode(stream_actor* self, const std::vector<std::byte>& data) {
     }
     auto owned = wire::to_owned(**f);
     auto size = wire::wire_size(owned);
+    auto consume = size - std::min(size, st.early_consumed);
+    st.early_consumed = 0;
     st.counters.frames_in++;
     st.counters.bytes_in += size;
     if (auto* se = std::get_if<wire::owned_stream_error>(&owned)) {
@@ -213,14 +227,21 @@ void decode(stream_actor* self, const std::vector<std::byte>& data) {
       // The consumer gets the frame, then the end with that reason; our
       // side closes too.
       error why{se->code, "the peer refused the stream: " + se->message};
-      st.ready.emplace_back(std::move(owned), size);
+      st.ready.push_back({std::move(owned), size, consume});
       self->send(st.args.connection,
                  stream_abort{st.args.stream_id,
                               static_cast<uint64_t>(why.code())});
       finish(self, std::move(why));
       return;
     }
-    st.ready.emplace_back(std::move(owned), size);
+    st.ready.push_back({std::move(owned), size, consume});
+  }
+  // Bytes of an unfinished frame are ours to hold: let more of it come.
+  auto partial = st.decoder->buffered();
+  if (partial > st.early_consumed) {
+    self->send(st.args.connection,
+               stream_consumed{st.args.stream_id, partial - st.early_consumed});
+    st.early_consumed = partial;
   }
 }
 
@@ -243,7 +264,8 @@ void decode_end(stream_actor* self) {
 void ask_handler(stream_actor* self) {
   auto& st = self->state;
   st.asked_handler = true;
-  auto [first, size] = std::move(st.ready.front());
+  auto first = std::move(st.ready.front().frame);
+  auto first_consume = st.ready.front().consume;
   st.ready.pop_front();
   stream_accepted msg;
   msg.connection = st.args.connection;
@@ -251,7 +273,6 @@ void ask_handler(stream_actor* self) {
   msg.peer_name = st.args.peer_name;
   msg.stream_id = st.args.stream_id;
   msg.first = std::move(first);
-  auto first_size = size;
   self->request(st.args.handler, caf::infinite, std::move(msg))
     .then(
       [=](caf::actor& consumer) {
@@ -264,7 +285,7 @@ void ask_handler(stream_actor* self) {
         // The handler took the first frame.
         if (!cur.gone) {
           self->send(cur.args.connection,
-                     stream_consumed{cur.args.stream_id, first_size});
+                     stream_consumed{cur.args.stream_id, first_consume});
         }
         deliver(self);
       },
@@ -290,10 +311,12 @@ void deliver(stream_actor* self) {
     stream_frames msg;
     msg.stream = caf::actor_cast<caf::actor>(self);
     size_t bytes = 0;
+    size_t consume = 0;
     while (!st.ready.empty()
            && msg.frames.size() < opts.max_frames_per_delivery) {
-      bytes += st.ready.front().second;
-      msg.frames.push_back(std::move(st.ready.front().first));
+      bytes += st.ready.front().size;
+      consume += st.ready.front().consume;
+      msg.frames.push_back(std::move(st.ready.front().frame));
       st.ready.pop_front();
     }
     st.unacked += bytes;
@@ -302,9 +325,9 @@ void deliver(stream_actor* self) {
         [=]() {
           auto& cur = self->state;
           cur.unacked -= bytes;
-          if (!cur.gone) {
+          if (!cur.gone && consume > 0) {
             self->send(cur.args.connection,
-                       stream_consumed{cur.args.stream_id, bytes});
+                       stream_consumed{cur.args.stream_id, consume});
           }
           deliver(self);
         },
@@ -359,7 +382,10 @@ caf::result<void> enqueue(stream_actor* self,
     }
     total += *n;
   }
-  if (st.queued() + total > st.args.options.max_queued_bytes) {
+  // An empty queue takes any write (the frame limit bounds it), or a frame
+  // larger than the queue could never be sent.
+  if (st.queued() > 0
+      && st.queued() + total > st.args.options.max_queued_bytes) {
     st.counters.queue_full++;
     auto who = caf::actor_cast<caf::actor>(self->current_sender());
     if (who
@@ -432,6 +458,12 @@ caf::behavior running(stream_actor* self) {
     [=](write_atom,
         const std::vector<wire::owned_frame>& fs) -> caf::result<void> {
       return enqueue(self, fs);
+    },
+    [=](write_atom, const shared_frames& fs) -> caf::result<void> {
+      if (!fs) {
+        return caf::unit;
+      }
+      return enqueue(self, *fs);
     },
     [=](close_atom) -> caf::result<void> {
       auto& st = self->state;

@@ -77,6 +77,8 @@
 ///   reason after it ended |
 /// | stream | `write_atom, std::vector<wire::owned_frame>` | as above, all
 ///   or nothing |
+/// | stream | `write_atom, shared_frames` | as above; the writer keeps its
+///   frames (no copy), e.g. to retry them after `queue_full` |
 /// | stream | `close_atom` | `caf::unit` once QUIC took the end of our side
 ///   (the FIN goes after everything written before; with a full queue on a
 ///   slow link that can take a while) |
@@ -94,7 +96,8 @@ namespace mycorrizal {
 /// Limits of each stream actor.
 struct stream_options {
   /// Encoded bytes a stream queues for sending (not yet taken by QUIC);
-  /// a write beyond it fails with `errc::queue_full`. 8 MiB.
+  /// a write beyond it fails with `errc::queue_full`. An empty queue takes
+  /// any write, so a frame larger than this still goes. 8 MiB.
   size_t max_queued_bytes = size_t{8} << 20;
 
   /// Bytes handed to the connection actor and not yet accepted by QUIC, per
@@ -196,6 +199,9 @@ struct stream_accepted {
   wire::owned_frame first;
 };
 
+/// Frames to write that the writer keeps (see `write_atom` above).
+using shared_frames = std::shared_ptr<const std::vector<wire::owned_frame>>;
+
 /// Frames received on a stream, in order (a request; see above).
 struct stream_frames {
   caf::actor stream;
@@ -270,6 +276,7 @@ expected<transport_handle> spawn_transport(caf::actor_system& sys,
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::wire::owned_frame)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::wire::owned_frame>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::shared_frames)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::connection_info>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_up)

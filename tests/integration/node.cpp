@@ -418,6 +418,34 @@ TEST_F(node_test, a_thousand_concurrent_requests_are_all_answered) {
   EXPECT_EQ(ok, 1000);
 }
 
+TEST_F(node_test, messages_larger_than_every_window_and_queue_arrive_whole) {
+  // 12 MiB: above the stream window (1 MiB), the stream actor's queue
+  // (8 MiB), a handle's queue (8 MiB) and the unanswered-delivery budget
+  // (4 MiB), below max_message_size. Each must still go through whole.
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  auto box = std::make_shared<inbox>();
+  ASSERT_TRUE(b.register_app("bulk", sys_->spawn(recorder, "b", box)));
+  wait_app(a, "bulk", {"node-b"});
+  std::vector<std::byte> big(size_t{12} << 20);
+  for (size_t i = 0; i < big.size(); ++i) {
+    big[i] = static_cast<std::byte>((i * 131) >> 7);
+  }
+  ASSERT_TRUE(a.send("bulk", {"node-b"}, big));
+  ASSERT_TRUE(test::eventually([&] { return box->size() == 1; }, 30s))
+    << "messages received: " << box->size();
+  auto got = box->copy();
+  EXPECT_EQ(got[0].node, "node-a");
+  EXPECT_TRUE(got[0].payload == big)
+    << "received " << got[0].payload.size() << " bytes of " << big.size();
+  // A request of the same size, answered with "b:" + the payload.
+  auto r = a.request("node-b", "bulk", big, 30s);
+  ASSERT_TRUE(r) << to_string(r.error());
+  ASSERT_EQ(r->size(), big.size() + 2);
+  EXPECT_EQ(text({r->begin(), r->begin() + 2}), "b:");
+  EXPECT_TRUE(std::equal(r->begin() + 2, r->end(), big.begin()));
+}
+
 TEST_F(node_test, typed_messages_through_a_remote_handle) {
   auto& a = start("node-a", 1, nullptr);
   auto& b = start("node-b", 2, &a);
