@@ -4,10 +4,9 @@
 #include "mycorrizal/errc.hpp"
 
 #include <caf/binary_deserializer.hpp>
-#include <caf/binary_serializer.hpp>
+#include <caf/serializer_impl.hpp>
 #include <caf/uniform_type_info_map.hpp>
 
-#include <cstring>
 
 namespace mycorrizal::detail {
 
@@ -32,17 +31,14 @@ expected<std::vector<std::byte>> encode_caf_message(caf::actor_system& sys,
                 + " has a type not registered with add_message_type"}};
     }
   }
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys, buf};
+  // The serializer writes straight into the payload: one copy.
+  std::vector<std::byte> out;
+  caf::serializer_impl<std::vector<std::byte>> sink{sys, out};
   if (auto err = sink(msg)) {
     return unexpected{error{errc::not_serializable,
                             "cannot serialize " + describe_message(msg) + ": "
                               + sys.render(err)
                               + " (register its types with add_message_type)"}};
-  }
-  std::vector<std::byte> out(buf.size());
-  if (!buf.empty()) {
-    std::memcpy(out.data(), buf.data(), buf.size());
   }
   return out;
 }

@@ -134,7 +134,9 @@ void schedule_flush(channel_actor* self) {
 expected<void> enqueue(channel_actor* self, wire::owned_frame f) {
   auto& st = self->state;
   auto n = wire::wire_size(f);
-  if (st.outbox_bytes + n > st.opts.options.max_connecting_bytes) {
+  // An empty outbox takes any frame (`max_message_size` bounds it).
+  if (st.outbox_bytes > 0
+      && st.outbox_bytes + n > st.opts.options.max_connecting_bytes) {
     return unexpected{error{errc::queue_full,
                             fmt::format("{}: {} bytes buffered, limit {}",
                                         st.who(), st.outbox_bytes,
@@ -271,9 +273,12 @@ void flush(channel_actor* self) {
   st.outbox_bytes -= bytes;
   st.writing = true;
   auto target = st.stream;
+  // The stream encodes from our frames (no copy of the payloads); we keep
+  // them to put back on `queue_full` or to fail their requests.
   auto shared
     = std::make_shared<std::vector<wire::owned_frame>>(std::move(batch));
-  self->request(target, caf::infinite, write_atom::value, *shared)
+  self->request(target, caf::infinite, write_atom::value,
+                shared_frames{shared})
     .then(
       [=] {
         auto& cur = self->state;
@@ -387,7 +392,8 @@ caf::result<caf::message> on_local(channel_actor* self, caf::message msg) {
   d.payload = std::move(*bytes);
   if (auto ok = enqueue(self, std::move(d)); !ok) {
     st.count(&stream_counters::failed_sends);
-    MYCORRIZAL_LOG_DEBUG_RL(component, 5, "{}", to_string(ok.error()));
+    MYCORRIZAL_LOG_WARN_RL(component, 1, "a message was dropped: {}",
+                           to_string(ok.error()));
   }
   return caf::message{};
 }
