@@ -74,6 +74,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -99,6 +100,14 @@ struct rpc_options {
   bool run_caf = true;
   bool run_tcp = true;
   bool run_mycorrizal = true;
+  /// Head-of-line part: round trips of app 2 alone and while app 1 sends
+  /// `hol_size`-byte requests (`hol_window` in flight).
+  bool run_hol = true;
+  size_t hol_requests = 2'000;
+  size_t hol_size = size_t{10} << 20;
+  size_t hol_window = 2;
+  /// Congestion control of both Mycorrizal nodes (the default otherwise).
+  std::optional<mycorrizal::quic::congestion_control> cc;
 
   uint64_t window_msgs() const {
     return static_cast<uint64_t>(window) * ack_every;
@@ -124,9 +133,11 @@ using cpu_probe = std::function<double()>;
     rc == 0 ? stdout : stderr,
     "%s\nusage: rpc_baselines [--requests N] [--messages M] [--repeat R]\n"
     "  [--warmup W] [--ack-every K] [--window B] [--workers T]\n"
-    "  [--no-caf] [--no-tcp] [--no-mycorrizal]\n"
+    "  [--no-caf] [--no-tcp] [--no-mycorrizal] [--cc cubic|reno|bbr|bbr2]\n"
+    "  [--no-hol] [--hol-requests N] [--hol-size BYTES] [--hol-window K]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
-    "  --ack-every 1000 --window 8 --workers 2\n",
+    "  --ack-every 1000 --window 8 --workers 2 --hol-requests 2000\n"
+    "  --hol-size 10485760 --hol-window 2\n",
     msg);
   std::exit(rc);
 }
@@ -171,6 +182,28 @@ rpc_options parse(int argc, char** argv) {
       o.run_tcp = false;
     } else if (a == "--no-mycorrizal") {
       o.run_mycorrizal = false;
+    } else if (a == "--no-hol") {
+      o.run_hol = false;
+    } else if (a == "--hol-requests") {
+      o.hol_requests = to_size(next());
+    } else if (a == "--hol-size") {
+      o.hol_size = to_size(next());
+    } else if (a == "--hol-window") {
+      o.hol_window = to_size(next());
+    } else if (a == "--cc") {
+      using mycorrizal::quic::congestion_control;
+      std::string_view v{next()};
+      if (v == "cubic") {
+        o.cc = congestion_control::cubic;
+      } else if (v == "reno") {
+        o.cc = congestion_control::reno;
+      } else if (v == "bbr") {
+        o.cc = congestion_control::bbr;
+      } else if (v == "bbr2") {
+        o.cc = congestion_control::bbr2;
+      } else {
+        usage("--cc: cubic, reno, bbr or bbr2");
+      }
     } else if (a == "-h" || a == "--help") {
       usage("rpc_baselines: CAF remote actors and raw TCP on 127.0.0.1", 0);
     } else {
@@ -178,7 +211,8 @@ rpc_options parse(int argc, char** argv) {
     }
   }
   if (o.requests == 0 || o.messages == 0 || o.repeat == 0 || o.ack_every == 0
-      || o.window == 0 || o.workers == 0) {
+      || o.window == 0 || o.workers == 0 || o.hol_requests == 0
+      || o.hol_size == 0 || o.hol_window == 0) {
     usage("counts must be positive (--warmup may be 0)");
   }
   return o;
@@ -1013,6 +1047,106 @@ private:
 
 /// The application both nodes run.
 constexpr const char* bench_app = "rpcbench";
+/// The bulk application of the head-of-line part (its own QUIC stream).
+constexpr const char* bulk_app = "rpcbulk";
+
+/// bench-b's handler of `bulk_app`: answers each request with its size.
+caf::behavior bulk_sink(caf::event_based_actor*) {
+  return {
+    [](const mycorrizal::app_request& r) {
+      auto n = static_cast<uint64_t>(r.payload.size());
+      std::vector<std::byte> out(sizeof(n));
+      std::memcpy(out.data(), &n, sizeof(n));
+      return out;
+    },
+    [](const mycorrizal::app_message&) {},
+  };
+}
+
+using bulk_stop_atom = caf::atom_constant<caf::atom("rb_bstop")>;
+using bulk_bytes_atom = caf::atom_constant<caf::atom("rb_bbytes")>;
+
+struct bulk_state {
+  caf::actor router;
+  std::vector<std::byte> payload;
+  size_t window = 1;
+  size_t in_flight = 0;
+  bool stopping = false;
+  uint64_t bytes = 0;
+  time_point start;
+  std::string error;
+  caf::response_promise stopped;
+};
+
+void bulk_fill(caf::stateful_actor<bulk_state>* self);
+
+/// Sends `size`-byte raw requests to bench-b's `bulk_app`, `window` in
+/// flight, until asked to stop; the stop's reply is "<bytes> <seconds>"
+/// (or the first error).
+caf::behavior bulk_pump(caf::stateful_actor<bulk_state>* self,
+                        caf::actor router, size_t size, size_t window) {
+  auto& st = self->state;
+  st.router = std::move(router);
+  st.payload.assign(size, std::byte{0x5a});
+  st.window = window;
+  st.start = clock_type::now();
+  bulk_fill(self);
+  return {
+    [self](bulk_stop_atom) -> caf::result<std::string> {
+      auto& s = self->state;
+      s.stopping = true;
+      s.stopped = self->make_response_promise();
+      bulk_fill(self);
+      return s.stopped;
+    },
+    [self](bulk_bytes_atom) {
+      return self->state.bytes;
+    },
+  };
+}
+
+void bulk_fill(caf::stateful_actor<bulk_state>* self) {
+  auto& st = self->state;
+  if (st.stopping) {
+    if (st.in_flight == 0 && st.stopped.pending()) {
+      st.stopped.deliver(
+        st.error.empty() ? std::to_string(st.bytes) + " "
+                             + std::to_string(seconds(st.start,
+                                                      clock_type::now()))
+                         : st.error);
+    }
+    return;
+  }
+  while (st.in_flight < st.window && st.error.empty()) {
+    ++st.in_flight;
+    caf::timespan budget = request_timeout;
+    self
+      ->request(st.router, request_timeout, mycorrizal::request_atom::value,
+                std::string{"bench-b"}, std::string{bulk_app}, std::string{},
+                st.payload, budget)
+      .then(
+        [self](const std::vector<std::byte>& reply) {
+          auto& s = self->state;
+          --s.in_flight;
+          uint64_t n = 0;
+          if (reply.size() == sizeof(n)) {
+            std::memcpy(&n, reply.data(), sizeof(n));
+          }
+          if (n != s.payload.size()) {
+            s.error = "bulk: the sink saw " + std::to_string(n) + " bytes";
+          } else {
+            s.bytes += n;
+          }
+          bulk_fill(self);
+        },
+        [self](caf::error& e) {
+          auto& s = self->state;
+          --s.in_flight;
+          s.error = "bulk: " + self->system().render(e);
+          bulk_fill(self);
+        });
+  }
+}
 
 caf::actor_system_config& setup_node(caf::actor_system_config& cfg,
                                      size_t workers) {
@@ -1022,32 +1156,52 @@ caf::actor_system_config& setup_node(caf::actor_system_config& cfg,
 }
 
 mycorrizal::node_config node_config(const std::string& name,
-                                    const std::string& data_dir) {
+                                    const std::string& data_dir,
+                                    const rpc_options& opts) {
   auto cfg = mycorrizal::node_config::local(name);
+  if (opts.cc) {
+    cfg.transport.cc = *opts.cc;
+  }
   cfg.data_dir = data_dir;
   cfg.gossip_bind = mycorrizal::ip_endpoint::v4(127, 0, 0, 1, 0);
   cfg.quic_bind = mycorrizal::ip_endpoint::v4(127, 0, 0, 1, 0);
   return cfg;
 }
 
+/// The window of one-way messages (8 × 1000 × 1 KiB by default) is queued
+/// whole while the stream opens: room for it, as CAF's middleman buffers
+/// without limit.
+mycorrizal::app_options bench_app_options() {
+  mycorrizal::app_options o;
+  o.max_connecting_bytes = size_t{64} << 20;
+  return o;
+}
+
 /// The child process: node "bench-b" with `rpc_server` as the handler of
 /// the application; reports its gossip port.
 [[noreturn]] void mycorrizal_server_main(int port_fd, int ctl_fd,
-                                         size_t workers,
+                                         const rpc_options& opts,
                                          const std::string& data_dir) {
+  auto workers = opts.workers;
   int rc = 0;
   {
     caf::actor_system_config cfg;
     caf::actor_system sys{setup_node(cfg, workers)};
-    auto n = mycorrizal::node::start(sys, node_config("bench-b", data_dir));
+    auto n = mycorrizal::node::start(sys, node_config("bench-b", data_dir, opts));
     uint16_t p = 0;
     if (!n) {
       std::fprintf(stderr, "rpc_baselines: node: %s\n",
                    to_string(n.error()).c_str());
-    } else if (auto ok = (*n)->register_app(bench_app, sys.spawn(rpc_server));
+    } else if (auto ok = (*n)->register_app(bench_app, sys.spawn(rpc_server),
+                                            bench_app_options());
                !ok) {
       std::fprintf(stderr, "rpc_baselines: register: %s\n",
                    to_string(ok.error()).c_str());
+    } else if (auto bulk = (*n)->register_app(bulk_app, sys.spawn(bulk_sink),
+                                              bench_app_options());
+               !bulk) {
+      std::fprintf(stderr, "rpc_baselines: register: %s\n",
+                   to_string(bulk.error()).c_str());
     } else {
       p = (*n)->gossip_endpoint().port();
     }
@@ -1085,10 +1239,10 @@ caf::behavior ack_relay(caf::event_based_actor* self) {
 /// `bench-b`'s remote handle for the application (QUIC, mutual TLS).
 class mycorrizal_client {
 public:
-  mycorrizal_client(uint16_t gossip_port, size_t workers,
+  mycorrizal_client(uint16_t gossip_port, const rpc_options& opts,
                     const std::string& data_dir)
-      : sys_(setup_node(cfg_, workers)) {
-    auto cfg = node_config("bench-a", data_dir);
+      : sys_(setup_node(cfg_, opts.workers)) {
+    auto cfg = node_config("bench-a", data_dir, opts);
     cfg.seeds.push_back("127.0.0.1:" + std::to_string(gossip_port));
     auto n = mycorrizal::node::start(sys_, cfg);
     if (!n) {
@@ -1096,7 +1250,12 @@ public:
     }
     node_ = *n;
     relay_ = sys_.spawn(ack_relay);
-    if (auto ok = node_->register_app(bench_app, relay_); !ok) {
+    if (auto ok = node_->register_app(bench_app, relay_, bench_app_options());
+        !ok) {
+      throw std::runtime_error("mycorrizal: " + to_string(ok.error()));
+    }
+    if (auto ok = node_->register_app(bulk_app, relay_, bench_app_options());
+        !ok) {
       throw std::runtime_error("mycorrizal: " + to_string(ok.error()));
     }
     // Until bench-b's control stream announced the application (a
@@ -1104,7 +1263,11 @@ public:
     auto deadline = clock_type::now() + std::chrono::seconds{30};
     for (;;) {
       auto ns = node_->nodes(bench_app);
-      if (ns && std::find(ns->begin(), ns->end(), "bench-b") != ns->end()) {
+      auto bulk_ns = node_->nodes(bulk_app);
+      if (ns && std::find(ns->begin(), ns->end(), "bench-b") != ns->end()
+          && bulk_ns
+          && std::find(bulk_ns->begin(), bulk_ns->end(), "bench-b")
+               != bulk_ns->end()) {
         break;
       }
       if (clock_type::now() > deadline) {
@@ -1125,6 +1288,100 @@ public:
   ~mycorrizal_client() {
     node_->stop();
     caf::anon_send_exit(relay_, caf::exit_reason::user_shutdown);
+  }
+
+  /// Round trips of `bench_app` alone, then while `bulk_app` (another
+  /// QUIC stream of the same connection) carries `hol_size`-byte requests.
+  struct hol_result {
+    measurement alone;
+    measurement loaded;
+    double bulk_bytes = 0;
+    double bulk_seconds = 0;
+  };
+
+  hol_result hol(const rpc_options& opts, const cpu_probe& cpu) {
+    auto rounds = opts;
+    rounds.requests = opts.hol_requests;
+    rounds.warmup = std::min<size_t>(opts.warmup, 200);
+    hol_result out;
+    out.alone = bench_.rtt(rounds, cpu);
+    auto pump = sys_.spawn(bulk_pump, node_->router(), opts.hol_size,
+                           opts.hol_window);
+    // The bulk flows before the round trips start: wait until the first
+    // request was answered (setup, with a deadline).
+    auto deadline = clock_type::now() + std::chrono::seconds{60};
+    caf::scoped_actor probe{sys_};
+    for (;;) {
+      uint64_t done = 0;
+      probe->request(pump, std::chrono::seconds{10}, bulk_bytes_atom::value)
+        .receive([&](uint64_t n) { done = n; }, [](const caf::error&) {});
+      if (done > 0) {
+        break;
+      }
+      if (clock_type::now() > deadline) {
+        std::string why = "no answer";
+        probe->request(pump, std::chrono::seconds{70}, bulk_stop_atom::value)
+          .receive([&](const std::string& x) { why = x; },
+                   [](const caf::error&) {});
+        caf::anon_send_exit(pump, caf::exit_reason::user_shutdown);
+        throw std::runtime_error("hol: no bulk reply in 60 s: " + why);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    }
+    rounds.warmup = 0;
+    out.loaded = bench_.rtt(rounds, cpu);
+    caf::scoped_actor self{sys_};
+    std::string summary;
+    self->request(pump, std::chrono::seconds{120}, bulk_stop_atom::value)
+      .receive([&](const std::string& x) { summary = x; },
+               [&](const caf::error& e) { summary = sys_.render(e); });
+    caf::anon_send_exit(pump, caf::exit_reason::user_shutdown);
+    if (std::sscanf(summary.c_str(), "%lf %lf", &out.bulk_bytes,
+                    &out.bulk_seconds)
+          != 2
+        || out.bulk_bytes <= 0) {
+      throw std::runtime_error("hol: " + summary);
+    }
+    return out;
+  }
+
+  /// One line about the QUIC connection to bench-b (congestion window,
+  /// RTT, datagrams, losses): what explains a number.
+  std::string quic_summary() {
+    auto peers = node_->connections();
+    if (!peers) {
+      return "no connections: " + to_string(peers.error());
+    }
+    for (auto& p : *peers) {
+      if (p.name != "bench-b" || !p.connection) {
+        continue;
+      }
+      caf::scoped_actor self{sys_};
+      std::string out = "no stats";
+      self->request(p.connection, std::chrono::seconds{5},
+                    mycorrizal::stats_atom::value)
+        .receive(
+          [&](const mycorrizal::connection_info& info) {
+            const auto& s = info.stats;
+            auto us = [](mycorrizal::duration d) {
+              return std::chrono::duration_cast<std::chrono::microseconds>(d)
+                .count();
+            };
+            out = "cwnd=" + std::to_string(s.cwnd)
+                  + " srtt_us=" + std::to_string(us(s.smoothed_rtt))
+                  + " min_rtt_us=" + std::to_string(us(s.min_rtt))
+                  + " datagrams_sent=" + std::to_string(s.datagrams_sent)
+                  + " datagrams_received="
+                  + std::to_string(s.datagrams_received)
+                  + " bytes_sent=" + std::to_string(s.bytes_sent)
+                  + " lost_packets=" + std::to_string(s.lost_packets);
+          },
+          [&](const caf::error& e) {
+            out = "stats: " + sys_.render(e);
+          });
+      return out;
+    }
+    return "no connection to bench-b";
   }
 
   mycorrizal_client(const mycorrizal_client&) = delete;
@@ -1152,6 +1409,19 @@ void print_rtt(const char* variant, const measurement& m) {
               "cpu_us_per_rtt=%.1f\n",
               variant, s.median, s.p99, s.mean, s.n,
               m.cpu_seconds * 1e6 / static_cast<double>(m.n));
+  std::fflush(stdout);
+}
+
+void print_hol(const char* variant, const measurement& alone,
+               const measurement& loaded, double bulk_bytes,
+               double bulk_seconds, size_t bulk_size) {
+  auto a = summary::of(alone.rtt_us);
+  auto l = summary::of(loaded.rtt_us);
+  std::printf("%s hol_rtt_64B alone_p50_us=%.1f alone_p99_us=%.1f "
+              "loaded_p50_us=%.1f loaded_p99_us=%.1f p99_ratio=%.2f "
+              "bulk_MBps=%.1f bulk_message_B=%zu n=%zu\n",
+              variant, a.median, a.p99, l.median, l.p99, l.p99 / a.p99,
+              bulk_bytes / bulk_seconds / 1e6, bulk_size, l.n);
   std::fflush(stdout);
 }
 
@@ -1190,7 +1460,7 @@ int main(int argc, char** argv) {
     if (opts.run_mycorrizal) {
       node_proc = std::make_unique<caf_server_process>(
         "mycorrizal", [&](int port_fd, int ctl_fd) {
-          mycorrizal_server_main(port_fd, ctl_fd, opts.workers, data_dir);
+          mycorrizal_server_main(port_fd, ctl_fd, opts, data_dir);
         });
     }
     std::unique_ptr<caf_client> client;
@@ -1200,7 +1470,7 @@ int main(int argc, char** argv) {
     }
     if (node_proc) {
       node_client = std::make_unique<mycorrizal_client>(node_proc->port(),
-                                                        opts.workers, data_dir);
+                                                        opts, data_dir);
     }
     cpu_probe node_cpu = [&] {
       return cpu_seconds() + (node_proc ? node_proc->cpu() : 0.0);
@@ -1246,6 +1516,13 @@ int main(int argc, char** argv) {
       }
       if (node_client) {
         print_oneway("mycorrizal", node_client->bench().oneway(opts, node_cpu));
+        std::printf("# mycorrizal quic (bench-a → bench-b, totals): %s\n",
+                    node_client->quic_summary().c_str());
+      }
+      if (node_client && opts.run_hol) {
+        auto h = node_client->hol(opts, node_cpu);
+        print_hol("mycorrizal", h.alone, h.loaded, h.bulk_bytes,
+                  h.bulk_seconds, opts.hol_size);
       }
       auto wall = seconds(w0, clock_type::now());
       auto m1 = machine_cpu::now();
