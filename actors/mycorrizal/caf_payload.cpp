@@ -7,7 +7,6 @@
 #include <caf/serializer_impl.hpp>
 #include <caf/uniform_type_info_map.hpp>
 
-
 namespace mycorrizal::detail {
 
 std::string describe_message(const caf::message& msg) {

@@ -277,8 +277,7 @@ void flush(channel_actor* self) {
   // them to put back on `queue_full` or to fail their requests.
   auto shared
     = std::make_shared<std::vector<wire::owned_frame>>(std::move(batch));
-  self->request(target, caf::infinite, write_atom::value,
-                shared_frames{shared})
+  self->request(target, caf::infinite, write_atom::value, shared_frames{shared})
     .then(
       [=] {
         auto& cur = self->state;

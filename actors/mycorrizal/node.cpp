@@ -48,40 +48,101 @@ struct node_shared {
 
 struct root_state {
   static inline const char* name = "mycorrizal.node";
+  caf::actor membership;
+  std::vector<std::string> seeds;
+  std::shared_ptr<node_shared> shared;
+  std::string node_name;
+  /// The wait before the next retry of the seeds.
+  caf::timespan retry{};
+  caf::timespan retry_max{};
+  uint64_t attempts = 0;
 };
 
+using root_actor = caf::stateful_actor<root_state>;
+using retry_join_atom = caf::atom_constant<caf::atom("rejoin")>;
+
+/// Asks the membership to join the seeds. The first answer (or failure)
+/// signals ready; after a failure the seeds are retried with backoff until
+/// one answers or another node joined us (a node started before its seeds
+/// were up would otherwise stay alone for good).
+void join_seeds(root_actor* self) {
+  auto& st = self->state;
+  ++st.attempts;
+  self
+    ->request(st.membership, std::chrono::seconds{30}, join_atom::value,
+              st.seeds)
+    .then(
+      [=](uint64_t joined) {
+        auto& cur = self->state;
+        MYCORRIZAL_LOG_INFO(component,
+                            "{} joined the cluster ({} of {} seeds answered{})",
+                            cur.node_name, joined, cur.seeds.size(),
+                            cur.attempts > 1
+                              ? fmt::format(", attempt {}", cur.attempts)
+                              : std::string{});
+        cur.shared->set_ready(joined);
+      },
+      [=](caf::error& e) {
+        auto& cur = self->state;
+        if (cur.attempts == 1) {
+          MYCORRIZAL_LOG_WARN(component,
+                              "{}: no seed answered ({}); running alone and "
+                              "retrying the seeds",
+                              cur.node_name, to_string(from_caf_error(e)));
+        } else {
+          MYCORRIZAL_LOG_DEBUG(component, "{}: seeds retry {} failed: {}",
+                               cur.node_name, cur.attempts,
+                               to_string(from_caf_error(e)));
+        }
+        cur.shared->set_ready(0);
+        self->delayed_send(self, cur.retry, retry_join_atom::value);
+        cur.retry = std::min(cur.retry * 2, cur.retry_max);
+      });
+}
+
 /// The root: linked to every actor of the node, so that one exit ends them
-/// all; it runs the first join and signals ready.
-caf::behavior root_impl(caf::stateful_actor<root_state>* self,
-                        std::vector<caf::actor> children, caf::actor membership,
-                        std::vector<std::string> seeds,
-                        std::shared_ptr<node_shared> shared, std::string name) {
+/// all; it runs the join and signals ready.
+caf::behavior root_impl(root_actor* self, std::vector<caf::actor> children,
+                        caf::actor membership, std::vector<std::string> seeds,
+                        std::shared_ptr<node_shared> shared, std::string name,
+                        caf::timespan retry_min, caf::timespan retry_max) {
   for (auto& c : children) {
     self->link_to(c);
   }
-  if (seeds.empty()) {
-    shared->set_ready(0);
+  auto& st = self->state;
+  st.membership = std::move(membership);
+  st.seeds = std::move(seeds);
+  st.shared = std::move(shared);
+  st.node_name = std::move(name);
+  st.retry = retry_min;
+  st.retry_max = retry_max;
+  if (st.seeds.empty()) {
+    st.shared->set_ready(0);
   } else {
-    self->request(membership, std::chrono::seconds{30}, join_atom::value, seeds)
-      .then(
-        [=](uint64_t joined) {
-          MYCORRIZAL_LOG_INFO(component,
-                              "{} joined the cluster ({} of {} "
-                              "seeds answered)",
-                              name, joined, seeds.size());
-          shared->set_ready(joined);
-        },
-        [=](caf::error& e) {
-          MYCORRIZAL_LOG_WARN(component,
-                              "{}: no seed answered ({}); running alone until "
-                              "another node joins",
-                              name, to_string(from_caf_error(e)));
-          shared->set_ready(0);
-        });
+    join_seeds(self);
   }
   return {
-    [](stats_atom) {
-      return caf::unit;
+    [=](retry_join_atom) {
+      auto& cur = self->state;
+      self
+        ->request(cur.membership, std::chrono::seconds{10}, members_atom::value)
+        .then(
+          [=](const std::vector<gossip::member>& ms) {
+            auto& now = self->state;
+            for (const auto& m : ms) {
+              if (m.name != now.node_name
+                  && m.state == gossip::node_state::alive) {
+                MYCORRIZAL_LOG_INFO(component,
+                                    "{}: {} joined us; no more seed retries",
+                                    now.node_name, m.name);
+                return;
+              }
+            }
+            join_seeds(self);
+          },
+          [=](caf::error&) {
+            join_seeds(self);
+          });
     },
   };
 }
@@ -299,7 +360,8 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   x->root = sys.spawn(root_impl,
                       std::vector<caf::actor>{x->membership, x->transport,
                                               x->peers, x->router},
-                      x->membership, cfg.seeds, x->shared, cfg.name);
+                      x->membership, cfg.seeds, x->shared, cfg.name,
+                      cfg.backoff_min, cfg.backoff_max);
   MYCORRIZAL_LOG_INFO(component, "{} started: gossip {}, QUIC {}", cfg.name,
                       x->gossip_local.to_string(), x->quic_local.to_string());
   x->cfg = std::move(cfg);

@@ -79,7 +79,9 @@ struct node_config {
 
   /// A QUIC dial must be authenticated within this time.
   caf::timespan dial_timeout = std::chrono::seconds{5};
-  /// Redial backoff (exponential with jitter).
+  /// Redial backoff (exponential with jitter). When no seed answers the
+  /// first join, the node retries its seeds with the same backoff until one
+  /// answers or another node joined it.
   caf::timespan backoff_min = std::chrono::milliseconds{100};
   caf::timespan backoff_max = std::chrono::seconds{10};
   /// `stop` waits this long for the leave to be gossiped.

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <array>
 #include <deque>
 
 namespace mycorrizal::detail {
@@ -121,8 +122,48 @@ struct stream_state {
     return {};
   }
 
+  /// Appends the encoding of `f`, taking a large payload as a chunk of its
+  /// own instead of copying it (`f` is left without its payload then).
+  expected<void> encode_taking(wire::owned_frame& f) {
+    auto* payload = payload_of(f);
+    if (payload == nullptr || payload->size() < zero_copy_payload) {
+      return encode(f);
+    }
+    std::array<std::byte, wire::max_prefix_size> prefix;
+    auto n = wire::encode_prefix(wire::view(f), prefix);
+    if (!n) {
+      return unexpected{std::move(n).error()};
+    }
+    if (queue.empty() || queue.back().size() >= chunk_size) {
+      queue.emplace_back();
+    }
+    auto& back = queue.back();
+    back.insert(back.end(), prefix.begin(), prefix.begin() + *n);
+    queued_bytes += *n + payload->size();
+    queue.push_back(std::move(*payload));
+    payload->clear();
+    return {};
+  }
+
+  static std::vector<std::byte>* payload_of(wire::owned_frame& f) {
+    if (auto* d = std::get_if<wire::owned_data>(&f)) {
+      return &d->payload;
+    }
+    if (auto* r = std::get_if<wire::owned_request>(&f)) {
+      return &r->payload;
+    }
+    if (auto* r = std::get_if<wire::owned_response>(&f)) {
+      return &r->payload;
+    }
+    return nullptr;
+  }
+
   /// Frames are added to the last chunk until it holds this many bytes.
   static constexpr size_t chunk_size = size_t{64} << 10;
+
+  /// A payload this large moves into the queue as its own chunk: no copy,
+  /// and no step of this actor spends milliseconds copying a big message.
+  static constexpr size_t zero_copy_payload = size_t{64} << 10;
 };
 
 using stream_actor = caf::stateful_actor<stream_state>;
@@ -356,8 +397,10 @@ void deliver(stream_actor* self) {
   }
 }
 
+/// Queues `frames` (all or none). With `take`, large payloads move out of
+/// the accepted frames instead of being copied.
 caf::result<void> enqueue(stream_actor* self,
-                          const std::vector<wire::owned_frame>& frames) {
+                          std::vector<wire::owned_frame>& frames, bool take) {
   auto& st = self->state;
   if (st.ended) {
     return make_caf_error(*st.ended);
@@ -399,9 +442,13 @@ caf::result<void> enqueue(stream_actor* self,
                         st.args.stream_id, st.args.peer_name, st.queued(),
                         st.args.options.max_queued_bytes)});
   }
-  for (const auto& f : frames) {
+  for (auto& f : frames) {
     // Cannot fail: encoded_size accepted every frame above.
-    std::ignore = st.encode(f);
+    if (take) {
+      std::ignore = st.encode_taking(f);
+    } else {
+      std::ignore = st.encode(f);
+    }
   }
   st.counters.frames_out += frames.size();
   st.counters.bytes_out += total;
@@ -453,17 +500,16 @@ caf::behavior running(stream_actor* self) {
     [=](write_atom, wire::owned_frame& f) -> caf::result<void> {
       std::vector<wire::owned_frame> one;
       one.push_back(std::move(f));
-      return enqueue(self, one);
+      return enqueue(self, one, true);
     },
-    [=](write_atom,
-        const std::vector<wire::owned_frame>& fs) -> caf::result<void> {
-      return enqueue(self, fs);
+    [=](write_atom, std::vector<wire::owned_frame>& fs) -> caf::result<void> {
+      return enqueue(self, fs, true);
     },
     [=](write_atom, const shared_frames& fs) -> caf::result<void> {
       if (!fs) {
         return caf::unit;
       }
-      return enqueue(self, *fs);
+      return enqueue(self, *fs, true);
     },
     [=](close_atom) -> caf::result<void> {
       auto& st = self->state;

@@ -78,7 +78,8 @@
 /// | stream | `write_atom, std::vector<wire::owned_frame>` | as above, all
 ///   or nothing |
 /// | stream | `write_atom, shared_frames` | as above; the writer keeps its
-///   frames (no copy), e.g. to retry them after `queue_full` |
+///   frames, e.g. to retry them after `queue_full`. Once accepted, large
+///   payloads (64 KiB and up) may have moved out of them (no copy) |
 /// | stream | `close_atom` | `caf::unit` once QUIC took the end of our side
 ///   (the FIN goes after everything written before; with a full queue on a
 ///   slow link that can take a while) |
@@ -199,8 +200,9 @@ struct stream_accepted {
   wire::owned_frame first;
 };
 
-/// Frames to write that the writer keeps (see `write_atom` above).
-using shared_frames = std::shared_ptr<const std::vector<wire::owned_frame>>;
+/// Frames to write that the writer keeps (see `write_atom` above). The
+/// writer must not touch them until the write's reply arrived.
+using shared_frames = std::shared_ptr<std::vector<wire::owned_frame>>;
 
 /// Frames received on a stream, in order (a request; see above).
 struct stream_frames {

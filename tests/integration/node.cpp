@@ -244,6 +244,22 @@ TEST_F(node_test, ready_comes_once_also_when_no_seed_answers) {
   EXPECT_EQ(r.error().code(), errc::shutting_down);
 }
 
+TEST_F(node_test, a_node_started_before_its_seed_joins_once_the_seed_is_up) {
+  // node-late's seed is a fixed address where nothing runs yet: its first
+  // join fails (ready, alone), then it retries until the seed answers.
+  auto seed_addr = ip_endpoint::v4(127, 0, 0, 14, 17946);
+  auto cfg = config("node-late", 13);
+  cfg.seeds.push_back(seed_addr.to_string());
+  auto& late = start(std::move(cfg));
+  ASSERT_TRUE(late.wait_ready(20s));
+  EXPECT_EQ(late.seeds_joined(), 0u);
+  auto& seed = start(config("node-seed", 14, 17946));
+  wait_mesh({&late, &seed});
+  auto m = seed.members();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->size(), 2u);
+}
+
 TEST_F(node_test, bad_configuration_is_refused_with_the_field) {
   auto cfg = node_config::local("bad name!");
   cfg.data_dir = "/tmp/unused";
@@ -432,7 +448,11 @@ TEST_F(node_test, messages_larger_than_every_window_and_queue_arrive_whole) {
     big[i] = static_cast<std::byte>((i * 131) >> 7);
   }
   ASSERT_TRUE(a.send("bulk", {"node-b"}, big));
-  ASSERT_TRUE(test::eventually([&] { return box->size() == 1; }, 30s))
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return box->size() == 1;
+    },
+    30s))
     << "messages received: " << box->size();
   auto got = box->copy();
   EXPECT_EQ(got[0].node, "node-a");

@@ -176,7 +176,12 @@ decoder::result decoder::next(bytes_view& input) {
   }
   if (consumed_) {
     // The previous frame came out of buf_; its views expired with this call.
-    buf_.clear();
+    // A large frame's buffer is not kept for the life of the stream.
+    if (buf_.capacity() > retained_buffer) {
+      buf_ = std::vector<std::byte>{};
+    } else {
+      buf_.clear();
+    }
     consumed_ = false;
   }
   // Fast path: a whole frame in the input and nothing buffered.
@@ -204,6 +209,9 @@ decoder::result decoder::next(bytes_view& input) {
       return unexpected{std::move(hdr).error()};
     }
     pending_ = *hdr;
+    // One allocation for the whole frame (check_header bounded its length)
+    // instead of a growing buffer that copies it again at each doubling.
+    buf_.reserve(header_size + pending_.length);
   }
   auto wanted = header_size + pending_.length - buf_.size();
   auto piece = input.first(std::min(wanted, input.size()));

@@ -101,6 +101,9 @@ private:
   void set_failed(errc code);
   result fail(errc code);
 
+  /// Capacity of `buf_` kept between frames; a larger one is released.
+  static constexpr size_t retained_buffer = size_t{64} << 10;
+
   limits limits_;
   state state_;
   uint8_t version_ = 0;
