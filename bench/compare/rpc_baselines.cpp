@@ -1110,10 +1110,10 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
   if (st.stopping) {
     if (st.in_flight == 0 && st.stopped.pending()) {
       st.stopped.deliver(
-        st.error.empty() ? std::to_string(st.bytes) + " "
-                             + std::to_string(seconds(st.start,
-                                                      clock_type::now()))
-                         : st.error);
+        st.error.empty()
+          ? std::to_string(st.bytes) + " "
+              + std::to_string(seconds(st.start, clock_type::now()))
+          : st.error);
     }
     return;
   }
@@ -1187,7 +1187,8 @@ mycorrizal::app_options bench_app_options() {
   {
     caf::actor_system_config cfg;
     caf::actor_system sys{setup_node(cfg, workers)};
-    auto n = mycorrizal::node::start(sys, node_config("bench-b", data_dir, opts));
+    auto n = mycorrizal::node::start(sys,
+                                     node_config("bench-b", data_dir, opts));
     uint16_t p = 0;
     if (!n) {
       std::fprintf(stderr, "rpc_baselines: node: %s\n",
@@ -1314,15 +1315,22 @@ public:
     for (;;) {
       uint64_t done = 0;
       probe->request(pump, std::chrono::seconds{10}, bulk_bytes_atom::value)
-        .receive([&](uint64_t n) { done = n; }, [](const caf::error&) {});
+        .receive(
+          [&](uint64_t n) {
+            done = n;
+          },
+          [](const caf::error&) {});
       if (done > 0) {
         break;
       }
       if (clock_type::now() > deadline) {
         std::string why = "no answer";
         probe->request(pump, std::chrono::seconds{70}, bulk_stop_atom::value)
-          .receive([&](const std::string& x) { why = x; },
-                   [](const caf::error&) {});
+          .receive(
+            [&](const std::string& x) {
+              why = x;
+            },
+            [](const caf::error&) {});
         caf::anon_send_exit(pump, caf::exit_reason::user_shutdown);
         throw std::runtime_error("hol: no bulk reply in 60 s: " + why);
       }
@@ -1333,8 +1341,13 @@ public:
     caf::scoped_actor self{sys_};
     std::string summary;
     self->request(pump, std::chrono::seconds{120}, bulk_stop_atom::value)
-      .receive([&](const std::string& x) { summary = x; },
-               [&](const caf::error& e) { summary = sys_.render(e); });
+      .receive(
+        [&](const std::string& x) {
+          summary = x;
+        },
+        [&](const caf::error& e) {
+          summary = sys_.render(e);
+        });
     caf::anon_send_exit(pump, caf::exit_reason::user_shutdown);
     if (std::sscanf(summary.c_str(), "%lf %lf", &out.bulk_bytes,
                     &out.bulk_seconds)
@@ -1358,8 +1371,9 @@ public:
       }
       caf::scoped_actor self{sys_};
       std::string out = "no stats";
-      self->request(p.connection, std::chrono::seconds{5},
-                    mycorrizal::stats_atom::value)
+      self
+        ->request(p.connection, std::chrono::seconds{5},
+                  mycorrizal::stats_atom::value)
         .receive(
           [&](const mycorrizal::connection_info& info) {
             const auto& s = info.stats;
@@ -1469,8 +1483,8 @@ int main(int argc, char** argv) {
       client = std::make_unique<caf_client>(server_proc->port(), opts.workers);
     }
     if (node_proc) {
-      node_client = std::make_unique<mycorrizal_client>(node_proc->port(),
-                                                        opts, data_dir);
+      node_client = std::make_unique<mycorrizal_client>(node_proc->port(), opts,
+                                                        data_dir);
     }
     cpu_probe node_cpu = [&] {
       return cpu_seconds() + (node_proc ? node_proc->cpu() : 0.0);
@@ -1521,8 +1535,8 @@ int main(int argc, char** argv) {
       }
       if (node_client && opts.run_hol) {
         auto h = node_client->hol(opts, node_cpu);
-        print_hol("mycorrizal", h.alone, h.loaded, h.bulk_bytes,
-                  h.bulk_seconds, opts.hol_size);
+        print_hol("mycorrizal", h.alone, h.loaded, h.bulk_bytes, h.bulk_seconds,
+                  opts.hol_size);
       }
       auto wall = seconds(w0, clock_type::now());
       auto m1 = machine_cpu::now();
