@@ -397,10 +397,10 @@ void deliver(stream_actor* self) {
   }
 }
 
-/// Queues `frames` (all or none). With `take`, large payloads move out of
-/// the accepted frames instead of being copied.
+/// Queues `frames` (all or none); large payloads move out of the accepted
+/// frames instead of being copied.
 caf::result<void> enqueue(stream_actor* self,
-                          std::vector<wire::owned_frame>& frames, bool take) {
+                          std::vector<wire::owned_frame>& frames) {
   auto& st = self->state;
   if (st.ended) {
     return make_caf_error(*st.ended);
@@ -444,11 +444,7 @@ caf::result<void> enqueue(stream_actor* self,
   }
   for (auto& f : frames) {
     // Cannot fail: encoded_size accepted every frame above.
-    if (take) {
-      std::ignore = st.encode_taking(f);
-    } else {
-      std::ignore = st.encode(f);
-    }
+    std::ignore = st.encode_taking(f);
   }
   st.counters.frames_out += frames.size();
   st.counters.bytes_out += total;
@@ -500,16 +496,16 @@ caf::behavior running(stream_actor* self) {
     [=](write_atom, wire::owned_frame& f) -> caf::result<void> {
       std::vector<wire::owned_frame> one;
       one.push_back(std::move(f));
-      return enqueue(self, one, true);
+      return enqueue(self, one);
     },
     [=](write_atom, std::vector<wire::owned_frame>& fs) -> caf::result<void> {
-      return enqueue(self, fs, true);
+      return enqueue(self, fs);
     },
     [=](write_atom, const shared_frames& fs) -> caf::result<void> {
       if (!fs) {
         return caf::unit;
       }
-      return enqueue(self, *fs, true);
+      return enqueue(self, *fs);
     },
     [=](close_atom) -> caf::result<void> {
       auto& st = self->state;
