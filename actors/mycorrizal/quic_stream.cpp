@@ -257,7 +257,7 @@ void decode(stream_actor* self, const std::vector<std::byte>& data) {
     if (!*f) {
       break;
     }
-    auto owned = wire::to_owned(**f);
+    auto owned = st.decoder->take(**f);
     auto size = wire::wire_size(owned);
     auto consume = size - std::min(size, st.early_consumed);
     st.early_consumed = 0;

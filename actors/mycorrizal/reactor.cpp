@@ -2383,3 +2383,40 @@ expected<udp_stats> reactor::stats(udp_socket_id id) const {
 }
 
 } // namespace mycorrizal::net
+
+namespace mycorrizal::net {
+
+expected<size_t> max_udp_payload_to(const ip_endpoint& to) {
+  auto family = to.is_v4() ? AF_INET : AF_INET6;
+  auto fd = open_socket(family, SOCK_DGRAM, "udp");
+  if (!fd) {
+    return unexpected{fd.error()};
+  }
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  to_sockaddr(to, family, ss, len);
+  if (::connect(fd->get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    return unexpected{
+      sys_error(fmt::format("connect udp {}", to_string(to)), errno)};
+  }
+  int mtu = 0;
+  socklen_t mtu_len = sizeof(mtu);
+  auto level = family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+  auto name = family == AF_INET ? IP_MTU : IPV6_MTU;
+  if (::getsockopt(fd->get(), level, name, &mtu, &mtu_len) != 0) {
+    return unexpected{
+      sys_error(fmt::format("route MTU to {}", to_string(to)), errno)};
+  }
+  // IPv4: the 20-byte header counts towards both the MTU and the 16-bit
+  // total length; IPv6: the 40-byte header counts towards the MTU only.
+  constexpr size_t udp_header = 8;
+  auto ip_header = family == AF_INET ? size_t{20} : size_t{40};
+  auto by_mtu = static_cast<size_t>(std::max(mtu, 0));
+  by_mtu = by_mtu > ip_header + udp_header ? by_mtu - ip_header - udp_header
+                                           : 0;
+  auto by_length = family == AF_INET ? size_t{65535} - ip_header - udp_header
+                                     : size_t{65535} - udp_header;
+  return std::min(by_mtu, by_length);
+}
+
+} // namespace mycorrizal::net

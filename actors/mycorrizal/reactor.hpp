@@ -403,4 +403,13 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
+/// The largest UDP payload the kernel's route to `to` carries in one
+/// unfragmented IP packet: the route's MTU (`IP_MTU` / `IPV6_MTU` of a
+/// socket connected to `to`; no packet is sent) less the IP and UDP headers,
+/// and at most what one IP packet can hold. For a loopback peer this is the
+/// whole path; for any other peer only the first hop.
+/// @returns `errc::connection_lost` naming the system call when the kernel
+/// has no route to `to`.
+expected<size_t> max_udp_payload_to(const ip_endpoint& to);
+
 } // namespace mycorrizal::net

@@ -12,6 +12,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include <array>
 #include <chrono>
 #include <unordered_map>
 
@@ -81,10 +82,35 @@ struct transport_state {
     }
   }
 
+  /// The loopback route's UDP payload limit per address family, asked of
+  /// the kernel once (0 until then).
+  mutable std::array<size_t, 2> loopback_payload{};
+
+  /// The transport settings for a connection to `remote` (larger packets
+  /// to a loopback peer, see `transport_config::loopback_udp_payload`).
+  quic::transport_config transport_for(const ip_endpoint& remote) const {
+    if (!remote.is_loopback() || opts.transport.loopback_udp_payload == 0) {
+      return opts.transport;
+    }
+    auto& cached = loopback_payload[remote.is_v4() ? 0 : 1];
+    if (cached == 0) {
+      auto limit = net::max_udp_payload_to(remote);
+      if (!limit) {
+        MYCORRIZAL_LOG_WARN(component,
+                            "no loopback route MTU ({}): loopback peers get "
+                            "{}-byte packets",
+                            to_string(limit.error()),
+                            opts.transport.max_udp_payload);
+      }
+      cached = limit ? *limit : opts.transport.max_udp_payload;
+    }
+    return opts.transport.for_peer(remote, cached);
+  }
+
   quic::connection_params params(const ip_endpoint& remote,
                                  std::string expected_name) const {
     quic::connection_params cp;
-    cp.transport = opts.transport;
+    cp.transport = transport_for(remote);
     cp.rng = random_fill;
     cp.log = log::core_sink(component);
     cp.local = socket->local();
@@ -112,7 +138,7 @@ caf::actor start_connection(transport_actor* self, quic::connection core,
   args->remote = remote;
   args->incoming = incoming;
   args->streams = st.opts.streams;
-  args->transport = st.opts.transport;
+  args->transport = st.transport_for(remote);
   args->transport_actor = caf::actor_cast<caf::actor>(self);
   args->handler = st.opts.handler;
   args->dial = std::move(dial);

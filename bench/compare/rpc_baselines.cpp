@@ -108,6 +108,9 @@ struct rpc_options {
   size_t hol_window = 2;
   /// Congestion control of both Mycorrizal nodes (the default otherwise).
   std::optional<mycorrizal::quic::congestion_control> cc;
+  /// `transport.loopback_udp_payload` of both nodes (the default otherwise;
+  /// 0: loopback peers get the LAN-sized packets of any other peer).
+  std::optional<size_t> loopback_payload;
 
   uint64_t window_msgs() const {
     return static_cast<uint64_t>(window) * ack_every;
@@ -134,6 +137,7 @@ using cpu_probe = std::function<double()>;
     "%s\nusage: rpc_baselines [--requests N] [--messages M] [--repeat R]\n"
     "  [--warmup W] [--ack-every K] [--window B] [--workers T]\n"
     "  [--no-caf] [--no-tcp] [--no-mycorrizal] [--cc cubic|reno|bbr|bbr2]\n"
+    "  [--loopback-payload BYTES (0: off)]\n"
     "  [--no-hol] [--hol-requests N] [--hol-size BYTES] [--hol-window K]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
     "  --ack-every 1000 --window 8 --workers 2 --hol-requests 2000\n"
@@ -204,6 +208,8 @@ rpc_options parse(int argc, char** argv) {
       } else {
         usage("--cc: cubic, reno, bbr or bbr2");
       }
+    } else if (a == "--loopback-payload") {
+      o.loopback_payload = to_size(next());
     } else if (a == "-h" || a == "--help") {
       usage("rpc_baselines: CAF remote actors and raw TCP on 127.0.0.1", 0);
     } else {
@@ -1161,6 +1167,9 @@ mycorrizal::node_config node_config(const std::string& name,
   auto cfg = mycorrizal::node_config::local(name);
   if (opts.cc) {
     cfg.transport.cc = *opts.cc;
+  }
+  if (opts.loopback_payload) {
+    cfg.transport.loopback_udp_payload = *opts.loopback_payload;
   }
   cfg.data_dir = data_dir;
   cfg.gossip_bind = mycorrizal::ip_endpoint::v4(127, 0, 0, 1, 0);

@@ -228,6 +228,15 @@ bool ip_endpoint::is_v4() const noexcept {
   return std::equal(v4_prefix.begin(), v4_prefix.end(), bytes_.begin());
 }
 
+bool ip_endpoint::is_loopback() const noexcept {
+  if (is_v4()) {
+    return bytes_[12] == std::byte{127};
+  }
+  bytes_type v6_loopback{};
+  v6_loopback[15] = std::byte{1};
+  return bytes_ == v6_loopback;
+}
+
 std::span<const std::byte> ip_endpoint::wire_bytes() const& noexcept {
   if (is_v4()) {
     return std::span<const std::byte>{bytes_}.subspan(12);

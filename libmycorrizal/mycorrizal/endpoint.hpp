@@ -53,6 +53,9 @@ public:
 
   bool is_v4() const noexcept;
 
+  /// 127.0.0.0/8 or ::1: an address of this host's loopback interface.
+  bool is_loopback() const noexcept;
+
   constexpr uint16_t port() const noexcept {
     return port_;
   }

@@ -633,6 +633,38 @@ TEST_F(reactor_udp, datagram_sizes_from_0_to_65507) {
   EXPECT_EQ(st->send_errors, 1u);
 }
 
+TEST(reactor_route, max_udp_payload_to_a_loopback_peer_follows_lo_mtu) {
+  // The interface's MTU as sysfs reports it, independent of IP_MTU.
+  std::ifstream in{"/sys/class/net/lo/mtu"};
+  size_t mtu = 0;
+  ASSERT_TRUE(in >> mtu) << "no /sys/class/net/lo/mtu";
+  auto v4 = net::max_udp_payload_to(ip_endpoint::v4(127, 0, 0, 9, 7000));
+  ASSERT_TRUE(v4) << to_string(v4.error());
+  EXPECT_EQ(*v4, std::min<size_t>(mtu - 28, 65'507)) << "lo mtu " << mtu;
+  if (auto v6 = net::max_udp_payload_to(*ip_endpoint::parse("[::1]:7000"))) {
+    EXPECT_EQ(*v6, std::min<size_t>(mtu - 48, 65'527)) << "lo mtu " << mtu;
+  } else {
+    std::printf("no IPv6 loopback route here: %s\n",
+                to_string(v6.error()).c_str());
+  }
+}
+
+TEST_F(reactor_udp, a_datagram_of_the_route_payload_leaves_one_more_does_not) {
+  auto limit = net::max_udp_payload_to(ip_endpoint::v4(127, 0, 0, 1, 9));
+  ASSERT_TRUE(limit) << to_string(limit.error());
+  auto r = make_reactor();
+  auto [owner, log] = make_owner();
+  auto [sink, sink_log] = make_owner();
+  auto rx = r->open_udp(localhost(), owner);
+  auto tx = r->open_udp(localhost(), sink);
+  ASSERT_TRUE(rx && tx);
+  auto ok = r->send_udp(tx->id, rx->local, bytes(*limit));
+  EXPECT_TRUE(ok.has_value()) << *limit << ": " << to_string(ok.error());
+  ASSERT_TRUE(log->wait_datagrams(1)) << log->describe_all();
+  EXPECT_EQ(log->datagrams()[0].data.size(), *limit);
+  EXPECT_FALSE(r->send_udp(tx->id, rx->local, bytes(*limit + 1)).has_value());
+}
+
 TEST_F(reactor_udp, longer_datagrams_are_counted_as_truncated) {
   auto r = make_reactor();
   auto [owner, log] = make_owner();

@@ -340,6 +340,10 @@ outcome run(const fuzz_input& in, const std::vector<size_t>& chunks,
       if (deep) {
         check_state(dec, **res, in.lim);
         check_frame(**res, in.stream.subspan(begin, end - begin), in.lim);
+        // Owning the frame keeps every field (a separately collected
+        // payload moves, the rest is copied).
+        auto owned = dec.take(**res);
+        WIRE_FUZZ_CHECK(owned == to_owned(**res));
       }
     }
     offset += len;

@@ -1041,6 +1041,7 @@ protected:
            + ": rtt=" + std::to_string(x.smoothed_rtt.count() / 1000)
            + "us cwnd=" + std::to_string(x.cwnd)
            + " sent=" + std::to_string(x.datagrams_sent)
+           + " largest=" + std::to_string(x.largest_datagram_sent)
            + " received=" + std::to_string(x.datagrams_received)
            + " dropped=" + std::to_string(x.datagrams_dropped)
            + " lost=" + std::to_string(x.lost_packets);
@@ -1320,9 +1321,13 @@ protected:
 
   /// Echo and a 16 MiB transfer between two nodes whose sockets both apply
   /// `udp` (fault injection); checks that the faults really happened.
-  void faulty_link(const net::udp_options& udp, uint64_t seed) {
+  void faulty_link(const net::udp_options& udp, uint64_t seed,
+                   bool lan_sized = false) {
     node_options o;
     o.udp = udp;
+    if (lan_sized) {
+      o.transport.loopback_udp_payload = 0;
+    }
     auto& b = start_node("node-b", o);
     auto& a = start_node("node-a", o);
     ASSERT_TRUE(a.ok() && b.ok());
@@ -1856,6 +1861,50 @@ TEST_F(quic_transport_test, transfer_survives_packet_loss_and_reordering) {
   // window.
   udp.reorder_max_hold = std::chrono::milliseconds{5};
   faulty_link(udp, 0x4e04);
+}
+
+// Loopback peers get large packets (transport_config::loopback_udp_payload);
+// the same faults with the LAN-sized packets every other peer gets.
+TEST_F(quic_transport_test, transfer_survives_loss_and_reordering_lan_sized) {
+  net::udp_options udp;
+  udp.drop_every_nth = 20;
+  udp.reorder_every_nth = 3;
+  udp.reorder_max_hold = std::chrono::milliseconds{5};
+  faulty_link(udp, 0x1a45, true);
+}
+
+// -- 7b. packet sizes ---------------------------------------------------------
+TEST_F(quic_transport_test,
+       loopback_peers_get_large_packets_unless_turned_off) {
+  auto limit = net::max_udp_payload_to(ip_endpoint::v4(127, 0, 0, 1, 9));
+  ASSERT_TRUE(limit) << to_string(limit.error());
+  for (bool lan_sized : {false, true}) {
+    SCOPED_TRACE(lan_sized ? "loopback_udp_payload = 0" : "default");
+    node_options o = with_policy(policy::sink);
+    if (lan_sized) {
+      o.transport.loopback_udp_payload = 0;
+    }
+    auto tag = std::string{lan_sized ? "-lan" : "-lo"};
+    auto& b = start_node("node-b" + tag, o);
+    auto& a = start_node("node-a" + tag, o);
+    ASSERT_TRUE(a.ok() && b.ok());
+    auto info = dial(a, b, "node-b" + tag);
+    ASSERT_TRUE(info) << to_string(info.error());
+    EXPECT_TRUE(transfer(info->connection, b, 4 * mib, 0x5123, 30s));
+    auto s = ask<connection_info>(info->connection, 5s, stats_atom::value);
+    ASSERT_TRUE(s) << to_string(s.error());
+    auto largest = s->stats.largest_datagram_sent;
+    auto text = connection_text(info->connection);
+    if (lan_sized) {
+      EXPECT_LE(largest, 1452u) << text;
+      EXPECT_GE(s->stats.datagrams_sent, 4 * mib / 1452) << text;
+    } else {
+      // The route's limit, or the QUIC maximum 65527 if that is lower.
+      EXPECT_EQ(largest, std::min<size_t>(*limit, 65'527)) << text;
+      EXPECT_LT(s->stats.datagrams_sent, 4 * mib / 1452) << text;
+    }
+    std::printf("%s\n", text.c_str());
+  }
 }
 
 // -- 8. a peer that vanishes --------------------------------------------------

@@ -85,4 +85,16 @@ TEST(endpoint, hashes_and_orders) {
   EXPECT_LT(ip_endpoint::v4(127, 0, 0, 1, 1), ip_endpoint::v4(127, 0, 0, 1, 2));
 }
 
+TEST(endpoint, loopback_is_127_slash_8_and_v6_one) {
+  EXPECT_TRUE(ip_endpoint::v4(127, 0, 0, 1, 1).is_loopback());
+  EXPECT_TRUE(ip_endpoint::v4(127, 200, 3, 4, 0).is_loopback());
+  EXPECT_TRUE(ip_endpoint::parse("[::1]:9")->is_loopback());
+  EXPECT_TRUE(ip_endpoint::parse("[::ffff:127.0.0.2]:9")->is_loopback());
+  EXPECT_FALSE(ip_endpoint::v4(126, 255, 255, 255, 1).is_loopback());
+  EXPECT_FALSE(ip_endpoint::v4(10, 0, 0, 1, 1).is_loopback());
+  EXPECT_FALSE(ip_endpoint::parse("[::2]:9")->is_loopback());
+  EXPECT_FALSE(ip_endpoint::parse("[::]:9")->is_loopback());
+  EXPECT_FALSE(ip_endpoint::parse("[fe80::1]:9")->is_loopback());
+}
+
 } // namespace

@@ -871,6 +871,8 @@ struct connection::impl {
     auto emit = [&](std::span<const std::byte> bytes) {
       counters.datagrams_sent++;
       counters.bytes_sent += bytes.size();
+      counters.largest_datagram_sent
+        = std::max<uint64_t>(counters.largest_datagram_sent, bytes.size());
       out.push_back(bytes);
     };
     if (state == connection_state::finished

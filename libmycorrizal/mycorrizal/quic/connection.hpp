@@ -109,6 +109,8 @@ struct connection_stats {
   uint64_t bytes_received = 0;
   uint64_t datagrams_sent = 0;
   uint64_t datagrams_received = 0;
+  /// The largest UDP payload sent so far (bytes).
+  uint64_t largest_datagram_sent = 0;
   /// Received datagrams dropped before QUIC processing (empty, no valid QUIC
   /// header) or discarded by ngtcp2 as undecryptable/invalid.
   uint64_t datagrams_dropped = 0;

@@ -2,11 +2,29 @@
 #include "mycorrizal/quic/transport_config.hpp"
 
 #include "mycorrizal/config_check.hpp"
+#include "mycorrizal/endpoint.hpp"
+
+#include <algorithm>
 
 namespace mycorrizal::quic {
 
 transport_config transport_config::lan_defaults() {
   return transport_config{};
+}
+
+transport_config transport_config::for_peer(const ip_endpoint& peer,
+                                            size_t route_payload) const {
+  auto out = *this;
+  auto payload = std::min(loopback_udp_payload, route_payload);
+  if (loopback_udp_payload == 0 || !peer.is_loopback()
+      || payload <= max_udp_payload) {
+    return out;
+  }
+  out.max_udp_payload = payload;
+  out.fixed_udp_payload = true;
+  out.max_datagrams_per_write
+    = std::max<size_t>(1, max_datagrams_per_write * max_udp_payload / payload);
+  return out;
 }
 
 expected<void> transport_config::validate() const {
@@ -17,6 +35,11 @@ expected<void> transport_config::validate() const {
   };
   check.in_range<int64_t>("initial_rtt_ms", ms(initial_rtt), 1, 10'000);
   check.in_range<size_t>("max_udp_payload", max_udp_payload, 1200, 65527);
+  check.require("loopback_udp_payload",
+                loopback_udp_payload == 0
+                  || (loopback_udp_payload >= 1200
+                      && loopback_udp_payload <= 65527),
+                "must be 0 (off) or in 1200..65527");
   check.in_range<uint64_t>("stream_window", stream_window, 1024,
                            uint64_t{1} << 30);
   check.require("max_stream_window", max_stream_window >= stream_window,

@@ -182,6 +182,8 @@ decoder::result decoder::next(bytes_view& input) {
     } else {
       buf_.clear();
     }
+    payload_ = std::vector<std::byte>{};
+    split_ = false;
     consumed_ = false;
   }
   // Fast path: a whole frame in the input and nothing buffered.
@@ -196,7 +198,8 @@ decoder::result decoder::next(bytes_view& input) {
       return parse(*hdr, body);
     }
   }
-  // Slow path: collect the header, then the body, in buf_.
+  // Slow path: collect the header, then the body, in buf_ (a large payload
+  // in payload_).
   if (buf_.size() < header_size) {
     auto piece = input.first(std::min(header_size - buf_.size(), input.size()));
     buf_.insert(buf_.end(), piece.begin(), piece.end());
@@ -209,19 +212,67 @@ decoder::result decoder::next(bytes_view& input) {
       return unexpected{std::move(hdr).error()};
     }
     pending_ = *hdr;
+    auto prefix = prefix_length();
+    split_ = prefix < pending_.length;
     // One allocation for the whole frame (check_header bounded its length)
     // instead of a growing buffer that copies it again at each doubling.
-    buf_.reserve(header_size + pending_.length);
+    buf_.reserve(header_size + prefix);
+    if (split_) {
+      payload_.reserve(pending_.length - prefix);
+    }
   }
-  auto wanted = header_size + pending_.length - buf_.size();
-  auto piece = input.first(std::min(wanted, input.size()));
-  buf_.insert(buf_.end(), piece.begin(), piece.end());
-  input = input.subspan(piece.size());
-  if (piece.size() < wanted) {
+  auto collect = [&input](std::vector<std::byte>& into, size_t wanted) {
+    auto piece = input.first(std::min(wanted, input.size()));
+    into.insert(into.end(), piece.begin(), piece.end());
+    input = input.subspan(piece.size());
+    return piece.size() == wanted;
+  };
+  auto prefix_end = header_size + prefix_length();
+  if (!collect(buf_, prefix_end - buf_.size())) {
+    return std::optional<frame>{};
+  }
+  if (split_
+      && !collect(payload_, pending_.length - (prefix_end - header_size)
+                              - payload_.size())) {
     return std::optional<frame>{};
   }
   consumed_ = true;
-  return parse(pending_, bytes_view{buf_}.subspan(header_size));
+  auto f = parse(pending_, bytes_view{buf_}.subspan(header_size));
+  if (split_ && f && *f) {
+    // parse saw the body without its payload: point the frame at it.
+    std::visit(
+      [this](auto& x) {
+        if constexpr (requires { x.payload = bytes_view{}; }) {
+          x.payload = bytes_view{payload_};
+        }
+      },
+      **f);
+  }
+  return f;
+}
+
+size_t decoder::prefix_length() const noexcept {
+  // The fields before the payload: REQUEST id and timeout, RESPONSE id and
+  // status (wire format, docs/protocol.md).
+  size_t prefix = 0;
+  switch (pending_.type) {
+    case frame_type::data: prefix = 0; break;
+    case frame_type::request: prefix = 8 + 4; break;
+    case frame_type::response: prefix = 8 + 1; break;
+    default: return pending_.length;
+  }
+  if (pending_.length < prefix + separate_payload_min) {
+    return pending_.length;
+  }
+  return prefix;
+}
+
+owned_frame decoder::take(const frame& x) {
+  if (consumed_ && split_ && payload_of(x).data() == payload_.data()) {
+    split_ = false;
+    return to_owned(x, std::move(payload_));
+  }
+  return to_owned(x);
 }
 
 decoder::result decoder::parse(const header& hdr, bytes_view body) {
@@ -379,7 +430,7 @@ expected<void> decoder::finish() const {
   if (state_ == state::failed) {
     return unexpected{error_};
   }
-  if (!consumed_ && !buf_.empty()) {
+  if (!consumed_ && (!buf_.empty() || !payload_.empty())) {
     return errc::truncated_frame;
   }
   return {};

@@ -4,6 +4,7 @@
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/wire/frame.hpp"
 #include "mycorrizal/wire/limits.hpp"
+#include "mycorrizal/wire/owned_frame.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,9 @@ enum class stream_kind : uint8_t { unknown, application, control, closed };
 /// than `header_size + max_frame_size` and never ahead of what arrived, and
 /// returns views into that buffer. Either way the views stay valid until the
 /// next call on the decoder (and, for input views, as long as the input).
+/// The payload of a buffered DATA, REQUEST or RESPONSE frame of
+/// `separate_payload_min` bytes or more is collected in a vector of its
+/// own, which `take` hands over without copying it.
 ///
 /// Errors are sticky: once a call failed, framing is lost and every later
 /// call returns the same error. The stream should then be answered with
@@ -56,6 +60,10 @@ public:
   ///   `errc::unexpected_frame`, `errc::too_many_entries`.
   result next(bytes_view& input);
 
+  /// Owns the frame the last `next` returned (`x`): a copy, except for a
+  /// payload collected in a vector of its own, which moves out.
+  owned_frame take(const frame& x);
+
   /// Reports whether the stream may end here (the peer sent FIN).
   /// @returns `errc::truncated_frame` if a frame was begun but not finished,
   ///   or the sticky error of an earlier call.
@@ -72,8 +80,11 @@ public:
 
   /// Bytes held for a frame not yet complete.
   size_t buffered() const noexcept {
-    return consumed_ ? 0 : buf_.size();
+    return consumed_ ? 0 : buf_.size() + payload_.size();
   }
+
+  /// Payloads from this size on are collected apart from their frame.
+  static constexpr size_t separate_payload_min = size_t{64} << 10;
 
   /// Frames decoded so far.
   uint64_t frames() const noexcept {
@@ -104,6 +115,10 @@ private:
   /// Capacity of `buf_` kept between frames; a larger one is released.
   static constexpr size_t retained_buffer = size_t{64} << 10;
 
+  /// Bytes of `pending_`'s body that go to `buf_` (after the header); the
+  /// rest go to `payload_` when `split_`.
+  size_t prefix_length() const noexcept;
+
   limits limits_;
   state state_;
   uint8_t version_ = 0;
@@ -112,6 +127,9 @@ private:
   errc error_ = errc::none;
   uint64_t frames_ = 0;
   std::vector<std::byte> buf_;
+  /// The current frame's payload is collected in `payload_`, not `buf_`.
+  bool split_ = false;
+  std::vector<std::byte> payload_;
 };
 
 } // namespace mycorrizal::wire

@@ -3,6 +3,8 @@
 
 #include "mycorrizal/wire/encoder.hpp"
 
+#include <cassert>
+#include <tuple>
 #include <type_traits>
 
 namespace mycorrizal::wire {
@@ -13,21 +15,21 @@ std::vector<std::byte> copy(bytes_view x) {
   return {x.begin(), x.end()};
 }
 
-} // namespace
-
-owned_frame to_owned(const frame& x) {
+/// `to_owned`, with `take(f.payload)` making a payload's storage.
+template <class TakePayload>
+owned_frame own(const frame& x, TakePayload&& take) {
   return std::visit(
-    [](const auto& f) -> owned_frame {
+    [&take](const auto& f) -> owned_frame {
       using T = std::decay_t<decltype(f)>;
       if constexpr (std::is_same_v<T, stream_init>) {
         return owned_stream_init{f.version, std::string{f.application},
                                  std::string{f.stream}};
       } else if constexpr (std::is_same_v<T, data>) {
-        return owned_data{f.flags, copy(f.payload)};
+        return owned_data{f.flags, take(f.payload)};
       } else if constexpr (std::is_same_v<T, request>) {
-        return owned_request{f.id, f.timeout_ms, f.flags, copy(f.payload)};
+        return owned_request{f.id, f.timeout_ms, f.flags, take(f.payload)};
       } else if constexpr (std::is_same_v<T, response>) {
-        return owned_response{f.id, f.status, f.flags, copy(f.payload)};
+        return owned_response{f.id, f.status, f.flags, take(f.payload)};
       } else if constexpr (std::is_same_v<T, stream_error>) {
         return owned_stream_error{f.code, std::string{f.message}};
       } else if constexpr (std::is_same_v<T, hello>) {
@@ -43,6 +45,22 @@ owned_frame to_owned(const frame& x) {
       }
     },
     x);
+}
+
+} // namespace
+
+owned_frame to_owned(const frame& x) {
+  return own(x, [](bytes_view p) {
+    return copy(p);
+  });
+}
+
+owned_frame to_owned(const frame& x, std::vector<std::byte>&& payload) {
+  return own(x, [&payload](bytes_view p) {
+    assert(p.size() == payload.size());
+    std::ignore = p;
+    return std::move(payload);
+  });
 }
 
 frame view(const owned_frame& x) {

@@ -75,6 +75,10 @@ using owned_frame
 /// Copies a decoded frame.
 owned_frame to_owned(const frame& x);
 
+/// Copies a decoded DATA, REQUEST or RESPONSE frame, except its payload:
+/// that becomes `payload`, which must hold the same bytes (no copy).
+owned_frame to_owned(const frame& x, std::vector<std::byte>&& payload);
+
 /// A view of `x` (strings and payloads point into `x`).
 frame view(const owned_frame& x);
 

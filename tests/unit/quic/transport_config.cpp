@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 using namespace mycorrizal;
 using namespace mycorrizal::quic;
 using namespace std::chrono_literals;
@@ -32,4 +34,52 @@ TEST(quic_transport_config, every_bad_field_is_named) {
   EXPECT_NE(text.find("quic.cid_length"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.keep_alive"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.max_stream_window"), std::string::npos) << text;
+}
+
+TEST(quic_transport_config, loopback_peers_get_large_packets_at_once) {
+  transport_config tc;
+  auto v4 = ip_endpoint::v4(127, 0, 0, 7, 4000);
+  auto v6 = *ip_endpoint::parse("[::1]:4000");
+  auto lan = ip_endpoint::v4(10, 1, 2, 3, 4000);
+  // The route allows less than the configured 65527: the route wins.
+  auto x = tc.for_peer(v4, 65'507);
+  EXPECT_EQ(x.max_udp_payload, 65'507u);
+  EXPECT_TRUE(x.fixed_udp_payload);
+  // One write stays about as many bytes as 64 LAN-sized datagrams.
+  EXPECT_EQ(x.max_datagrams_per_write, 1u);
+  EXPECT_TRUE(x.validate());
+  EXPECT_EQ(tc.for_peer(v6, 65'488).max_udp_payload, 65'488u);
+  auto mid = tc.for_peer(v4, 9000);
+  EXPECT_EQ(mid.max_udp_payload, 9000u);
+  EXPECT_EQ(mid.max_datagrams_per_write, 64u * 1452u / 9000u);
+  // Any other peer, a disabled setting, or a route no larger than the LAN
+  // size: the configuration unchanged.
+  for (auto [peer, route, setting] :
+       {std::tuple{lan, size_t{65'507}, size_t{65'527}},
+        std::tuple{v4, size_t{65'507}, size_t{0}},
+        std::tuple{v4, size_t{1400}, size_t{65'527}}}) {
+    transport_config c;
+    c.loopback_udp_payload = setting;
+    auto y = c.for_peer(peer, route);
+    EXPECT_EQ(y.max_udp_payload, 1452u) << peer.to_string() << " " << route;
+    EXPECT_FALSE(y.fixed_udp_payload);
+    EXPECT_EQ(y.max_datagrams_per_write, 64u);
+  }
+}
+
+TEST(quic_transport_config, loopback_udp_payload_is_zero_or_a_packet_size) {
+  for (size_t ok : {size_t{0}, size_t{1200}, size_t{65'527}}) {
+    transport_config tc;
+    tc.loopback_udp_payload = ok;
+    EXPECT_TRUE(tc.validate()) << ok;
+  }
+  for (size_t bad : {size_t{1}, size_t{1199}, size_t{65'528}}) {
+    transport_config tc;
+    tc.loopback_udp_payload = bad;
+    auto r = tc.validate();
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().context().find("quic.loopback_udp_payload"),
+              std::string::npos)
+      << r.error().context();
+  }
 }

@@ -474,3 +474,129 @@ TEST(wire_decoder, unknown_status_codes_become_remote_error) {
   ASSERT_EQ(res2.frames.size(), 1u);
   EXPECT_EQ(std::get<stream_error>(res2.frames[0].x).code, errc::remote_error);
 }
+
+// -- large payloads: collected apart and handed over without a copy ----------
+
+namespace {
+
+// A payload of `n` bytes whose every byte depends on its position.
+std::vector<std::byte> pattern(size_t n) {
+  std::vector<std::byte> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = static_cast<std::byte>((i * 131 + i / 251) & 0xff);
+  }
+  return out;
+}
+
+// An application stream (init, then `frames`) fed in `piece`-byte pieces;
+// every frame is taken with `decoder::take`. Records whether each payload
+// came out as the very buffer the frame's view pointed into.
+struct taken {
+  std::vector<owned_frame> frames;
+  std::vector<bool> moved;
+  size_t max_buffered = 0;
+  errc error = errc::none;
+};
+
+taken feed_and_take(const std::vector<frame>& frames, size_t piece) {
+  std::vector<std::byte> input;
+  add(input, stream_init{1, "bulk", ""});
+  for (auto& x : frames) {
+    add(input, x);
+  }
+  decoder dec;
+  taken out;
+  bytes_view rest{input};
+  while (!rest.empty()) {
+    auto chunk = rest.first(std::min(piece, rest.size()));
+    rest = rest.subspan(chunk.size());
+    while (true) {
+      auto r = dec.next(chunk);
+      out.max_buffered = std::max(out.max_buffered, dec.buffered());
+      if (!r) {
+        out.error = r.error().code();
+        return out;
+      }
+      if (!*r) {
+        break;
+      }
+      auto seen = payload_of(**r).data();
+      auto f = dec.take(**r);
+      auto got = payload_of(view(f));
+      out.moved.push_back(!got.empty() && got.data() == seen);
+      out.frames.push_back(std::move(f));
+    }
+  }
+  if (auto fin = dec.finish(); !fin) {
+    out.error = fin.error().code();
+  }
+  return out;
+}
+
+} // namespace
+
+TEST(wire_decoder, large_payloads_move_out_whole_in_every_frame_type) {
+  auto big = pattern(size_t{1} << 20);
+  auto text = std::string(100'000, 'e');
+  std::vector<frame> frames{
+    data{0, big},
+    request{7, 250, flag_caf_message, big},
+    response{7, errc::none, 0, big},
+    response{8, errc::remote_error, 0, as_bytes(text)},
+  };
+  // 1200: one QUIC packet; 65'527: a loopback datagram; 7: odd splits.
+  for (size_t piece : {size_t{7}, size_t{1200}, size_t{65'527}}) {
+    auto got = feed_and_take(frames, piece);
+    ASSERT_EQ(got.error, errc::none) << "piece " << piece;
+    ASSERT_EQ(got.frames.size(), frames.size() + 1) << "piece " << piece;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      EXPECT_TRUE(view(got.frames[i + 1]) == frames[i])
+        << "frame " << i << ", piece " << piece;
+      // Every payload here is collected apart: it must move, not copy.
+      EXPECT_TRUE(got.moved[i + 1]) << "frame " << i << ", piece " << piece;
+    }
+    // Never more buffered than one frame (header + body).
+    EXPECT_LE(got.max_buffered, header_size + 12 + big.size());
+  }
+}
+
+TEST(wire_decoder, payloads_below_the_threshold_and_whole_frames_are_copied) {
+  auto small = pattern(decoder::separate_payload_min - 1);
+  auto big = pattern(decoder::separate_payload_min);
+  // Split in two: the small payload is buffered with its frame and copied;
+  // the one at the threshold is collected apart and moves.
+  auto got = feed_and_take({data{0, small}, data{0, big}}, 40'000);
+  ASSERT_EQ(got.error, errc::none);
+  ASSERT_EQ(got.frames.size(), 3u);
+  EXPECT_TRUE(view(got.frames[1]) == frame(data{0, small}));
+  EXPECT_TRUE(view(got.frames[2]) == frame(data{0, big}));
+  EXPECT_FALSE(got.moved[1]);
+  EXPECT_TRUE(got.moved[2]);
+  // In one piece the frame is decoded from the input: `take` copies.
+  auto whole = feed_and_take({data{0, big}}, size_t{1} << 30);
+  ASSERT_EQ(whole.error, errc::none);
+  ASSERT_EQ(whole.frames.size(), 2u);
+  EXPECT_TRUE(view(whole.frames[1]) == frame(data{0, big}));
+  EXPECT_FALSE(whole.moved[1]);
+}
+
+TEST(wire_decoder, a_large_payload_cut_short_is_a_truncated_frame) {
+  std::vector<std::byte> input;
+  add(input, stream_init{1, "bulk", ""});
+  auto init_size = input.size();
+  add(input, request{1, 0, 0, pattern(size_t{200} << 10)});
+  input.resize(input.size() - 1);
+  auto r = run(input, {1000, 70'000});
+  EXPECT_EQ(r.error, errc::truncated_frame);
+  EXPECT_EQ(r.frames.size(), 1u);
+  // Every byte of the unfinished frame counts as buffered: header, the
+  // fields before the payload and the payload so far.
+  EXPECT_EQ(r.max_buffered, input.size() - init_size);
+}
+
+TEST(wire_decoder, a_large_frame_out_of_place_fails_once_complete) {
+  // DATA on a stream the peer opened must follow STREAM_INIT.
+  std::vector<std::byte> input;
+  add(input, data{0, pattern(size_t{100} << 10)});
+  EXPECT_EQ(run(input, {10, 5000}).error, errc::unexpected_frame);
+}
