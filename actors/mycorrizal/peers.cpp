@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 
 namespace mycorrizal {
@@ -47,6 +48,12 @@ struct peers_state {
     std::vector<std::string> apps;
     uint8_t version = 0;
     uint64_t incarnation = 0;
+    /// Its gossip incarnation as last seen.
+    uint32_t gossip_incarnation = 0;
+    /// It closed its connection because it stops, at this gossip
+    /// incarnation: gossip of that incarnation (alive, suspect) does not
+    /// revive it; a higher one (its restart refuting its death) does.
+    std::optional<uint32_t> stopped_at;
   };
 
   peers_options opts;
@@ -195,8 +202,13 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
                           m.name + (kind == k::dead ? " is dead" : " left")}});
     return;
   }
+  e.gossip_incarnation = m.incarnation;
   auto quic = m.address;
   quic.port((*meta)->quic_port);
+  if (e.stopped_at && m.incarnation <= *e.stopped_at) {
+    return; // news from before it stopped
+  }
+  e.stopped_at.reset();
   e.alive = true;
   e.gossip = m.address;
   if (e.conn && e.quic != quic && e.conn_remote != quic) {
@@ -378,6 +390,18 @@ void on_down(peers_actor* self, connection_down& down) {
       e.conn = caf::actor{};
       forget_control(e);
       ++st.counters.downs;
+      if (down.reason == errc::node_down) {
+        // It closed because it stops: gone, as if its leave had arrived
+        // (which may still come, or not if it was lost). Its restart
+        // announces itself as alive again, with a higher incarnation.
+        e.alive = false;
+        e.stopped_at = e.gossip_incarnation;
+        ++e.redial_gen;
+        publish(self, peer_down{
+                        name, error{errc::node_down,
+                                    name + " left: " + down.reason.context()}});
+        return;
+      }
       publish(self, peer_down{name, error{errc::connection_lost,
                                           "connection lost: "
                                             + to_string(down.reason)}});

@@ -78,9 +78,10 @@ struct peer_up {
 };
 
 /// The connection to a member is gone: `node_down` when the member is dead
-/// or left (sent also when no connection was up, so that nobody keeps
-/// waiting for one), `connection_lost` when it broke while the member lives
-/// (a redial follows), `shutting_down` when we stop.
+/// or left, or closed its connection because it stops (sent also when no
+/// connection was up, so that nobody keeps waiting for one),
+/// `connection_lost` when it broke while the member lives (a redial
+/// follows), `shutting_down` when we stop.
 struct peer_down {
   std::string name;
   error reason;

@@ -136,7 +136,9 @@ void close_now(connection_state& st, std::string_view why) {
   auto s = st.core->state();
   if (s == quic::connection_state::handshaking
       || s == quic::connection_state::established) {
-    st.core->close(0, why, now);
+    // The code tells the peer that this endpoint goes away (protocol.md
+    // §5): it reports node_down rather than a lost connection.
+    st.core->close(static_cast<uint64_t>(errc::shutting_down), why, now);
     st.views.clear();
     st.core->write(now, send_buffer(st), st.views);
     for (auto v : st.views) {

@@ -19,9 +19,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 using namespace mycorrizal;
@@ -302,6 +304,96 @@ TEST_F(peers_test, a_vanished_member_is_dropped_and_a_restart_reconnects) {
     [&] {
       return connected(a).count("node-b") == 1
              && connected(c).count("node-b") == 1 && connected(b2).size() == 2;
+    },
+    20s))
+    << describe_all();
+}
+
+TEST_F(peers_test, a_member_that_stops_is_down_at_once_and_not_redialed) {
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  join(b, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a).size() == 1 && connected(b).size() == 1;
+    },
+    15s))
+    << describe_all();
+  caf::scoped_actor sub{*sys_};
+  sub->request(a.peers, 5s, subscribe_atom::value, caf::actor{sub})
+    .receive([](std::vector<peer_info>&) {},
+             [](caf::error& e) {
+               ADD_FAILURE() << "subscribe: " << to_string(from_caf_error(e));
+             });
+  auto dials = stats(a).dials;
+  // node-b stops without leaving the gossip: its connections close with
+  // shutting_down, which alone must tell node-a that it is gone.
+  stop(b);
+  std::optional<peer_down> down;
+  std::vector<std::string> seen;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!down && std::chrono::steady_clock::now() < deadline) {
+    sub->receive(
+      [&](peer_down& d) {
+        seen.push_back("down " + d.name + ": " + to_string(d.reason));
+        if (d.name == "node-b") {
+          down = std::move(d);
+        }
+      },
+      [&](peer_up& u) {
+        seen.push_back("up " + u.peer.name);
+      },
+      caf::after(deadline - std::chrono::steady_clock::now()) >> [] {});
+  }
+  auto text = [&] {
+    std::string out;
+    for (auto& x : seen) {
+      out += "\n  " + x;
+    }
+    return out + "\n" + describe_all();
+  };
+  ASSERT_TRUE(down) << "no peer_down for node-b in 10 s; saw:" << text();
+  EXPECT_EQ(down->reason.code(), errc::node_down) << text();
+  EXPECT_NE(down->reason.context().find("shutting down"), std::string::npos)
+    << text();
+  // Gossip declares it dead later (no leave came); until then node-a must
+  // not have dialed it again although gossip still calls it alive.
+  auto gossip_state = [&] {
+    std::string out = "absent";
+    caf::scoped_actor self{*sys_};
+    self->request(a.membership.actor, 5s, members_atom::value)
+      .receive(
+        [&](std::vector<gossip::member>& ms) {
+          for (auto& m : ms) {
+            if (m.name == "node-b") {
+              static constexpr const char* names[] = {"alive", "suspect",
+                                                      "dead", "left"};
+              out = names[static_cast<size_t>(m.state) & 3];
+            }
+          }
+        },
+        [](caf::error&) {});
+    return out;
+  };
+  EXPECT_EQ(gossip_state(), "alive") << "gossip was quicker than the close";
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      auto now = gossip_state();
+      return now == "dead" || now == "absent";
+    },
+    30s))
+    << "node-b is " << gossip_state() << " to node-a\n"
+    << describe_all();
+  EXPECT_EQ(stats(a).dials, dials) << describe_all();
+  // Restarted under the same name and addresses, it is connected again.
+  auto gossip_port = b.membership.local.port();
+  auto quic_port = b.transport.local.port();
+  nodes_.erase("node-b");
+  auto& b2 = start("node-b", 2, gossip_port, quic_port);
+  join(b2, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a).count("node-b") == 1 && connected(b2).size() == 1;
     },
     20s))
     << describe_all();

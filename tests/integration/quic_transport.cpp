@@ -2056,6 +2056,28 @@ TEST_F(quic_transport_test,
 }
 
 // -- 9. closing ---------------------------------------------------------------
+TEST_F(quic_transport_test, a_stopping_transport_tells_its_peers_it_goes_away) {
+  auto& b = start_node("node-b");
+  auto& a = start_node("node-a");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto info = dial(a, b, "node-b");
+  ASSERT_TRUE(info) << to_string(info.error());
+  caf::anon_send_exit(b.transport, caf::exit_reason::user_shutdown);
+  ASSERT_TRUE(wait_for(
+    [&] {
+      return !a.log->snapshot().downs.empty();
+    },
+    5s))
+    << a.log->describe();
+  auto down = a.log->snapshot().downs[0];
+  // Not a lost connection (that would be redialed): the node is gone.
+  EXPECT_EQ(down.reason.code(), errc::node_down) << describe(down.reason);
+  EXPECT_NE(describe(down.reason).find("the peer is shutting down"),
+            std::string::npos)
+    << describe(down.reason);
+  EXPECT_EQ(down.peer_name, "node-b");
+}
+
 TEST_F(quic_transport_test, closing_a_connection_ends_it_on_both_sides) {
   auto& b = start_node("node-b");
   auto& a = start_node("node-a");
@@ -2095,7 +2117,14 @@ TEST_F(quic_transport_test, closing_a_connection_ends_it_on_both_sides) {
   EXPECT_EQ(adowns[0].reason.code(), errc::shutting_down)
     << describe(adowns[0].reason);
   EXPECT_EQ(adowns[0].peer_name, "node-b");
-  EXPECT_TRUE(bdowns[0].reason) << "B's connection_down has no reason";
+  // B hears the code and the phrase; 7 is no errc of a stopping node.
+  EXPECT_EQ(bdowns[0].reason.code(), errc::connection_lost)
+    << describe(bdowns[0].reason);
+  EXPECT_NE(describe(bdowns[0].reason)
+              .find("application error 7: test says "
+                    "bye"),
+            std::string::npos)
+    << describe(bdowns[0].reason);
   EXPECT_EQ(bdowns[0].peer_name, "node-a");
   EXPECT_TRUE(bdowns[0].incoming);
   // Streams end on both sides.

@@ -422,7 +422,15 @@ void membership::suspect_node(const suspect& s, time_point now) {
     return;
   }
   if (e->m.name == cfg_.name) {
-    log(log_level::warn, fmt::format("refuting a suspicion from '{}'", s.from));
+    // A suspicion merged from a peer's state (push-pull) carries our own
+    // name as its sender, as memberlist's mergeState does.
+    log(log_level::warn,
+        s.from == cfg_.name
+          ? fmt::format("refuting a suspicion of us at incarnation {} found "
+                        "in a peer's state exchange",
+                        s.incarnation)
+          : fmt::format("refuting a suspicion from '{}' at incarnation {}",
+                        s.from, s.incarnation));
     refute(*e, s.incarnation);
     return;
   }

@@ -337,7 +337,32 @@ struct connection::impl {
                    "rejected our certificate, our name or our ALPN, or we "
                    "rejected it"};
     }
-    return error{errc::connection_lost, "the peer closed the connection"};
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_connection_close_error_default(&ccerr);
+    ngtcp2_conn_get_connection_close_error(conn.get(), &ccerr);
+    std::string phrase;
+    if (ccerr.reason != nullptr && ccerr.reasonlen > 0) {
+      // Printable ASCII only: the phrase is the peer's, untrusted.
+      auto n = std::min<size_t>(ccerr.reasonlen, 200);
+      for (size_t i = 0; i < n; ++i) {
+        auto c = static_cast<char>(ccerr.reason[i]);
+        phrase += (c >= 0x20 && c < 0x7f) ? c : '?';
+      }
+    }
+    if (ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION) {
+      if (ccerr.error_code == static_cast<uint64_t>(errc::shutting_down)) {
+        return error{errc::node_down,
+                     fmt::format("the peer is shutting down ({})", phrase)};
+      }
+      return error{errc::connection_lost,
+                   fmt::format("the peer closed the connection (application "
+                               "error {}: {})",
+                               ccerr.error_code, phrase)};
+    }
+    return error{errc::connection_lost,
+                 fmt::format("the peer closed the connection (transport "
+                             "error {:#x}: {})",
+                             ccerr.error_code, phrase)};
   }
 
   // -- TLS --------------------------------------------------------------------

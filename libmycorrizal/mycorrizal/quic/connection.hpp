@@ -240,7 +240,9 @@ public:
   // -- connection ------------------------------------------------------------
 
   /// Closes gracefully with an application error code and reason phrase;
-  /// the CONNECTION_CLOSE leaves in the next `write`.
+  /// the CONNECTION_CLOSE leaves in the next `write`. Codes are `errc`
+  /// values or 0 (protocol.md §5): `errc::shutting_down` says that this
+  /// endpoint stops, and the peer's core then reports `errc::node_down`.
   void close(uint64_t app_error_code, std::string_view reason, time_point now);
 
   /// Current state.
