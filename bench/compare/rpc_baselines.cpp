@@ -106,6 +106,8 @@ struct rpc_options {
   size_t hol_requests = 2'000;
   size_t hol_size = size_t{10} << 20;
   size_t hol_window = 2;
+  /// Bulk rate cap in MB/s (0: as fast as `hol_window` allows).
+  size_t hol_rate = 0;
   /// Congestion control of both Mycorrizal nodes (the default otherwise).
   std::optional<mycorrizal::quic::congestion_control> cc;
   /// `transport.loopback_udp_payload` of both nodes (the default otherwise;
@@ -139,6 +141,7 @@ using cpu_probe = std::function<double()>;
     "  [--no-caf] [--no-tcp] [--no-mycorrizal] [--cc cubic|reno|bbr|bbr2]\n"
     "  [--loopback-payload BYTES (0: off)]\n"
     "  [--no-hol] [--hol-requests N] [--hol-size BYTES] [--hol-window K]\n"
+    "  [--hol-rate MB/s (0: unlimited)]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
     "  --ack-every 1000 --window 8 --workers 2 --hol-requests 2000\n"
     "  --hol-size 10485760 --hol-window 2\n",
@@ -194,6 +197,8 @@ rpc_options parse(int argc, char** argv) {
       o.hol_size = to_size(next());
     } else if (a == "--hol-window") {
       o.hol_window = to_size(next());
+    } else if (a == "--hol-rate") {
+      o.hol_rate = to_size(next());
     } else if (a == "--cc") {
       using mycorrizal::quic::congestion_control;
       std::string_view v{next()};
@@ -1071,11 +1076,16 @@ caf::behavior bulk_sink(caf::event_based_actor*) {
 
 using bulk_stop_atom = caf::atom_constant<caf::atom("rb_bstop")>;
 using bulk_bytes_atom = caf::atom_constant<caf::atom("rb_bbytes")>;
+using bulk_tick_atom = caf::atom_constant<caf::atom("rb_btick")>;
 
 struct bulk_state {
   caf::actor router;
   std::vector<std::byte> payload;
   size_t window = 1;
+  /// Bytes per second the pump may start (0: no cap), and bytes started.
+  double rate = 0;
+  uint64_t started = 0;
+  bool tick_pending = false;
   size_t in_flight = 0;
   bool stopping = false;
   uint64_t bytes = 0;
@@ -1090,11 +1100,13 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self);
 /// flight, until asked to stop; the stop's reply is "<bytes> <seconds>"
 /// (or the first error).
 caf::behavior bulk_pump(caf::stateful_actor<bulk_state>* self,
-                        caf::actor router, size_t size, size_t window) {
+                        caf::actor router, size_t size, size_t window,
+                        size_t rate_mbps) {
   auto& st = self->state;
   st.router = std::move(router);
   st.payload.assign(size, std::byte{0x5a});
   st.window = window;
+  st.rate = static_cast<double>(rate_mbps) * 1e6;
   st.start = clock_type::now();
   bulk_fill(self);
   return {
@@ -1107,6 +1119,10 @@ caf::behavior bulk_pump(caf::stateful_actor<bulk_state>* self,
     },
     [self](bulk_bytes_atom) {
       return self->state.bytes;
+    },
+    [self](bulk_tick_atom) {
+      self->state.tick_pending = false;
+      bulk_fill(self);
     },
   };
 }
@@ -1124,6 +1140,22 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
     return;
   }
   while (st.in_flight < st.window && st.error.empty()) {
+    if (st.rate > 0) {
+      // The next request may start once the cap allows its bytes.
+      auto due = st.start
+                 + std::chrono::duration_cast<clock_type::duration>(
+                   std::chrono::duration<double>(static_cast<double>(st.started)
+                                                 / st.rate));
+      auto now = clock_type::now();
+      if (due > now) {
+        if (!st.tick_pending) {
+          st.tick_pending = true;
+          self->delayed_send(self, due - now, bulk_tick_atom::value);
+        }
+        return;
+      }
+    }
+    st.started += st.payload.size();
     ++st.in_flight;
     caf::timespan budget = request_timeout;
     self
@@ -1316,7 +1348,7 @@ public:
     hol_result out;
     out.alone = bench_.rtt(rounds, cpu);
     auto pump = sys_.spawn(bulk_pump, node_->router(), opts.hol_size,
-                           opts.hol_window);
+                           opts.hol_window, opts.hol_rate);
     // The bulk flows before the round trips start: wait until the first
     // request was answered (setup, with a deadline).
     auto deadline = clock_type::now() + std::chrono::seconds{60};
