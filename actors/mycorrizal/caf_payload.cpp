@@ -7,7 +7,97 @@
 #include <caf/serializer_impl.hpp>
 #include <caf/uniform_type_info_map.hpp>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
 namespace mycorrizal::detail {
+
+namespace {
+
+/// CAF's built-in types that mean nothing on another node (actor handles,
+/// node ids, groups, stream and system messages) or nest without bound
+/// (config_value): a peer may not send them, and we do not send them.
+/// Remote actors are reached through remote handles (node::handle).
+constexpr std::array<std::string_view, 17> refused_types{
+  "@actor",
+  "@actorvec",
+  "@addr",
+  "@addrvec",
+  "@config_value",
+  "@down",
+  "@downstream_msg",
+  "@exit",
+  "@group",
+  "@group_down",
+  "@message_id",
+  "@node",
+  "@open_stream_msg",
+  "@strong_actor_ptr",
+  "@timeout",
+  "@upstream_msg",
+  "@weak_actor_ptr",
+};
+
+bool refused(std::string_view type_name) {
+  return std::find(refused_types.begin(), refused_types.end(), type_name)
+         != refused_types.end();
+}
+
+/// Messages inside a message (elements of type `@message`, error
+/// contexts...) are decoded recursively by CAF: a peer could nest them
+/// until the stack overflows (24 bytes per level).
+constexpr size_t max_messages = 64;
+
+/// Finds every message header CAF would read: a type list "@<>+T1+T2..."
+/// after a zero type number and its varbyte length. Refuses more than
+/// `max_messages` of them and any refused element type. Text inside
+/// strings that looks like a header counts too: such payloads are refused,
+/// never decoded wrongly.
+expected<void> check_headers(const std::vector<std::byte>& bytes) {
+  std::string_view text{reinterpret_cast<const char*>(bytes.data()),
+                        bytes.size()};
+  size_t count = 0;
+  for (auto pos = text.find("@<>"); pos != std::string_view::npos;
+       pos = text.find("@<>", pos + 3)) {
+    if (++count > max_messages) {
+      return unexpected{
+        error{errc::not_serializable,
+              fmt::format("more than {} messages nested in one payload",
+                          max_messages)}};
+    }
+    // The varbyte length before the name: one byte, or two when the one
+    // before has the continuation bit (longer lists are not plausible).
+    if (pos == 0) {
+      continue;
+    }
+    auto last = static_cast<uint8_t>(text[pos - 1]);
+    size_t len = last;
+    if (pos >= 2 && (static_cast<uint8_t>(text[pos - 2]) & 0x80) != 0) {
+      len = (static_cast<uint8_t>(text[pos - 2]) & 0x7f) | (size_t{last} << 7);
+    }
+    auto list = text.substr(pos, len);
+    if (!list.starts_with("@<>+")) {
+      continue;
+    }
+    list.remove_prefix(4);
+    while (!list.empty()) {
+      auto end = list.find('+');
+      auto name = list.substr(0, end);
+      if (refused(name)) {
+        return unexpected{
+          error{errc::not_serializable,
+                fmt::format("element type {} cannot cross nodes", name)}};
+      }
+      list.remove_prefix(end == std::string_view::npos ? list.size() : end + 1);
+    }
+  }
+  return {};
+}
+
+} // namespace
 
 std::string describe_message(const caf::message& msg) {
   auto text = caf::to_string(msg);
@@ -23,11 +113,20 @@ expected<std::vector<std::byte>> encode_caf_message(caf::actor_system& sys,
   // CAF 0.17's serializer skips (and only logs) a type that is not in the
   // type list: check first, so that nothing half-written leaves.
   for (size_t i = 0; i < msg.size(); ++i) {
-    if (sys.types().portable_name(msg.type(i)) == "???") {
+    auto name = sys.types().portable_name(msg.type(i));
+    if (name == "???") {
       return unexpected{
         error{errc::not_serializable,
               "element " + std::to_string(i) + " of " + describe_message(msg)
                 + " has a type not registered with add_message_type"}};
+    }
+    if (refused(name)) {
+      return unexpected{
+        error{errc::not_serializable,
+              "element " + std::to_string(i) + " of " + describe_message(msg)
+                + " has type " + name
+                + ", which cannot cross nodes (use remote handles for "
+                  "actors)"}};
     }
   }
   // The serializer writes straight into the payload: one copy.
@@ -44,6 +143,12 @@ expected<std::vector<std::byte>> encode_caf_message(caf::actor_system& sys,
 
 expected<caf::message> decode_caf_message(caf::actor_system& sys,
                                           const std::vector<std::byte>& bytes) {
+  if (auto ok = check_headers(bytes); !ok) {
+    return unexpected{
+      error{errc::not_serializable, "cannot deserialize a CAF message of "
+                                      + std::to_string(bytes.size())
+                                      + " bytes: " + ok.error().context()}};
+  }
   caf::binary_deserializer src{sys, reinterpret_cast<const char*>(bytes.data()),
                                bytes.size()};
   caf::message msg;

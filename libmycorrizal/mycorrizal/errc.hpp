@@ -80,7 +80,8 @@ enum class errc : uint8_t {
   /// The node is stopping and accepts no new work.
   shutting_down = 72,
   /// A CAF message holds a type that is not registered for serialization
-  /// (`add_message_type`) on the sending or the receiving node.
+  /// (`add_message_type`) on the sending or the receiving node, a type that
+  /// cannot cross nodes (actor handles...), or too many nested messages.
   not_serializable = 73,
 };
 

@@ -7,9 +7,11 @@
 #include "mycorrizal/errc.hpp"
 
 #include <caf/all.hpp>
+#include <caf/serializer_impl.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -129,3 +131,81 @@ TEST_F(caf_payload, mutated_payloads_never_crash_and_never_half_decode) {
 }
 
 } // namespace
+
+TEST_F(caf_payload, nesting_is_bounded_before_caf_recurses) {
+  // A few levels, as an application may nest, decode.
+  caf::message m = caf::make_message(int32_t{1});
+  for (size_t i = 0; i < 10; ++i) {
+    m = caf::make_message(std::move(m), int32_t{0});
+  }
+  auto ten = encode(m);
+  auto back = detail::decode_caf_message(sys_, ten);
+  ASSERT_TRUE(back) << to_string(back.error());
+  EXPECT_EQ(caf::to_string(*back), caf::to_string(m));
+  // A peer's 100,000 levels (2.4 MB, crafted: CAF's own encoder overflows
+  // the stack on them) are refused before CAF recurses into them. The
+  // levels are cut out of CAF's encodings of depth 0 and 1.
+  auto d0 = encode(caf::make_message(int32_t{1}));
+  auto d1
+    = encode(caf::make_message(caf::make_message(int32_t{1}), int32_t{0}));
+  auto at = std::search(d1.begin(), d1.end(), d0.begin(), d0.end());
+  ASSERT_NE(at, d1.end());
+  std::vector<std::byte> prefix(d1.begin(), at);
+  std::vector<std::byte> suffix(at + static_cast<std::ptrdiff_t>(d0.size()),
+                                d1.end());
+  auto nested = [&](size_t depth) {
+    std::vector<std::byte> out;
+    for (size_t i = 0; i < depth; ++i) {
+      out.insert(out.end(), prefix.begin(), prefix.end());
+    }
+    out.insert(out.end(), d0.begin(), d0.end());
+    for (size_t i = 0; i < depth; ++i) {
+      out.insert(out.end(), suffix.begin(), suffix.end());
+    }
+    return out;
+  };
+  // The crafting is right: depth 10 gives CAF's own bytes.
+  EXPECT_EQ(nested(10), ten);
+  auto deep = detail::decode_caf_message(sys_, nested(100'000));
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().code(), errc::not_serializable);
+  EXPECT_NE(deep.error().context().find("nested"), std::string::npos)
+    << to_string(deep.error());
+  // The bound: 64 messages in all, the outermost included.
+  EXPECT_TRUE(detail::decode_caf_message(sys_, nested(63)));
+  EXPECT_FALSE(detail::decode_caf_message(sys_, nested(64)));
+}
+
+TEST_F(caf_payload, actor_handles_and_system_types_cannot_cross_nodes) {
+  caf::scoped_actor self{sys_};
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  // Our side refuses to send them, with the reason.
+  auto msg = caf::make_message(me, int32_t{1});
+  auto sent = detail::encode_caf_message(sys_, msg);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code(), errc::not_serializable);
+  EXPECT_NE(sent.error().context().find("@actor"), std::string::npos)
+    << to_string(sent.error());
+  // A peer that sends them anyway (CAF's serializer writes them) is
+  // refused before CAF builds a handle out of its bytes.
+  for (auto m : {caf::make_message(me), caf::make_message(me.address()),
+                 caf::make_message(caf::make_message(int32_t{2}),
+                                   caf::down_msg{me.address(),
+                                                 caf::exit_reason::normal}),
+                 caf::make_message(caf::config_value{int64_t{3}})}) {
+    std::vector<std::byte> bytes;
+    caf::serializer_impl<std::vector<std::byte>> sink{sys_, bytes};
+    ASSERT_FALSE(sink(m)) << caf::to_string(m);
+    auto got = detail::decode_caf_message(sys_, bytes);
+    ASSERT_FALSE(got) << caf::to_string(m) << " was decoded";
+    EXPECT_EQ(got.error().code(), errc::not_serializable);
+    EXPECT_NE(got.error().context().find("cannot cross nodes"),
+              std::string::npos)
+      << to_string(got.error());
+  }
+  // Text that merely contains the marker is data like any other.
+  auto text = caf::make_message(std::string{"a @<>+@actor b"});
+  auto back = detail::decode_caf_message(sys_, encode(text));
+  ASSERT_TRUE(back) << to_string(back.error());
+  EXPECT_EQ(caf::to_string(*back), caf::to_string(text));
+}

@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: Apache-2.0
+# caf_payload_fuzz: CAF message payloads a peer may send (flag_caf_message)
+# through detail::decode_caf_message; include() this from
+# tests/fuzz/CMakeLists.txt. The fuzz build is core-only, so the target
+# compiles the one actors-layer file it tests and links Debian's CAF
+# directly (not instrumented: coverage comes from our side only).
+include(mycorrizal_caf)
+add_executable(caf_payload_fuzz ${CMAKE_CURRENT_LIST_DIR}/caf_payload.cpp
+               ${PROJECT_SOURCE_DIR}/actors/mycorrizal/caf_payload.cpp)
+target_include_directories(caf_payload_fuzz PRIVATE ${PROJECT_SOURCE_DIR}/actors)
+target_link_libraries(caf_payload_fuzz PRIVATE mycorrizal::core CAF::core)
+target_link_options(caf_payload_fuzz PRIVATE -fsanitize=fuzzer)
+mycorrizal_set_warnings(caf_payload_fuzz)
+
+set(caf_fuzz_dir ${CMAKE_CURRENT_BINARY_DIR}/caf_payload)
+add_test(NAME fuzz.caf_payload
+  COMMAND sh -c [[rm -rf "$1" && mkdir -p "$1/corpus" "$1/artifacts" &&
+exec "$0" -runs=300000 -max_total_time=30 -max_len=4096 -timeout=10 \
+  -print_final_stats=1 -artifact_prefix="$1/artifacts/" "$1/corpus"]]
+          $<TARGET_FILE:caf_payload_fuzz> ${caf_fuzz_dir})
+set_tests_properties(fuzz.caf_payload PROPERTIES LABELS fuzz TIMEOUT 120)
