@@ -77,7 +77,9 @@ class Cluster:
         self.procs = []
         self.peers = {name: set() for name in self.names}
         self.formed_at = {}
+        self.connected_at = {name: {} for name in self.names}
         self.buffers = {}
+        self.t0 = 0.0
 
     def start(self):
         sel = selectors.DefaultSelector()
@@ -90,7 +92,8 @@ class Cluster:
                    "--ca", os.path.join(d, "ca.pem"),
                    "--cert", os.path.join(d, f"{name}.pem"),
                    "--key", os.path.join(d, f"{name}.key"),
-                   "--profile", self.args.profile, "--log-level", "warn"]
+                   "--profile", self.args.profile,
+                   "--log-level", self.args.node_log_level]
             if i > 0:
                 cmd += ["--seed", f"{self.hosts[0]}:{self.port}"]
             err = open(os.path.join(self.workdir, f"{name}.stderr"), "w")
@@ -101,6 +104,7 @@ class Cluster:
             self.buffers[name] = b""
             self.procs.append(p)
         self.sel = sel
+        self.t0 = t0
         return t0
 
     def pump(self, timeout):
@@ -121,6 +125,7 @@ class Cluster:
                 m = CONNECTED.match(line)
                 if m and m.group(1) == name:
                     self.peers[name].add(m.group(2))
+                    self.connected_at[name][m.group(2)] = now - self.t0
                 m = DOWN.match(line)
                 if m and m.group(1) == name:
                     self.peers[name].discard(m.group(2))
@@ -169,6 +174,19 @@ class Cluster:
                 p.wait()
 
 
+def explain_slow(c, times, slow):
+    """For every node formed after `slow` seconds: when it got each of its
+    late peers, and its stderr."""
+    for name, t in zip(c.names, times):
+        if t <= slow:
+            continue
+        late = sorted((at, peer) for peer, at in c.connected_at[name].items()
+                      if at > slow)
+        print(f"# slow: {name} formed at {t:.3f} s; late peers: "
+              + ", ".join(f"{p}@{at:.3f}" for at, p in late), file=sys.stderr)
+        dump_stderr(c.workdir, [name])
+
+
 def dump_stderr(workdir, names):
     for n in names:
         path = os.path.join(workdir, f"{n}.stderr")
@@ -203,6 +221,8 @@ def run(args):
                 try:
                     t0 = c.start()
                     times = c.wait_formed(t0, args.deadline)
+                    if args.slow > 0 and max(times) > args.slow:
+                        explain_slow(c, times, args.slow)
                     rss, top = c.settled_rss()
                 except Exception:
                     dump_stderr(workdir, c.names)
@@ -240,6 +260,11 @@ def main():
                     help="gossip port (QUIC uses the next one)")
     ap.add_argument("--deadline", type=float, default=60)
     ap.add_argument("--profile", default="local", choices=["local", "lan"])
+    ap.add_argument("--node-log-level", default="warn",
+                    help="the nodes' --log-level (their stderr)")
+    ap.add_argument("--slow", type=float, default=0,
+                    help="explain trials slower than this many seconds: "
+                         "late peers and the late nodes' stderr")
     args = ap.parse_args()
     try:
         run(args)
