@@ -24,6 +24,7 @@ namespace mycorrizal {
 namespace {
 
 using redial_atom = caf::atom_constant<caf::atom("redial")>;
+using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
 
 constexpr std::string_view component = "peers";
 
@@ -42,6 +43,12 @@ struct peers_state {
     bool dialing = false;
     /// Bumped to cancel a scheduled redial.
     uint64_t redial_gen = 0;
+    /// We are not the dialer of this pair (the smaller name is), but the
+    /// peer did not dial within `dial_wait`: we dial too.
+    bool fallback = false;
+    /// A `dial_wait` timer runs; bumping `wait_gen` cancels it.
+    bool waiting = false;
+    uint64_t wait_gen = 0;
     int failures = 0;
     /// The control stream of `conn` and what it told us.
     caf::actor control;
@@ -102,6 +109,20 @@ bool we_dial(const peers_actor* self, const std::string& peer) {
   return self->state.opts.name < peer;
 }
 
+/// The pair's dialer, or the other side once it waited `dial_wait` in vain
+/// (its gossip may not know us yet; a duplicate is resolved on arrival).
+bool should_dial(const peers_actor* self, const std::string& peer,
+                 const peers_state::entry& e) {
+  return we_dial(self, peer) || e.fallback;
+}
+
+/// Stops waiting for a peer's dial (it connected, or it is gone).
+void stop_waiting(peers_state::entry& e) {
+  e.fallback = false;
+  e.waiting = false;
+  ++e.wait_gen;
+}
+
 /// Forgets what a connection's control stream said.
 void forget_control(peers_state::entry& e) {
   e.control = caf::actor{};
@@ -121,7 +142,7 @@ void maybe_dial(peers_actor* self, const std::string& name);
 void schedule_redial(peers_actor* self, const std::string& name) {
   auto& st = self->state;
   auto& e = st.peers[name];
-  if (!e.alive || !we_dial(self, name) || e.conn || e.dialing) {
+  if (!e.alive || !should_dial(self, name, e) || e.conn || e.dialing) {
     return;
   }
   auto base
@@ -138,8 +159,18 @@ void schedule_redial(peers_actor* self, const std::string& name) {
 void maybe_dial(peers_actor* self, const std::string& name) {
   auto& st = self->state;
   auto& e = st.peers[name];
-  if (!st.transport || !e.alive || e.conn || e.dialing
-      || !we_dial(self, name)) {
+  if (!st.transport || !e.alive || e.conn || e.dialing) {
+    return;
+  }
+  if (!should_dial(self, name, e)) {
+    if (!e.waiting) {
+      e.waiting = true;
+      std::uniform_real_distribution<double> jitter{1.0, 1.5};
+      auto wait = std::chrono::duration_cast<caf::timespan>(
+        std::chrono::duration<double, std::nano>(
+          static_cast<double>(st.opts.dial_wait.count()) * jitter(st.rng)));
+      self->delayed_send(self, wait, wait_over_atom::value, name, e.wait_gen);
+    }
     return;
   }
   e.dialing = true;
@@ -184,6 +215,7 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
     bool was_alive = e.alive;
     e.alive = false;
     ++e.redial_gen;
+    stop_waiting(e);
     if (e.conn) {
       auto conn = std::move(e.conn);
       e.conn = caf::actor{};
@@ -367,6 +399,7 @@ void on_up(peers_actor* self, connection_up& up) {
     close_connection(self, old, "duplicate connection");
   }
   e.conn = info.connection;
+  stop_waiting(e);
   e.incoming = info.incoming;
   e.conn_remote = info.remote;
   e.failures = 0;
@@ -397,6 +430,7 @@ void on_down(peers_actor* self, connection_down& down) {
         e.alive = false;
         e.stopped_at = e.gossip_incarnation;
         ++e.redial_gen;
+        stop_waiting(e);
         publish(self, peer_down{
                         name, error{errc::node_down,
                                     name + " left: " + down.reason.context()}});
@@ -406,7 +440,9 @@ void on_down(peers_actor* self, connection_down& down) {
                                           "connection lost: "
                                             + to_string(down.reason)}});
       if (e.alive) {
+        // The dialer redials; the other side waits for that again.
         schedule_redial(self, name);
+        maybe_dial(self, name);
       }
       return;
     }
@@ -484,6 +520,24 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
         }
       }
       return caf::unit;
+    },
+    [=](wait_over_atom, const std::string& name, uint64_t gen) {
+      auto& st = self->state;
+      auto i = st.peers.find(name);
+      if (i == st.peers.end() || i->second.wait_gen != gen) {
+        return;
+      }
+      auto& e = i->second;
+      e.waiting = false;
+      if (e.alive && !e.conn) {
+        MYCORRIZAL_LOG_INFO(
+          component, "{} did not dial us within {} ms: dialing it", name,
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+            st.opts.dial_wait)
+            .count());
+        e.fallback = true;
+        maybe_dial(self, name);
+      }
     },
     [=](redial_atom, const std::string& name, uint64_t gen) {
       auto& st = self->state;

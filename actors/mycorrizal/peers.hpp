@@ -22,9 +22,11 @@
 /// `gossip::node_meta`); plain memberlist members are membership-only.
 ///
 /// - **Dial rule.** Of two members, the one with the smaller name dials;
-///   the other waits to be dialed. When both dialed anyway (for instance
-///   while their views of each other differ), the connection dialed by the
-///   smaller name is kept and the other closed, on both sides alike.
+///   the other waits to be dialed, `dial_wait` at most: then it dials too
+///   (the smaller one may not know it yet: a gossip broadcast missed in a
+///   burst of joins waits for the next push-pull). When both dialed, the
+///   connection dialed by the smaller name is kept and the other closed,
+///   on both sides alike.
 /// - **Identity.** A dial expects the member's name as the server's CN (a
 ///   different CN fails the handshake). An incoming connection is the
 ///   member its certificate names; one that names us is refused.
@@ -112,6 +114,11 @@ struct peers_options {
   /// First and largest redial delay.
   caf::timespan backoff_min = std::chrono::milliseconds{100};
   caf::timespan backoff_max = std::chrono::seconds{10};
+  /// Of a pair, the member with the smaller name dials. The other waits
+  /// this long (plus up to 50 % jitter) for that dial, then dials itself:
+  /// gossip may not have told the smaller one about it yet (it would learn
+  /// at the next push-pull, 15 s and more later).
+  caf::timespan dial_wait = std::chrono::seconds{1};
   /// Seeds the jitter (tests); 0 picks a random seed.
   uint64_t seed = 0;
 };

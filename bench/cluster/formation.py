@@ -184,7 +184,16 @@ def explain_slow(c, times, slow):
                       if at > slow)
         print(f"# slow: {name} formed at {t:.3f} s; late peers: "
               + ", ".join(f"{p}@{at:.3f}" for at, p in late), file=sys.stderr)
-        dump_stderr(c.workdir, [name])
+        # What the node logged about its late peers.
+        path = os.path.join(c.workdir, f"{name}.stderr")
+        peers = [p for _, p in late]
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                lines = [ln.rstrip() for ln in f
+                         if any(f"{p} " in ln or f"'{p}'" in ln
+                                or f"{p}:" in ln for p in peers)]
+            for ln in lines[:60]:
+                print(f"#   {ln}", file=sys.stderr)
 
 
 def dump_stderr(workdir, names):

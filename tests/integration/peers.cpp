@@ -36,6 +36,8 @@ struct node {
   std::string name;
   std::shared_ptr<net::reactor> reactor;
   membership_handle membership;
+  /// With `blind`: the lone membership the peers actor follows instead.
+  membership_handle blind;
   transport_handle transport;
   caf::actor peers;
   bool stopped = false;
@@ -60,8 +62,10 @@ protected:
   /// Starts `name` on 127.0.0.<host>: membership first (its meta names the
   /// QUIC port once the transport is bound), then peers, then the
   /// transport with peers as its handler.
+  /// With `blind`, its peers actor follows a second membership that joins
+  /// nobody: it never hears of another member through gossip.
   node& start(const std::string& name, uint8_t host, uint16_t gossip_port = 0,
-              uint16_t quic_port = 0) {
+              uint16_t quic_port = 0, bool blind = false) {
     auto n = std::make_unique<node>();
     n->name = name;
     n->reactor = std::make_shared<net::reactor>();
@@ -77,6 +81,17 @@ protected:
     peers_options po;
     po.name = name;
     po.membership = n->membership.actor;
+    if (blind) {
+      membership_options lone;
+      lone.gossip = gossip::membership_config::local_defaults();
+      lone.gossip.name = name;
+      lone.bind = ip_endpoint::v4(127, 0, 0, host, 0);
+      lone.reactor = n->reactor;
+      auto b = spawn_membership(*sys_, std::move(lone));
+      EXPECT_TRUE(b) << to_string(b.error());
+      n->blind = *b;
+      po.membership = n->blind.actor;
+    }
     po.backoff_min = 50ms;
     po.backoff_max = 500ms;
     po.dial_timeout = 2s;
@@ -119,11 +134,15 @@ protected:
       return;
     }
     n.stopped = true;
-    for (auto& a : {n.peers, n.transport.actor, n.membership.actor}) {
+    for (auto& a :
+         {n.peers, n.transport.actor, n.membership.actor, n.blind.actor}) {
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
     caf::scoped_actor self{*sys_};
     self->wait_for(n.peers, n.transport.actor, n.membership.actor);
+    if (n.blind.actor) {
+      self->wait_for(n.blind.actor);
+    }
     n.reactor->stop();
   }
 
@@ -399,18 +418,45 @@ TEST_F(peers_test, a_member_that_stops_is_down_at_once_and_not_redialed) {
     << describe_all();
 }
 
+TEST_F(peers_test, the_larger_name_dials_when_the_smaller_does_not_know_it) {
+  // node-a would dial (smaller name), but its peers actor never hears of
+  // node-b: node-b waits dial_wait (1 s), then dials node-a itself.
+  auto& a = start("node-a", 1, 0, 0, true);
+  auto& b = start("node-b", 2);
+  auto t0 = std::chrono::steady_clock::now();
+  join(b, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(b).count("node-a") == 1
+             && connected(a).count("node-b") == 1;
+    },
+    10s))
+    << describe_all();
+  auto waited = std::chrono::steady_clock::now() - t0;
+  std::printf("connected after %.3f s\n",
+              std::chrono::duration<double>(waited).count());
+  EXPECT_EQ(stats(a).dials, 0u) << describe_all();
+  EXPECT_GE(stats(b).dials, 1u) << describe_all();
+  // It waited for node-a first.
+  EXPECT_GE(waited, 1s);
+}
+
 TEST_F(peers_test, a_member_that_does_not_answer_is_redialed_with_backoff) {
   auto& a = start("node-a", 1);
   auto& b = start("node-b", 2);
-  // node-b's gossip says its QUIC port is one nobody listens on: node-a
-  // (the smaller name, so the dialer) keeps trying, with growing delays.
+  // Both gossip a QUIC port nobody listens on: node-a (the smaller name,
+  // so the dialer) keeps trying, with growing delays; node-b, tired of
+  // waiting, fails to dial node-a as well.
   gossip::node_meta meta;
   meta.quic_port = 9; // discard: nothing answers QUIC there
   auto bytes = gossip::encode_node_meta(meta);
   ASSERT_TRUE(bytes);
-  ASSERT_TRUE(ask_unit(b.membership.actor, update_atom::value,
-                       std::string(reinterpret_cast<const char*>(bytes->data()),
-                                   bytes->size())));
+  for (auto* n : {&a, &b}) {
+    ASSERT_TRUE(
+      ask_unit(n->membership.actor, update_atom::value,
+               std::string(reinterpret_cast<const char*>(bytes->data()),
+                           bytes->size())));
+  }
   join(b, a);
   ASSERT_TRUE(test::eventually(
     [&] {
@@ -420,13 +466,16 @@ TEST_F(peers_test, a_member_that_does_not_answer_is_redialed_with_backoff) {
     << describe_all();
   EXPECT_TRUE(connected(a).empty()) << describe_all();
   // Fixing the meta lets the next redial through.
-  gossip::node_meta good;
-  good.quic_port = b.transport.local.port();
-  auto fixed = gossip::encode_node_meta(good);
-  ASSERT_TRUE(fixed);
-  ASSERT_TRUE(ask_unit(b.membership.actor, update_atom::value,
-                       std::string(reinterpret_cast<const char*>(fixed->data()),
-                                   fixed->size())));
+  for (auto* n : {&a, &b}) {
+    gossip::node_meta good;
+    good.quic_port = n->transport.local.port();
+    auto fixed = gossip::encode_node_meta(good);
+    ASSERT_TRUE(fixed);
+    ASSERT_TRUE(
+      ask_unit(n->membership.actor, update_atom::value,
+               std::string(reinterpret_cast<const char*>(fixed->data()),
+                           fixed->size())));
+  }
   ASSERT_TRUE(test::eventually(
     [&] {
       return connected(a) == std::set<std::string>{"node-b"}
