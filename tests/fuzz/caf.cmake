@@ -12,10 +12,4 @@ target_link_libraries(caf_payload_fuzz PRIVATE mycorrizal::core CAF::core)
 target_link_options(caf_payload_fuzz PRIVATE -fsanitize=fuzzer)
 mycorrizal_set_warnings(caf_payload_fuzz)
 
-set(caf_fuzz_dir ${CMAKE_CURRENT_BINARY_DIR}/caf_payload)
-add_test(NAME fuzz.caf_payload
-  COMMAND sh -c [[rm -rf "$1" && mkdir -p "$1/corpus" "$1/artifacts" &&
-exec "$0" -runs=300000 -max_total_time=30 -max_len=4096 -timeout=10 \
-  -print_final_stats=1 -artifact_prefix="$1/artifacts/" "$1/corpus"]]
-          $<TARGET_FILE:caf_payload_fuzz> ${caf_fuzz_dir})
-set_tests_properties(fuzz.caf_payload PROPERTIES LABELS fuzz TIMEOUT 120)
+mycorrizal_fuzz_run(caf_payload caf_payload_fuzz 300000 30 4096)

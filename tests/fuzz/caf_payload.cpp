@@ -4,6 +4,8 @@
 
 #include "mycorrizal/internal/caf_payload.hpp"
 
+#include "fuzz_check.hpp"
+
 #include <caf/all.hpp>
 #include <caf/serializer_impl.hpp>
 
@@ -48,15 +50,6 @@ namespace {
 
 using namespace mycorrizal;
 
-#define CAF_FUZZ_CHECK(cond)                                                \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                  \
-      __builtin_trap();                                                     \
-    }                                                                       \
-  } while (false)
-
 struct fixture {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -79,10 +72,10 @@ struct fixture {
     };
     for (auto& m : msgs) {
       auto bytes = detail::encode_caf_message(*sys, m);
-      CAF_FUZZ_CHECK(bytes.has_value());
+      FUZZ_CHECK(bytes.has_value());
       auto back = detail::decode_caf_message(*sys, *bytes);
-      CAF_FUZZ_CHECK(back.has_value());
-      CAF_FUZZ_CHECK(caf::to_string(*back) == caf::to_string(m));
+      FUZZ_CHECK(back.has_value());
+      FUZZ_CHECK(caf::to_string(*back) == caf::to_string(m));
       templates.push_back(std::move(*bytes));
     }
     // What a peer may send although we never do: types that cannot cross
@@ -96,8 +89,8 @@ struct fixture {
     for (auto& m : foreign) {
       std::vector<std::byte> bytes;
       caf::serializer_impl<std::vector<std::byte>> sink{*sys, bytes};
-      CAF_FUZZ_CHECK(!sink(m));
-      CAF_FUZZ_CHECK(!detail::decode_caf_message(*sys, bytes).has_value());
+      FUZZ_CHECK(!sink(m));
+      FUZZ_CHECK(!detail::decode_caf_message(*sys, bytes).has_value());
       templates.push_back(std::move(bytes));
     }
   }
@@ -159,14 +152,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto payload = payload_of(data, size, f);
   auto msg = detail::decode_caf_message(*f.sys, payload);
   if (!msg) {
-    CAF_FUZZ_CHECK(msg.error().code() == errc::not_serializable);
-    CAF_FUZZ_CHECK(!msg.error().context().empty());
+    FUZZ_CHECK(msg.error().code() == errc::not_serializable);
+    FUZZ_CHECK(!msg.error().context().empty());
     return 0;
   }
   auto again = detail::encode_caf_message(*f.sys, *msg);
-  CAF_FUZZ_CHECK(again.has_value());
+  FUZZ_CHECK(again.has_value());
   auto back = detail::decode_caf_message(*f.sys, *again);
-  CAF_FUZZ_CHECK(back.has_value());
-  CAF_FUZZ_CHECK(caf::to_string(*back) == caf::to_string(*msg));
+  FUZZ_CHECK(back.has_value());
+  FUZZ_CHECK(caf::to_string(*back) == caf::to_string(*msg));
   return 0;
 }

@@ -7,10 +7,4 @@ target_link_libraries(quic_datagram_fuzz PRIVATE mycorrizal::core)
 target_link_options(quic_datagram_fuzz PRIVATE -fsanitize=fuzzer)
 mycorrizal_set_warnings(quic_datagram_fuzz)
 
-set(quic_fuzz_dir ${CMAKE_CURRENT_BINARY_DIR}/quic_datagram)
-add_test(NAME fuzz.quic_datagram
-  COMMAND sh -c [[rm -rf "$1" && mkdir -p "$1/corpus" "$1/artifacts" &&
-exec "$0" -runs=200000 -max_total_time=30 -max_len=8192 -timeout=10 \
-  -print_final_stats=1 -artifact_prefix="$1/artifacts/" "$1/corpus"]]
-          $<TARGET_FILE:quic_datagram_fuzz> ${quic_fuzz_dir})
-set_tests_properties(fuzz.quic_datagram PROPERTIES LABELS fuzz TIMEOUT 120)
+mycorrizal_fuzz_run(quic_datagram quic_datagram_fuzz 200000 30 8192)

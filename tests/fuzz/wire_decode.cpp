@@ -6,6 +6,8 @@
 #include "mycorrizal/wire/frame.hpp"
 #include "mycorrizal/wire/limits.hpp"
 
+#include "fuzz_check.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -46,15 +48,6 @@ namespace {
 
 using namespace mycorrizal;
 using namespace mycorrizal::wire;
-
-#define WIRE_FUZZ_CHECK(cond)                                               \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                  \
-      __builtin_trap();                                                     \
-    }                                                                       \
-  } while (false)
 
 using byte_vec = std::vector<std::byte>;
 
@@ -172,17 +165,17 @@ size_t status_offset(const frame& x) {
 
 /// Checks that `encode` reproduces `wire`, the frame's bytes in the stream.
 void check_canonical(const frame& x, bytes_view wire, const byte_vec& out) {
-  WIRE_FUZZ_CHECK(out.size() == wire.size());
+  FUZZ_CHECK(out.size() == wire.size());
   auto status_at = status_offset(x);
   for (size_t i = 0; i < out.size(); ++i) {
     if (i == status_at && i != 0) {
       auto code = std::to_integer<uint8_t>(wire[i]);
-      WIRE_FUZZ_CHECK(code == static_cast<uint8_t>(errc::remote_error)
-                      || !errc_from_code(code).has_value());
-      WIRE_FUZZ_CHECK(out[i] == static_cast<std::byte>(errc::remote_error));
+      FUZZ_CHECK(code == static_cast<uint8_t>(errc::remote_error)
+                 || !errc_from_code(code).has_value());
+      FUZZ_CHECK(out[i] == static_cast<std::byte>(errc::remote_error));
       continue;
     }
-    WIRE_FUZZ_CHECK(out[i] == wire[i]);
+    FUZZ_CHECK(out[i] == wire[i]);
   }
 }
 
@@ -203,7 +196,7 @@ void check_round_trip(const frame& x, const byte_vec& bytes,
       // APPS only follows a HELLO on the control stream.
       start = stream_start::control_reply;
       auto res = append(stream, frame{hello{1, 1, 0, 0, "fuzz"}});
-      WIRE_FUZZ_CHECK(res.has_value());
+      FUZZ_CHECK(res.has_value());
       break;
     }
     default: break;
@@ -217,46 +210,45 @@ void check_round_trip(const frame& x, const byte_vec& bytes,
   decoder dec{lim, start};
   if (prefix > 0) {
     auto first = dec.next(input);
-    WIRE_FUZZ_CHECK(first.has_value() && first->has_value());
-    WIRE_FUZZ_CHECK(type_of(**first) == frame_type::hello);
+    FUZZ_CHECK(first.has_value() && first->has_value());
+    FUZZ_CHECK(type_of(**first) == frame_type::hello);
   }
   auto res = dec.next(input);
-  WIRE_FUZZ_CHECK(res.has_value() && res->has_value());
-  WIRE_FUZZ_CHECK(input.empty());
-  WIRE_FUZZ_CHECK(same(x, **res));
-  WIRE_FUZZ_CHECK(dec.finish().has_value());
+  FUZZ_CHECK(res.has_value() && res->has_value());
+  FUZZ_CHECK(input.empty());
+  FUZZ_CHECK(same(x, **res));
+  FUZZ_CHECK(dec.finish().has_value());
 }
 
 /// Runs every encoder entry point on `x`, which the decoder produced from
 /// `wire`.
 void check_frame(const frame& x, bytes_view wire, const limits& lim) {
   auto size = encoded_size(x);
-  WIRE_FUZZ_CHECK(size.has_value() && *size == wire.size());
+  FUZZ_CHECK(size.has_value() && *size == wire.size());
   byte_vec out(*size);
   auto written = encode(x, out);
-  WIRE_FUZZ_CHECK(written.has_value() && *written == *size);
+  FUZZ_CHECK(written.has_value() && *written == *size);
   check_canonical(x, wire, out);
   // One byte short must fail cleanly.
   byte_vec short_out(*size - 1);
   auto too_small = encode(x, short_out);
-  WIRE_FUZZ_CHECK(!too_small.has_value()
-                  && too_small.error() == errc::buffer_too_small);
+  FUZZ_CHECK(!too_small.has_value()
+             && too_small.error() == errc::buffer_too_small);
   // The scatter/gather prefix is everything but the payload.
   byte_vec prefix_out(max_prefix_size);
   auto prefix = encode_prefix(x, prefix_out);
   if (has_payload(x)) {
-    WIRE_FUZZ_CHECK(prefix.has_value());
-    WIRE_FUZZ_CHECK(*prefix + payload_of(x).size() == *size);
-    WIRE_FUZZ_CHECK(
+    FUZZ_CHECK(prefix.has_value());
+    FUZZ_CHECK(*prefix + payload_of(x).size() == *size);
+    FUZZ_CHECK(
       std::equal(out.begin(), out.begin() + *prefix, prefix_out.begin()));
   } else {
-    WIRE_FUZZ_CHECK(!prefix.has_value()
-                    && prefix.error() == errc::unexpected_frame);
+    FUZZ_CHECK(!prefix.has_value() && prefix.error() == errc::unexpected_frame);
   }
   byte_vec appended{std::byte{0xee}};
-  WIRE_FUZZ_CHECK(append(appended, x).has_value());
-  WIRE_FUZZ_CHECK(appended.size() == 1 + out.size());
-  WIRE_FUZZ_CHECK(std::equal(out.begin(), out.end(), appended.begin() + 1));
+  FUZZ_CHECK(append(appended, x).has_value());
+  FUZZ_CHECK(appended.size() == 1 + out.size());
+  FUZZ_CHECK(std::equal(out.begin(), out.end(), appended.begin() + 1));
   check_round_trip(x, out, lim);
 }
 
@@ -278,25 +270,25 @@ struct outcome {
 void check_state(const decoder& dec, const frame& x, const limits& lim) {
   switch (type_of(x)) {
     case frame_type::stream_init:
-      WIRE_FUZZ_CHECK(dec.kind() == stream_kind::application);
-      WIRE_FUZZ_CHECK(dec.version() == std::get<stream_init>(x).version);
+      FUZZ_CHECK(dec.kind() == stream_kind::application);
+      FUZZ_CHECK(dec.version() == std::get<stream_init>(x).version);
       break;
     case frame_type::hello: {
       auto& h = std::get<hello>(x);
-      WIRE_FUZZ_CHECK(dec.kind() == stream_kind::control);
-      WIRE_FUZZ_CHECK(dec.version()
-                      == negotiate_version(lim.version_min, lim.version_max,
-                                           h.version_min, h.version_max));
-      WIRE_FUZZ_CHECK(dec.version() != 0);
+      FUZZ_CHECK(dec.kind() == stream_kind::control);
+      FUZZ_CHECK(dec.version()
+                 == negotiate_version(lim.version_min, lim.version_max,
+                                      h.version_min, h.version_max));
+      FUZZ_CHECK(dec.version() != 0);
       break;
     }
     case frame_type::stream_error:
-      WIRE_FUZZ_CHECK(dec.kind() == stream_kind::closed);
+      FUZZ_CHECK(dec.kind() == stream_kind::closed);
       break;
     case frame_type::apps:
-      WIRE_FUZZ_CHECK(dec.kind() == stream_kind::control);
+      FUZZ_CHECK(dec.kind() == stream_kind::control);
       break;
-    default: WIRE_FUZZ_CHECK(dec.kind() == stream_kind::application); break;
+    default: FUZZ_CHECK(dec.kind() == stream_kind::application); break;
   }
 }
 
@@ -316,47 +308,47 @@ outcome run(const fuzz_input& in, const std::vector<size_t>& chunks,
       auto res = dec.next(input);
       if (!res) {
         result.error = res.error().code();
-        WIRE_FUZZ_CHECK(result.error != errc::none);
+        FUZZ_CHECK(result.error != errc::none);
         // Sticky: the same error again, whatever follows.
         auto again = dec.next(input);
-        WIRE_FUZZ_CHECK(!again && again.error().code() == result.error);
+        FUZZ_CHECK(!again && again.error().code() == result.error);
         auto fin = dec.finish();
-        WIRE_FUZZ_CHECK(!fin && fin.error().code() == result.error);
+        FUZZ_CHECK(!fin && fin.error().code() == result.error);
         result.finish = result.error;
         return result;
       }
-      WIRE_FUZZ_CHECK(dec.buffered() <= header_size + in.lim.max_frame_size);
+      FUZZ_CHECK(dec.buffered() <= header_size + in.lim.max_frame_size);
       if (!*res) {
-        WIRE_FUZZ_CHECK(input.empty());
+        FUZZ_CHECK(input.empty());
         break;
       }
       auto end = offset + (len - input.size());
       auto begin = result.frame_ends.empty() ? 0 : result.frame_ends.back();
-      WIRE_FUZZ_CHECK(end > begin && end - begin >= header_size);
+      FUZZ_CHECK(end > begin && end - begin >= header_size);
       result.frame_ends.push_back(end);
-      WIRE_FUZZ_CHECK(dec.frames() == result.frame_ends.size());
+      FUZZ_CHECK(dec.frames() == result.frame_ends.size());
       // The decoder never reads past a frame: the stream may end here.
-      WIRE_FUZZ_CHECK(dec.buffered() == 0 && dec.finish().has_value());
+      FUZZ_CHECK(dec.buffered() == 0 && dec.finish().has_value());
       if (deep) {
         check_state(dec, **res, in.lim);
         check_frame(**res, in.stream.subspan(begin, end - begin), in.lim);
         // Owning the frame keeps every field (a separately collected
         // payload moves, the rest is copied).
         auto owned = dec.take(**res);
-        WIRE_FUZZ_CHECK(owned == to_owned(**res));
+        FUZZ_CHECK(owned == to_owned(**res));
       }
     }
     offset += len;
   }
-  WIRE_FUZZ_CHECK(offset == in.stream.size());
+  FUZZ_CHECK(offset == in.stream.size());
   auto fin = dec.finish();
   result.finish = fin ? errc::none : fin.error().code();
   auto last = result.frame_ends.empty() ? 0 : result.frame_ends.back();
   if (last == in.stream.size()) {
-    WIRE_FUZZ_CHECK(fin.has_value() && dec.buffered() == 0);
+    FUZZ_CHECK(fin.has_value() && dec.buffered() == 0);
   } else {
-    WIRE_FUZZ_CHECK(result.finish == errc::truncated_frame);
-    WIRE_FUZZ_CHECK(dec.buffered() == in.stream.size() - last);
+    FUZZ_CHECK(result.finish == errc::truncated_frame);
+    FUZZ_CHECK(dec.buffered() == in.stream.size() - last);
   }
   return result;
 }
@@ -371,7 +363,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // agree on everything.
     std::vector<size_t> whole{in.stream.size()};
     auto reference = run(in, whole, false);
-    WIRE_FUZZ_CHECK(split == reference);
+    FUZZ_CHECK(split == reference);
   }
   return 0;
 }

@@ -108,17 +108,34 @@ protected:
     auto t = spawn_transport(*sys_, std::move(to));
     EXPECT_TRUE(t) << to_string(t.error());
     n->transport = *t;
-    gossip::node_meta meta;
-    meta.quic_port = n->transport.local.port();
-    auto bytes = gossip::encode_node_meta(meta);
-    EXPECT_TRUE(bytes);
-    std::string text(reinterpret_cast<const char*>(bytes->data()),
-                     bytes->size());
-    EXPECT_TRUE(ask_unit(n->membership.actor, update_atom::value, text));
+    EXPECT_TRUE(gossip_quic_port(*n, n->transport.local.port()));
     caf::anon_send(n->peers, set_transport_atom::value, n->transport.actor);
     auto& ref = *n;
     nodes_[name] = std::move(n);
     return ref;
+  }
+
+  /// Sets the QUIC port `n`'s gossip meta announces.
+  bool gossip_quic_port(const node& n, uint16_t port) {
+    gossip::node_meta meta;
+    meta.quic_port = port;
+    auto bytes = gossip::encode_node_meta(meta);
+    EXPECT_TRUE(bytes);
+    return bytes
+           && ask_unit(n.membership.actor, update_atom::value,
+                       std::string(reinterpret_cast<const char*>(bytes->data()),
+                                   bytes->size()));
+  }
+
+  /// Starts `n` again under its name, host and ports (as a restarted daemon
+  /// does; memberlist refuses a dead name at another address until it is
+  /// reaped); `n` is gone then.
+  node& restart(node& n, uint8_t host) {
+    auto name = n.name;
+    auto gossip_port = n.membership.local.port();
+    auto quic_port = n.transport.local.port();
+    nodes_.erase(name);
+    return start(name, host, gossip_port, quic_port);
   }
 
   /// Closes a node's sockets first (to the others it vanished without a
@@ -311,13 +328,9 @@ TEST_F(peers_test, a_vanished_member_is_dropped_and_a_restart_reconnects) {
     },
     30s))
     << describe_all();
-  // node-b comes back under the same name and addresses (as a restarted
-  // daemon does; memberlist refuses a dead name at another address until
-  // it is reaped): it refutes its death and everyone reconnects.
-  auto gossip_port = b.membership.local.port();
-  auto quic_port = b.transport.local.port();
-  nodes_.erase("node-b");
-  auto& b2 = start("node-b", 2, gossip_port, quic_port);
+  // node-b comes back under the same name and addresses: it refutes its
+  // death and everyone reconnects.
+  auto& b2 = restart(b, 2);
   join(b2, a);
   ASSERT_TRUE(test::eventually(
     [&] {
@@ -405,10 +418,7 @@ TEST_F(peers_test, a_member_that_stops_is_down_at_once_and_not_redialed) {
     << describe_all();
   EXPECT_EQ(stats(a).dials, dials) << describe_all();
   // Restarted under the same name and addresses, it is connected again.
-  auto gossip_port = b.membership.local.port();
-  auto quic_port = b.transport.local.port();
-  nodes_.erase("node-b");
-  auto& b2 = start("node-b", 2, gossip_port, quic_port);
+  auto& b2 = restart(b, 2);
   join(b2, a);
   ASSERT_TRUE(test::eventually(
     [&] {
@@ -447,15 +457,9 @@ TEST_F(peers_test, a_member_that_does_not_answer_is_redialed_with_backoff) {
   // Both gossip a QUIC port nobody listens on: node-a (the smaller name,
   // so the dialer) keeps trying, with growing delays; node-b, tired of
   // waiting, fails to dial node-a as well.
-  gossip::node_meta meta;
-  meta.quic_port = 9; // discard: nothing answers QUIC there
-  auto bytes = gossip::encode_node_meta(meta);
-  ASSERT_TRUE(bytes);
   for (auto* n : {&a, &b}) {
-    ASSERT_TRUE(
-      ask_unit(n->membership.actor, update_atom::value,
-               std::string(reinterpret_cast<const char*>(bytes->data()),
-                           bytes->size())));
+    // discard: nothing answers QUIC there
+    ASSERT_TRUE(gossip_quic_port(*n, 9));
   }
   join(b, a);
   ASSERT_TRUE(test::eventually(
@@ -467,14 +471,7 @@ TEST_F(peers_test, a_member_that_does_not_answer_is_redialed_with_backoff) {
   EXPECT_TRUE(connected(a).empty()) << describe_all();
   // Fixing the meta lets the next redial through.
   for (auto* n : {&a, &b}) {
-    gossip::node_meta good;
-    good.quic_port = n->transport.local.port();
-    auto fixed = gossip::encode_node_meta(good);
-    ASSERT_TRUE(fixed);
-    ASSERT_TRUE(
-      ask_unit(n->membership.actor, update_atom::value,
-               std::string(reinterpret_cast<const char*>(fixed->data()),
-                           fixed->size())));
+    ASSERT_TRUE(gossip_quic_port(*n, n->transport.local.port()));
   }
   ASSERT_TRUE(test::eventually(
     [&] {
