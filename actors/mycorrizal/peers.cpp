@@ -73,6 +73,9 @@ struct peers_state {
   /// control streams.
   std::vector<std::string> apps;
   uint64_t incarnation = 0;
+  /// We left the cluster (the node stops): no more dials, so that a peer
+  /// that closes its connection to us on our `left` is not dialed again.
+  bool leaving = false;
 
   static peer_info info(const std::string& who, const entry& e) {
     return peer_info{who,        e.gossip, e.quic,   e.conn,
@@ -159,7 +162,7 @@ void schedule_redial(peers_actor* self, const std::string& name) {
 void maybe_dial(peers_actor* self, const std::string& name) {
   auto& st = self->state;
   auto& e = st.peers[name];
-  if (!st.transport || !e.alive || e.conn || e.dialing) {
+  if (!st.transport || st.leaving || !e.alive || e.conn || e.dialing) {
     return;
   }
   if (!should_dial(self, name, e)) {
@@ -203,6 +206,9 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
   auto& st = self->state;
   if (m.name == st.opts.name) {
     st.incarnation = m.incarnation;
+    if (kind == gossip::member_event_kind::left) {
+      st.leaving = true;
+    }
     return;
   }
   auto meta = gossip::decode_node_meta(m.meta);

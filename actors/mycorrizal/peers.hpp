@@ -95,7 +95,7 @@ struct peers_stats {
   uint64_t dial_failures = 0;
   /// Connections closed because the pair had another one.
   uint64_t duplicates_closed = 0;
-  /// Connections refused: to ourselves, or from a member known dead.
+  /// Connections refused: to ourselves.
   uint64_t refused = 0;
   uint64_t ups = 0;
   uint64_t downs = 0;

@@ -428,6 +428,37 @@ TEST_F(peers_test, a_member_that_stops_is_down_at_once_and_not_redialed) {
     << describe_all();
 }
 
+TEST_F(peers_test, a_member_that_leaves_does_not_dial_again) {
+  // node-a (the smaller name, the dialer) leaves the gossip as a stopping
+  // node does. node-b closes its connection on the leave; node-a, whose
+  // view still has node-b alive, must not dial it again.
+  auto& a = start("node-a", 1);
+  auto& b = start("node-b", 2);
+  join(b, a);
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return connected(a).size() == 1 && connected(b).size() == 1;
+    },
+    15s))
+    << describe_all();
+  auto before = stats(a);
+  ASSERT_TRUE(ask_unit(a.membership.actor, leave_atom::value,
+                       caf::timespan{500ms}));
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return stats(a).downs > before.downs;
+    },
+    15s))
+    << "node-a's connection to node-b did not close after its leave\n"
+    << describe_all();
+  // The stats request queues behind the connection_down that raised downs:
+  // a redial would already have been counted.
+  auto after = stats(a);
+  EXPECT_EQ(after.dials, before.dials) << describe_all();
+  EXPECT_TRUE(connected(a).empty()) << describe_all();
+  EXPECT_TRUE(connected(b).empty()) << describe_all();
+}
+
 TEST_F(peers_test, the_larger_name_dials_when_the_smaller_does_not_know_it) {
   // node-a would dial (smaller name), but its peers actor never hears of
   // node-b: node-b waits dial_wait (1 s), then dials node-a itself.
