@@ -1249,11 +1249,19 @@ expected<size_t> connection::send(int64_t stream_id,
     return unexpected{std::move(sp).error()};
   }
   auto& st = **sp;
-  if (data.empty() || data.size() > self.params.transport.stream_send_buffer) {
-    // Nothing to keep, or larger than the whole buffer: copy what fits.
+  if (data.empty()) {
     return send(stream_id, bytes_view{data}, fin);
   }
-  if (data.size() > self.room(st)) {
+  if (data.size() > self.params.transport.stream_send_buffer) {
+    // Larger than the whole buffer: it is kept whole once the stream has
+    // nothing else buffered. Its memory exists already; copying it in
+    // buffer-sized pieces instead cost milliseconds of memcpy per piece in
+    // the connection's actor, which every other stream waits for.
+    if (st.buffered() > 0) {
+      st.want_writable = true;
+      return size_t{0};
+    }
+  } else if (data.size() > self.room(st)) {
     // It will fit once acknowledgements free room: take nothing now (a
     // partial copy would defeat the point) and report stream_writable then.
     st.want_writable = true;

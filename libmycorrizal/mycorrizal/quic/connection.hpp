@@ -221,7 +221,8 @@ public:
   /// fits the free send buffer whole, it is taken; when it would fit an
   /// empty buffer but not now, nothing is taken (`data` is left as it was)
   /// and `stream_writable` follows once room frees; a chunk larger than
-  /// `stream_send_buffer` is copied in part like `send(bytes_view)`.
+  /// `stream_send_buffer` is taken whole when nothing else is buffered on
+  /// the stream (and waits like the others until then).
   expected<size_t> send(int64_t stream_id, std::vector<std::byte>&& data,
                         bool fin = false);
 

@@ -66,7 +66,8 @@ struct transport_config {
 
   /// Bytes the core buffers per stream for sending, acknowledged or not
   /// yet: `send` accepts at most this much beyond the last acknowledged
-  /// byte. 4 MiB keeps one stream at full speed on a LAN.
+  /// byte, except one larger chunk moved in whole on an empty buffer (its
+  /// memory exists already). 4 MiB keeps one stream at full speed on a LAN.
   size_t stream_send_buffer = size_t{4} << 20;
 
   /// Connection closes silently after this long without a packet from the

@@ -576,4 +576,90 @@ TEST(quic_connection, moved_chunks_are_taken_whole_or_not_at_all) {
   EXPECT_TRUE(got.data[*sid] == expected) << "bytes differ";
 }
 
+// A moved chunk larger than the whole send buffer is taken whole (no copy
+// in pieces), but only when nothing else is buffered on the stream; small
+// chunks queued behind it wait for room as usual.
+TEST(quic_connection, a_moved_chunk_larger_than_the_buffer_is_taken_whole) {
+  transport_config tc;
+  tc.stream_send_buffer = 64 * 1024;
+  auto p = make_pair(tc);
+  ASSERT_TRUE(handshake(p));
+  auto sid = p.client->open_stream();
+  ASSERT_TRUE(sid) << to_string(sid.error());
+  std::deque<std::vector<std::byte>> chunks;
+  std::vector<std::byte> expected;
+  for (int i = 0; i < 12; ++i) {
+    // Alternating 300 KiB + i and 1 KiB + i chunks.
+    size_t size = (i % 2 == 0 ? 300 * 1024 : 1024) + static_cast<size_t>(i);
+    std::vector<std::byte> c(size);
+    for (size_t k = 0; k < c.size(); ++k) {
+      c[k] = static_cast<std::byte>((k * 13 + static_cast<size_t>(i)) & 0xff);
+    }
+    expected.insert(expected.end(), c.begin(), c.end());
+    chunks.push_back(std::move(c));
+  }
+  size_t big_taken = 0;
+  size_t big_refused = 0;
+  std::string failure;
+  auto push = [&] {
+    while (!chunks.empty() && failure.empty()) {
+      auto size = chunks.front().size();
+      auto before = p.client->send_capacity(*sid);
+      auto copy = chunks.front();
+      bool last = chunks.size() == 1;
+      auto n = p.client->send(*sid, std::move(chunks.front()), last);
+      if (!n) {
+        failure = to_string(n.error());
+        return;
+      }
+      if (*n == 0) {
+        if (chunks.front() != copy) {
+          failure = "a refused chunk was changed";
+        }
+        if (size > tc.stream_send_buffer) {
+          ++big_refused;
+          if (before == tc.stream_send_buffer) {
+            failure = "a large chunk was refused on an empty buffer";
+          }
+        }
+        return;
+      }
+      if (*n != size) {
+        failure = "a moved chunk was taken in part: " + std::to_string(*n)
+                  + " of " + std::to_string(size);
+        return;
+      }
+      if (size > tc.stream_send_buffer) {
+        ++big_taken;
+        if (before != tc.stream_send_buffer) {
+          failure = "a large chunk was taken beside buffered bytes";
+        }
+      }
+      chunks.pop_front();
+    }
+  };
+  collector got;
+  p.on_event = [&](side s, event& ev) {
+    if (s == side::server) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+    } else if (std::holds_alternative<stream_writable>(ev)) {
+      push();
+    }
+  };
+  push();
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return got.fin[*sid] || !failure.empty();
+    },
+    60s))
+    << "received " << got.data[*sid].size() << " of " << expected.size() << ", "
+    << chunks.size() << " chunks left";
+  ASSERT_EQ(failure, "");
+  EXPECT_EQ(big_taken, 6u);
+  EXPECT_GT(big_refused, 0u) << "no large chunk waited: the test proves little";
+  EXPECT_TRUE(got.data[*sid] == expected) << "bytes differ";
+}
+
 } // namespace
