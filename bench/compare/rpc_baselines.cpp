@@ -113,6 +113,8 @@ struct rpc_options {
   /// `transport.loopback_udp_payload` of both nodes (the default otherwise;
   /// 0: loopback peers get the LAN-sized packets of any other peer).
   std::optional<size_t> loopback_payload;
+  /// `transport.latency_reserve` of both nodes (the default otherwise).
+  std::optional<size_t> latency_reserve;
 
   uint64_t window_msgs() const {
     return static_cast<uint64_t>(window) * ack_every;
@@ -125,6 +127,10 @@ struct rpc_options {
 /// What one measurement produced.
 struct measurement {
   std::vector<double> rtt_us; ///< One sample per round trip (rtt only).
+  /// Of each round trip through `rpc_server`: request and response one-way
+  /// delays (client send → server receive → client receive).
+  std::vector<double> request_us;
+  std::vector<double> response_us;
   double seconds = 0;         ///< Wall time of the measured part.
   size_t n = 0;               ///< Round trips or messages measured.
   double cpu_seconds = 0;     ///< CPU of both ends over the measured part.
@@ -139,7 +145,7 @@ using cpu_probe = std::function<double()>;
     "%s\nusage: rpc_baselines [--requests N] [--messages M] [--repeat R]\n"
     "  [--warmup W] [--ack-every K] [--window B] [--workers T]\n"
     "  [--no-caf] [--no-tcp] [--no-mycorrizal] [--cc cubic|reno|bbr|bbr2]\n"
-    "  [--loopback-payload BYTES (0: off)]\n"
+    "  [--loopback-payload BYTES (0: off)] [--latency-reserve BYTES (0: off)]\n"
     "  [--no-hol] [--hol-requests N] [--hol-size BYTES] [--hol-window K]\n"
     "  [--hol-rate MB/s (0: unlimited)]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
@@ -215,6 +221,8 @@ rpc_options parse(int argc, char** argv) {
       }
     } else if (a == "--loopback-payload") {
       o.loopback_payload = to_size(next());
+    } else if (a == "--latency-reserve") {
+      o.latency_reserve = to_size(next());
     } else if (a == "-h" || a == "--help") {
       usage("rpc_baselines: CAF remote actors and raw TCP on 127.0.0.1", 0);
     } else {
@@ -387,6 +395,23 @@ uint32_t get_u32(const char* in) {
 }
 
 /// A 4-byte length and the payload, filled with a recognisable pattern.
+/// Writes `t` (steady_clock ticks) into bytes `at`..`at + 7` of `x`.
+void stamp(std::vector<char>& x, size_t at,
+           time_point t = clock_type::now()) {
+  if (x.size() >= at + 8) {
+    int64_t ticks = t.time_since_epoch().count();
+    std::memcpy(x.data() + at, &ticks, sizeof(ticks));
+  }
+}
+
+time_point stamp_of(const std::vector<char>& x, size_t at) {
+  int64_t ticks = 0;
+  if (x.size() >= at + 8) {
+    std::memcpy(&ticks, x.data() + at, sizeof(ticks));
+  }
+  return time_point{clock_type::duration{ticks}};
+}
+
 std::vector<char> make_frame(size_t payload) {
   std::vector<char> f(4 + payload);
   put_u32(f.data(), static_cast<uint32_t>(payload));
@@ -652,7 +677,10 @@ struct server_state {
 /// acknowledges every `ack_every` of them to the sender.
 caf::behavior rpc_server(caf::stateful_actor<server_state>* self) {
   return {
-    [](const std::vector<char>& x) {
+    [](std::vector<char>& x) {
+      // Bytes 8..15: when the request arrived (steady_clock is the same
+      // clock in both processes), for the one-way delays of a round trip.
+      stamp(x, 8);
       return x;
     },
     [self](reset_atom, uint64_t ack_every) {
@@ -810,6 +838,8 @@ private:
 /// What a measuring client actor hands back to the main thread.
 struct caf_result {
   std::vector<double> rtt_us;
+  std::vector<double> request_us;
+  std::vector<double> response_us;
   double seconds = 0;
   std::string error;
 };
@@ -855,6 +885,8 @@ struct rtt_state : client_base {
   time_point sent_at;
   time_point start;
   std::vector<double> samples;
+  std::vector<double> request_us;
+  std::vector<double> response_us;
 };
 
 void rtt_step(caf::stateful_actor<rtt_state>* self) {
@@ -863,20 +895,30 @@ void rtt_step(caf::stateful_actor<rtt_state>* self) {
     caf_result r;
     r.seconds = seconds(st.start, clock_type::now());
     r.rtt_us = std::move(st.samples);
+    r.request_us = std::move(st.request_us);
+    r.response_us = std::move(st.response_us);
     finish(self, std::move(r));
     return;
   }
   st.sent_at = clock_type::now();
+  stamp(st.payload, 0, st.sent_at);
   self->request(st.server, request_timeout, st.payload)
     .then(
       [self](const std::vector<char>& echo) {
         auto now = clock_type::now();
         auto& s = self->state;
-        if (echo != s.payload) {
+        // The echo is the request with the server's stamp in bytes 8..15.
+        if (echo.size() != s.payload.size()
+            || !std::equal(echo.begin(), echo.begin() + 8, s.payload.begin())
+            || !std::equal(echo.begin() + 16, echo.end(),
+                           s.payload.begin() + 16)) {
           finish_error(self, "bad echo");
           return;
         }
+        auto arrived = stamp_of(echo, 8);
         s.samples.push_back(micros(s.sent_at, now));
+        s.request_us.push_back(micros(s.sent_at, arrived));
+        s.response_us.push_back(micros(arrived, now));
         ++s.done;
         rtt_step(self);
       },
@@ -994,6 +1036,8 @@ struct actor_bench {
     measurement m;
     m.cpu_seconds = cpu() - cpu0;
     m.rtt_us = std::move(r.rtt_us);
+    m.request_us = std::move(r.request_us);
+    m.response_us = std::move(r.response_us);
     m.seconds = r.seconds;
     m.n = opts.requests;
     return m;
@@ -1199,6 +1243,9 @@ mycorrizal::node_config node_config(const std::string& name,
   auto cfg = mycorrizal::node_config::local(name);
   if (opts.cc) {
     cfg.transport.cc = *opts.cc;
+  }
+  if (opts.latency_reserve) {
+    cfg.transport.latency_reserve = *opts.latency_reserve;
   }
   if (opts.loopback_payload) {
     cfg.transport.loopback_udp_payload = *opts.loopback_payload;
@@ -1477,6 +1524,16 @@ void print_hol(const char* variant, const measurement& alone,
               "bulk_MBps=%.1f bulk_message_B=%zu n=%zu\n",
               variant, a.median, a.p99, l.median, l.p99, l.p99 / a.p99,
               bulk_bytes / bulk_seconds / 1e6, bulk_size, l.n);
+  // Where the time went: the request travels with the bulk, the response
+  // against it.
+  for (auto* m : {&alone, &loaded}) {
+    auto q = summary::of(m->request_us);
+    auto r = summary::of(m->response_us);
+    std::printf("# %s hol %s: request one-way p50/p99 %.1f/%.1f us, "
+                "response one-way p50/p99 %.1f/%.1f us\n",
+                variant, m == &alone ? "alone" : "loaded", q.median, q.p99,
+                r.median, r.p99);
+  }
   std::fflush(stdout);
 }
 

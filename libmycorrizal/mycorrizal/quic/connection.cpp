@@ -28,6 +28,13 @@ using namespace std::chrono_literals;
 constexpr size_t chunk_limit = size_t{64} * 1024;
 constexpr size_t max_vecs = 16;
 
+// A stream with more bytes than this not yet in packets is heavy (a bulk
+// transfer) for the latency reserve (`transport_config::latency_reserve`).
+constexpr uint64_t heavy_backlog = uint64_t{64} * 1024;
+
+// The latency reserve holds for this long after a light stream wrote.
+constexpr auto latency_reserve_window = std::chrono::seconds{1};
+
 // Stream data events of one stream grow up to this size before a new one
 // starts.
 constexpr size_t coalesce_limit = size_t{256} * 1024;
@@ -140,6 +147,12 @@ struct connection::impl {
       return sent < end || (fin_requested && !fin_sent);
     }
 
+    /// A backlog of more than `heavy_backlog` bytes not yet given to
+    /// ngtcp2: a bulk transfer, for the latency reserve.
+    bool heavy() const noexcept {
+      return end - sent > heavy_backlog;
+    }
+
     size_t buffered() const noexcept {
       return static_cast<size_t>(end - base);
     }
@@ -168,6 +181,8 @@ struct connection::impl {
   std::unordered_map<int64_t, stream_state> streams;
   std::deque<int64_t> send_queue;
   std::unordered_set<int64_t> blocked;
+  /// When a stream without a backlog last wrote (see `latency_reserve`).
+  std::optional<time_point> last_light_write;
   std::vector<std::byte> close_packet;
   bool close_pending = false;
   time_point close_end = time_point::max();
@@ -211,6 +226,28 @@ struct connection::impl {
     std::vector<std::byte> key(p, p + len);
     ids.erase(std::remove(ids.begin(), ids.end(), key), ids.end());
     ++ids_epoch;
+  }
+
+  /// Whether a heavy stream may fill a packet now. While streams without a
+  /// backlog were active within `latency_reserve_window`, heavy ones leave
+  /// the last `max_len + latency_reserve` bytes of the congestion window
+  /// free: a small request then leaves at once instead of waiting for the
+  /// bulk's acknowledgements (ngtcp2 writes a packet while any window is
+  /// left, so the packet's own size is part of the reserve). With nothing
+  /// in flight they always may, so a minimal window cannot stall them.
+  bool heavy_may_write_now(time_point now, size_t max_len) const {
+    auto reserve = params.transport.latency_reserve;
+    if (reserve == 0 || !last_light_write
+        || now - *last_light_write > latency_reserve_window) {
+      return true;
+    }
+    ngtcp2_conn_stat cs{};
+    ngtcp2_conn_get_conn_stat(conn.get(), &cs);
+    if (cs.bytes_in_flight == 0) {
+      return true;
+    }
+    return cs.cwnd >= cs.bytes_in_flight
+           && cs.cwnd - cs.bytes_in_flight >= max_len + reserve;
   }
 
   /// Bytes `send` may still buffer on `st`.
@@ -943,6 +980,8 @@ struct connection::impl {
       // Pick the next stream with something to send.
       int64_t sid = -1;
       stream_state* st = nullptr;
+      bool heavy_may_write = heavy_may_write_now(now, max_len);
+      size_t passed = 0;
       while (!send_queue.empty()) {
         auto i = streams.find(send_queue.front());
         if (i == streams.end() || !i->second.pending() || i->second.blocked) {
@@ -952,8 +991,21 @@ struct connection::impl {
           send_queue.pop_front();
           continue;
         }
+        if (!heavy_may_write && i->second.heavy()) {
+          // Leaves the reserve to the others; it goes again on the next
+          // write, when acknowledgements have freed the window.
+          if (++passed > send_queue.size()) {
+            break;
+          }
+          send_queue.push_back(send_queue.front());
+          send_queue.pop_front();
+          continue;
+        }
         sid = i->first;
         st = &i->second;
+        if (!st->heavy()) {
+          last_light_write = now;
+        }
         break;
       }
       ngtcp2_ssize ndatalen = -1;

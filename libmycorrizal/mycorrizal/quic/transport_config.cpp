@@ -60,6 +60,8 @@ expected<void> transport_config::validate() const {
                 "must be 0 (off) or below idle_timeout");
   check.in_range<int64_t>("handshake_timeout_ms", ms(handshake_timeout), 100,
                           600'000);
+  check.in_range<size_t>("latency_reserve", latency_reserve, 0,
+                         size_t{16} << 20);
   check.in_range<size_t>("cid_length", cid_length, 8, 20);
   check.in_range<size_t>("max_datagrams_per_write", max_datagrams_per_write, 1,
                          1024);

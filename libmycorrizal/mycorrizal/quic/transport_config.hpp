@@ -86,6 +86,14 @@ struct transport_config {
   /// packets carry no length, routing needs it.
   size_t cid_length = 16;
 
+  /// Bytes of the congestion window that bulk transfers leave to small
+  /// messages. A stream with more than 64 KiB not yet sent stops filling
+  /// packets when less than one packet plus this much of the window is
+  /// left, as long as a stream with less queued wrote within the last
+  /// second. A request beside a bulk transfer then leaves at once instead
+  /// of waiting a round trip for the bulk's acknowledgements. 0 disables.
+  size_t latency_reserve = 4096;
+
   /// Upper bound of datagrams one `write` call produces.
   size_t max_datagrams_per_write = 64;
 

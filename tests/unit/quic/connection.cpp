@@ -576,6 +576,74 @@ TEST(quic_connection, moved_chunks_are_taken_whole_or_not_at_all) {
   EXPECT_TRUE(got.data[*sid] == expected) << "bytes differ";
 }
 
+// Fills the window from a heavy stream without delivering anything (no
+// acknowledgements come back), then queues a small message on a light
+// stream. @returns (window left after the heavy stream stopped, datagrams
+// the small message's write produced).
+std::pair<uint64_t, size_t> fill_then_send_small(size_t reserve,
+                                                 bool light_first) {
+  transport_config tc;
+  tc.latency_reserve = reserve;
+  auto p = make_pair(tc);
+  EXPECT_TRUE(handshake(p));
+  p.run_for(20ms); // acknowledgements of the handshake settle
+  auto heavy = p.client->open_stream();
+  auto light = p.client->open_stream();
+  EXPECT_TRUE(heavy && light);
+  std::vector<std::byte> buf(size_t{65536} * 4);
+  std::vector<std::span<const std::byte>> out;
+  auto now = p.now;
+  auto write = [&] {
+    out.clear();
+    return p.client->write(now, buf, out);
+  };
+  if (light_first) {
+    EXPECT_TRUE(p.client->send(*light, bytes_of("hello"), false));
+    EXPECT_GT(write(), 0u);
+  }
+  EXPECT_TRUE(p.client->send(*heavy, pattern(size_t{1} << 20, 9), false));
+  // Write in 20 us steps (pacing spreads the packets) until the heavy
+  // stream stops for good: 200 steps without a datagram.
+  for (int idle = 0; idle < 200;) {
+    now += 20us;
+    idle = write() > 0 ? 0 : idle + 1;
+  }
+  auto st = p.client->stats();
+  EXPECT_GT(st.bytes_in_flight, 0u);
+  uint64_t left = st.cwnd > st.bytes_in_flight ? st.cwnd - st.bytes_in_flight
+                                               : 0;
+  EXPECT_TRUE(p.client->send(*light, bytes_of("a small request"), false));
+  size_t small = 0;
+  for (int i = 0; i < 5 && small == 0; ++i) {
+    now += 20us;
+    small = write();
+  }
+  return {left, small};
+}
+
+// Bulk data leaves `latency_reserve` of the congestion window to streams
+// without a backlog, once such a stream was active: a small message then
+// leaves at once instead of waiting for the bulk's acknowledgements.
+TEST(quic_connection, bulk_leaves_the_latency_reserve_to_small_messages) {
+  {
+    SCOPED_TRACE("reserve 4096, a light stream was active");
+    auto [left, small] = fill_then_send_small(4096, true);
+    EXPECT_GE(left, 4096u);
+    EXPECT_GT(small, 0u) << "the small message waited for the bulk";
+  }
+  {
+    SCOPED_TRACE("reserve 0: the bulk fills the window");
+    auto [left, small] = fill_then_send_small(0, true);
+    EXPECT_LT(left, 4096u);
+    EXPECT_EQ(small, 0u) << "the window was not full: the test proves little";
+  }
+  {
+    SCOPED_TRACE("reserve 4096, no light stream active yet");
+    auto [left, small] = fill_then_send_small(4096, false);
+    EXPECT_LT(left, 4096u);
+  }
+}
+
 // A moved chunk larger than the whole send buffer is taken whole (no copy
 // in pieces), but only when nothing else is buffered on the stream; small
 // chunks queued behind it wait for room as usual.
