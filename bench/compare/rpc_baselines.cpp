@@ -131,9 +131,9 @@ struct measurement {
   /// delays (client send → server receive → client receive).
   std::vector<double> request_us;
   std::vector<double> response_us;
-  double seconds = 0;         ///< Wall time of the measured part.
-  size_t n = 0;               ///< Round trips or messages measured.
-  double cpu_seconds = 0;     ///< CPU of both ends over the measured part.
+  double seconds = 0;     ///< Wall time of the measured part.
+  size_t n = 0;           ///< Round trips or messages measured.
+  double cpu_seconds = 0; ///< CPU of both ends over the measured part.
 };
 
 /// CPU seconds of both ends of a baseline so far.
@@ -396,8 +396,7 @@ uint32_t get_u32(const char* in) {
 
 /// A 4-byte length and the payload, filled with a recognisable pattern.
 /// Writes `t` (steady_clock ticks) into bytes `at`..`at + 7` of `x`.
-void stamp(std::vector<char>& x, size_t at,
-           time_point t = clock_type::now()) {
+void stamp(std::vector<char>& x, size_t at, time_point t = clock_type::now()) {
   if (x.size() >= at + 8) {
     int64_t ticks = t.time_since_epoch().count();
     std::memcpy(x.data() + at, &ticks, sizeof(ticks));

@@ -442,8 +442,8 @@ TEST_F(peers_test, a_member_that_leaves_does_not_dial_again) {
     15s))
     << describe_all();
   auto before = stats(a);
-  ASSERT_TRUE(ask_unit(a.membership.actor, leave_atom::value,
-                       caf::timespan{500ms}));
+  ASSERT_TRUE(
+    ask_unit(a.membership.actor, leave_atom::value, caf::timespan{500ms}));
   ASSERT_TRUE(test::eventually(
     [&] {
       return stats(a).downs > before.downs;
