@@ -212,6 +212,27 @@ protected:
     return out;
   }
 
+  /// Waits until every node of `ns` is connected to exactly the others.
+  bool full_mesh(std::initializer_list<const node*> ns,
+                 std::chrono::seconds within = 15s) {
+    return test::eventually(
+      [&] {
+        for (auto* n : ns) {
+          std::set<std::string> others;
+          for (auto* o : ns) {
+            if (o != n) {
+              others.insert(o->name);
+            }
+          }
+          if (connected(*n) != others) {
+            return false;
+          }
+        }
+        return true;
+      },
+      within);
+  }
+
   std::vector<connection_info> connections_of(const node& n) {
     std::vector<connection_info> out;
     caf::scoped_actor self{*sys_};
@@ -272,14 +293,7 @@ TEST_F(peers_test, three_nodes_form_a_full_mesh_of_one_connection_per_pair) {
   auto& c = start("node-c", 3);
   join(b, a);
   join(c, a);
-  ASSERT_TRUE(test::eventually(
-    [&] {
-      return connected(a) == std::set<std::string>{"node-b", "node-c"}
-             && connected(b) == std::set<std::string>{"node-a", "node-c"}
-             && connected(c) == std::set<std::string>{"node-a", "node-b"};
-    },
-    15s))
-    << describe_all();
+  ASSERT_TRUE(full_mesh({&a, &b, &c})) << describe_all();
   // Exactly one QUIC connection per pair: two per transport, and each one
   // was dialed by the smaller name.
   for (auto* n : {&a, &b, &c}) {
@@ -304,13 +318,7 @@ TEST_F(peers_test, a_vanished_member_is_dropped_and_a_restart_reconnects) {
   auto& c = start("node-c", 3);
   join(b, a);
   join(c, a);
-  ASSERT_TRUE(test::eventually(
-    [&] {
-      return connected(a).size() == 2 && connected(b).size() == 2
-             && connected(c).size() == 2;
-    },
-    15s))
-    << describe_all();
+  ASSERT_TRUE(full_mesh({&a, &b, &c})) << describe_all();
   // node-b's sockets close without a word: membership declares it dead, and
   // the others drop it (no connection, no redial).
   vanish(b);
@@ -345,12 +353,7 @@ TEST_F(peers_test, a_member_that_stops_is_down_at_once_and_not_redialed) {
   auto& a = start("node-a", 1);
   auto& b = start("node-b", 2);
   join(b, a);
-  ASSERT_TRUE(test::eventually(
-    [&] {
-      return connected(a).size() == 1 && connected(b).size() == 1;
-    },
-    15s))
-    << describe_all();
+  ASSERT_TRUE(full_mesh({&a, &b})) << describe_all();
   caf::scoped_actor sub{*sys_};
   sub->request(a.peers, 5s, subscribe_atom::value, caf::actor{sub})
     .receive([](std::vector<peer_info>&) {},
@@ -435,12 +438,7 @@ TEST_F(peers_test, a_member_that_leaves_does_not_dial_again) {
   auto& a = start("node-a", 1);
   auto& b = start("node-b", 2);
   join(b, a);
-  ASSERT_TRUE(test::eventually(
-    [&] {
-      return connected(a).size() == 1 && connected(b).size() == 1;
-    },
-    15s))
-    << describe_all();
+  ASSERT_TRUE(full_mesh({&a, &b})) << describe_all();
   auto before = stats(a);
   ASSERT_TRUE(
     ask_unit(a.membership.actor, leave_atom::value, caf::timespan{500ms}));
@@ -539,13 +537,7 @@ TEST_F(peers_test, when_both_dial_the_connection_of_the_smaller_name_stays) {
   auto& a = start("node-a", 1);
   auto& b = start("node-b", 2);
   join(b, a);
-  ASSERT_TRUE(test::eventually(
-    [&] {
-      return connected(a) == std::set<std::string>{"node-b"}
-             && connected(b) == std::set<std::string>{"node-a"};
-    },
-    15s))
-    << describe_all();
+  ASSERT_TRUE(full_mesh({&a, &b})) << describe_all();
   auto kept = peers_of(a).front().connection;
   // node-b dials too, against the rule (as a node with another view would).
   caf::scoped_actor self{*sys_};
@@ -624,12 +616,7 @@ TEST_F(peers_test, a_stream_for_an_unknown_application_is_refused) {
   auto& a = start("node-a", 1);
   auto& b = start("node-b", 2);
   join(b, a);
-  ASSERT_TRUE(test::eventually(
-    [&] {
-      return connected(a).size() == 1;
-    },
-    15s))
-    << describe_all();
+  ASSERT_TRUE(full_mesh({&a, &b})) << describe_all();
   auto conn = peers_of(a).front().connection;
   // node-b has no streams actor: every application is unknown there.
   caf::scoped_actor self{*sys_};

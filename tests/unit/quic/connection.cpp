@@ -515,6 +515,30 @@ TEST(quic_connection, invalid_parameters_are_refused) {
 
 namespace {
 
+// Calls `push` now and on every stream_writable of the client, collects
+// what the server receives, and runs until the FIN of `sid` (or `stop`).
+bool push_until_fin(
+  pair& p, int64_t sid, collector& got, const std::function<void()>& push,
+  const std::function<bool()>& stop = [] {
+    return false;
+  }) {
+  p.on_event = [&](side s, event& ev) {
+    if (s == side::server) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+    } else if (std::holds_alternative<stream_writable>(ev)) {
+      push();
+    }
+  };
+  push();
+  return p.run_until(
+    [&] {
+      return got.fin[sid] || stop();
+    },
+    60s);
+}
+
 // Chunks handed over by move: taken whole when they fit, otherwise not at
 // all (left intact) until stream_writable says there is room; the bytes
 // arrive in order.
@@ -555,21 +579,7 @@ TEST(quic_connection, moved_chunks_are_taken_whole_or_not_at_all) {
     }
   };
   collector got;
-  p.on_event = [&](side s, event& ev) {
-    if (s == side::server) {
-      if (auto* d = std::get_if<stream_data>(&ev)) {
-        got.add(*d);
-      }
-    } else if (std::holds_alternative<stream_writable>(ev)) {
-      push();
-    }
-  };
-  push();
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return got.fin[*sid];
-    },
-    60s))
+  ASSERT_TRUE(push_until_fin(p, *sid, got, push))
     << "received " << got.data[*sid].size() << " of " << expected.size() << ", "
     << chunks.size() << " chunks left";
   EXPECT_GT(refusals, 0u) << "the buffer never filled: the test proves little";
@@ -707,21 +717,10 @@ TEST(quic_connection, a_moved_chunk_larger_than_the_buffer_is_taken_whole) {
     }
   };
   collector got;
-  p.on_event = [&](side s, event& ev) {
-    if (s == side::server) {
-      if (auto* d = std::get_if<stream_data>(&ev)) {
-        got.add(*d);
-      }
-    } else if (std::holds_alternative<stream_writable>(ev)) {
-      push();
-    }
-  };
-  push();
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return got.fin[*sid] || !failure.empty();
-    },
-    60s))
+  ASSERT_TRUE(push_until_fin(p, *sid, got, push,
+                             [&] {
+                               return !failure.empty();
+                             }))
     << "received " << got.data[*sid].size() << " of " << expected.size() << ", "
     << chunks.size() << " chunks left";
   ASSERT_EQ(failure, "");
