@@ -115,6 +115,8 @@ struct rpc_options {
   std::optional<size_t> loopback_payload;
   /// `transport.latency_reserve` of both nodes (the default otherwise).
   std::optional<size_t> latency_reserve;
+  /// `transport.bulk_in_flight` of both nodes (the default otherwise).
+  std::optional<size_t> bulk_in_flight;
 
   uint64_t window_msgs() const {
     return static_cast<uint64_t>(window) * ack_every;
@@ -146,6 +148,7 @@ using cpu_probe = std::function<double()>;
     "  [--warmup W] [--ack-every K] [--window B] [--workers T]\n"
     "  [--no-caf] [--no-tcp] [--no-mycorrizal] [--cc cubic|reno|bbr|bbr2]\n"
     "  [--loopback-payload BYTES (0: off)] [--latency-reserve BYTES (0: off)]\n"
+    "  [--bulk-in-flight BYTES (0: off)]\n"
     "  [--no-hol] [--hol-requests N] [--hol-size BYTES] [--hol-window K]\n"
     "  [--hol-rate MB/s (0: unlimited)]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
@@ -223,6 +226,8 @@ rpc_options parse(int argc, char** argv) {
       o.loopback_payload = to_size(next());
     } else if (a == "--latency-reserve") {
       o.latency_reserve = to_size(next());
+    } else if (a == "--bulk-in-flight") {
+      o.bulk_in_flight = to_size(next());
     } else if (a == "-h" || a == "--help") {
       usage("rpc_baselines: CAF remote actors and raw TCP on 127.0.0.1", 0);
     } else {
@@ -1242,6 +1247,9 @@ mycorrizal::node_config node_config(const std::string& name,
   auto cfg = mycorrizal::node_config::local(name);
   if (opts.cc) {
     cfg.transport.cc = *opts.cc;
+  }
+  if (opts.bulk_in_flight) {
+    cfg.transport.bulk_in_flight = *opts.bulk_in_flight;
   }
   if (opts.latency_reserve) {
     cfg.transport.latency_reserve = *opts.latency_reserve;

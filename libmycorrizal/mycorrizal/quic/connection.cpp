@@ -181,8 +181,31 @@ struct connection::impl {
   std::unordered_map<int64_t, stream_state> streams;
   std::deque<int64_t> send_queue;
   std::unordered_set<int64_t> blocked;
-  /// When a stream without a backlog last wrote (see `latency_reserve`).
-  std::optional<time_point> last_light_write;
+  /// A write of a stream without a backlog (see `latency_reserve`).
+  struct light_write {
+    int64_t stream_id = -1;
+    time_point at{};
+  };
+  /// The latest light write, and the latest one of another stream before
+  /// it: together they tell whether any stream but a given one wrote light
+  /// recently (a stream's own small writes do not hold it back).
+  std::optional<light_write> last_light;
+  std::optional<light_write> other_light;
+
+  void note_light_write(int64_t sid, time_point now) {
+    if (last_light && last_light->stream_id != sid) {
+      other_light = last_light;
+    }
+    last_light = light_write{sid, now};
+  }
+
+  /// Whether a stream other than `sid` wrote light within the window.
+  bool others_light(int64_t sid, time_point now) const {
+    auto recent = [&](const std::optional<light_write>& w) {
+      return w && w->stream_id != sid && now - w->at <= latency_reserve_window;
+    };
+    return recent(last_light) || recent(other_light);
+  }
   std::vector<std::byte> close_packet;
   bool close_pending = false;
   time_point close_end = time_point::max();
@@ -228,17 +251,20 @@ struct connection::impl {
     ++ids_epoch;
   }
 
-  /// Whether a heavy stream may fill a packet now. While streams without a
-  /// backlog were active within `latency_reserve_window`, heavy ones leave
-  /// the last `max_len + latency_reserve` bytes of the congestion window
-  /// free: a small request then leaves at once instead of waiting for the
-  /// bulk's acknowledgements (ngtcp2 writes a packet while any window is
-  /// left, so the packet's own size is part of the reserve). With nothing
-  /// in flight they always may, so a minimal window cannot stall them.
-  bool heavy_may_write_now(time_point now, size_t max_len) const {
+  /// Whether heavy stream `sid` may fill a packet now. While other streams
+  /// without a backlog were active within `latency_reserve_window`, it must
+  /// - leave the last `max_len + latency_reserve` bytes of the congestion
+  ///   window free: a small request then leaves at once instead of waiting
+  ///   for the bulk's acknowledgements (ngtcp2 writes a packet while any
+  ///   window is left, so the packet's own size is part of the reserve);
+  /// - add to what is in flight only within `bulk_room`: the small request
+  ///   waits behind what is in flight, in queues on the way and in the
+  ///   peer's socket and decryption.
+  /// With nothing in flight it always may, so neither rule can stall it.
+  bool heavy_may_write_now(int64_t sid, time_point now, size_t max_len) const {
     auto reserve = params.transport.latency_reserve;
-    if (reserve == 0 || !last_light_write
-        || now - *last_light_write > latency_reserve_window) {
+    auto bulk = params.transport.bulk_in_flight;
+    if ((reserve == 0 && bulk == 0) || !others_light(sid, now)) {
       return true;
     }
     ngtcp2_conn_stat cs{};
@@ -246,8 +272,27 @@ struct connection::impl {
     if (cs.bytes_in_flight == 0) {
       return true;
     }
-    return cs.cwnd >= cs.bytes_in_flight
-           && cs.cwnd - cs.bytes_in_flight >= max_len + reserve;
+    if (bulk != 0 && !bulk_room(cs, max_len)) {
+      return false;
+    }
+    return reserve == 0
+           || (cs.cwnd >= cs.bytes_in_flight
+               && cs.cwnd - cs.bytes_in_flight >= max_len + reserve);
+  }
+
+  /// Whether a heavy stream may add a packet beside small messages: while
+  /// the packet keeps its in-flight bytes within `bulk_in_flight`, or
+  /// within twice the path's bandwidth-delay product (ngtcp2's delivery
+  /// rate × minimum RTT), so that a long path stays full.
+  bool bulk_room(const ngtcp2_conn_stat& cs, size_t max_len) const {
+    uint64_t limit = params.transport.bulk_in_flight;
+    if (cs.min_rtt != UINT64_MAX && cs.delivery_rate_sec > 0) {
+      // bytes/s × ns; in double, as the product can exceed 64 bits.
+      auto bdp = static_cast<uint64_t>(static_cast<double>(cs.delivery_rate_sec)
+                                       * static_cast<double>(cs.min_rtt) / 1e9);
+      limit = std::max(limit, 2 * bdp);
+    }
+    return cs.bytes_in_flight + max_len <= limit;
   }
 
   /// Bytes `send` may still buffer on `st`.
@@ -980,7 +1025,6 @@ struct connection::impl {
       // Pick the next stream with something to send.
       int64_t sid = -1;
       stream_state* st = nullptr;
-      bool heavy_may_write = heavy_may_write_now(now, max_len);
       size_t passed = 0;
       while (!send_queue.empty()) {
         auto i = streams.find(send_queue.front());
@@ -991,7 +1035,7 @@ struct connection::impl {
           send_queue.pop_front();
           continue;
         }
-        if (!heavy_may_write && i->second.heavy()) {
+        if (i->second.heavy() && !heavy_may_write_now(i->first, now, max_len)) {
           // Leaves the reserve to the others; it goes again on the next
           // write, when acknowledgements have freed the window.
           if (++passed > send_queue.size()) {
@@ -1004,7 +1048,7 @@ struct connection::impl {
         sid = i->first;
         st = &i->second;
         if (!st->heavy()) {
-          last_light_write = now;
+          note_light_write(sid, now);
         }
         break;
       }

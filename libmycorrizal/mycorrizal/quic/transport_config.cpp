@@ -62,6 +62,7 @@ expected<void> transport_config::validate() const {
                           600'000);
   check.in_range<size_t>("latency_reserve", latency_reserve, 0,
                          size_t{16} << 20);
+  check.in_range<size_t>("bulk_in_flight", bulk_in_flight, 0, size_t{1} << 30);
   check.in_range<size_t>("cid_length", cid_length, 8, 20);
   check.in_range<size_t>("max_datagrams_per_write", max_datagrams_per_write, 1,
                          1024);

@@ -94,6 +94,17 @@ struct transport_config {
   /// of waiting a round trip for the bulk's acknowledgements. 0 disables.
   size_t latency_reserve = 4096;
 
+  /// Bytes in flight that a bulk transfer (a stream with more than 64 KiB
+  /// unsent) keeps at most while another stream wrote without a backlog
+  /// within the last second: it adds a packet only while its in-flight
+  /// bytes, the packet included, stay within the larger of this and twice
+  /// the path's bandwidth-delay product (ngtcp2's delivery rate × minimum
+  /// RTT). A small message queues behind what is in flight (in the peer's
+  /// socket and decryption), so this bounds its wait; twice the BDP keeps a
+  /// long path full. With nothing in flight a bulk stream may always send
+  /// one packet. 0 disables.
+  size_t bulk_in_flight = 64 * 1024;
+
   /// Upper bound of datagrams one `write` call produces.
   size_t max_datagrams_per_write = 64;
 

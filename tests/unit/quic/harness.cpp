@@ -100,13 +100,22 @@ void pair::flush(side from) {
         continue;
       }
       auto at = now + delay;
+      if (rules.rate > 0) {
+        auto& free = link_free_[from == side::client ? 1 : 0];
+        auto start = std::max(now, free);
+        free = start
+               + std::chrono::duration_cast<duration>(
+                 std::chrono::duration<double>(static_cast<double>(d.size())
+                                               / rules.rate));
+        at = free + delay;
+      }
       if (rules.reorder && counter % 2 == 0) {
         at += 300us;
       }
       queue.emplace(at, std::vector<std::byte>(d.begin(), d.end()));
     }
     drain_events(from);
-    if (n < 64) {
+    if (n == 0) {
       break;
     }
   }

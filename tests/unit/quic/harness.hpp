@@ -59,6 +59,9 @@ struct link_rules {
   bool reorder = false;
   /// Deliver at all (false: the peer vanished).
   bool deliver = true;
+  /// A bottleneck of this many bytes per second (0: none): datagrams leave
+  /// one after the other and queue while the link is busy.
+  double rate = 0;
 };
 
 /// A client and a server connection core, passing datagrams in virtual time
@@ -124,6 +127,8 @@ private:
   credentials server_creds_;
   transport_config server_tc_;
   std::multimap<time_point, std::vector<std::byte>> in_flight_[2];
+  /// When each direction's bottleneck is free again (`link_rules::rate`).
+  time_point link_free_[2];
   std::vector<std::byte> buffer_;
   std::vector<std::span<const std::byte>> out_;
 };

@@ -26,6 +26,7 @@ TEST(quic_transport_config, every_bad_field_is_named) {
   tc.cid_length = 4;
   tc.keep_alive = tc.idle_timeout;
   tc.max_stream_window = tc.stream_window - 1;
+  tc.bulk_in_flight = (size_t{1} << 30) + 1;
   auto r = tc.validate();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::invalid_config);
@@ -34,6 +35,7 @@ TEST(quic_transport_config, every_bad_field_is_named) {
   EXPECT_NE(text.find("quic.cid_length"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.keep_alive"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.max_stream_window"), std::string::npos) << text;
+  EXPECT_NE(text.find("quic.bulk_in_flight"), std::string::npos) << text;
 }
 
 TEST(quic_transport_config, loopback_peers_get_large_packets_at_once) {
