@@ -11,11 +11,113 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <string_view>
 
 namespace mycorrizal::detail {
 
 namespace {
+
+/// CAF's binary serializer, minus two faults of CAF 0.17's IEEE 754
+/// packing (`detail::pack754`): it loops forever on an infinity (halving
+/// it never gets below 2) and converts NaN to an integer (undefined). An
+/// infinity is written as its IEEE bit pattern, which CAF's unpacking reads
+/// back as the same infinity; NaN has no encoding there and is refused.
+/// (`serializer_impl` is final: this wraps one and forwards to it.)
+class payload_serializer final : public caf::serializer {
+public:
+  payload_serializer(caf::actor_system& sys, std::vector<std::byte>& out)
+      : caf::serializer(sys), inner_(sys, out) {}
+
+  /// Why the last refusal happened (empty: none).
+  std::string refusal;
+
+  caf::error begin_object(uint16_t& typenr, std::string& name) override {
+    return inner_.begin_object(typenr, name);
+  }
+  caf::error end_object() override {
+    return inner_.end_object();
+  }
+  caf::error begin_sequence(size_t& num) override {
+    return inner_.begin_sequence(num);
+  }
+  caf::error end_sequence() override {
+    return inner_.end_sequence();
+  }
+  caf::error apply_raw(size_t num_bytes, void* data) override {
+    return inner_.apply_raw(num_bytes, data);
+  }
+
+protected:
+  caf::error apply_impl(int8_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(uint8_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(int16_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(uint16_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(int32_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(uint32_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(int64_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(uint64_t& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(long double& x) override {
+    return inner_(x); // CAF writes it as text
+  }
+  caf::error apply_impl(std::string& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(std::u16string& x) override {
+    return inner_(x);
+  }
+  caf::error apply_impl(std::u32string& x) override {
+    return inner_(x);
+  }
+
+  caf::error apply_impl(float& x) override {
+    if (std::isfinite(x)) {
+      return inner_(x);
+    }
+    if (std::isnan(x)) {
+      return refuse_nan();
+    }
+    uint32_t bits = (std::signbit(x) ? 0x8000'0000u : 0u) | 0x7f80'0000u;
+    return inner_(bits);
+  }
+
+  caf::error apply_impl(double& x) override {
+    if (std::isfinite(x)) {
+      return inner_(x);
+    }
+    if (std::isnan(x)) {
+      return refuse_nan();
+    }
+    uint64_t bits = (std::signbit(x) ? 0x8000'0000'0000'0000u : 0u)
+                    | 0x7ff0'0000'0000'0000u;
+    return inner_(bits);
+  }
+
+private:
+  caf::error refuse_nan() {
+    refusal = "a NaN floating-point value (CAF 0.17's binary format has no "
+              "encoding for NaN)";
+    return caf::make_error(caf::sec::invalid_argument);
+  }
+
+  caf::serializer_impl<std::vector<std::byte>> inner_;
+};
 
 /// CAF's built-in types that mean nothing on another node (actor handles,
 /// node ids, groups, stream and system messages) or nest without bound
@@ -131,8 +233,16 @@ expected<std::vector<std::byte>> encode_caf_message(caf::actor_system& sys,
   }
   // The serializer writes straight into the payload: one copy.
   std::vector<std::byte> out;
-  caf::serializer_impl<std::vector<std::byte>> sink{sys, out};
-  if (auto err = sink(msg)) {
+  payload_serializer sink{sys, out};
+  auto err = sink(msg);
+  // Checked apart from `err`: CAF 0.17 drops the errors of a message's
+  // elements (`serialize(proc, type_erased_tuple&)` ignores `save`'s).
+  if (!sink.refusal.empty()) {
+    return unexpected{
+      error{errc::not_serializable, "cannot serialize " + describe_message(msg)
+                                      + ": it holds " + sink.refusal}};
+  }
+  if (err) {
     return unexpected{error{errc::not_serializable,
                             "cannot serialize " + describe_message(msg) + ": "
                               + sys.render(err)

@@ -12,4 +12,7 @@ target_link_libraries(caf_payload_fuzz PRIVATE mycorrizal::core CAF::core)
 target_link_options(caf_payload_fuzz PRIVATE -fsanitize=fuzzer)
 mycorrizal_set_warnings(caf_payload_fuzz)
 
-mycorrizal_fuzz_run(caf_payload caf_payload_fuzz 300000 30 4096)
+# Seeds: inputs that once failed (infinite-double: a decoded +inf hung
+# CAF 0.17's serializer when encoded again).
+mycorrizal_fuzz_run(caf_payload caf_payload_fuzz 300000 30 4096
+                    ${CMAKE_CURRENT_LIST_DIR}/corpus/caf_payload)
