@@ -103,7 +103,7 @@ struct transport_config {
   /// socket and decryption), so this bounds its wait; twice the BDP keeps a
   /// long path full. With nothing in flight a bulk stream may always send
   /// one packet. 0 disables.
-  size_t bulk_in_flight = 64 * 1024;
+  size_t bulk_in_flight = size_t{64} * 1024;
 
   /// Upper bound of datagrams one `write` call produces.
   size_t max_datagrams_per_write = 64;
