@@ -87,29 +87,28 @@ protected:
   }
 
   caf::error apply_impl(float& x) override {
-    if (std::isfinite(x)) {
-      return inner_(x);
-    }
-    if (std::isnan(x)) {
-      return refuse_nan();
-    }
-    uint32_t bits = (std::signbit(x) ? 0x8000'0000u : 0u) | 0x7f80'0000u;
-    return inner_(bits);
+    return apply_float(x, uint32_t{0x7f80'0000u});
   }
 
   caf::error apply_impl(double& x) override {
+    return apply_float(x, uint64_t{0x7ff0'0000'0000'0000u});
+  }
+
+private:
+  /// `infinity`: the IEEE bit pattern of +infinity, `Bits` as wide as `F`.
+  template <class F, class Bits>
+  caf::error apply_float(F& x, Bits infinity) {
     if (std::isfinite(x)) {
       return inner_(x);
     }
     if (std::isnan(x)) {
       return refuse_nan();
     }
-    uint64_t bits = (std::signbit(x) ? 0x8000'0000'0000'0000u : 0u)
-                    | 0x7ff0'0000'0000'0000u;
+    constexpr Bits sign = Bits{1} << (sizeof(Bits) * 8 - 1);
+    Bits bits = infinity | (std::signbit(x) ? sign : Bits{0});
     return inner_(bits);
   }
 
-private:
   caf::error refuse_nan() {
     refusal = "a NaN floating-point value (CAF 0.17's binary format has no "
               "encoding for NaN)";

@@ -251,8 +251,16 @@ struct connection::impl {
     ++ids_epoch;
   }
 
-  /// Whether heavy stream `sid` may fill a packet now. While other streams
-  /// without a backlog were active within `latency_reserve_window`, it must
+  /// Whether heavy stream `sid` is held to the rules of `window_lets_heavy`:
+  /// while other streams without a backlog were active within
+  /// `latency_reserve_window` (its own small writes do not count).
+  bool heavy_held_back(int64_t sid, time_point now) const {
+    const auto& tc = params.transport;
+    return (tc.latency_reserve != 0 || tc.bulk_in_flight != 0)
+           && others_light(sid, now);
+  }
+
+  /// Whether a held-back heavy stream may fill a packet now. It must
   /// - leave the last `max_len + latency_reserve` bytes of the congestion
   ///   window free: a small request then leaves at once instead of waiting
   ///   for the bulk's acknowledgements (ngtcp2 writes a packet while any
@@ -261,18 +269,14 @@ struct connection::impl {
   ///   waits behind what is in flight, in queues on the way and in the
   ///   peer's socket and decryption.
   /// With nothing in flight it always may, so neither rule can stall it.
-  bool heavy_may_write_now(int64_t sid, time_point now, size_t max_len) const {
+  bool window_lets_heavy(size_t max_len) const {
     auto reserve = params.transport.latency_reserve;
-    auto bulk = params.transport.bulk_in_flight;
-    if ((reserve == 0 && bulk == 0) || !others_light(sid, now)) {
-      return true;
-    }
     ngtcp2_conn_stat cs{};
     ngtcp2_conn_get_conn_stat(conn.get(), &cs);
     if (cs.bytes_in_flight == 0) {
       return true;
     }
-    if (bulk != 0 && !bulk_room(cs, max_len)) {
+    if (params.transport.bulk_in_flight != 0 && !bulk_room(cs, max_len)) {
       return false;
     }
     return reserve == 0
@@ -1026,6 +1030,17 @@ struct connection::impl {
       int64_t sid = -1;
       stream_state* st = nullptr;
       size_t passed = 0;
+      // The same for every held-back stream: asked at most once a packet.
+      std::optional<bool> window_lets;
+      auto heavy_may_write = [&](int64_t id) {
+        if (!heavy_held_back(id, now)) {
+          return true;
+        }
+        if (!window_lets) {
+          window_lets = window_lets_heavy(max_len);
+        }
+        return *window_lets;
+      };
       while (!send_queue.empty()) {
         auto i = streams.find(send_queue.front());
         if (i == streams.end() || !i->second.pending() || i->second.blocked) {
@@ -1035,7 +1050,7 @@ struct connection::impl {
           send_queue.pop_front();
           continue;
         }
-        if (i->second.heavy() && !heavy_may_write_now(i->first, now, max_len)) {
+        if (i->second.heavy() && !heavy_may_write(i->first)) {
           // Leaves the reserve to the others; it goes again on the next
           // write, when acknowledgements have freed the window.
           if (++passed > send_queue.size()) {

@@ -85,6 +85,33 @@ bool handshake(pair& p) {
     5s);
 }
 
+// Calls `push` now and on every stream_writable of the client, collects
+// what the server receives, and runs until the FIN of `sid` (or `stop`, or
+// `limit`). @returns whether the FIN or `stop` came.
+bool push_until_fin(
+  pair& p, int64_t sid, collector& got, const std::function<void()>& push,
+  const std::function<bool()>& stop =
+    [] {
+      return false;
+    },
+  duration limit = 60s) {
+  p.on_event = [&](side s, event& ev) {
+    if (s == side::server) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+    } else if (std::holds_alternative<stream_writable>(ev)) {
+      push();
+    }
+  };
+  push();
+  return p.run_until(
+    [&] {
+      return got.fin[sid] || stop();
+    },
+    limit);
+}
+
 /// Sends `data` on a new client stream with FIN, refilling as the send
 /// buffer frees, and collects what the server receives.
 void transfer(pair& p, const std::vector<std::byte>& data, collector& got,
@@ -103,19 +130,10 @@ void transfer(pair& p, const std::vector<std::byte>& data, collector& got,
       }
     }
   };
-  p.on_event = [&](side s, event& ev) {
-    if (s == side::server) {
-      if (auto* d = std::get_if<stream_data>(&ev)) {
-        got.add(*d);
-      }
-    } else if (std::holds_alternative<stream_writable>(ev)) {
-      push();
-    }
-  };
-  push();
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return got.fin[*sid];
+  ASSERT_TRUE(push_until_fin(
+    p, *sid, got, push,
+    [] {
+      return false;
     },
     limit))
     << "received " << got.data[*sid].size() << " of " << data.size();
@@ -515,30 +533,6 @@ TEST(quic_connection, invalid_parameters_are_refused) {
 }
 
 namespace {
-
-// Calls `push` now and on every stream_writable of the client, collects
-// what the server receives, and runs until the FIN of `sid` (or `stop`).
-bool push_until_fin(
-  pair& p, int64_t sid, collector& got, const std::function<void()>& push,
-  const std::function<bool()>& stop = [] {
-    return false;
-  }) {
-  p.on_event = [&](side s, event& ev) {
-    if (s == side::server) {
-      if (auto* d = std::get_if<stream_data>(&ev)) {
-        got.add(*d);
-      }
-    } else if (std::holds_alternative<stream_writable>(ev)) {
-      push();
-    }
-  };
-  push();
-  return p.run_until(
-    [&] {
-      return got.fin[sid] || stop();
-    },
-    60s);
-}
 
 // Chunks handed over by move: taken whole when they fit, otherwise not at
 // all (left intact) until stream_writable says there is room; the bytes
