@@ -241,6 +241,10 @@ void handle_events(connection_actor* self) {
       if (auto i = st.streams.find(w->stream_id); i != st.streams.end()) {
         push_stream(st, w->stream_id, i->second);
       }
+    } else if (auto* r = std::get_if<quic::send_chunk_released>(&ev)) {
+      if (auto i = st.streams.find(r->stream_id); i != st.streams.end()) {
+        self->send(i->second.actor, stream_released{std::move(r->data)});
+      }
     } else if (auto* c = std::get_if<quic::stream_closed>(&ev)) {
       flush_inputs();
       if (auto i = st.streams.find(c->stream_id); i != st.streams.end()) {

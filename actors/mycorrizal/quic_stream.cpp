@@ -489,6 +489,9 @@ caf::behavior running(stream_actor* self) {
     [=](stream_gone& x) {
       finish(self, std::move(x.reason));
     },
+    [=](stream_released&) {
+      // The buffer is freed with this message, on this actor's turn.
+    },
     [=](pump_atom) {
       self->state.pump_pending = false;
       pump(self);

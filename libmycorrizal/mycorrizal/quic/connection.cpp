@@ -32,8 +32,17 @@ constexpr size_t max_vecs = 16;
 // transfer) for the latency reserve (`transport_config::latency_reserve`).
 constexpr uint64_t heavy_backlog = uint64_t{64} * 1024;
 
-// The latency reserve holds for this long after a light stream wrote.
-constexpr auto latency_reserve_window = std::chrono::seconds{1};
+// How long the latency reserve and the bulk limit hold after a light
+// stream wrote: `light_window_gaps` times the gap between that stream's
+// last two new writes (light writes with bytes added since the one
+// before), within [light_window_min, light_window_max]. A stream that
+// writes often (a request stream) is covered between its writes; bulk runs
+// free again soon after it stops; one that writes seldom (every 200 ms) is
+// covered from its second write on. A stream's first light write holds the
+// minimum: that is all a one-off write (a control message) costs the bulk.
+constexpr auto light_window_min = std::chrono::milliseconds{20};
+constexpr auto light_window_max = std::chrono::seconds{1};
+constexpr int light_window_gaps = 8;
 
 // Stream data events of one stream grow up to this size before a new one
 // starts.
@@ -142,6 +151,11 @@ struct connection::impl {
     bool blocked = false;
     bool want_writable = false;
     bool local = false;
+    /// Its latest new light write: when, the stream's end then, and how
+    /// long it holds bulk streams back (see light_window_gaps).
+    std::optional<time_point> light_at;
+    uint64_t light_end = 0;
+    duration light_window = light_window_min;
 
     bool pending() const noexcept {
       return sent < end || (fin_requested && !fin_sent);
@@ -185,6 +199,8 @@ struct connection::impl {
   struct light_write {
     int64_t stream_id = -1;
     time_point at{};
+    /// How long it holds bulk streams back (see light_window_gaps).
+    duration window{};
   };
   /// The latest light write, and the latest one of another stream before
   /// it: together they tell whether any stream but a given one wrote light
@@ -192,17 +208,28 @@ struct connection::impl {
   std::optional<light_write> last_light;
   std::optional<light_write> other_light;
 
-  void note_light_write(int64_t sid, time_point now) {
+  void note_light_write(int64_t sid, stream_state& st, time_point now) {
+    if (st.end > st.light_end) {
+      // New bytes since the last one: a new message, not the next packet of
+      // the same one or a retry.
+      if (st.light_at) {
+        st.light_window
+          = std::clamp<duration>(light_window_gaps * (now - *st.light_at),
+                                 light_window_min, light_window_max);
+      }
+      st.light_at = now;
+      st.light_end = st.end;
+    }
     if (last_light && last_light->stream_id != sid) {
       other_light = last_light;
     }
-    last_light = light_write{sid, now};
+    last_light = light_write{sid, now, st.light_window};
   }
 
   /// Whether a stream other than `sid` wrote light within the window.
   bool others_light(int64_t sid, time_point now) const {
     auto recent = [&](const std::optional<light_write>& w) {
-      return w && w->stream_id != sid && now - w->at <= latency_reserve_window;
+      return w && w->stream_id != sid && now - w->at <= w->window;
     };
     return recent(last_light) || recent(other_light);
   }
@@ -253,7 +280,8 @@ struct connection::impl {
 
   /// Whether heavy stream `sid` is held to the rules of `window_lets_heavy`:
   /// while other streams without a backlog were active within
-  /// `latency_reserve_window` (its own small writes do not count).
+  /// their window (see light_window_gaps; its own small writes do not
+  /// count).
   bool heavy_held_back(int64_t sid, time_point now) const {
     const auto& tc = params.transport;
     return (tc.latency_reserve != 0 || tc.bulk_in_flight != 0)
@@ -820,7 +848,11 @@ struct connection::impl {
     }
     auto& st = i->second;
     while (!st.chunks.empty() && st.base + st.chunks.front().size() <= upto) {
-      st.base += st.chunks.front().size();
+      auto& front = st.chunks.front();
+      st.base += front.size();
+      if (front.size() >= released_chunk_min) {
+        events.emplace_back(send_chunk_released{sid, std::move(front)});
+      }
       st.chunks.pop_front();
     }
     if (st.want_writable
@@ -1063,7 +1095,7 @@ struct connection::impl {
         sid = i->first;
         st = &i->second;
         if (!st->heavy()) {
-          note_light_write(sid, now);
+          note_light_write(sid, *st, now);
         }
         break;
       }

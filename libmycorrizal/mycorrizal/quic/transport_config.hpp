@@ -89,20 +89,22 @@ struct transport_config {
   /// Bytes of the congestion window that bulk transfers leave to small
   /// messages. A stream with more than 64 KiB not yet sent stops filling
   /// packets when less than one packet plus this much of the window is
-  /// left, as long as a stream with less queued wrote within the last
-  /// second. A request beside a bulk transfer then leaves at once instead
-  /// of waiting a round trip for the bulk's acknowledgements. 0 disables.
+  /// left, as long as a stream with less queued wrote recently: for 8 ×
+  /// the gap since that stream's previous new write, within 20 ms and 1 s
+  /// (20 ms after its first one). A request beside a bulk transfer then
+  /// leaves at once instead of waiting a round trip for the bulk's
+  /// acknowledgements. 0 disables.
   size_t latency_reserve = 4096;
 
   /// Bytes in flight that a bulk transfer (a stream with more than 64 KiB
   /// unsent) keeps at most while another stream wrote without a backlog
-  /// within the last second: it adds a packet only while its in-flight
-  /// bytes, the packet included, stay within the larger of this and twice
-  /// the path's bandwidth-delay product (ngtcp2's delivery rate × minimum
-  /// RTT). A small message queues behind what is in flight (in the peer's
-  /// socket and decryption), so this bounds its wait; twice the BDP keeps a
-  /// long path full. With nothing in flight a bulk stream may always send
-  /// one packet. 0 disables.
+  /// recently (as for `latency_reserve`): it adds a packet only while its
+  /// in-flight bytes, the packet included, stay within the larger of this
+  /// and twice the path's bandwidth-delay product (ngtcp2's delivery rate ×
+  /// minimum RTT). A small message queues behind what is in flight (in the
+  /// peer's socket and decryption), so this bounds its wait; twice the BDP
+  /// keeps a long path full. With nothing in flight a bulk stream may
+  /// always send one packet. 0 disables.
   size_t bulk_in_flight = size_t{64} * 1024;
 
   /// Upper bound of datagrams one `write` call produces.

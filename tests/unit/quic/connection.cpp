@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <deque>
 #include <iostream>
@@ -724,6 +726,102 @@ TEST(quic_connection, a_moved_chunk_larger_than_the_buffer_is_taken_whole) {
   EXPECT_TRUE(got.data[*sid] == expected) << "bytes differ";
 }
 
+// A large chunk goes back to its owner once the peer acknowledged it (the
+// owner chooses where the free happens), as the same buffer, never before
+// the peer received its bytes; small chunks are freed inside the core.
+TEST(quic_connection, acknowledged_large_chunks_come_back_to_the_owner) {
+  auto p = make_pair();
+  ASSERT_TRUE(handshake(p));
+  auto sid = p.client->open_stream();
+  ASSERT_TRUE(sid) << to_string(sid.error());
+  struct sent_chunk {
+    const std::byte* storage = nullptr;
+    size_t size = 0;
+    /// The stream offset just past the chunk.
+    size_t end = 0;
+  };
+  std::vector<sent_chunk> large;
+  std::vector<std::byte> expected;
+  std::deque<std::vector<std::byte>> chunks;
+  for (size_t i = 0; i < 8; ++i) {
+    // released_chunk_min exactly, 1 KiB, 1 MiB + i, and one byte short of
+    // released_chunk_min (freed inside the core).
+    size_t size = std::array<size_t, 4>{released_chunk_min, 1024,
+                                        (size_t{1} << 20) + i,
+                                        released_chunk_min - 1}[i % 4];
+    auto c = pattern(size, static_cast<uint32_t>(i));
+    expected.insert(expected.end(), c.begin(), c.end());
+    if (size >= released_chunk_min) {
+      large.push_back({c.data(), size, expected.size()});
+    }
+    chunks.push_back(std::move(c));
+  }
+  collector got;
+  std::vector<std::string> problems;
+  std::vector<const std::byte*> released;
+  p.on_event = [&](side s, event& ev) {
+    if (s == side::server) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+      return;
+    }
+    auto* r = std::get_if<send_chunk_released>(&ev);
+    if (r == nullptr) {
+      return;
+    }
+    auto k = std::find_if(large.begin(), large.end(), [&](const auto& c) {
+      return c.storage == r->data.data();
+    });
+    if (r->stream_id != *sid || k == large.end()) {
+      problems.push_back(fmt::format(
+        "released a buffer that is not one of the large chunks moved in: "
+        "stream {} (sent on {}), {} bytes at {}",
+        r->stream_id, *sid, r->data.size(),
+        static_cast<const void*>(r->data.data())));
+      return;
+    }
+    if (r->data.size() != k->size) {
+      problems.push_back("released chunk changed size");
+    }
+    if (got.data[*sid].size() < k->end) {
+      problems.push_back("released a chunk ending at " + std::to_string(k->end)
+                         + " when the server had "
+                         + std::to_string(got.data[*sid].size()));
+    }
+    auto start = expected.begin() + static_cast<ptrdiff_t>(k->end - k->size);
+    if (!std::equal(r->data.begin(), r->data.end(), start)) {
+      problems.push_back("released chunk's bytes differ");
+    }
+    released.push_back(r->data.data());
+  };
+  while (!chunks.empty()) {
+    bool last = chunks.size() == 1;
+    auto n = p.client->send(*sid, std::move(chunks.front()), last);
+    ASSERT_TRUE(n) << to_string(n.error());
+    if (*n > 0) {
+      chunks.pop_front();
+      continue;
+    }
+    ASSERT_TRUE(p.run_until(
+      [&] {
+        return p.client->send_capacity(*sid) >= chunks.front().size();
+      },
+      10s))
+      << "the send buffer never freed";
+  }
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return released.size() == large.size() || !problems.empty();
+    },
+    30s))
+    << "released " << released.size() << " of " << large.size()
+    << " large chunks; server received " << got.data[*sid].size() << " of "
+    << expected.size();
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_TRUE(got.data[*sid] == expected) << "bytes differ";
+}
+
 } // namespace
 
 namespace {
@@ -742,8 +840,9 @@ struct bottleneck {
   duration measure = 40ms;
 };
 
-// A bulk transfer over a bottleneck with a light stream active; after
-// `warmup` a small message on the light stream. Measures the small
+// A bulk transfer over a bottleneck with a light stream active (a small
+// write every millisecond throughout); after `warmup` a small message on
+// it. Measures the small
 // message's one-way time and the bulk's rate over `measure`. With
 // `own_light` the light writes are the bulk stream's own (no small
 // message: it would queue behind the bulk on its own stream).
@@ -799,8 +898,23 @@ beside_bulk small_beside_bulk(size_t bulk_in_flight, const bottleneck& path,
     out.max_in_flight = std::max(out.max_in_flight,
                                  p.client->stats().bytes_in_flight);
   };
+  // Runs until `end` with a small write every millisecond.
+  auto run_ticking = [&](time_point end) {
+    while (p.now < end) {
+      EXPECT_TRUE(
+        p.client->send(own_light ? *heavy : *light, bytes_of("tick"), false));
+      auto until = std::min<time_point>(p.now + 1ms, end);
+      p.run_until(
+        [&] {
+          sample();
+          return false;
+        },
+        until - p.now);
+    }
+  };
   push();
-  p.run_for(path.warmup);
+  run_ticking(p.now + path.warmup);
+  out.max_in_flight = 0;
   auto t0 = p.now;
   auto bytes0 = bulk_received;
   if (!own_light) {
@@ -815,12 +929,7 @@ beside_bulk small_beside_bulk(size_t bulk_in_flight, const bottleneck& path,
   if (small_arrived) {
     out.small_wait = *small_arrived - t0;
   }
-  p.run_until(
-    [&] {
-      sample();
-      return false;
-    },
-    t0 + path.measure - p.now);
+  run_ticking(t0 + path.measure);
   out.bulk_bytes_per_s = static_cast<double>(bulk_received - bytes0)
                          / std::chrono::duration<double>(p.now - t0).count();
   return out;
@@ -863,6 +972,101 @@ TEST(quic_connection, small_messages_beside_bulk_wait_behind_little) {
     << "own light writes: max in flight " << own.max_in_flight << "; " << seen;
   EXPECT_GT(own.bulk_bytes_per_s, 0.9 * path.rate)
     << "own light writes: " << own.bulk_bytes_per_s / 1e6 << " MB/s";
+}
+
+namespace {
+
+/// The largest number of bytes in flight of a bulk transfer in two spans
+/// after a light stream's last small write: [5, 15) ms (what was in flight
+/// before the write has drained by then) and [40, 80) ms.
+struct after_light {
+  uint64_t soon = 0;
+  uint64_t later = 0;
+};
+
+// `writes` small writes on a light stream, `gap` apart, while a bulk
+// transfer runs over a 500 MB/s link with 64 KB packets.
+after_light bulk_after_light(int writes, duration gap) {
+  transport_config tc;
+  tc.max_udp_payload = 65527;
+  tc.fixed_udp_payload = true;
+  auto p = make_pair(tc);
+  p.delay = 20us;
+  p.to_server.rate = 500e6;
+  p.to_client.rate = 500e6;
+  after_light out;
+  EXPECT_TRUE(handshake(p));
+  auto heavy = p.client->open_stream();
+  auto light = p.client->open_stream();
+  EXPECT_TRUE(heavy && light);
+  if (!heavy || !light) {
+    return out;
+  }
+  auto chunk = pattern(size_t{1} << 20, 5);
+  auto push = [&] {
+    for (;;) {
+      auto n = p.client->send(*heavy, chunk, false);
+      if (!n || *n < chunk.size()) {
+        EXPECT_TRUE(n);
+        return;
+      }
+    }
+  };
+  p.on_event = [&](side s, event& ev) {
+    if (s == side::client && std::holds_alternative<stream_writable>(ev)) {
+      push();
+    }
+  };
+  push();
+  p.run_for(5ms);
+  for (int i = 0; i < writes; ++i) {
+    EXPECT_TRUE(p.client->send(*light, bytes_of("small"), false));
+    p.run_for(i + 1 < writes ? gap : duration::zero());
+  }
+  auto last = p.now;
+  auto max_until = [&](duration until) {
+    uint64_t max = 0;
+    p.run_until(
+      [&] {
+        max = std::max(max, p.client->stats().bytes_in_flight);
+        return false;
+      },
+      last + until - p.now);
+    return max;
+  };
+  p.run_for(last + 5ms - p.now);
+  out.soon = max_until(15ms);
+  p.run_for(last + 40ms - p.now);
+  out.later = max_until(80ms);
+  return out;
+}
+
+} // namespace
+
+// How long small messages hold bulk back follows how often they come: a
+// request stream that wrote every 500 us is covered between its writes,
+// and once it stops the bulk runs free within tens of milliseconds; one
+// that writes every 200 ms holds the bulk back from write to write; a
+// single small write (a control message) only briefly.
+TEST(quic_connection, the_bulk_limit_follows_how_often_small_writes_come) {
+  auto frequent = bulk_after_light(20, 500us);
+  auto sparse = bulk_after_light(3, 200ms);
+  auto single = bulk_after_light(1, 0us);
+  auto seen = fmt::format(
+    "max in flight 5-15 ms / 40-80 ms after the last small write: every "
+    "500 us: {} / {}; every 200 ms: {} / {}; one write: {} / {}",
+    frequent.soon, frequent.later, sparse.soon, sparse.later, single.soon,
+    single.later);
+  // Held back right after the last write: one 64 KB packet in flight, or
+  // two while the first one's acknowledgement is on its way.
+  for (auto* x : {&frequent, &sparse, &single}) {
+    EXPECT_LE(x->soon, 2 * 65527u) << seen;
+  }
+  // Later: free again after frequent writes and after a single one (20 ms
+  // after them), still held when the writes come every 200 ms.
+  EXPECT_GT(frequent.later, 4 * 65527u) << seen;
+  EXPECT_GT(single.later, 4 * 65527u) << seen;
+  EXPECT_LE(sparse.later, 2 * 65527u) << seen;
 }
 
 // On a long path twice the bandwidth-delay product is far more than

@@ -127,9 +127,10 @@ void pair::drain_events(side s) {
   }
   auto& conn = get(s);
   auto& store = s == side::client ? client_events : server_events;
-  // Handlers may call into the connection and add events: index loop.
+  // Handlers may call into the connection and add events: index loop. Each
+  // event is moved out (a released chunk stays the buffer the core held).
   for (size_t i = 0; i < conn.events().size(); ++i) {
-    auto ev = conn.events()[i];
+    auto ev = std::move(conn.events()[i]);
     if (auto* d = std::get_if<stream_data>(&ev); d && auto_consume) {
       conn.consume(d->stream_id, d->data.size());
     }
