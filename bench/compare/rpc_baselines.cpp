@@ -108,6 +108,9 @@ struct rpc_options {
   size_t hol_window = 2;
   /// Bulk rate cap in MB/s (0: as fast as `hol_window` allows).
   size_t hol_rate = 0;
+  /// Bulk request payloads built before the bulk starts; the pump copies
+  /// its payload for each request after these are used up.
+  size_t hol_prebuilt = 0;
   /// Congestion control of both Mycorrizal nodes (the default otherwise).
   std::optional<mycorrizal::quic::congestion_control> cc;
   /// `transport.loopback_udp_payload` of both nodes (the default otherwise;
@@ -150,7 +153,7 @@ using cpu_probe = std::function<double()>;
     "  [--loopback-payload BYTES (0: off)] [--latency-reserve BYTES (0: off)]\n"
     "  [--bulk-in-flight BYTES (0: off)]\n"
     "  [--no-hol] [--hol-requests N] [--hol-size BYTES] [--hol-window K]\n"
-    "  [--hol-rate MB/s (0: unlimited)]\n"
+    "  [--hol-rate MB/s (0: unlimited)] [--hol-prebuilt N]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
     "  --ack-every 1000 --window 8 --workers 2 --hol-requests 2000\n"
     "  --hol-size 10485760 --hol-window 2\n",
@@ -208,6 +211,8 @@ rpc_options parse(int argc, char** argv) {
       o.hol_window = to_size(next());
     } else if (a == "--hol-rate") {
       o.hol_rate = to_size(next());
+    } else if (a == "--hol-prebuilt") {
+      o.hol_prebuilt = to_size(next());
     } else if (a == "--cc") {
       using mycorrizal::quic::congestion_control;
       std::string_view v{next()};
@@ -1129,6 +1134,10 @@ using bulk_tick_atom = caf::atom_constant<caf::atom("rb_btick")>;
 struct bulk_state {
   caf::actor router;
   std::vector<std::byte> payload;
+  /// Copies of `payload` built before the start, each sent (moved) once.
+  std::vector<std::vector<std::byte>> prebuilt;
+  /// Requests whose payload the pump copied while the bulk ran.
+  uint64_t copied = 0;
   size_t window = 1;
   /// Bytes per second the pump may start (0: no cap), and bytes started.
   double rate = 0;
@@ -1145,14 +1154,17 @@ struct bulk_state {
 void bulk_fill(caf::stateful_actor<bulk_state>* self);
 
 /// Sends `size`-byte raw requests to bench-b's `bulk_app`, `window` in
-/// flight, until asked to stop; the stop's reply is "<bytes> <seconds>"
-/// (or the first error).
+/// flight, until asked to stop; the stop's reply is "<bytes> <seconds>
+/// <copied>" (or the first error). The first `prebuilt` requests take a
+/// payload built before the start; the others copy one while the bulk
+/// runs, as an application producing fresh data would.
 caf::behavior bulk_pump(caf::stateful_actor<bulk_state>* self,
                         caf::actor router, size_t size, size_t window,
-                        size_t rate_mbps) {
+                        size_t rate_mbps, size_t prebuilt) {
   auto& st = self->state;
   st.router = std::move(router);
   st.payload.assign(size, std::byte{0x5a});
+  st.prebuilt.assign(prebuilt, st.payload);
   st.window = window;
   st.rate = static_cast<double>(rate_mbps) * 1e6;
   st.start = clock_type::now();
@@ -1182,7 +1194,8 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
       st.stopped.deliver(
         st.error.empty()
           ? std::to_string(st.bytes) + " "
-              + std::to_string(seconds(st.start, clock_type::now()))
+              + std::to_string(seconds(st.start, clock_type::now())) + " "
+              + std::to_string(st.copied)
           : st.error);
     }
     return;
@@ -1205,11 +1218,19 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
     }
     st.started += st.payload.size();
     ++st.in_flight;
+    std::vector<std::byte> payload;
+    if (st.prebuilt.empty()) {
+      payload = st.payload;
+      ++st.copied;
+    } else {
+      payload = std::move(st.prebuilt.back());
+      st.prebuilt.pop_back();
+    }
     caf::timespan budget = request_timeout;
     self
       ->request(st.router, request_timeout, mycorrizal::request_atom::value,
                 std::string{"bench-b"}, std::string{bulk_app}, std::string{},
-                st.payload, budget)
+                std::move(payload), budget)
       .then(
         [self](const std::vector<std::byte>& reply) {
           auto& s = self->state;
@@ -1393,6 +1414,8 @@ public:
     measurement loaded;
     double bulk_bytes = 0;
     double bulk_seconds = 0;
+    /// Bulk requests whose payload was copied while the bulk ran.
+    double copied = 0;
   };
 
   hol_result hol(const rpc_options& opts, const cpu_probe& cpu) {
@@ -1402,7 +1425,7 @@ public:
     hol_result out;
     out.alone = bench_.rtt(rounds, cpu);
     auto pump = sys_.spawn(bulk_pump, node_->router(), opts.hol_size,
-                           opts.hol_window, opts.hol_rate);
+                           opts.hol_window, opts.hol_rate, opts.hol_prebuilt);
     // The bulk flows before the round trips start: wait until the first
     // request was answered (setup, with a deadline).
     auto deadline = clock_type::now() + std::chrono::seconds{60};
@@ -1444,9 +1467,9 @@ public:
           summary = sys_.render(e);
         });
     caf::anon_send_exit(pump, caf::exit_reason::user_shutdown);
-    if (std::sscanf(summary.c_str(), "%lf %lf", &out.bulk_bytes,
-                    &out.bulk_seconds)
-          != 2
+    if (std::sscanf(summary.c_str(), "%lf %lf %lf", &out.bulk_bytes,
+                    &out.bulk_seconds, &out.copied)
+          != 3
         || out.bulk_bytes <= 0) {
       throw std::runtime_error("hol: " + summary);
     }
@@ -1523,14 +1546,14 @@ void print_rtt(const char* variant, const measurement& m) {
 
 void print_hol(const char* variant, const measurement& alone,
                const measurement& loaded, double bulk_bytes,
-               double bulk_seconds, size_t bulk_size) {
+               double bulk_seconds, size_t bulk_size, double copied) {
   auto a = summary::of(alone.rtt_us);
   auto l = summary::of(loaded.rtt_us);
   std::printf("%s hol_rtt_64B alone_p50_us=%.1f alone_p99_us=%.1f "
               "loaded_p50_us=%.1f loaded_p99_us=%.1f p99_ratio=%.2f "
-              "bulk_MBps=%.1f bulk_message_B=%zu n=%zu\n",
+              "bulk_MBps=%.1f bulk_message_B=%zu bulk_copied=%.0f n=%zu\n",
               variant, a.median, a.p99, l.median, l.p99, l.p99 / a.p99,
-              bulk_bytes / bulk_seconds / 1e6, bulk_size, l.n);
+              bulk_bytes / bulk_seconds / 1e6, bulk_size, copied, l.n);
   // Where the time went: the request travels with the bulk, the response
   // against it.
   for (auto* m : {&alone, &loaded}) {
@@ -1641,7 +1664,7 @@ int main(int argc, char** argv) {
       if (node_client && opts.run_hol) {
         auto h = node_client->hol(opts, node_cpu);
         print_hol("mycorrizal", h.alone, h.loaded, h.bulk_bytes, h.bulk_seconds,
-                  opts.hol_size);
+                  opts.hol_size, h.copied);
       }
       auto wall = seconds(w0, clock_type::now());
       auto m1 = machine_cpu::now();
