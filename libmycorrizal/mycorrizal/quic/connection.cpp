@@ -347,7 +347,9 @@ struct connection::impl {
       return;
     }
     close_reason = reason;
-    log(log_level::info,
+    // Debug: the owner reports the event with the peer's name and address
+    // (the connection actor logs it at info).
+    log(log_level::debug,
         fmt::format("connection closed{}: {}", by_peer ? " by peer" : "",
                     to_string(reason)));
     events.emplace_back(connection_closed{std::move(reason), by_peer});
