@@ -111,6 +111,9 @@ struct rpc_options {
   /// Bulk request payloads built before the bulk starts; the pump copies
   /// its payload for each request after these are used up.
   size_t hol_prebuilt = 0;
+  /// A control: the bulk sender copies its payload at `hol_rate` but sends
+  /// nothing (the round trips beside the sender's CPU use alone).
+  bool hol_copy_only = false;
   /// Congestion control of both Mycorrizal nodes (the default otherwise).
   std::optional<mycorrizal::quic::congestion_control> cc;
   /// `transport.loopback_udp_payload` of both nodes (the default otherwise;
@@ -154,6 +157,7 @@ using cpu_probe = std::function<double()>;
     "  [--bulk-in-flight BYTES (0: off)]\n"
     "  [--no-hol] [--hol-requests N] [--hol-size BYTES] [--hol-window K]\n"
     "  [--hol-rate MB/s (0: unlimited)] [--hol-prebuilt N]\n"
+    "  [--hol-copy-only (needs --hol-rate)]\n"
     "defaults: --requests 20000 --messages 200000 --repeat 1 --warmup 1000\n"
     "  --ack-every 1000 --window 8 --workers 2 --hol-requests 2000\n"
     "  --hol-size 10485760 --hol-window 2\n",
@@ -213,6 +217,8 @@ rpc_options parse(int argc, char** argv) {
       o.hol_rate = to_size(next());
     } else if (a == "--hol-prebuilt") {
       o.hol_prebuilt = to_size(next());
+    } else if (a == "--hol-copy-only") {
+      o.hol_copy_only = true;
     } else if (a == "--cc") {
       using mycorrizal::quic::congestion_control;
       std::string_view v{next()};
@@ -243,6 +249,9 @@ rpc_options parse(int argc, char** argv) {
       || o.window == 0 || o.workers == 0 || o.hol_requests == 0
       || o.hol_size == 0 || o.hol_window == 0) {
     usage("counts must be positive (--warmup may be 0)");
+  }
+  if (o.hol_copy_only && o.hol_rate == 0) {
+    usage("--hol-copy-only needs --hol-rate: it copies at that rate");
   }
   return o;
 }
@@ -1138,6 +1147,8 @@ struct bulk_state {
   std::vector<std::vector<std::byte>> prebuilt;
   /// Requests whose payload the pump copied while the bulk ran.
   uint64_t copied = 0;
+  /// Copy the payload at `rate` without sending it (a control).
+  bool copy_only = false;
   size_t window = 1;
   /// Bytes per second the pump may start (0: no cap), and bytes started.
   double rate = 0;
@@ -1157,11 +1168,13 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self);
 /// flight, until asked to stop; the stop's reply is "<bytes> <seconds>
 /// <copied>" (or the first error). The first `prebuilt` requests take a
 /// payload built before the start; the others copy one while the bulk
-/// runs, as an application producing fresh data would.
+/// runs, as an application producing fresh data would. With `copy_only`
+/// it copies the payload at `rate_mbps` and sends nothing.
 caf::behavior bulk_pump(caf::stateful_actor<bulk_state>* self,
                         caf::actor router, size_t size, size_t window,
-                        size_t rate_mbps, size_t prebuilt) {
+                        size_t rate_mbps, size_t prebuilt, bool copy_only) {
   auto& st = self->state;
+  st.copy_only = copy_only;
   st.router = std::move(router);
   st.payload.assign(size, std::byte{0x5a});
   st.prebuilt.assign(prebuilt, st.payload);
@@ -1217,6 +1230,14 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
       }
     }
     st.started += st.payload.size();
+    if (st.copy_only) {
+      // What producing the payload costs, as below, then dropped.
+      std::vector<std::byte> copy = st.payload;
+      asm volatile("" : : "r"(copy.data()) : "memory");
+      ++st.copied;
+      st.bytes += copy.size();
+      continue;
+    }
     ++st.in_flight;
     std::vector<std::byte> payload;
     if (st.prebuilt.empty()) {
@@ -1425,7 +1446,8 @@ public:
     hol_result out;
     out.alone = bench_.rtt(rounds, cpu);
     auto pump = sys_.spawn(bulk_pump, node_->router(), opts.hol_size,
-                           opts.hol_window, opts.hol_rate, opts.hol_prebuilt);
+                           opts.hol_window, opts.hol_rate, opts.hol_prebuilt,
+                           opts.hol_copy_only);
     // The bulk flows before the round trips start: wait until the first
     // request was answered (setup, with a deadline).
     auto deadline = clock_type::now() + std::chrono::seconds{60};
@@ -1663,7 +1685,8 @@ int main(int argc, char** argv) {
       }
       if (node_client && opts.run_hol) {
         auto h = node_client->hol(opts, node_cpu);
-        print_hol("mycorrizal", h.alone, h.loaded, h.bulk_bytes, h.bulk_seconds,
+        print_hol(opts.hol_copy_only ? "mycorrizal_copy_only" : "mycorrizal",
+                  h.alone, h.loaded, h.bulk_bytes, h.bulk_seconds,
                   opts.hol_size, h.copied);
       }
       auto wall = seconds(w0, clock_type::now());
