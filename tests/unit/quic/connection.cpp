@@ -840,6 +840,52 @@ struct bottleneck {
   duration measure = 40ms;
 };
 
+// A handshaken client with a bulk stream and a light one over `path`.
+struct bulk_beside_light {
+  pair p;
+  std::optional<int64_t> heavy;
+  std::optional<int64_t> light;
+  // The bulk's content does not matter here: a chunk taken in part is not
+  // sent again.
+  std::vector<std::byte> chunk = pattern(size_t{1} << 20, 3);
+
+  bulk_beside_light(const bottleneck& path, size_t bulk_in_flight)
+      : p(make_pair([&] {
+          transport_config tc;
+          tc.max_udp_payload = path.payload;
+          tc.fixed_udp_payload = true;
+          tc.bulk_in_flight = bulk_in_flight;
+          return tc;
+        }())) {
+    p.delay = path.delay;
+    p.to_server.rate = path.rate;
+    p.to_client.rate = path.rate;
+    EXPECT_TRUE(handshake(p));
+    heavy = to_optional(p.client->open_stream());
+    light = to_optional(p.client->open_stream());
+    EXPECT_TRUE(heavy && light);
+  }
+
+  static std::optional<int64_t> to_optional(expected<int64_t> x) {
+    return x ? std::optional<int64_t>{*x} : std::nullopt;
+  }
+
+  bool ok() const {
+    return heavy && light;
+  }
+
+  // Fills the bulk stream's send buffer.
+  void push() {
+    for (;;) {
+      auto n = p.client->send(*heavy, chunk, false);
+      if (!n || *n < chunk.size()) {
+        EXPECT_TRUE(n);
+        return;
+      }
+    }
+  }
+};
+
 // A bulk transfer over a bottleneck with a light stream active (a small
 // write every millisecond throughout); after `warmup` a small message on
 // it. Measures the small
@@ -848,36 +894,19 @@ struct bottleneck {
 // message: it would queue behind the bulk on its own stream).
 beside_bulk small_beside_bulk(size_t bulk_in_flight, const bottleneck& path,
                               bool own_light = false) {
-  transport_config tc;
-  tc.max_udp_payload = path.payload;
-  tc.fixed_udp_payload = true;
-  tc.bulk_in_flight = bulk_in_flight;
-  auto p = make_pair(tc);
-  p.delay = path.delay;
-  p.to_server.rate = path.rate;
-  p.to_client.rate = path.rate;
   beside_bulk out;
-  EXPECT_TRUE(handshake(p));
-  auto heavy = p.client->open_stream();
-  auto light = p.client->open_stream();
-  EXPECT_TRUE(heavy && light);
-  if (!heavy || !light) {
+  bulk_beside_light b{path, bulk_in_flight};
+  if (!b.ok()) {
     return out;
   }
+  auto& p = b.p;
+  auto heavy = b.heavy;
+  auto light = b.light;
   EXPECT_TRUE(
     p.client->send(own_light ? *heavy : *light, bytes_of("hello"), false));
   p.run_for(1ms);
-  auto chunk = pattern(size_t{1} << 20, 3);
-  // The bulk's content does not matter here: a chunk taken in part is not
-  // sent again.
   auto push = [&] {
-    for (;;) {
-      auto n = p.client->send(*heavy, chunk, false);
-      if (!n || *n < chunk.size()) {
-        EXPECT_TRUE(n);
-        return;
-      }
-    }
+    b.push();
   };
   uint64_t bulk_received = 0;
   std::optional<time_point> small_arrived;
@@ -987,30 +1016,15 @@ struct after_light {
 // `writes` small writes on a light stream, `gap` apart, while a bulk
 // transfer runs over a 500 MB/s link with 64 KB packets.
 after_light bulk_after_light(int writes, duration gap) {
-  transport_config tc;
-  tc.max_udp_payload = 65527;
-  tc.fixed_udp_payload = true;
-  auto p = make_pair(tc);
-  p.delay = 20us;
-  p.to_server.rate = 500e6;
-  p.to_client.rate = 500e6;
   after_light out;
-  EXPECT_TRUE(handshake(p));
-  auto heavy = p.client->open_stream();
-  auto light = p.client->open_stream();
-  EXPECT_TRUE(heavy && light);
-  if (!heavy || !light) {
+  bulk_beside_light b{bottleneck{}, transport_config{}.bulk_in_flight};
+  if (!b.ok()) {
     return out;
   }
-  auto chunk = pattern(size_t{1} << 20, 5);
+  auto& p = b.p;
+  auto light = b.light;
   auto push = [&] {
-    for (;;) {
-      auto n = p.client->send(*heavy, chunk, false);
-      if (!n || *n < chunk.size()) {
-        EXPECT_TRUE(n);
-        return;
-      }
-    }
+    b.push();
   };
   p.on_event = [&](side s, event& ev) {
     if (s == side::client && std::holds_alternative<stream_writable>(ev)) {
