@@ -25,6 +25,8 @@ struct gossip_sim::node {
   time_point armed = never;
   uint64_t timer_gen = 0;
   std::optional<join_completed> last_join;
+  /// What the node was started with (for `restart`).
+  gossip::membership_config cfg;
 };
 
 struct gossip_sim::event {
@@ -64,6 +66,7 @@ size_t gossip_sim::add_node(gossip::membership_config cfg) {
   cfg.name = name(i);
   cfg.advertise = n->address;
   cfg.seed = rng_();
+  n->cfg = cfg;
   auto core = membership::make(std::move(cfg), now_);
   assert(core);
   n->core = std::move(*core);
@@ -109,6 +112,21 @@ void gossip_sim::add_nodes(size_t n, const gossip::membership_config& cfg,
 
 void gossip_sim::crash(size_t i) {
   nodes_[i]->crashed = true;
+}
+
+void gossip_sim::restart(size_t i) {
+  auto& n = *nodes_[i];
+  n.cfg.seed = rng_();
+  auto core = membership::make(n.cfg, now_);
+  assert(core);
+  n.core = std::move(*core);
+  n.crashed = false;
+  n.leave_pending = false;
+  n.last_join.reset();
+  // Timer events queued for the old core are stale.
+  n.armed = never;
+  ++n.timer_gen;
+  drain(i);
 }
 
 void gossip_sim::leave(size_t i, duration t) {

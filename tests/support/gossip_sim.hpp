@@ -58,6 +58,11 @@ public:
   /// Crashes node `i`: it neither sends nor receives from now on.
   void crash(size_t i);
 
+  /// Starts node `i` again as a new process: a fresh core with the same
+  /// name, address and settings (incarnation 1, empty table). It has to
+  /// `join` to find the others.
+  void restart(size_t i);
+
   /// Gracefully leaves: node `i` gossips its leave (timeout `t`), and is
   /// crashed when that completes.
   void leave(size_t i, duration t);

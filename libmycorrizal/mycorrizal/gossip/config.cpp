@@ -37,6 +37,7 @@ membership_config membership_config::local_defaults() {
   cfg.probe_interval = 1s;
   cfg.gossip_interval = 100ms;
   cfg.gossip_to_the_dead_time = 15s;
+  cfg.reconnect_interval = 5s;
   return cfg;
 }
 
@@ -88,6 +89,10 @@ expected<void> membership_config::validate() const {
                 "must not be negative");
   check.in_range("udp_buffer_size", udp_buffer_size, size_t{512},
                  size_t{65507});
+  check.require("reconnect_interval", reconnect_interval >= duration::zero(),
+                "must not be negative");
+  check.require("reconnect_timeout", reconnect_timeout >= duration::zero(),
+                "must not be negative");
   check.require("dead_node_reclaim_time",
                 dead_node_reclaim_time >= duration::zero(),
                 "must not be negative");

@@ -17,6 +17,7 @@
 /// Configuration of one membership core (memberlist-wire.md §11). Field names
 /// follow memberlist's Config; the presets equal DefaultLANConfig,
 /// DefaultWANConfig and DefaultLocalConfig for every field that exists here.
+/// `reconnect_interval` and `reconnect_timeout` are ours (Serf's names).
 namespace mycorrizal::gossip {
 
 struct membership_config {
@@ -84,6 +85,18 @@ struct membership_config {
 
   /// The largest UDP payload we build (memberlist UDPBufferSize).
   size_t udp_buffer_size = 1400;
+
+  /// Failed members (declared dead, not left) are retried with a push/pull
+  /// join this often, one at random per interval, and so are the seeds
+  /// given to `join` while any member is failed: after a partition heals,
+  /// the two sides find each other again (memberlist alone never does; Serf
+  /// adds this loop above it). Zero disables. Not a memberlist setting.
+  duration reconnect_interval = std::chrono::seconds{30};
+
+  /// How long a failed member is remembered (and retried); a member that
+  /// left is remembered as left this long too, so that a side that missed
+  /// the leave learns it on heal. Serf's default is 24 h.
+  duration reconnect_timeout = std::chrono::hours{24};
 
   /// A dead member's name may be taken by a new address after this long;
   /// zero never allows it (memberlist's default).

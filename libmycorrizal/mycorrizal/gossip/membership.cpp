@@ -129,6 +129,9 @@ membership::membership(membership_config cfg, time_point now)
   if (cfg_.push_pull_interval > duration::zero()) {
     arm(now + stagger(cfg_.push_pull_interval), timer{timer::kind::push_pull});
   }
+  if (cfg_.reconnect_interval > duration::zero()) {
+    arm(now + stagger(cfg_.reconnect_interval), timer{timer::kind::reconnect});
+  }
 }
 
 membership::~membership() = default;
@@ -172,6 +175,29 @@ std::vector<member> membership::members() const {
     out.push_back(e->m);
   }
   return out;
+}
+
+std::vector<member> membership::failed_members() const {
+  std::vector<member> out;
+  for (const auto& [name, m] : remembered_) {
+    if (m.state == node_state::dead) {
+      out.push_back(m);
+    }
+  }
+  return out;
+}
+
+void membership::remember(const member& m, time_point now) {
+  if (m.name == cfg_.name) {
+    return;
+  }
+  if (m.state == node_state::dead || m.state == node_state::left) {
+    auto& r = remembered_[m.name];
+    r = m;
+    r.state_change = now;
+  } else if (auto i = remembered_.find(m.name); i != remembered_.end()) {
+    remembered_.erase(i);
+  }
 }
 
 std::array<uint8_t, 6> membership::own_vsn() const noexcept {
@@ -234,6 +260,12 @@ uint32_t membership::next_incarnation(uint32_t at_least) {
 }
 
 void membership::emit(member_event_kind kind, const node_entry& e) {
+  if (e.m.name != cfg_.name) {
+    if (kind == member_event_kind::left) {
+      peak_ = peak_ > 0 ? peak_ - 1 : 0;
+    }
+    peak_ = std::max(peak_, num_alive());
+  }
   events_.emplace_back(member_event{kind, e.m});
 }
 
@@ -379,6 +411,9 @@ void membership::alive_node(const alive& a, bool bootstrap, time_point now) {
       e->m.state = node_state::alive;
       e->m.state_change = now;
     }
+    // A failed member is back, or a name is reused by a new incarnation:
+    // it is no longer retried.
+    remember(e->m, now);
   }
   if (old_state == node_state::dead || old_state == node_state::left) {
     emit(member_event_kind::joined, *e);
@@ -461,11 +496,16 @@ void membership::suspect_node(const suspect& s, time_point now) {
 
 void membership::dead_node(const dead& d, time_point now) {
   auto* e = lookup(d.node);
-  if (e == nullptr || d.incarnation < e->m.incarnation) {
+  if (e == nullptr) {
+    learn_leave(nullptr, d, now);
+    return;
+  }
+  if (d.incarnation < e->m.incarnation) {
     return;
   }
   e->suspect_timer.reset();
   if (e->dead_or_left()) {
+    learn_leave(e, d, now);
     return;
   }
   if (e->m.name == cfg_.name) {
@@ -485,9 +525,45 @@ void membership::dead_node(const dead& d, time_point now) {
   --up_;
   e->m.state = d.node == d.from ? node_state::left : node_state::dead;
   e->m.state_change = now;
+  remember(e->m, now);
   emit(e->m.state == node_state::left ? member_event_kind::left
                                       : member_event_kind::dead,
        *e);
+}
+
+void membership::learn_leave(node_entry* e, const dead& d, time_point now) {
+  // memberlist ignores news about a member it holds as dead; but a member
+  // that failed on one side of a partition and left on the other must end
+  // as left everywhere, or the failed side retries it for a day.
+  if (d.node != d.from || d.node == cfg_.name) {
+    return;
+  }
+  if (e != nullptr) {
+    if (e->m.state != node_state::dead) {
+      return;
+    }
+    e->m.incarnation = d.incarnation;
+    e->m.state = node_state::left;
+    e->m.state_change = now;
+    remember(e->m, now);
+    broadcast(d.node, d);
+    log(log_level::info,
+        fmt::format("'{}' failed here but left the cluster", d.node));
+    emit(member_event_kind::left, *e);
+    return;
+  }
+  auto i = remembered_.find(d.node);
+  if (i == remembered_.end() || i->second.state != node_state::dead
+      || d.incarnation < i->second.incarnation) {
+    return;
+  }
+  i->second.incarnation = d.incarnation;
+  i->second.state = node_state::left;
+  i->second.state_change = now;
+  peak_ = peak_ > 0 ? peak_ - 1 : 0;
+  broadcast(d.node, d);
+  log(log_level::info,
+      fmt::format("'{}' (failed, forgotten) left the cluster", d.node));
 }
 
 void membership::refute(node_entry& me, uint32_t accused) {
@@ -945,6 +1021,23 @@ byte_buffer membership::local_state(bool join) const {
     s.vsn.assign(e->m.vsn.begin(), e->m.vsn.end());
     pp.nodes.push_back(std::move(s));
   }
+  // Members that left and were reaped still travel as left, so that a side
+  // of a partition that missed the leave stops retrying them.
+  for (const auto& [name, m] : remembered_) {
+    if (m.state != node_state::left || lookup(name) != nullptr) {
+      continue;
+    }
+    push_node_state s;
+    s.name = name;
+    auto wire = m.address.wire_bytes();
+    s.addr.assign(wire.begin(), wire.end());
+    s.port = m.address.port();
+    s.meta = meta_field(m.meta);
+    s.incarnation = m.incarnation;
+    s.state = node_state::left;
+    s.vsn.assign(m.vsn.begin(), m.vsn.end());
+    pp.nodes.push_back(std::move(s));
+  }
   byte_buffer out;
   if (auto ok = append_message(out, pp); !ok) {
     return {};
@@ -1116,12 +1209,13 @@ uint64_t membership::start_stream(const ip_endpoint& to, byte_buffer bytes,
 }
 
 void membership::push_pull_with(const ip_endpoint& to,
-                                std::optional<uint64_t> join_id,
-                                time_point now) {
-  auto id = start_stream(to, frame_out(local_state(join_id.has_value())),
-                         cfg_.tcp_timeout, now);
+                                std::optional<uint64_t> join_id, time_point now,
+                                pending_stream::purpose what) {
+  bool join = join_id.has_value() || what == pending_stream::purpose::reconnect;
+  auto id = start_stream(to, frame_out(local_state(join)), cfg_.tcp_timeout,
+                         now);
   auto& s = streams_[id];
-  s.what = pending_stream::purpose::push_pull;
+  s.what = what;
   s.join_id = join_id.value_or(0);
 }
 
@@ -1188,8 +1282,12 @@ void membership::finish_stream(uint64_t id, const error* failure) {
     ++stats_.streams_failed;
     log(log_level::debug, fmt::format("TCP exchange with {} failed: {}",
                                       s.to.to_string(), to_string(*failure)));
+  } else if (s.what == pending_stream::purpose::reconnect) {
+    ++stats_.reconnects_ok;
+    log(log_level::info,
+        fmt::format("reconnected: exchanged state with {}", s.to.to_string()));
   }
-  if (s.what == pending_stream::purpose::push_pull && s.join_id != 0) {
+  if (s.join_id != 0) {
     if (failure == nullptr) {
       join_step(s.join_id, nullptr);
     } else {
@@ -1226,9 +1324,54 @@ uint64_t membership::join(std::span<const ip_endpoint> seeds, time_point now) {
   }
   joins_[id] = pending_join{seeds.size(), 0, {}};
   for (const auto& seed : seeds) {
+    if (std::find(seeds_.begin(), seeds_.end(), seed) == seeds_.end()) {
+      seeds_.push_back(seed);
+    }
     push_pull_with(seed, id, now);
   }
   return id;
+}
+
+void membership::reconnect(time_point now) {
+  std::erase_if(remembered_, [&](const auto& x) {
+    return now - x.second.state_change > cfg_.reconnect_timeout;
+  });
+  if (leaving_) {
+    return;
+  }
+  std::vector<const member*> failed;
+  for (const auto& [name, m] : remembered_) {
+    if (m.state == node_state::dead) {
+      failed.push_back(&m);
+    }
+  }
+  // The cluster is smaller than the members known alive before: retry one
+  // failed member (Serf's reconnect) and every seed (its retry_join), so a
+  // partition of any shape heals once the network does.
+  std::optional<ip_endpoint> to;
+  if (!failed.empty()) {
+    std::uniform_int_distribution<size_t> pick{0, failed.size() - 1};
+    const auto& target = *failed[pick(rng_)];
+    to = target.address;
+    log(log_level::debug,
+        fmt::format("reconnect: trying failed member '{}' at {} ({} failed)",
+                    target.name, to->to_string(), failed.size()));
+    ++stats_.reconnects;
+    push_pull_with(*to, std::nullopt, now, pending_stream::purpose::reconnect);
+  } else if (num_alive() >= peak_) {
+    return;
+  }
+  for (const auto& seed : seeds_) {
+    bool known_alive
+      = std::any_of(nodes_.begin(), nodes_.end(), [&seed](const auto& e) {
+          return e->m.address == seed && !e->dead_or_left();
+        });
+    if (seed == to || seed == cfg_.advertise || known_alive) {
+      continue;
+    }
+    ++stats_.reconnects;
+    push_pull_with(seed, std::nullopt, now, pending_stream::purpose::reconnect);
+  }
 }
 
 void membership::periodic_push_pull(time_point now) {
@@ -1256,7 +1399,19 @@ void membership::leave(duration timeout, time_point now) {
   // Set first: dead_node refutes a death notice about us unless we leave.
   leaving_ = true;
   auto& me = self_entry();
-  dead_node(dead{me.m.incarnation, me.m.name, me.m.name}, now);
+  dead d{me.m.incarnation, me.m.name, me.m.name};
+  dead_node(d, now);
+  // Also tell every live member directly. Gossip alone spends the leave's
+  // few transmissions on random targets, dead ones included (gossip to the
+  // dead): during a partition they may all go to the other side, and the
+  // members beside us would declare us failed instead.
+  if (auto bytes = encode_message(d)) {
+    for (const auto& e : nodes_) {
+      if (e->m.name != cfg_.name && !e->dead_or_left()) {
+        send_packet(e->m.address, e.get(), *bytes, false);
+      }
+    }
+  }
   if (!any_alive()) {
     report_leave(false);
     return;
@@ -1344,6 +1499,10 @@ void membership::fire(const timer& t, time_point now) {
       }
       break;
     case timer::kind::leave_deadline: report_leave(true); break;
+    case timer::kind::reconnect:
+      reconnect(now);
+      arm(now + cfg_.reconnect_interval, timer{timer::kind::reconnect});
+      break;
   }
 }
 

@@ -131,6 +131,10 @@ struct membership_stats {
   uint64_t suspicions = 0;
   uint64_t deaths_declared = 0;
   uint64_t push_pulls = 0;
+  /// Push/pull joins with failed members and seeds (`reconnect_interval`),
+  /// and how many of them got an answer.
+  uint64_t reconnects = 0;
+  uint64_t reconnects_ok = 0;
 };
 
 class membership {
@@ -216,6 +220,17 @@ public:
   /// Other members that are alive or suspect (what a user calls "up").
   size_t num_alive() const noexcept;
 
+  /// Members declared dead (not left) within `reconnect_timeout`, retried
+  /// every `reconnect_interval`; they stay here after the node table
+  /// reaped them. Sorted by name.
+  std::vector<member> failed_members() const;
+
+  /// The addresses `join` was given, retried while a member is failed or
+  /// fewer members are up than were before.
+  const std::vector<ip_endpoint>& seeds() const noexcept {
+    return seeds_;
+  }
+
   bool has_left() const noexcept {
     return leaving_;
   }
@@ -257,7 +272,8 @@ private:
   };
 
   struct pending_stream {
-    enum class purpose : uint8_t { push_pull, ping };
+    /// `reconnect`: a push/pull join with a failed member or a seed.
+    enum class purpose : uint8_t { push_pull, reconnect, ping };
     purpose what = purpose::push_pull;
     /// The join this push/pull belongs to; 0 for a periodic one.
     uint64_t join_id = 0;
@@ -283,6 +299,7 @@ private:
       suspicion,
       stream_deadline,
       leave_deadline,
+      reconnect,
     };
     explicit timer(kind k, uint64_t a = 0, std::string n = {})
         : what(k), arg(a), name(std::move(n)) {
@@ -304,6 +321,11 @@ private:
   void alive_node(const alive& a, bool bootstrap, time_point now);
   void suspect_node(const suspect& s, time_point now);
   void dead_node(const dead& d, time_point now);
+  /// A leave arrived for a member we hold as dead or only remember as
+  /// failed: it becomes left and is no longer retried.
+  void learn_leave(node_entry* e, const dead& d, time_point now);
+  /// Remembers (or forgets) `m` for reconnecting after a state change.
+  void remember(const member& m, time_point now);
   void refute(node_entry& me, uint32_t accused);
   void reap_and_shuffle(time_point now);
   bool any_alive() const;
@@ -358,10 +380,14 @@ private:
   uint64_t start_stream(const ip_endpoint& to, byte_buffer bytes,
                         duration timeout, time_point now);
   void push_pull_with(const ip_endpoint& to, std::optional<uint64_t> join_id,
-                      time_point now);
+                      time_point now,
+                      pending_stream::purpose what
+                      = pending_stream::purpose::push_pull);
   void finish_stream(uint64_t id, const error* failure);
   void join_step(uint64_t join_id, const error* failure);
   void periodic_push_pull(time_point now);
+  /// One reconnect round: a failed member at random, and the seeds.
+  void reconnect(time_point now);
 
   // timers
   void arm(time_point when, timer t);
@@ -401,6 +427,17 @@ private:
   std::unordered_map<uint64_t, pending_stream> streams_;
   uint64_t next_join_id_ = 1;
   std::unordered_map<uint64_t, pending_join> joins_;
+
+  /// Members that failed or left, by name, as last seen, with when: failed
+  /// ones are retried, left ones travel in our push/pull state as left
+  /// after the table reaped them (see `reconnect_timeout`).
+  std::map<std::string, member, std::less<>> remembered_;
+  /// Every address `join` was given (deduplicated).
+  std::vector<ip_endpoint> seeds_;
+  /// The most other members seen up at once, less those that left since:
+  /// while fewer are up, the cluster is smaller than it was and the seeds
+  /// are retried (also after failed members were forgotten).
+  size_t peak_ = 0;
 
   std::multimap<time_point, timer> timers_;
   uint64_t suspicion_generation_ = 0;

@@ -22,5 +22,6 @@ mycorrizal_add_test(membership_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/core_parts.cpp
     ${CMAKE_CURRENT_LIST_DIR}/transitions.cpp
     ${CMAKE_CURRENT_LIST_DIR}/simulation.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/reconnect.cpp
     ${PROJECT_SOURCE_DIR}/tests/support/gossip_sim.cpp
   LIBS mycorrizal::core)
