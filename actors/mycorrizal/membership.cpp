@@ -54,6 +54,8 @@ struct membership_init {
   std::shared_ptr<net::reactor> reactor;
   net::udp_socket_id udp{};
   net::tcp_listener_id tcp{};
+  /// The address the sockets are bound to (outgoing TCP leaves from it).
+  ip_endpoint bind;
 };
 
 using init_ptr = std::shared_ptr<membership_init>;
@@ -75,6 +77,7 @@ struct membership_state {
   std::shared_ptr<net::reactor> reactor;
   net::udp_socket_id udp{};
   net::tcp_listener_id tcp{};
+  ip_endpoint bind;
 
   /// One TCP exchange: an outgoing one (push/pull or TCP ping, with the
   /// core's stream id) or an accepted one.
@@ -159,6 +162,9 @@ void flush(membership_actor* self) {
       }
       net::tcp_options opts;
       opts.deadline = left;
+      // From the address we bound (not the host's default route), so
+      // address-based firewall rules and multi-homed hosts see us.
+      opts.source = st.bind;
       opts.max_received_bytes = size_t{64} << 20;
       auto conn = st.reactor->connect_tcp(
         r.to, caf::actor_cast<caf::actor>(self), left, opts);
@@ -394,6 +400,7 @@ caf::behavior membership_impl(membership_actor* self) {
       st.reactor = init->reactor;
       st.udp = init->udp;
       st.tcp = init->tcp;
+      st.bind = init->bind;
       auto core = gossip::membership::make(init->config, clock_now());
       if (!core) {
         MYCORRIZAL_LOG_ERROR(component, "cannot start: {}",
@@ -486,6 +493,7 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
   init->reactor = opts.reactor;
   init->udp = bound->second.id;
   init->tcp = bound->first.id;
+  init->bind = bound->first.local;
   caf::anon_send(actor, init_atom::value, init);
   return membership_handle{actor, local};
 }

@@ -1309,6 +1309,24 @@ reactor::impl::connect_tcp(const ip_endpoint& to, const caf::actor& owner,
   if (opts.no_delay) {
     set_int_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, 1);
   }
+  if (opts.source && !opts.source->is_unspecified()) {
+    auto from = *opts.source;
+    from.port(0);
+    sockaddr_storage src{};
+    socklen_t src_len = 0;
+    if (family_of(from) != family || !to_sockaddr(from, family, src, src_len)) {
+      return unexpected{
+        bad_field("tcp.source", fmt::format("{} cannot reach {}",
+                                            to_string(from), to_string(to)))};
+    }
+    // The port is chosen at connect time, per destination: binding first
+    // would take one from the ephemeral range for every address.
+    set_int_option(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&src), src_len) != 0) {
+      return unexpected{
+        sys_error(fmt::format("bind tcp source {}", to_string(from)), errno)};
+    }
+  }
   sockaddr_storage ss{};
   socklen_t len = 0;
   to_sockaddr(to, family, ss, len);

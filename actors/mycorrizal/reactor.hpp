@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -138,6 +139,12 @@ struct tcp_options {
 
   /// Sets `TCP_NODELAY` (short request/reply exchanges want it).
   bool no_delay = true;
+
+  /// `connect_tcp` only: the connection leaves from this address (its port
+  /// is ignored; the kernel picks one), so that firewall rules and
+  /// multi-homed hosts see the node's own address rather than the host's
+  /// default route. Unset, or a wildcard: the kernel picks the source.
+  std::optional<ip_endpoint> source;
 
   /// Listeners only: connections open at once; beyond it a new connection
   /// is accepted and closed at once, and counted in `tcp_stats::rejected`.

@@ -237,6 +237,13 @@ bool ip_endpoint::is_loopback() const noexcept {
   return bytes_ == v6_loopback;
 }
 
+bool ip_endpoint::is_unspecified() const noexcept {
+  auto addr = wire_bytes();
+  return std::all_of(addr.begin(), addr.end(), [](std::byte b) {
+    return b == std::byte{0};
+  });
+}
+
 std::span<const std::byte> ip_endpoint::wire_bytes() const& noexcept {
   if (is_v4()) {
     return std::span<const std::byte>{bytes_}.subspan(12);

@@ -56,6 +56,9 @@ public:
   /// 127.0.0.0/8 or ::1: an address of this host's loopback interface.
   bool is_loopback() const noexcept;
 
+  /// 0.0.0.0 or `::`: a wildcard, not an address one can send from.
+  bool is_unspecified() const noexcept;
+
   constexpr uint16_t port() const noexcept {
     return port_;
   }

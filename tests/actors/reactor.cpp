@@ -1075,6 +1075,55 @@ TEST_F(reactor_tcp, connect_to_a_closed_port_is_refused) {
   EXPECT_EQ(r->stats().tcp.connect_failures, 1u);
 }
 
+TEST_F(reactor_tcp, connect_leaves_from_the_source_address) {
+  // Without a source the kernel picks the host's default (127.0.0.1 on
+  // loopback); with one, the peer sees that address.
+  auto r = make_reactor();
+  auto [server, server_log] = make_owner();
+  auto [client, client_log] = make_owner();
+  auto listener = r->listen_tcp(localhost(), server);
+  ASSERT_TRUE(listener.has_value()) << to_string(listener.error());
+  net::tcp_options opts;
+  opts.source = ip_endpoint::v4(127, 0, 0, 57, 4242);
+  auto conn = r->connect_tcp(listener->local, client, 5s, opts);
+  ASSERT_TRUE(conn.has_value()) << to_string(conn.error());
+  auto accepted = server_log->wait_for<net::tcp_accepted>();
+  ASSERT_TRUE(accepted) << server_log->describe_all();
+  EXPECT_EQ(accepted->peer.address_string(), "127.0.0.57");
+  // The port is the kernel's choice, not the source's.
+  EXPECT_NE(accepted->peer.port(), 4242);
+  auto connected = client_log->wait_for<net::tcp_connected>(*conn);
+  ASSERT_TRUE(connected) << client_log->describe_all();
+  EXPECT_EQ(connected->local, accepted->peer);
+  // A wildcard source is the same as none.
+  opts.source = ip_endpoint::v4(0, 0, 0, 0, 0);
+  auto any = r->connect_tcp(listener->local, client, 5s, opts);
+  ASSERT_TRUE(any.has_value()) << to_string(any.error());
+  auto second = client_log->wait_for<net::tcp_connected>(*any);
+  ASSERT_TRUE(second) << client_log->describe_all();
+  EXPECT_EQ(second->local.address_string(), "127.0.0.1");
+}
+
+TEST_F(reactor_tcp, a_source_address_not_on_this_host_is_an_error) {
+  auto r = make_reactor();
+  auto [client, client_log] = make_owner();
+  net::tcp_options opts;
+  // TEST-NET-1 (RFC 5737): never assigned to a host; nothing is sent.
+  opts.source = ip_endpoint::v4(192, 0, 2, 1, 0);
+  auto conn = r->connect_tcp(localhost(9), client, 5s, opts);
+  ASSERT_FALSE(conn.has_value());
+  EXPECT_EQ(conn.error().code(), errc::connection_lost)
+    << to_string(conn.error());
+  EXPECT_NE(conn.error().context().find("192.0.2.1"), std::string::npos)
+    << to_string(conn.error());
+  // An IPv6 source cannot reach an IPv4 peer.
+  opts.source = *ip_endpoint::parse("[::1]:0");
+  auto mixed = r->connect_tcp(localhost(9), client, 5s, opts);
+  ASSERT_FALSE(mixed.has_value());
+  EXPECT_EQ(mixed.error().code(), errc::invalid_config)
+    << to_string(mixed.error());
+}
+
 TEST_F(reactor_tcp, connect_timeout) {
   auto r = make_reactor();
   auto [client, client_log] = make_owner();
