@@ -54,6 +54,8 @@ struct flags {
   std::string log_level = "info";
   std::string gossip_key;
   std::string profile = "lan";
+  /// Seconds; negative: the profile's value.
+  double reconnect_interval = -1;
   bool demo = false;
 };
 
@@ -122,6 +124,10 @@ std::optional<node_config> make_config(const flags& f, std::string& why) {
     return std::nullopt;
   }
   cfg.data_dir = f.data_dir;
+  if (f.reconnect_interval >= 0) {
+    cfg.gossip.reconnect_interval = std::chrono::duration_cast<duration>(
+      std::chrono::duration<double>{f.reconnect_interval});
+  }
   if (!f.gossip_key.empty()) {
     auto key = tools::decode_base64(f.gossip_key);
     if (!key) {
@@ -268,6 +274,14 @@ int main(int argc, char** argv) {
     ->type_name("PROFILE")
     ->check(CLI::IsMember({"lan", "local"}))
     ->capture_default_str();
+  app
+    .add_option("--reconnect-interval", f.reconnect_interval,
+                "Seconds between attempts to reach failed members (and the "
+                "seeds while a member is failed), so that the cluster heals "
+                "after a partition; 0 turns it off. Default: the profile's "
+                "(lan 30, local 5)")
+    ->type_name("SECONDS")
+    ->check(CLI::Range(0.0, 86400.0));
   app.add_flag("--demo", f.demo,
                "Run the example application 'demo': every second broadcast "
                "'hello #N' to the peers running it and send each a typed "
