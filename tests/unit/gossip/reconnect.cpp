@@ -188,6 +188,53 @@ TEST(gossip_reconnect, isolated_node_and_three_way_split_heal) {
               secs(sim.now() - healed_at), secs(cfg.reconnect_interval));
 }
 
+TEST(gossip_reconnect, nodes_that_never_reconnect_are_merged_by_ours) {
+  // Go memberlist nodes do not reconnect (reconnect_interval 0 stands in
+  // for them). Our nodes' push/pulls carry their state across, also when
+  // one side holds only such nodes.
+  for (bool ours_on_both_sides : {true, false}) {
+    gossip_sim sim{{.seed = 17}};
+    auto ours = membership_config::lan_defaults();
+    auto go_like = ours;
+    go_like.reconnect_interval = duration::zero();
+    // Side a: 0, 1 (ours), 2 (go-like); side b: 3 (ours or go-like), 4
+    // (go-like).
+    for (size_t i = 0; i < 5; ++i) {
+      bool is_ours = i < 2 || (i == 3 && ours_on_both_sides);
+      sim.add_node(is_ours ? ours : go_like);
+    }
+    for (size_t i = 1; i < 5; ++i) {
+      sim.join(i, {0});
+    }
+    ASSERT_TRUE(sim.run_until(
+      [&] {
+        return all_alive(sim);
+      },
+      60s));
+    sim.partition({0, 1, 2}, {3, 4});
+    ASSERT_TRUE(sim.run_until(
+      [&] {
+        return split(sim, {0, 1, 2}, {3, 4});
+      },
+      120s))
+      << describe_all(sim);
+    sim.run_for(30s);
+    sim.heal();
+    auto healed_at = sim.now();
+    EXPECT_TRUE(sim.run_until(
+      [&] {
+        return all_alive(sim);
+      },
+      ours.reconnect_interval + 10s))
+      << (ours_on_both_sides ? "ours on both sides\n" : "b is go-like only\n")
+      << describe_all(sim);
+    std::printf("with nodes that never reconnect (%s): one cluster %.1f s "
+                "after the heal\n",
+                ours_on_both_sides ? "ours on both sides" : "b go-like only",
+                secs(sim.now() - healed_at));
+  }
+}
+
 TEST(gossip_reconnect, without_reconnect_the_halves_stay_apart) {
   // The defect this guards against: memberlist alone never heals.
   gossip_sim sim{{.seed = 3}};
