@@ -178,6 +178,7 @@ node_config node_config::local(std::string name) {
   cfg.gossip = gossip::membership_config::local_defaults();
   cfg.transport.idle_timeout = std::chrono::seconds{3};
   cfg.transport.keep_alive = std::chrono::seconds{1};
+  cfg.transport.unreachable_timeout = std::chrono::seconds{2};
   cfg.dial_timeout = std::chrono::seconds{2};
   cfg.backoff_min = std::chrono::milliseconds{50};
   cfg.backoff_max = std::chrono::seconds{1};
@@ -334,6 +335,7 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   to.transport = cfg.transport;
   to.streams = cfg.streams;
   to.bind = cfg.quic_bind;
+  to.udp.filter = cfg.quic_filter;
   to.handler = x->peers;
   to.reactor = x->reactor;
   auto t = spawn_transport(sys, std::move(to));

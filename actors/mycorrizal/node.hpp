@@ -12,6 +12,7 @@
 #include "mycorrizal/peers.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
+#include "mycorrizal/reactor.hpp"
 #include "mycorrizal/transport.hpp"
 
 #include <caf/actor.hpp>
@@ -76,6 +77,9 @@ struct node_config {
   quic::transport_config transport = quic::transport_config::lan_defaults();
   /// Per-stream limits.
   stream_options streams;
+  /// Fault injection (tests): drops QUIC datagrams from the senders it
+  /// blocks (`net::udp_filter`). Null = off.
+  std::shared_ptr<net::udp_filter> quic_filter;
 
   /// A QUIC dial must be authenticated within this time.
   caf::timespan dial_timeout = std::chrono::seconds{5};

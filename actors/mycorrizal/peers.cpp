@@ -55,6 +55,9 @@ struct peers_state {
     std::vector<std::string> apps;
     uint8_t version = 0;
     uint64_t incarnation = 0;
+    /// Its last connection stopped answering while it was alive; cleared
+    /// when a connection to it is up again.
+    bool unreachable = false;
     /// Its gossip incarnation as last seen.
     uint32_t gossip_incarnation = 0;
     /// It closed its connection because it stops, at this gossip
@@ -78,8 +81,8 @@ struct peers_state {
   bool leaving = false;
 
   static peer_info info(const std::string& who, const entry& e) {
-    return peer_info{who,        e.gossip, e.quic,   e.conn,
-                     e.incoming, e.apps,   e.version};
+    return peer_info{who,        e.gossip, e.quic,    e.conn,
+                     e.incoming, e.apps,   e.version, e.unreachable};
   }
 
   wire::owned_frame hello() const {
@@ -220,6 +223,7 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
   if (kind == k::dead || kind == k::left) {
     bool was_alive = e.alive;
     e.alive = false;
+    e.unreachable = false; // gone, not unreachable
     ++e.redial_gen;
     stop_waiting(e);
     if (e.conn) {
@@ -409,6 +413,10 @@ void on_up(peers_actor* self, connection_up& up) {
   e.incoming = info.incoming;
   e.conn_remote = info.remote;
   e.failures = 0;
+  if (e.unreachable) {
+    MYCORRIZAL_LOG_INFO(component, "{} reachable again", info.peer_name);
+    e.unreachable = false;
+  }
   ++e.redial_gen;
   ++st.counters.ups;
   if (!e.alive && e.quic == ip_endpoint{}) {
@@ -434,6 +442,7 @@ void on_down(peers_actor* self, connection_down& down) {
         // (which may still come, or not if it was lost). Its restart
         // announces itself as alive again, with a higher incarnation.
         e.alive = false;
+        e.unreachable = false;
         e.stopped_at = e.gossip_incarnation;
         ++e.redial_gen;
         stop_waiting(e);
@@ -441,6 +450,15 @@ void on_down(peers_actor* self, connection_down& down) {
                         name, error{errc::node_down,
                                     name + " left: " + down.reason.context()}});
         return;
+      }
+      if (down.unreachable && e.alive) {
+        // Membership says alive, the connection says otherwise: reachability
+        // is reported on its own, once per connection.
+        ++st.counters.unreachable;
+        e.unreachable = true;
+        MYCORRIZAL_LOG_WARN(component, "{} unreachable: {}", name,
+                            down.reason.context());
+        publish(self, peer_unreachable{name, down.reason});
       }
       publish(self, peer_down{name, error{errc::connection_lost,
                                           "connection lost: "

@@ -36,6 +36,13 @@
 /// - **Member gone.** When the member is dead or left, its connection is
 ///   closed and no redial follows. When it comes back at another address
 ///   or QUIC port (a restart), the old connection is replaced.
+/// - **Unreachable.** Reachability is kept apart from membership (as in
+///   Akka Cluster): when the connection to a member that gossip still sees
+///   alive stops answering (`quic::transport_config::unreachable_timeout`),
+///   the member is reported unreachable: a warning, `peer_unreachable` to
+///   the subscribers, then `peer_down` with `connection_lost`, and
+///   `peer_info::unreachable` until a connection to it is up again. The
+///   redial with backoff goes on meanwhile.
 ///
 /// It is the transport's handler (`transport_options::handler`): it gets
 /// `connection_up`, `connection_down` and `stream_accepted`. Application
@@ -53,9 +60,10 @@
 /// | request | reply |
 /// |---|---|
 /// | `connections_atom` | `std::vector<peer_info>`: every alive Mycorrizal
-/// member and its connection, if up | | `subscribe_atom, caf::actor who` | the
-/// same list now; then `peer_up` / `peer_down` to `who` until it ends | |
-/// `stats_atom` | `peers_stats` |
+/// member and its connection, if up |
+/// | `subscribe_atom, caf::actor who` | the peers connected now; then
+/// `peer_up`, `peer_unreachable` and `peer_down` to `who` until it ends |
+/// | `stats_atom` | `peers_stats` |
 namespace mycorrizal {
 
 /// A Mycorrizal member as the peers actor sees it.
@@ -72,11 +80,24 @@ struct peer_info {
   std::vector<std::string> apps;
   /// The protocol version both speak (0 until the HELLOs crossed).
   uint8_t version = 0;
+  /// Its connection stopped answering while the member was alive
+  /// (`peer_unreachable`), and no new connection is up yet.
+  bool unreachable = false;
 };
 
 /// A connection to a member is up (authenticated, the one kept).
 struct peer_up {
   peer_info peer;
+};
+
+/// The connection to a member that gossip sees alive stopped answering:
+/// nothing came back for `quic::transport_config::unreachable_timeout`
+/// while our packets waited for acknowledgement. `peer_down` with
+/// `connection_lost` follows at once; a redial with backoff goes on.
+struct peer_unreachable {
+  std::string name;
+  /// `errc::connection_lost`; the context says what was missed.
+  error reason;
 };
 
 /// The connection to a member is gone: `node_down` when the member is dead
@@ -99,6 +120,8 @@ struct peers_stats {
   uint64_t refused = 0;
   uint64_t ups = 0;
   uint64_t downs = 0;
+  /// Connections to alive members that stopped answering.
+  uint64_t unreachable = 0;
 };
 
 /// How to start a peers actor.
@@ -136,5 +159,6 @@ using set_transport_atom = caf::atom_constant<caf::atom("settrans")>;
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::peer_info>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_up)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_unreachable)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_down)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peers_stats)

@@ -67,6 +67,8 @@ struct connection_state {
   std::optional<error> override_reason;
   bool up = false;
   bool down_reported = false;
+  /// The core closed it because the peer stopped answering.
+  bool unreachable = false;
   uint64_t send_errors = 0;
 
   connection_state() = default;
@@ -107,6 +109,7 @@ struct connection_state {
     msg.remote = args->remote;
     msg.incoming = args->incoming;
     msg.reason = why;
+    msg.unreachable = unreachable && !override_reason;
     caf::anon_send(args->handler, std::move(msg));
   }
 };
@@ -274,7 +277,8 @@ void handle_events(connection_actor* self) {
         st.dial.reset();
       }
       self->send(st.args->handler, connection_up{std::move(info)});
-    } else if (std::holds_alternative<quic::connection_closed>(ev)) {
+    } else if (auto* cc = std::get_if<quic::connection_closed>(&ev)) {
+      st.unreachable = cc->unreachable;
       flush_inputs();
       auto why = st.reason();
       MYCORRIZAL_LOG_INFO(component, "connection {} {} ({}) closed: {}",

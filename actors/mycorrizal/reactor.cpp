@@ -84,6 +84,24 @@ error bad_field(std::string_view field, std::string_view what) {
 
 } // namespace
 
+void udp_filter::block(const ip_endpoint& from) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (std::find(blocked_.begin(), blocked_.end(), from) == blocked_.end()) {
+    blocked_.push_back(from);
+  }
+}
+
+void udp_filter::unblock(const ip_endpoint& from) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  blocked_.erase(std::remove(blocked_.begin(), blocked_.end(), from),
+                 blocked_.end());
+}
+
+bool udp_filter::blocks(const ip_endpoint& from) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return std::find(blocked_.begin(), blocked_.end(), from) != blocked_.end();
+}
+
 expected<void> udp_options::validate() const {
   if (max_datagram_size == 0 || max_datagram_size > 65535) {
     return unexpected{
@@ -1772,6 +1790,10 @@ void reactor::impl::take_datagram(udp_entry& e, udp_batch& out,
   auto& counters = *e.socket;
   count_udp(counters, &udp_counters::datagrams_in);
   count_udp(counters, &udp_counters::bytes_in, len);
+  if (e.opts.filter && e.opts.filter->blocks(from)) {
+    count_udp(counters, &udp_counters::fault_drops);
+    return;
+  }
   ++e.rx_seq;
   if (e.opts.drop_every_nth != 0 && e.rx_seq % e.opts.drop_every_nth == 0) {
     count_udp(counters, &udp_counters::fault_drops);
@@ -1865,7 +1887,7 @@ void reactor::impl::on_udp_readable(udp_entry& e) {
       auto from = from_sockaddr(udp_addrs_[i]);
       const auto* base = udp_buf_.data() + i * cap;
       if (segment < len && e.opts.drop_every_nth == 0
-          && e.opts.reorder_every_nth == 0 && !e.held) {
+          && e.opts.reorder_every_nth == 0 && !e.opts.filter && !e.held) {
         // Coalesced and no fault injection: one buffer for all of them.
         auto count = (len + segment - 1) / segment;
         count_udp(counters, &udp_counters::datagrams_in, count);

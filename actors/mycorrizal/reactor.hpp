@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -54,6 +55,26 @@ namespace mycorrizal::net {
 // -- options ------------------------------------------------------------------
 
 /// Options of one UDP socket.
+/// Fault injection (tests) that changes while a socket runs: datagrams from
+/// blocked senders are dropped on receipt and counted as fault drops, e.g.
+/// to cut one direction of a QUIC connection on loopback. Thread-safe:
+/// the test and the reactor share one (`udp_options::filter`).
+class udp_filter {
+public:
+  /// Drops what `from` sends from now on.
+  void block(const ip_endpoint& from);
+
+  /// Lets `from` through again.
+  void unblock(const ip_endpoint& from);
+
+  /// Whether datagrams from `from` are dropped.
+  bool blocks(const ip_endpoint& from) const;
+
+private:
+  mutable std::mutex mtx_;
+  std::vector<ip_endpoint> blocked_;
+};
+
 struct udp_options {
   /// Requested `SO_RCVBUF` in bytes (the kernel caps it at
   /// `net.core.rmem_max` and doubles it; the granted value is reported).
@@ -103,6 +124,10 @@ struct udp_options {
   /// A held-back datagram is delivered alone if no next one arrives within
   /// this time.
   std::chrono::milliseconds reorder_max_hold{100};
+
+  /// Fault injection (tests): drops datagrams from the senders it blocks,
+  /// before `drop_every_nth` counts them. Null = off.
+  std::shared_ptr<udp_filter> filter;
 
   /// Checks every field.
   /// @returns `errc::invalid_config` naming the bad field.
@@ -225,7 +250,7 @@ struct udp_stats {
   /// Failed sends (each datagram a failed call did not send counts once).
   uint64_t send_errors = 0;
 
-  /// Datagrams dropped by `drop_every_nth`.
+  /// Datagrams dropped by `drop_every_nth` or `filter`.
   uint64_t fault_drops = 0;
 
   /// Datagrams held back and delivered late by `reorder_every_nth`.

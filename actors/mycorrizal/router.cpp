@@ -470,6 +470,9 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
     [=](peer_down& msg) {
       on_peer_down(self, msg);
     },
+    [=](peer_unreachable&) {
+      // The peer_down that follows fails its requests.
+    },
     [=](stream_accepted& msg) -> caf::result<caf::actor> {
       return on_accepted(self, msg);
     },

@@ -186,6 +186,10 @@ struct connection_down {
   bool incoming = false;
   /// Why; `errc::shutting_down` when we closed it.
   error reason;
+  /// The peer stopped answering our packets
+  /// (`quic::transport_config::unreachable_timeout`); `reason` is
+  /// `errc::connection_lost`.
+  bool unreachable = false;
 };
 
 /// The peer opened a stream (a request; see the namespace comment). Sent

@@ -17,11 +17,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -658,6 +660,153 @@ TEST_F(node_test, node_down_reaches_watchers_and_a_restart_resumes) {
   auto handle2 = a.remote("node-c", "calc");
   ASSERT_TRUE(handle2);
   EXPECT_NE(*handle2, *handle);
+}
+
+// node-b's QUIC packets to node-a are lost (a one-way fault; gossip is
+// untouched, so both stay alive members). node-a reports node-b unreachable
+// within unreachable_timeout (2 s in the local profile), fails the pending
+// requests with connection_lost long before their timeout, lists node-b as
+// unreachable, and connects again once the fault is gone.
+TEST_F(node_test, a_one_way_fault_is_reported_unreachable_and_heals) {
+  auto filter = std::make_shared<net::udp_filter>();
+  auto cfg_a = config("node-a", 1);
+  cfg_a.quic_filter = filter;
+  auto unreachable_timeout = cfg_a.transport.unreachable_timeout;
+  ASSERT_EQ(unreachable_timeout, 2s);
+  auto& a = start(cfg_a);
+  auto& b = start("node-b", 2, &a);
+  ASSERT_TRUE(b.register_app("calc", sys_->spawn(recorder, "b",
+                                                 std::make_shared<inbox>())));
+  wait_mesh({&a, &b});
+  wait_app(a, "calc", {"node-b"});
+  auto first = a.request("node-b", "calc", bytes("ok"), 5s);
+  ASSERT_TRUE(first) << to_string(first.error());
+  caf::scoped_actor sub{*sys_};
+  sub->request(a.peers(), 5s, subscribe_atom::value, caf::actor{sub})
+    .receive([](std::vector<peer_info>&) {},
+             [](caf::error& e) {
+               ADD_FAILURE() << "subscribe: " << to_string(from_caf_error(e));
+             });
+  std::vector<std::string> seen;
+  auto seen_text = [&] {
+    std::string out;
+    for (auto& x : seen) {
+      out += "\n  " + x;
+    }
+    return out;
+  };
+  // A request that is never answered is in flight; then the fault starts,
+  // and another request leaves into it.
+  auto timeout = 20s;
+  auto hanging = a.request_async("node-b", "calc", bytes("hang"), timeout);
+  auto t0 = std::chrono::steady_clock::now();
+  filter->block(b.quic_endpoint());
+  auto lost = a.request_async("node-b", "calc", bytes("lost"), timeout);
+  std::optional<peer_unreachable> report;
+  std::optional<std::chrono::steady_clock::duration> report_after;
+  bool down_after_report = false;
+  auto deadline = t0 + unreachable_timeout + 5s;
+  while (!down_after_report && std::chrono::steady_clock::now() < deadline) {
+    sub->receive(
+      [&](peer_unreachable& u) {
+        seen.push_back("unreachable " + u.name + ": " + to_string(u.reason));
+        if (u.name == "node-b" && !report) {
+          report = std::move(u);
+          report_after = std::chrono::steady_clock::now() - t0;
+        }
+      },
+      [&](peer_down& d) {
+        seen.push_back("down " + d.name + ": " + to_string(d.reason));
+        if (d.name == "node-b" && report) {
+          down_after_report = true;
+          EXPECT_EQ(d.reason.code(), errc::connection_lost) << seen_text();
+        }
+      },
+      [&](peer_up& u) {
+        seen.push_back("up " + u.peer.name);
+      },
+      caf::after(std::chrono::duration_cast<caf::timespan>(
+        deadline - std::chrono::steady_clock::now()))
+        >> [] {});
+  }
+  ASSERT_TRUE(report) << "no peer_unreachable for node-b within "
+                      << "unreachable_timeout + 5 s; saw:" << seen_text();
+  auto secs = std::chrono::duration<double>(*report_after).count();
+  std::printf("peer_unreachable %.3f s after the fault started: %s\n", secs,
+              to_string(report->reason).c_str());
+  EXPECT_LE(*report_after, unreachable_timeout + 1s) << seen_text();
+  EXPECT_EQ(report->reason.code(), errc::connection_lost);
+  EXPECT_NE(report->reason.context().find("peer unreachable"),
+            std::string::npos)
+    << to_string(report->reason);
+  EXPECT_TRUE(down_after_report)
+    << "no peer_down after peer_unreachable:" << seen_text();
+  // Both requests end with connection_lost, long before their timeout.
+  for (auto* f : {&hanging, &lost}) {
+    ASSERT_EQ(f->wait_for(5s), std::future_status::ready)
+      << "a request still pending 5 s after peer_unreachable";
+    auto r = f->get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), errc::connection_lost) << to_string(r.error());
+  }
+  auto failed_after = std::chrono::steady_clock::now() - t0;
+  std::printf("pending requests failed within %.3f s of the fault (timeout "
+              "%lld s)\n",
+              std::chrono::duration<double>(failed_after).count(),
+              static_cast<long long>(timeout.count()));
+  EXPECT_LT(failed_after, timeout / 2);
+  // Membership still sees node-b alive; connections() says unreachable.
+  auto members = a.members();
+  ASSERT_TRUE(members);
+  for (auto& m : *members) {
+    if (m.name == "node-b") {
+      EXPECT_NE(m.state, gossip::node_state::dead);
+      EXPECT_NE(m.state, gossip::node_state::left);
+    }
+  }
+  auto describe_peers = [&] {
+    std::string out;
+    if (auto c = a.connections()) {
+      for (auto& p : *c) {
+        out += "\n  " + p.name + (p.connection ? " up" : " down")
+               + (p.unreachable ? " unreachable" : "");
+      }
+    }
+    return out;
+  };
+  auto peer_b = [&]() -> std::optional<peer_info> {
+    if (auto c = a.connections()) {
+      for (auto& p : *c) {
+        if (p.name == "node-b") {
+          return p;
+        }
+      }
+    }
+    return std::nullopt;
+  };
+  auto now_b = peer_b();
+  ASSERT_TRUE(now_b) << "node-b not listed:" << describe_peers();
+  EXPECT_TRUE(now_b->unreachable) << describe_peers();
+  EXPECT_FALSE(now_b->connection) << describe_peers();
+  // The fault ends: the redial connects, the flag clears, requests work.
+  filter->unblock(b.quic_endpoint());
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      auto p = peer_b();
+      return p && p->connection && p->version > 0 && !p->unreachable;
+    },
+    20s))
+    << "no connection to node-b 20 s after the fault ended:"
+    << describe_peers();
+  expected<std::vector<std::byte>> again = unexpected{error{errc::timeout}};
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      again = a.request("node-b", "calc", bytes("back"), 1s);
+      return static_cast<bool>(again);
+    },
+    10s))
+    << to_string(again.error());
+  EXPECT_EQ(text(*again), "b:back");
 }
 
 TEST_F(node_test, an_untrusted_node_exchanges_no_data) {

@@ -105,6 +105,7 @@ protected:
     to.reactor = n->reactor;
     to.transport.idle_timeout = 3s;
     to.transport.keep_alive = 1s;
+    to.transport.unreachable_timeout = 2s;
     auto t = spawn_transport(*sys_, std::move(to));
     EXPECT_TRUE(t) << to_string(t.error());
     n->transport = *t;

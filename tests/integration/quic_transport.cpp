@@ -1914,6 +1914,7 @@ TEST_F(quic_transport_test,
   node_options ao;
   ao.transport.idle_timeout = 1s;
   ao.transport.keep_alive = 300ms;
+  ao.transport.unreachable_timeout = 0s; // the idle timeout's turn
   auto& a = start_node("node-a", ao);
   auto& b = start_node("node-b");
   ASSERT_TRUE(a.ok() && b.ok());

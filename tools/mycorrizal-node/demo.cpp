@@ -147,6 +147,10 @@ watcher_impl(caf::stateful_actor<watcher_state>* self, const std::string& name,
                             p.quic.to_string(),
                             p.incoming ? "it dialed" : "we dialed"));
     },
+    [=](peer_unreachable& u) {
+      say(name, fmt::format("connection to {} unreachable ({})", u.name,
+                            to_string(u.reason)));
+    },
     [=](peer_down& down) {
       if (down.reason == errc::shutting_down) {
         return;

@@ -241,6 +241,12 @@ struct connection::impl {
   uint64_t lost_closed = 0;
   std::vector<std::vector<std::byte>> ids;
   uint64_t ids_epoch = 0;
+  /// Reachability (`transport_config::unreachable_timeout`): when the
+  /// earliest ack-eliciting packet after the last one received left, and
+  /// ngtcp2's time of the latest ack-eliciting packet as it was when we
+  /// last received one (a later value means a packet left since).
+  std::optional<time_point> stalled_since;
+  ngtcp2_tstamp tx_at_receive = std::numeric_limits<ngtcp2_tstamp>::max();
 
   // -- helpers ----------------------------------------------------------------
 
@@ -342,7 +348,7 @@ struct connection::impl {
            || state == connection_state::finished;
   }
 
-  void report_closed(error reason, bool by_peer) {
+  void report_closed(error reason, bool by_peer, bool unreachable = false) {
     if (close_reason) {
       return;
     }
@@ -352,7 +358,67 @@ struct connection::impl {
     log(log_level::debug,
         fmt::format("connection closed{}: {}", by_peer ? " by peer" : "",
                     to_string(reason)));
-    events.emplace_back(connection_closed{std::move(reason), by_peer});
+    events.emplace_back(
+      connection_closed{std::move(reason), by_peer, unreachable});
+  }
+
+  // -- reachability -----------------------------------------------------------
+
+  /// ngtcp2's time of the latest ack-eliciting 1-RTT packet sent
+  /// (RFC 9002's time_of_last_ack_eliciting_packet; ACK-only packets leave
+  /// it alone), UINT64_MAX before the first.
+  ngtcp2_tstamp last_ack_eliciting_tx() const noexcept {
+    ngtcp2_conn_stat cs{};
+    ngtcp2_conn_get_conn_stat(conn.get(), &cs);
+    return cs.last_tx_pkt_ts[NGTCP2_PKTNS_ID_APPLICATION];
+  }
+
+  /// A packet of the peer was processed: it is reachable.
+  void on_received() {
+    stalled_since.reset();
+    tx_at_receive = last_ack_eliciting_tx();
+  }
+
+  /// After a write: starts the unreachable clock if an ack-eliciting packet
+  /// left since the last packet received.
+  void note_sent() {
+    if (state != connection_state::established
+        || params.transport.unreachable_timeout.count() == 0 || stalled_since) {
+      return;
+    }
+    auto tx = last_ack_eliciting_tx();
+    if (tx != std::numeric_limits<ngtcp2_tstamp>::max()
+        && tx != tx_at_receive) {
+      stalled_since = from_ts(tx);
+    }
+  }
+
+  /// When the connection counts as unreachable (max: not running).
+  time_point unreachable_deadline() const noexcept {
+    if (state != connection_state::established || !stalled_since
+        || params.transport.unreachable_timeout.count() == 0) {
+      return time_point::max();
+    }
+    return *stalled_since + params.transport.unreachable_timeout;
+  }
+
+  /// Closes an unreachable connection: our CONNECTION_CLOSE tells a peer
+  /// that still hears us.
+  void declare_unreachable(time_point now) {
+    auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    now - *stalled_since)
+                    .count();
+    auto text = fmt::format("peer unreachable: nothing received for {} ms "
+                            "with packets in flight",
+                            silent);
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_connection_close_error_default(&ccerr);
+    ngtcp2_connection_close_error_set_application_error(
+      &ccerr, static_cast<uint64_t>(errc::connection_lost),
+      reinterpret_cast<const uint8_t*>(text.data()), text.size());
+    stalled_since.reset();
+    // ccerr points into `text` until the close packet is written.
+    enter_closing(now, ccerr, error{errc::connection_lost, text}, true);
   }
 
   duration pto() const noexcept {
@@ -375,8 +441,8 @@ struct connection::impl {
 
   // Writes our CONNECTION_CLOSE and enters the closing period.
   void enter_closing(time_point now, ngtcp2_connection_close_error& ccerr,
-                     error reason) {
-    report_closed(std::move(reason), false);
+                     error reason, bool unreachable = false) {
+    report_closed(std::move(reason), false, unreachable);
     if (closed_or_closing()) {
       return;
     }
@@ -926,6 +992,7 @@ struct connection::impl {
       conn.get(), &pth, &pi, reinterpret_cast<const uint8_t*>(data.data()),
       data.size(), to_ts(now));
     if (rv == 0) {
+      on_received();
       return;
     }
     switch (rv) {
@@ -974,6 +1041,10 @@ struct connection::impl {
         close_end = time_point::max();
         close_pending = false;
       }
+      return;
+    }
+    if (now >= unreachable_deadline()) {
+      declare_unreachable(now);
       return;
     }
     auto rv = ngtcp2_conn_handle_expiry(conn.get(), to_ts(now));
@@ -1165,6 +1236,7 @@ struct connection::impl {
       ++count;
     }
     ngtcp2_conn_update_pkt_tx_time(conn.get(), ts);
+    note_sent();
     if (state == connection_state::closing && close_pending
         && buffer.size() - used >= close_packet.size()) {
       close_pending = false;
@@ -1334,7 +1406,9 @@ time_point connection::next_deadline() const noexcept {
     case connection_state::finished: return time_point::max();
     case connection_state::closing:
     case connection_state::draining: return impl_->close_end;
-    default: return from_ts(ngtcp2_conn_get_expiry(impl_->conn.get()));
+    default:
+      return std::min(from_ts(ngtcp2_conn_get_expiry(impl_->conn.get())),
+                      impl_->unreachable_deadline());
   }
 }
 

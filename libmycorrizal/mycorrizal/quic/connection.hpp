@@ -39,6 +39,14 @@
 /// when closing/draining starts; `finished()` says when the owner may drop
 /// the core. An idle timeout goes straight to finished, silently (RFC 9000
 /// §10.1).
+///
+/// Reachability: an established connection that sent an ack-eliciting
+/// packet and then received nothing for
+/// `transport_config::unreachable_timeout` closes as unreachable
+/// (`connection_closed::unreachable`), long before the idle timeout. Time
+/// runs from the earliest ack-eliciting packet sent after the last packet
+/// received; any packet received clears it. Its deadline is part of
+/// `next_deadline()`.
 namespace mycorrizal::quic {
 
 // -- events ------------------------------------------------------------------
@@ -90,13 +98,19 @@ struct stream_closed {
 /// The connection is closing (by us, the peer, or a timeout). Reported once.
 struct connection_closed {
   /// Why: `errc::shutting_down` (closed locally), `errc::connection_lost`
-  /// (peer closed, authentication failed on either side, protocol error),
-  /// `errc::timeout` (idle or handshake timeout), `errc::unsupported_version`
-  /// (ALPN mismatch); the context says exactly what happened.
+  /// (peer closed, peer unreachable, authentication failed on either side,
+  /// protocol error), `errc::timeout` (idle or handshake timeout),
+  /// `errc::unsupported_version` (ALPN mismatch); the context says exactly
+  /// what happened.
   error reason;
   /// The peer closed (we only learn that it did; ngtcp2 0.12 does not expose
   /// its error code or reason phrase).
   bool by_peer = false;
+  /// We closed because the peer did not answer our packets within
+  /// `transport_config::unreachable_timeout` (see there); `reason` is
+  /// `errc::connection_lost`. The peer may still hear us: it gets our
+  /// CONNECTION_CLOSE.
+  bool unreachable = false;
 };
 
 /// Everything a connection reports to its owner.

@@ -58,6 +58,12 @@ expected<void> transport_config::validate() const {
   check.require("keep_alive",
                 keep_alive.count() >= 0 && keep_alive < idle_timeout,
                 "must be 0 (off) or below idle_timeout");
+  check.require("unreachable_timeout",
+                unreachable_timeout.count() == 0
+                  || (unreachable_timeout >= milliseconds{100}
+                      && unreachable_timeout < idle_timeout),
+                "must be 0 (off), or at least 100 ms and below "
+                "idle_timeout");
   check.in_range<int64_t>("handshake_timeout_ms", ms(handshake_timeout), 100,
                           600'000);
   check.in_range<size_t>("latency_reserve", latency_reserve, 0,

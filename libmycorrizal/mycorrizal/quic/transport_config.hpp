@@ -79,6 +79,20 @@ struct transport_config {
   /// `idle_timeout`.
   duration keep_alive = std::chrono::seconds{10};
 
+  /// An established connection is declared unreachable (closed, reported
+  /// as `connection_closed` with `errc::connection_lost` and `unreachable`
+  /// set) when it sent an ack-eliciting packet (stream data, PING, ...)
+  /// and nothing arrived from the peer for this long since the earliest
+  /// such packet sent after the last one received. A peer that hears us but
+  /// cannot reach us (a one-way fault) is found long before
+  /// `idle_timeout`, even while the membership still sees it alive. An
+  /// idle connection sends nothing until the keep-alive PING, so there the
+  /// fault shows after at most `keep_alive + unreachable_timeout`. 0
+  /// disables; otherwise at least 100 ms (several PTOs on a LAN, so that a
+  /// lost packet and its retransmission do not trip it) and below
+  /// `idle_timeout`.
+  duration unreachable_timeout = std::chrono::seconds{5};
+
   /// The handshake must complete within this time.
   duration handshake_timeout = std::chrono::seconds{10};
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <iostream>
@@ -320,6 +321,7 @@ TEST(quic_connection, idle_timeout_closes_when_the_peer_vanishes) {
   transport_config tc;
   tc.idle_timeout = 3s;
   tc.keep_alive = 1s;
+  tc.unreachable_timeout = duration::zero(); // the idle timeout's turn
   auto p = make_pair(tc);
   ASSERT_TRUE(handshake(p));
   // Keep-alive keeps a quiet but present peer connected.
@@ -351,6 +353,7 @@ TEST(quic_connection, idle_timeout_reports_the_negotiated_value) {
   transport_config client_tc;
   client_tc.idle_timeout = 2s;
   client_tc.keep_alive = duration::zero();
+  client_tc.unreachable_timeout = duration::zero();
   transport_config server_tc;
   server_tc.idle_timeout = 30s;
   server_tc.keep_alive = duration::zero();
@@ -370,6 +373,186 @@ TEST(quic_connection, idle_timeout_reports_the_negotiated_value) {
   EXPECT_EQ(c.reason, errc::timeout);
   EXPECT_NE(c.reason.context().find("2.000 s"), std::string::npos)
     << c.reason.context();
+}
+
+// -- reachability -------------------------------------------------------------
+
+namespace {
+
+/// How late past its deadline an unreachable report may come: the harness
+/// runs timers at their deadline, so only rounding.
+constexpr auto unreachable_slack = 10ms;
+
+/// Sends `text` on a new client stream.
+void client_sends(pair& p, std::string_view text) {
+  auto sid = p.client->open_stream();
+  ASSERT_TRUE(sid) << to_string(sid.error());
+  auto n = p.client->send(*sid, bytes_of(text));
+  ASSERT_TRUE(n) << to_string(n.error());
+}
+
+/// Whether `s` reported an unreachable close.
+bool unreachable(const pair& p, side s) {
+  auto c = p.closed(s);
+  return c && c->unreachable;
+}
+
+std::string describe(const pair& p, side s) {
+  auto c = p.closed(s);
+  if (!c) {
+    return "open";
+  }
+  return fmt::format("closed{}{}: {}", c->by_peer ? " by peer" : "",
+                     c->unreachable ? " (unreachable)" : "",
+                     to_string(c->reason));
+}
+
+} // namespace
+
+// The server's packets to the client are lost (a one-way fault): the client
+// sends a request, hears nothing back, and reports the server unreachable
+// after unreachable_timeout, not before; the server, which still hears the
+// client, learns it from the client's CONNECTION_CLOSE.
+TEST(quic_connection, one_way_loss_is_reported_unreachable_in_time) {
+  transport_config tc; // LAN: idle 30 s, keep-alive 10 s, unreachable 5 s
+  auto p = make_pair(tc);
+  ASSERT_TRUE(handshake(p));
+  p.run_for(100ms);
+  p.to_client.deliver = false;
+  auto start = p.now;
+  client_sends(p, "request");
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::client).has_value();
+    },
+    30s))
+    << "client " << describe(p, side::client);
+  auto took = p.now - start;
+  std::printf("one-way loss with a request in flight: unreachable after "
+              "%.3f s\n",
+              std::chrono::duration<double>(took).count());
+  EXPECT_GE(took, tc.unreachable_timeout) << describe(p, side::client);
+  EXPECT_LE(took, tc.unreachable_timeout + unreachable_slack);
+  auto c = *p.closed(side::client);
+  EXPECT_TRUE(c.unreachable);
+  EXPECT_FALSE(c.by_peer);
+  EXPECT_EQ(c.reason, errc::connection_lost);
+  EXPECT_NE(c.reason.context().find("peer unreachable: nothing received for "
+                                    "5000 ms"),
+            std::string::npos)
+    << c.reason.context();
+  EXPECT_EQ(p.client->state(), connection_state::closing);
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::server).has_value();
+    },
+    1s))
+    << "server " << describe(p, side::server);
+  auto s = *p.closed(side::server);
+  EXPECT_TRUE(s.by_peer);
+  EXPECT_FALSE(s.unreachable);
+  EXPECT_EQ(s.reason, errc::connection_lost);
+}
+
+// A quiet connection between two reachable peers lives on: keep-alive PINGs
+// are acknowledged, and only our ack-eliciting packets start the clock.
+TEST(quic_connection, an_idle_healthy_connection_is_never_unreachable) {
+  transport_config tc;
+  tc.idle_timeout = 3s;
+  tc.keep_alive = 1s;
+  tc.unreachable_timeout = 100ms;
+  auto p = make_pair(tc);
+  ASSERT_TRUE(handshake(p));
+  p.run_for(120s);
+  EXPECT_FALSE(p.closed(side::client)) << describe(p, side::client);
+  EXPECT_FALSE(p.closed(side::server)) << describe(p, side::server);
+  // LAN settings, for several keep-alive periods.
+  auto q = make_pair();
+  ASSERT_TRUE(handshake(q));
+  q.run_for(300s);
+  EXPECT_FALSE(q.closed(side::client)) << describe(q, side::client);
+  EXPECT_FALSE(q.closed(side::server)) << describe(q, side::server);
+}
+
+// With nothing to send, the one-way fault shows once the keep-alive PING
+// goes unanswered: within keep_alive + unreachable_timeout.
+TEST(quic_connection, an_idle_one_way_loss_is_found_after_the_keep_alive) {
+  transport_config tc;
+  auto p = make_pair(tc);
+  ASSERT_TRUE(handshake(p));
+  p.run_for(1s);
+  p.to_client.deliver = false;
+  auto start = p.now;
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::client).has_value();
+    },
+    60s))
+    << "client " << describe(p, side::client);
+  auto took = p.now - start;
+  std::printf("one-way loss on an idle connection: unreachable after "
+              "%.3f s\n",
+              std::chrono::duration<double>(took).count());
+  EXPECT_TRUE(unreachable(p, side::client)) << describe(p, side::client);
+  EXPECT_GE(took, tc.unreachable_timeout);
+  EXPECT_LE(took, tc.keep_alive + tc.unreachable_timeout + unreachable_slack);
+}
+
+// 0 turns the check off: the same fault lasts until the idle timeout.
+TEST(quic_connection, unreachable_timeout_zero_turns_the_check_off) {
+  transport_config tc;
+  tc.idle_timeout = 3s;
+  tc.keep_alive = 1s;
+  tc.unreachable_timeout = duration::zero();
+  auto p = make_pair(tc);
+  ASSERT_TRUE(handshake(p));
+  p.to_client.deliver = false;
+  auto start = p.now;
+  client_sends(p, "request");
+  ASSERT_TRUE(p.run_until(
+    [&] {
+      return p.closed(side::client).has_value();
+    },
+    30s));
+  auto c = *p.closed(side::client);
+  EXPECT_FALSE(c.unreachable);
+  EXPECT_EQ(c.reason, errc::timeout) << to_string(c.reason);
+  EXPECT_GE(p.now - start, tc.idle_timeout - 1s);
+}
+
+// A peer that is silent for less than the timeout (a pause: it neither
+// reads nor sends for a while, data in flight towards it) is not reported,
+// and what was sent meanwhile arrives.
+TEST(quic_connection, a_pause_shorter_than_the_timeout_is_not_reported) {
+  transport_config tc;
+  tc.idle_timeout = 10s;
+  tc.keep_alive = 1s;
+  tc.unreachable_timeout = 2s;
+  auto p = make_pair(tc);
+  collector got;
+  p.on_event = [&](side s, event& ev) {
+    if (s == side::server) {
+      if (auto* d = std::get_if<stream_data>(&ev)) {
+        got.add(*d);
+      }
+    }
+  };
+  ASSERT_TRUE(handshake(p));
+  for (int round = 0; round < 3; ++round) {
+    p.to_client.hold_until = p.now + 1900ms;
+    p.to_server.hold_until = p.now + 1900ms;
+    client_sends(p, "during the pause");
+    p.run_for(5s);
+    EXPECT_FALSE(p.closed(side::client))
+      << "round " << round << ": " << describe(p, side::client);
+    EXPECT_FALSE(p.closed(side::server))
+      << "round " << round << ": " << describe(p, side::server);
+  }
+  size_t bytes = 0;
+  for (auto& [sid, data] : got.data) {
+    bytes += data.size();
+  }
+  EXPECT_EQ(bytes, 3 * std::string_view{"during the pause"}.size());
 }
 
 TEST(quic_connection, graceful_close_reports_on_both_sides) {

@@ -112,6 +112,7 @@ void pair::flush(side from) {
       if (rules.reorder && counter % 2 == 0) {
         at += 300us;
       }
+      at = std::max(at, rules.hold_until + delay);
       queue.emplace(at, std::vector<std::byte>(d.begin(), d.end()));
     }
     drain_events(from);

@@ -59,6 +59,9 @@ struct link_rules {
   bool reorder = false;
   /// Deliver at all (false: the peer vanished).
   bool deliver = true;
+  /// Datagrams sent before this time arrive no earlier than this time plus
+  /// the delay, in order (a paused peer: they wait in a socket buffer).
+  time_point hold_until{};
   /// A bottleneck of this many bytes per second (0: none): datagrams leave
   /// one after the other and queue while the link is busy.
   double rate = 0;

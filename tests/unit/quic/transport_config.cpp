@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <tuple>
+#include <utility>
 
 using namespace mycorrizal;
 using namespace mycorrizal::quic;
@@ -20,11 +21,26 @@ TEST(quic_transport_config, lan_defaults_are_valid) {
   EXPECT_EQ(tc.alpn, "mycorrizal/1");
 }
 
+TEST(quic_transport_config, unreachable_timeout_is_off_or_within_bounds) {
+  transport_config tc;
+  EXPECT_EQ(tc.unreachable_timeout, 5s);
+  for (auto [value, ok] :
+       {std::pair{duration::zero(), true}, std::pair{duration{100ms}, true},
+        std::pair{duration{99ms}, false}, std::pair{duration{29s}, true},
+        std::pair{duration{30s}, false}, std::pair{duration{-1ms}, false}}) {
+    tc.unreachable_timeout = value;
+    EXPECT_EQ(static_cast<bool>(tc.validate()), ok)
+      << std::chrono::duration_cast<std::chrono::milliseconds>(value).count()
+      << " ms";
+  }
+}
+
 TEST(quic_transport_config, every_bad_field_is_named) {
   transport_config tc;
   tc.max_udp_payload = 1000;
   tc.cid_length = 4;
   tc.keep_alive = tc.idle_timeout;
+  tc.unreachable_timeout = tc.idle_timeout;
   tc.max_stream_window = tc.stream_window - 1;
   tc.bulk_in_flight = (size_t{1} << 30) + 1;
   auto r = tc.validate();
@@ -34,6 +50,7 @@ TEST(quic_transport_config, every_bad_field_is_named) {
   EXPECT_NE(text.find("quic.max_udp_payload"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.cid_length"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.keep_alive"), std::string::npos) << text;
+  EXPECT_NE(text.find("quic.unreachable_timeout"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.max_stream_window"), std::string::npos) << text;
   EXPECT_NE(text.find("quic.bulk_in_flight"), std::string::npos) << text;
 }
