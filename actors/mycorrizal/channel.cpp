@@ -83,6 +83,9 @@ struct channel_state {
   caf::actor stream;
   /// Where an outgoing channel opens its stream.
   caf::actor conn;
+  /// Set while the peer is unreachable and no connection is up: sends
+  /// fail at once with this.
+  std::optional<error> unreachable;
   bool opening = false;
   /// Bumped whenever the connection goes, so late answers are ignored.
   uint64_t conn_gen = 0;
@@ -133,6 +136,10 @@ void schedule_flush(channel_actor* self) {
 /// @returns `queue_full` when the buffer is full.
 expected<void> enqueue(channel_actor* self, wire::owned_frame f) {
   auto& st = self->state;
+  if (st.unreachable && !st.conn) {
+    return unexpected{error{st.unreachable->code(),
+                            st.who() + ": " + st.unreachable->context()}};
+  }
   auto n = wire::wire_size(f);
   // An empty outbox takes any frame (`max_message_size` bounds it).
   if (st.outbox_bytes > 0
@@ -655,6 +662,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
   st.inbound = static_cast<bool>(st.opts.accepted);
   st.stream = st.opts.accepted;
   st.conn = st.opts.connection;
+  st.unreachable = st.opts.unreachable;
   st.pending = rpc::pending<waiting>{st.opts.options.max_pending_requests};
   self->set_default_handler(
     [](caf::scheduled_actor* ptr,
@@ -734,6 +742,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
         return;
       }
       cur.conn = std::move(msg.connection);
+      cur.unreachable.reset();
       ++cur.conn_gen;
       cur.opening = false;
       if (cur.stream) {
@@ -747,6 +756,9 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
       cur.conn = caf::actor{};
       ++cur.conn_gen;
       cur.opening = false;
+      if (msg.unreachable) {
+        cur.unreachable = msg.reason;
+      }
       lose_stream(self, msg.reason);
       drop_outbox(self, msg.reason);
       if (cur.inbound) {

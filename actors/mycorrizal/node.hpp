@@ -12,7 +12,6 @@
 #include "mycorrizal/peers.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
-#include "mycorrizal/reactor.hpp"
 #include "mycorrizal/transport.hpp"
 
 #include <caf/actor.hpp>
@@ -45,6 +44,10 @@
 /// The host's actor system needs `mycorrizal::add_error_category(cfg)` (for
 /// readable errors) and `add_message_type` for every type its applications
 /// send as CAF messages.
+namespace mycorrizal::net {
+class udp_filter;
+} // namespace mycorrizal::net
+
 namespace mycorrizal {
 
 /// How to start a node.

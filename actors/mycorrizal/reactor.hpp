@@ -54,7 +54,6 @@ namespace mycorrizal::net {
 
 // -- options ------------------------------------------------------------------
 
-/// Options of one UDP socket.
 /// Fault injection (tests) that changes while a socket runs: datagrams from
 /// blocked senders are dropped on receipt and counted as fault drops, e.g.
 /// to cut one direction of a QUIC connection on loopback. Thread-safe:
@@ -75,6 +74,7 @@ private:
   std::vector<ip_endpoint> blocked_;
 };
 
+/// Options of one UDP socket.
 struct udp_options {
   /// Requested `SO_RCVBUF` in bytes (the kernel caps it at
   /// `net.core.rmem_max` and doubles it; the granted value is reported).

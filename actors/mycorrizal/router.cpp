@@ -77,6 +77,8 @@ struct router_state {
   std::map<std::string, caf::actor> connections;
   /// Remote handles (outgoing channels).
   std::map<key, caf::actor> outgoing;
+  /// Peers reported unreachable (with why) and not connected again since.
+  std::map<std::string, error, std::less<>> unreachable;
   /// Every channel, outgoing and inbound.
   std::map<caf::actor_addr, channel_entry> channels;
   std::map<std::pair<std::string, std::string>,
@@ -177,6 +179,8 @@ caf::actor make_outgoing(router_actor* self, const std::string& node,
   co.counters = st.counters_of(app, stream);
   if (auto c = st.connections.find(node); c != st.connections.end()) {
     co.connection = c->second;
+  } else if (auto u = st.unreachable.find(node); u != st.unreachable.end()) {
+    co.unreachable = u->second;
   }
   auto ch = detail::spawn_channel(self, std::move(co));
   st.outgoing.emplace(key{node, app, stream}, ch);
@@ -289,7 +293,11 @@ caf::result<caf::actor> on_accepted(router_actor* self, stream_accepted& msg) {
 void on_peer_down(router_actor* self, const peer_down& msg) {
   auto& st = self->state;
   st.connections.erase(msg.name);
+  auto u = st.unreachable.find(msg.name);
   if (msg.reason == errc::node_down) {
+    if (u != st.unreachable.end()) {
+      st.unreachable.erase(u);
+    }
     // Remote handles quit with node_down: monitors get a down_msg.
     forget_channels(
       self,
@@ -301,10 +309,12 @@ void on_peer_down(router_actor* self, const peer_down& msg) {
       });
     return;
   }
+  bool unreachable = u != st.unreachable.end();
   for (auto& [addr, e] : st.channels) {
     if (e.peer == msg.name) {
       if (auto ch = caf::actor_cast<caf::actor>(addr)) {
-        self->send(ch, detail::channel_lost{msg.reason});
+        self->send(ch, detail::channel_lost{
+                         unreachable ? u->second : msg.reason, unreachable});
       }
     }
   }
@@ -313,6 +323,7 @@ void on_peer_down(router_actor* self, const peer_down& msg) {
 void on_peer_up(router_actor* self, const peer_info& p) {
   auto& st = self->state;
   st.connections[p.name] = p.connection;
+  st.unreachable.erase(p.name);
   for (auto& [k, ch] : st.outgoing) {
     if (std::get<0>(k) == p.name) {
       self->send(ch, detail::channel_connect{p.connection});
@@ -470,8 +481,10 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
     [=](peer_down& msg) {
       on_peer_down(self, msg);
     },
-    [=](peer_unreachable&) {
-      // The peer_down that follows fails its requests.
+    [=](peer_unreachable& msg) {
+      // The peer_down that follows fails the pending requests; until a
+      // connection is up again, new sends to the peer fail at once.
+      self->state.unreachable.insert_or_assign(msg.name, msg.reason);
     },
     [=](stream_accepted& msg) -> caf::result<caf::actor> {
       return on_accepted(self, msg);

@@ -6,6 +6,7 @@
 
 #include "mycorrizal/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/reactor.hpp"
 
 #include "support/eventually.hpp"
 #include "support/test_pki.hpp"
@@ -788,6 +789,19 @@ TEST_F(node_test, a_one_way_fault_is_reported_unreachable_and_heals) {
   ASSERT_TRUE(now_b) << "node-b not listed:" << describe_peers();
   EXPECT_TRUE(now_b->unreachable) << describe_peers();
   EXPECT_FALSE(now_b->connection) << describe_peers();
+  // While node-b is unreachable, a new request fails at once instead of
+  // waiting (up to its timeout) for a redial the fault keeps failing.
+  auto t1 = std::chrono::steady_clock::now();
+  auto fast = a.request("node-b", "calc", bytes("fast"), 10s);
+  auto fast_after = std::chrono::steady_clock::now() - t1;
+  ASSERT_FALSE(fast) << "answered through a one-way fault?";
+  EXPECT_EQ(fast.error().code(), errc::connection_lost)
+    << to_string(fast.error());
+  EXPECT_NE(fast.error().context().find("unreachable"), std::string::npos)
+    << to_string(fast.error());
+  EXPECT_LT(fast_after, 1s)
+    << "took " << std::chrono::duration<double>(fast_after).count()
+    << " s: " << to_string(fast.error());
   // The fault ends: the redial connects, the flag clears, requests work.
   filter->unblock(b.quic_endpoint());
   ASSERT_TRUE(test::eventually(

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,8 @@ struct channel_options {
   caf::actor connection;
   /// An inbound channel serves the QUIC stream the peer opened.
   caf::actor accepted;
+  /// Without a connection: the peer is unreachable (see `channel_lost`).
+  std::optional<error> unreachable;
 };
 
 /// Router → outgoing channel: the connection to its peer is up.
@@ -76,6 +79,10 @@ struct channel_connect {
 /// Router → channel: the connection broke while the peer lives.
 struct channel_lost {
   error reason;
+  /// It stopped answering (`peer_unreachable`): until the next
+  /// `channel_connect`, what is sent fails at once with `reason` instead of
+  /// waiting for a redial that cannot succeed while the path is broken.
+  bool unreachable = false;
 };
 
 /// Router → channel: a new handler for what the peer sends.
