@@ -21,6 +21,8 @@ struct gossip_sim::node {
   bool crashed = false;
   bool leave_pending = false;
   duration processing_delay = duration::zero();
+  /// Stopped (SIGSTOP) until then: nothing runs, input waits.
+  time_point paused_until{};
   /// The core deadline a queued timer event serves (never = none).
   time_point armed = never;
   uint64_t timer_gen = 0;
@@ -151,6 +153,10 @@ void gossip_sim::heal() {
   }
 }
 
+void gossip_sim::pause(size_t i, duration d) {
+  nodes_[i]->paused_until = now_ + d;
+}
+
 void gossip_sim::set_processing_delay(size_t i, duration d) {
   nodes_[i]->processing_delay = d;
 }
@@ -274,6 +280,17 @@ void gossip_sim::drain(size_t i) {
 void gossip_sim::process(event& e) {
   auto& target = *nodes_[e.to];
   if (target.crashed) {
+    return;
+  }
+  if (now_ < target.paused_until) {
+    // A stopped process: at SIGCONT its overdue timers run first, then it
+    // reads what queued up in its sockets meanwhile (the worst order).
+    if (e.what == event::kind::timer) {
+      e.at = target.paused_until;
+    } else {
+      e.at = target.paused_until + std::chrono::microseconds{1};
+    }
+    push(std::move(e));
     return;
   }
   if (e.what == event::kind::timer) {

@@ -71,6 +71,11 @@ public:
   void partition(const std::vector<size_t>& a, const std::vector<size_t>& b);
   void heal();
 
+  /// Node `i` stops for `d` (SIGSTOP, then SIGCONT): no timer runs and no
+  /// input is read meanwhile; then its overdue timers fire first, then it
+  /// reads what arrived.
+  void pause(size_t i, duration d);
+
   /// Node `i` handles every input `delay` late, while its clock and timers
   /// run on time: a CPU-starved process whose receive queue backs up
   /// (Lifeguard's "slow message processing").

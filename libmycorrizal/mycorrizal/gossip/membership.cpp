@@ -64,6 +64,9 @@ std::string_view to_string(member_event_kind x) noexcept {
 
 // -- private types ------------------------------------------------------------
 
+/// How long a late verdict timer waits for input (see `membership::fire`).
+constexpr duration late_timer_grace = std::chrono::milliseconds{50};
+
 /// Lifeguard's suspicion of one member (memberlist-wire.md §9.7).
 struct membership::suspicion {
   int k = 0;
@@ -1446,13 +1449,31 @@ time_point membership::next_deadline() const noexcept {
 
 void membership::on_timeout(time_point now) {
   while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto due = timers_.begin()->first;
     auto t = std::move(timers_.begin()->second);
     timers_.erase(timers_.begin());
-    fire(t, now);
+    fire(std::move(t), due, now);
   }
 }
 
-void membership::fire(const timer& t, time_point now) {
+void membership::fire(timer t, time_point due, time_point now) {
+  // A timer that fires long after it was due means this process did not
+  // run meanwhile (stopped, swapped out, starved): what others sent then
+  // (the ack we wait for, a refutation) sits unread in our socket, and its
+  // owner may hand us the timer before those datagrams. A verdict on a
+  // member waits one short grace for them, once.
+  bool verdict = t.what == timer::kind::probe_deadline
+                 || t.what == timer::kind::suspicion;
+  if (verdict && !t.deferred && now - due > cfg_.probe_timeout / 2) {
+    log(log_level::debug,
+        fmt::format(
+          "a timer fired {} ms late: reading input first",
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - due)
+            .count()));
+    t.deferred = true;
+    arm(now + late_timer_grace, std::move(t));
+    return;
+  }
   switch (t.what) {
     case timer::kind::probe:
       if (!probe_) {

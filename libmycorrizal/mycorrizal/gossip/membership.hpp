@@ -311,6 +311,8 @@ private:
     uint64_t arg;
     /// The suspected node.
     std::string name;
+    /// It fired late once and was given `late_timer_grace` (see `fire`).
+    bool deferred = false;
   };
 
   membership(membership_config cfg, time_point now);
@@ -391,7 +393,8 @@ private:
 
   // timers
   void arm(time_point when, timer t);
-  void fire(const timer& t, time_point now);
+  /// Runs timer `t`, due at `due`, at `now`.
+  void fire(timer t, time_point due, time_point now);
 
   void log(log_level level, std::string_view text) const;
 

@@ -284,6 +284,62 @@ TEST(gossip_simulation, labelled_cluster_forms_and_other_labels_stay_out) {
   }
 }
 
+TEST(gossip_simulation, paused_node_accuses_nobody_when_it_resumes) {
+  // A node stopped for 2 s (SIGSTOP) ten times. When it resumes, its
+  // overdue probe deadline runs before it reads the ack that arrived
+  // meanwhile: without the late-timer grace it suspects a healthy member
+  // (seen with real processes: n3 suspected n2 5 ms after SIGCONT).
+  // Others may suspect the paused node; it refutes; nobody dies.
+  for (uint64_t seed : {1, 2, 3}) {
+    gossip_sim sim{{.seed = seed, .jitter = 1ms}};
+    form(sim, 5);
+    ASSERT_TRUE(sim.run_until(
+      [&] {
+        return sim.converged();
+      },
+      60s));
+    auto start = sim.events().size();
+    std::mt19937 phase{static_cast<std::mt19937::result_type>(seed)};
+    for (int i = 0; i < 10; ++i) {
+      sim.run_for(std::chrono::milliseconds{phase() % 1000});
+      // Stopped twice with a moment of running between: in that moment
+      // its overdue probe sends a ping, whose ack then waits in the socket
+      // through the second stop.
+      sim.pause(2, 2s);
+      sim.run_for(2s + 100us);
+      sim.pause(2, 2s);
+      sim.run_for(2s);
+      ASSERT_TRUE(sim.run_until(
+        [&] {
+          for (size_t n = 0; n < sim.size(); ++n) {
+            for (const auto& m : sim.core(n).members()) {
+              if (m.state != node_state::alive) {
+                return false;
+              }
+            }
+          }
+          return true;
+        },
+        30s))
+        << "seed " << seed << ", pause " << i << "\n"
+        << describe_all(sim);
+    }
+    for (size_t k = start; k < sim.events().size(); ++k) {
+      const auto& e = sim.events()[k];
+      EXPECT_NE(e.event.kind, member_event_kind::dead)
+        << "seed " << seed << ": " << sim.name(e.observer) << " declared "
+        << e.event.who.name << " dead";
+      if (e.event.who.name != sim.name(2)) {
+        EXPECT_NE(e.event.kind, member_event_kind::suspect)
+          << "seed " << seed << ": " << sim.name(e.observer) << " suspected "
+          << e.event.who.name << " at "
+          << std::chrono::duration<double>(e.at.time_since_epoch()).count()
+          << " s";
+      }
+    }
+  }
+}
+
 TEST(gossip_simulation, starved_node_slows_itself_instead_of_accusing) {
   // Lifeguard's case: one node reads its socket 1.5 s late (a CPU starved
   // process; its clock runs on). Its probes time out; the nacks it misses
