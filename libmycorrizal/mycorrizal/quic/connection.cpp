@@ -425,8 +425,8 @@ struct connection::impl {
     return duration{static_cast<int64_t>(ngtcp2_conn_get_pto(conn.get()))};
   }
 
-  void enter_draining(time_point now, error reason) {
-    report_closed(std::move(reason), true);
+  void enter_draining(time_point now, error reason, bool unreachable = false) {
+    report_closed(std::move(reason), true, unreachable);
     state = connection_state::draining;
     close_end = now + 3 * pto();
     close_pending = false;
@@ -501,6 +501,26 @@ struct connection::impl {
     }
     return error{errc::connection_lost,
                  fmt::format("TLS handshake failed: {}", alert_text(alert))};
+  }
+
+  /// The peer closed because it stopped hearing us (`declare_unreachable`
+  /// on its side: application error connection_lost, phrase "peer
+  /// unreachable: ..."). Our packets do not reach it, so the path is
+  /// broken for us too: the far side of a one-way fault learns it here.
+  bool peer_found_us_unreachable() const {
+    if (state == connection_state::handshaking) {
+      return false;
+    }
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_connection_close_error_default(&ccerr);
+    ngtcp2_conn_get_connection_close_error(conn.get(), &ccerr);
+    constexpr std::string_view prefix = "peer unreachable";
+    return ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION
+           && ccerr.error_code == static_cast<uint64_t>(errc::connection_lost)
+           && ccerr.reason != nullptr && ccerr.reasonlen >= prefix.size()
+           && std::string_view{reinterpret_cast<const char*>(ccerr.reason),
+                               prefix.size()}
+                == prefix;
   }
 
   // Explains why the peer closed.
@@ -996,7 +1016,9 @@ struct connection::impl {
       return;
     }
     switch (rv) {
-      case NGTCP2_ERR_DRAINING: enter_draining(now, peer_closed()); return;
+      case NGTCP2_ERR_DRAINING:
+        enter_draining(now, peer_closed(), peer_found_us_unreachable());
+        return;
       case NGTCP2_ERR_DISCARD_PKT: counters.datagrams_dropped++; return;
       case NGTCP2_ERR_CRYPTO:
         close_with_liberr(now, rv, crypto_failure());

@@ -412,7 +412,8 @@ std::string describe(const pair& p, side s) {
 // The server's packets to the client are lost (a one-way fault): the client
 // sends a request, hears nothing back, and reports the server unreachable
 // after unreachable_timeout, not before; the server, which still hears the
-// client, learns it from the client's CONNECTION_CLOSE.
+// client, learns it from the client's CONNECTION_CLOSE: its own packets do
+// not arrive, so for it the client is unreachable too.
 TEST(quic_connection, one_way_loss_is_reported_unreachable_in_time) {
   transport_config tc; // LAN: idle 30 s, keep-alive 10 s, unreachable 5 s
   auto p = make_pair(tc);
@@ -450,7 +451,7 @@ TEST(quic_connection, one_way_loss_is_reported_unreachable_in_time) {
     << "server " << describe(p, side::server);
   auto s = *p.closed(side::server);
   EXPECT_TRUE(s.by_peer);
-  EXPECT_FALSE(s.unreachable);
+  EXPECT_TRUE(s.unreachable) << to_string(s.reason);
   EXPECT_EQ(s.reason, errc::connection_lost);
 }
 
