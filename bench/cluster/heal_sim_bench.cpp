@@ -29,20 +29,6 @@ double secs(duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-bool all_alive(gossip_sim& sim) {
-  for (size_t i = 0; i < sim.size(); ++i) {
-    if (sim.core(i).num_alive() + 1 < sim.size()) {
-      return false;
-    }
-    for (const auto& m : sim.core(i).members()) {
-      if (m.state != node_state::alive) {
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
 bool split(gossip_sim& sim, size_t half) {
   for (size_t i = 0; i < sim.size(); ++i) {
     for (size_t j = 0; j < sim.size(); ++j) {
@@ -65,7 +51,7 @@ double trial(size_t n, const membership_config& cfg, uint64_t seed,
   sim.add_nodes(n, cfg, seed);
   if (!sim.run_until(
         [&] {
-          return all_alive(sim);
+          return sim.all_alive();
         },
         120s, 100ms)) {
     return -2;
@@ -88,7 +74,7 @@ double trial(size_t n, const membership_config& cfg, uint64_t seed,
   auto at = sim.now();
   if (!sim.run_until(
         [&] {
-          return all_alive(sim);
+          return sim.all_alive();
         },
         limit, 50ms)) {
     return -1;

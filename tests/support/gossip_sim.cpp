@@ -11,6 +11,7 @@ namespace mycorrizal::test {
 
 using gossip::join_completed;
 using gossip::leave_completed;
+using gossip::member;
 using gossip::member_event;
 using gossip::membership;
 using gossip::node_state;
@@ -151,6 +152,37 @@ void gossip_sim::heal() {
   for (auto& p : partition_) {
     p.clear();
   }
+}
+
+bool gossip_sim::every_live_pair(
+  const std::function<bool(const member*)>& ok) const {
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i]->crashed) {
+      continue;
+    }
+    for (size_t j = 0; j < nodes_.size(); ++j) {
+      if (i != j && !nodes_[j]->crashed
+          && !ok(nodes_[i]->core->find(name(j)))) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+bool gossip_sim::all_alive() const {
+  return every_live_pair([](const member* m) {
+    return m != nullptr && m->state == node_state::alive;
+  });
+}
+
+std::string gossip_sim::describe_all() const {
+  std::string out;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    out += describe(i);
+    out += '\n';
+  }
+  return out;
 }
 
 void gossip_sim::pause(size_t i, duration d) {
@@ -404,23 +436,11 @@ bool gossip_sim::converged() const {
       return false;
     }
   }
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (nodes_[i]->crashed) {
-      continue;
-    }
-    for (size_t j = 0; j < nodes_.size(); ++j) {
-      if (i == j || nodes_[j]->crashed) {
-        continue;
-      }
-      const auto* m = nodes_[i]->core->find(name(j));
-      if (m == nullptr
-          || (m->state != node_state::alive
-              && m->state != node_state::suspect)) {
-        return false;
-      }
-    }
-  }
-  return live > 0;
+  return live > 0 && every_live_pair([](const member* m) {
+           return m != nullptr
+                  && (m->state == node_state::alive
+                      || m->state == node_state::suspect);
+         });
 }
 
 const join_completed* gossip_sim::join_result(size_t i) const {

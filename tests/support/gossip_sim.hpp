@@ -111,6 +111,10 @@ public:
   /// Whether every live node sees every other live node alive or suspect.
   bool converged() const;
 
+  /// Whether every live node sees every other live node alive (not
+  /// suspect): a cluster after a heal.
+  bool all_alive() const;
+
   /// Events raised so far.
   const std::vector<observed>& events() const noexcept {
     return events_;
@@ -141,6 +145,9 @@ public:
   /// A human-readable view of node `i`'s table, for failure messages.
   std::string describe(size_t i) const;
 
+  /// `describe` of every node, one a line.
+  std::string describe_all() const;
+
 private:
   struct node;
   struct event;
@@ -153,6 +160,10 @@ private:
   void drain(size_t i);
   void rearm(size_t i);
   bool blocked(size_t a, size_t b) const;
+  /// Whether `ok` holds for how each live node sees each other live one
+  /// (null: not in its table).
+  bool
+  every_live_pair(const std::function<bool(const gossip::member*)>& ok) const;
   duration delay();
   size_t index_of(const ip_endpoint& ep) const;
 

@@ -26,38 +26,10 @@ double secs(duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-std::string describe_all(const gossip_sim& sim) {
-  std::string out;
-  for (size_t i = 0; i < sim.size(); ++i) {
-    out += sim.describe(i);
-    out += '\n';
-  }
-  return out;
-}
-
 std::vector<size_t> range(size_t from, size_t to) {
   std::vector<size_t> out(to - from);
   std::iota(out.begin(), out.end(), from);
   return out;
-}
-
-/// Every live node sees every other live node alive (not suspect).
-bool all_alive(gossip_sim& sim) {
-  for (size_t i = 0; i < sim.size(); ++i) {
-    if (sim.crashed(i)) {
-      continue;
-    }
-    for (size_t j = 0; j < sim.size(); ++j) {
-      if (i == j || sim.crashed(j)) {
-        continue;
-      }
-      auto* m = sim.core(i).find(sim.name(j));
-      if (m == nullptr || m->state != node_state::alive) {
-        return false;
-      }
-    }
-  }
-  return true;
 }
 
 /// Every node of `a` holds every node of `b` as dead (or has reaped it),
@@ -95,10 +67,10 @@ partition_and_heal(gossip_sim& sim, size_t n, const membership_config& cfg,
   sim.add_nodes(n, cfg, 7);
   EXPECT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     60s))
-    << describe_all(sim);
+    << sim.describe_all();
   sim.partition(a, b);
   auto cut = sim.now();
   if (!sim.run_until(
@@ -107,7 +79,7 @@ partition_and_heal(gossip_sim& sim, size_t n, const membership_config& cfg,
         },
         120s)) {
     ADD_FAILURE() << "the sides never saw each other dead\n"
-                  << describe_all(sim);
+                  << sim.describe_all();
     return out;
   }
   out.split_after = sim.now() - cut;
@@ -116,7 +88,7 @@ partition_and_heal(gossip_sim& sim, size_t n, const membership_config& cfg,
   auto healed_at = sim.now();
   out.healed = sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     limit);
   out.heal_after = sim.now() - healed_at;
@@ -132,7 +104,7 @@ TEST(gossip_reconnect, partition_of_three_and_two_heals_within_one_interval) {
                                 cfg.reconnect_interval + 10s);
     EXPECT_TRUE(r.healed) << "seed " << seed << ": still split "
                           << secs(r.heal_after) << " s after the heal\n"
-                          << describe_all(sim);
+                          << sim.describe_all();
     std::printf("seed %llu: split seen after %.1f s, one cluster %.1f s "
                 "after the heal (reconnect interval %.0f s)\n",
                 static_cast<unsigned long long>(seed), secs(r.split_after),
@@ -147,7 +119,7 @@ TEST(gossip_reconnect, long_partition_heals_after_both_sides_reaped) {
   auto cfg = membership_config::lan_defaults();
   auto r = partition_and_heal(sim, 10, cfg, range(0, 5), range(5, 10), 120s,
                               cfg.reconnect_interval + 10s);
-  EXPECT_TRUE(r.healed) << describe_all(sim);
+  EXPECT_TRUE(r.healed) << sim.describe_all();
   for (size_t i = 0; i < 10; ++i) {
     EXPECT_TRUE(sim.core(i).failed_members().empty())
       << sim.name(i) << " still retries "
@@ -163,7 +135,7 @@ TEST(gossip_reconnect, isolated_node_and_three_way_split_heal) {
   sim.add_nodes(7, cfg, 7);
   ASSERT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     60s));
   sim.partition({0}, range(1, 7));
@@ -173,16 +145,16 @@ TEST(gossip_reconnect, isolated_node_and_three_way_split_heal) {
       return split(sim, {0}, range(1, 7)) && split(sim, {1, 2, 3}, {4, 5, 6});
     },
     120s))
-    << describe_all(sim);
+    << sim.describe_all();
   sim.run_for(20s);
   sim.heal();
   auto healed_at = sim.now();
   EXPECT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     cfg.reconnect_interval + 10s))
-    << describe_all(sim);
+    << sim.describe_all();
   std::printf("three islands: one cluster %.1f s after the heal "
               "(reconnect interval %.0f s)\n",
               secs(sim.now() - healed_at), secs(cfg.reconnect_interval));
@@ -208,7 +180,7 @@ TEST(gossip_reconnect, nodes_that_never_reconnect_are_merged_by_ours) {
     }
     ASSERT_TRUE(sim.run_until(
       [&] {
-        return all_alive(sim);
+        return sim.all_alive();
       },
       60s));
     sim.partition({0, 1, 2}, {3, 4});
@@ -217,17 +189,17 @@ TEST(gossip_reconnect, nodes_that_never_reconnect_are_merged_by_ours) {
         return split(sim, {0, 1, 2}, {3, 4});
       },
       120s))
-      << describe_all(sim);
+      << sim.describe_all();
     sim.run_for(30s);
     sim.heal();
     auto healed_at = sim.now();
     EXPECT_TRUE(sim.run_until(
       [&] {
-        return all_alive(sim);
+        return sim.all_alive();
       },
       ours.reconnect_interval + 10s))
       << (ours_on_both_sides ? "ours on both sides\n" : "b is go-like only\n")
-      << describe_all(sim);
+      << sim.describe_all();
     std::printf("with nodes that never reconnect (%s): one cluster %.1f s "
                 "after the heal\n",
                 ours_on_both_sides ? "ours on both sides" : "b go-like only",
@@ -242,7 +214,7 @@ TEST(gossip_reconnect, without_reconnect_the_halves_stay_apart) {
   cfg.reconnect_interval = duration::zero();
   auto r = partition_and_heal(sim, 5, cfg, {0, 1, 2}, {3, 4}, 30s, 300s);
   EXPECT_FALSE(r.healed);
-  EXPECT_TRUE(split(sim, {0, 1, 2}, {3, 4})) << describe_all(sim);
+  EXPECT_TRUE(split(sim, {0, 1, 2}, {3, 4})) << sim.describe_all();
 }
 
 TEST(gossip_reconnect, leave_during_a_partition_stays_left) {
@@ -252,7 +224,7 @@ TEST(gossip_reconnect, leave_during_a_partition_stays_left) {
     sim.add_nodes(5, cfg, 7);
     ASSERT_TRUE(sim.run_until(
       [&] {
-        return all_alive(sim);
+        return sim.all_alive();
       },
       60s));
     std::vector<size_t> a{0, 1, 2};
@@ -263,7 +235,7 @@ TEST(gossip_reconnect, leave_during_a_partition_stays_left) {
         return split(sim, a, b);
       },
       120s))
-      << describe_all(sim);
+      << sim.describe_all();
     auto gone = sim.name(4);
     sim.leave(4, 5s);
     ASSERT_TRUE(sim.run_until(
@@ -278,11 +250,11 @@ TEST(gossip_reconnect, leave_during_a_partition_stays_left) {
     sim.heal();
     ASSERT_TRUE(sim.run_until(
       [&] {
-        return all_alive(sim);
+        return sim.all_alive();
       },
       cfg.reconnect_interval + 10s))
       << "hold " << secs(hold) << " s\n"
-      << describe_all(sim);
+      << sim.describe_all();
     auto ended_left = [&] {
       for (auto i : a) {
         auto* m = sim.core(i).find(gone);
@@ -300,7 +272,7 @@ TEST(gossip_reconnect, leave_during_a_partition_stays_left) {
     EXPECT_TRUE(sim.run_until(ended_left, 30s))
       << "hold " << secs(hold) << " s: " << gone
       << " is still failed on the other side\n"
-      << describe_all(sim);
+      << sim.describe_all();
     for (const auto& e : sim.events()) {
       if (e.at >= left_at && e.event.who.name == gone) {
         EXPECT_NE(e.event.kind, member_event_kind::joined)
@@ -317,7 +289,7 @@ TEST(gossip_reconnect, failed_members_are_retried_until_the_timeout) {
   sim.add_nodes(4, cfg, 7);
   ASSERT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     60s));
   sim.crash(3);
@@ -330,7 +302,7 @@ TEST(gossip_reconnect, failed_members_are_retried_until_the_timeout) {
     }
     return true;
   };
-  ASSERT_TRUE(sim.run_until(dead_everywhere, 60s)) << describe_all(sim);
+  ASSERT_TRUE(sim.run_until(dead_everywhere, 60s)) << sim.describe_all();
   // Reaped from the table after gossip_to_the_dead_time, still retried.
   sim.run_for(cfg.gossip_to_the_dead_time + 2s);
   EXPECT_EQ(sim.core(0).find(sim.name(3)), nullptr);
@@ -362,7 +334,7 @@ TEST(gossip_reconnect, seeds_bring_back_a_node_that_forgot_everyone) {
   sim.join(3, {0});
   ASSERT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     60s));
   sim.partition({3}, {0, 1, 2});
@@ -371,18 +343,18 @@ TEST(gossip_reconnect, seeds_bring_back_a_node_that_forgot_everyone) {
       return split(sim, {3}, {0, 1, 2});
     },
     60s))
-    << describe_all(sim);
+    << sim.describe_all();
   sim.run_for(cfg.reconnect_timeout + 2 * cfg.reconnect_interval);
-  ASSERT_TRUE(sim.core(3).failed_members().empty()) << describe_all(sim);
-  ASSERT_TRUE(sim.core(0).failed_members().empty()) << describe_all(sim);
+  ASSERT_TRUE(sim.core(3).failed_members().empty()) << sim.describe_all();
+  ASSERT_TRUE(sim.core(0).failed_members().empty()) << sim.describe_all();
   sim.heal();
   auto healed_at = sim.now();
   EXPECT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     cfg.reconnect_interval + 5s))
-    << describe_all(sim);
+    << sim.describe_all();
   std::printf("forgotten node back through its seed %.1f s after the heal\n",
               secs(sim.now() - healed_at));
 }
@@ -396,7 +368,7 @@ TEST(gossip_reconnect, a_restarted_name_is_no_longer_failed) {
   sim.add_nodes(4, cfg, 7);
   ASSERT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     60s));
   sim.crash(2);
@@ -410,10 +382,10 @@ TEST(gossip_reconnect, a_restarted_name_is_no_longer_failed) {
   sim.join(2, {0});
   ASSERT_TRUE(sim.run_until(
     [&] {
-      return all_alive(sim);
+      return sim.all_alive();
     },
     30s))
-    << describe_all(sim);
+    << sim.describe_all();
   for (size_t i = 0; i < 4; ++i) {
     EXPECT_TRUE(sim.core(i).failed_members().empty()) << sim.name(i);
   }

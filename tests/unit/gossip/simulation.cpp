@@ -29,15 +29,6 @@ void form(gossip_sim& sim, size_t n,
   sim.add_nodes(n, cfg, 7);
 }
 
-std::string describe_all(const gossip_sim& sim) {
-  std::string out;
-  for (size_t i = 0; i < sim.size(); ++i) {
-    out += sim.describe(i);
-    out += '\n';
-  }
-  return out;
-}
-
 size_t deaths_of(const gossip_sim& sim, const std::string& name,
                  member_event_kind kind = member_event_kind::dead) {
   size_t n = 0;
@@ -165,7 +156,7 @@ TEST(gossip_simulation, graceful_leave_is_seen_as_left) {
       },
       40s))
       << "seed " << seed << "\n"
-      << describe_all(sim);
+      << sim.describe_all();
     EXPECT_TRUE(sim.run_until(
       [&] {
         return sim.crashed(2);
@@ -322,7 +313,7 @@ TEST(gossip_simulation, paused_node_accuses_nobody_when_it_resumes) {
         },
         30s))
         << "seed " << seed << ", pause " << i << "\n"
-        << describe_all(sim);
+        << sim.describe_all();
     }
     for (size_t k = start; k < sim.events().size(); ++k) {
       const auto& e = sim.events()[k];

@@ -363,11 +363,7 @@ TEST(quic_connection, idle_timeout_reports_the_negotiated_value) {
   p.to_client.deliver = false;
   p.to_server.deliver = false;
   auto start = p.now;
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return p.closed(side::server).has_value();
-    },
-    40s));
+  ASSERT_TRUE(p.run_until_closed(side::server, 40s));
   EXPECT_LE(p.now - start, 3s);
   auto c = *p.closed(side::server);
   EXPECT_EQ(c.reason, errc::timeout);
@@ -422,11 +418,7 @@ TEST(quic_connection, one_way_loss_is_reported_unreachable_in_time) {
   p.to_client.deliver = false;
   auto start = p.now;
   client_sends(p, "request");
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return p.closed(side::client).has_value();
-    },
-    30s))
+  ASSERT_TRUE(p.run_until_closed(side::client, 30s))
     << "client " << describe(p, side::client);
   auto took = p.now - start;
   std::printf("one-way loss with a request in flight: unreachable after "
@@ -443,11 +435,7 @@ TEST(quic_connection, one_way_loss_is_reported_unreachable_in_time) {
             std::string::npos)
     << c.reason.context();
   EXPECT_EQ(p.client->state(), connection_state::closing);
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return p.closed(side::server).has_value();
-    },
-    1s))
+  ASSERT_TRUE(p.run_until_closed(side::server, 1s))
     << "server " << describe(p, side::server);
   auto s = *p.closed(side::server);
   EXPECT_TRUE(s.by_peer);
@@ -484,11 +472,7 @@ TEST(quic_connection, an_idle_one_way_loss_is_found_after_the_keep_alive) {
   p.run_for(1s);
   p.to_client.deliver = false;
   auto start = p.now;
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return p.closed(side::client).has_value();
-    },
-    60s))
+  ASSERT_TRUE(p.run_until_closed(side::client, 60s))
     << "client " << describe(p, side::client);
   auto took = p.now - start;
   std::printf("one-way loss on an idle connection: unreachable after "
@@ -510,11 +494,7 @@ TEST(quic_connection, unreachable_timeout_zero_turns_the_check_off) {
   p.to_client.deliver = false;
   auto start = p.now;
   client_sends(p, "request");
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return p.closed(side::client).has_value();
-    },
-    30s));
+  ASSERT_TRUE(p.run_until_closed(side::client, 30s));
   auto c = *p.closed(side::client);
   EXPECT_FALSE(c.unreachable);
   EXPECT_EQ(c.reason, errc::timeout) << to_string(c.reason);
@@ -561,22 +541,14 @@ TEST(quic_connection, graceful_close_reports_on_both_sides) {
   ASSERT_TRUE(handshake(p));
   p.client->close(42, "shutting down", p.now);
   EXPECT_EQ(p.client->close_reason(), errc::shutting_down);
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return p.closed(side::client).has_value();
-    },
-    1s));
+  ASSERT_TRUE(p.run_until_closed(side::client, 1s));
   auto c = p.closed(side::client);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->reason, errc::shutting_down);
   EXPECT_NE(c->reason.context().find("42: shutting down"), std::string::npos)
     << c->reason.context();
   EXPECT_FALSE(c->by_peer);
-  ASSERT_TRUE(p.run_until(
-    [&] {
-      return p.closed(side::server).has_value();
-    },
-    5s));
+  ASSERT_TRUE(p.run_until_closed(side::server, 5s));
   auto s = *p.closed(side::server);
   EXPECT_TRUE(s.by_peer);
   EXPECT_EQ(s.reason, errc::connection_lost);

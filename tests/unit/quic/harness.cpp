@@ -237,6 +237,14 @@ std::optional<connection_closed> pair::closed(side s) const {
   return std::nullopt;
 }
 
+bool pair::run_until_closed(side s, duration limit) {
+  return run_until(
+    [this, s] {
+      return closed(s).has_value();
+    },
+    limit);
+}
+
 bool pair::handshaken(side s) const {
   const auto& store = s == side::client ? client_events : server_events;
   return std::any_of(store.begin(), store.end(), [](const event& ev) {

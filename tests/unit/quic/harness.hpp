@@ -111,6 +111,10 @@ public:
   /// First closed event of a side, if any.
   std::optional<connection_closed> closed(side s) const;
 
+  /// Runs until side `s` reported its close, `limit` at most.
+  /// @returns whether it did.
+  bool run_until_closed(side s, duration limit = std::chrono::seconds{60});
+
   /// Whether a side reported handshake_completed.
   bool handshaken(side s) const;
 
