@@ -3,16 +3,16 @@
 // and the blocking facade over them.
 #include "mycorrizal/node.hpp"
 
-#include "mycorrizal/caf_error.hpp"
-#include "mycorrizal/cert_store.hpp"
+#include "mycorrizal/cluster/membership.hpp"
+#include "mycorrizal/cluster/peers.hpp"
 #include "mycorrizal/config_check.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/node_meta.hpp"
-#include "mycorrizal/log.hpp"
-#include "mycorrizal/membership.hpp"
-#include "mycorrizal/peers.hpp"
+#include "mycorrizal/net/reactor.hpp"
 #include "mycorrizal/quic/certs.hpp"
-#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/cert_files.hpp"
+#include "mycorrizal/runtime/log.hpp"
 
 #include <caf/all.hpp>
 
@@ -59,7 +59,6 @@ struct root_state {
 };
 
 using root_actor = caf::stateful_actor<root_state>;
-using retry_join_atom = caf::atom_constant<caf::atom("rejoin")>;
 
 /// Asks the membership to join the seeds. The first answer (or failure)
 /// signals ready; after a failure the seeds are retried with backoff until

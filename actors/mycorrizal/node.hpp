@@ -3,16 +3,16 @@
 // applications, and a facade for code that is not actor code.
 #pragma once
 
-#include "mycorrizal/application.hpp"
+#include "mycorrizal/apps/application.hpp"
+#include "mycorrizal/cluster/peers.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/gossip/config.hpp"
 #include "mycorrizal/gossip/membership.hpp"
-#include "mycorrizal/peers.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
-#include "mycorrizal/transport.hpp"
+#include "mycorrizal/transport/transport.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>

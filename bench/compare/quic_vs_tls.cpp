@@ -47,7 +47,7 @@
 //   (--idle-streams on one connection, STREAM_INIT sent, both ends).
 // CPU s/GB and CPU us/msg are process CPU time (all threads, both ends) over
 // the measured interval.
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/log.hpp"
 
 #include "common.hpp"
 #include "quic_actors.hpp"

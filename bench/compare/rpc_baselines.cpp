@@ -46,7 +46,7 @@
 // caf_middleman this process plus the server child.
 // After each repetition a '#' line gives the CPU other processes of the
 // machine used meanwhile (a busy machine makes the numbers noisy).
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/node.hpp"
 
 #include "common.hpp"

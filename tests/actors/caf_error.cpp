@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for mycorrizal/caf_error.hpp: errc as a CAF error category.
-#include "mycorrizal/caf_error.hpp"
+// Tests for mycorrizal/runtime/caf_error.hpp: errc as a CAF error category.
+#include "mycorrizal/runtime/caf_error.hpp"
 
 #include <caf/all.hpp>
 

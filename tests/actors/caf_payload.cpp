@@ -2,7 +2,7 @@
 // CAF messages as frame payloads: round trips, and bytes from a peer that
 // are not one message (truncated, trailing bytes, garbage, unknown types)
 // refused with not_serializable instead of becoming an empty message.
-#include "mycorrizal/internal/caf_payload.hpp"
+#include "mycorrizal/apps/internal/caf_payload.hpp"
 
 #include "mycorrizal/errc.hpp"
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests that MYCORRIZAL_LOG_LEVEL 0 compiles trace logging in.
 #define MYCORRIZAL_LOG_LEVEL 0
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/log.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>

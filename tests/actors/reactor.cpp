@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests for mycorrizal/reactor.hpp: real sockets on 127.0.0.1, a real
 // caf::actor_system, owner actors that record what the reactor sends them.
-#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/net/reactor.hpp"
 
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/error.hpp"
-#include "mycorrizal/reactor_messages.hpp"
+#include "mycorrizal/net/events.hpp"
 
 #include "support/eventually.hpp"
 

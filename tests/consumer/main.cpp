@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // An outside program built against an installed Mycorrizal: uses the core
 // (wire codec), the actors library (CAF error mapping, logging) and CAF.
-#include "mycorrizal/caf_error.hpp"
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/wire/decoder.hpp"
 #include "mycorrizal/wire/encoder.hpp"
 

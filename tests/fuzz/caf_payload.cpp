@@ -2,7 +2,7 @@
 // libFuzzer target: CAF message payloads (flag_caf_message) as a peer may
 // send them, through detail::decode_caf_message.
 
-#include "mycorrizal/internal/caf_payload.hpp"
+#include "mycorrizal/apps/internal/caf_payload.hpp"
 
 #include "fuzz_check.hpp"
 

@@ -2,11 +2,11 @@
 // The membership actor over real sockets: several nodes in one process on
 // 127.0.0.x, one reactor, one CAF system. Waits are on conditions with
 // deadlines; failures print each node's table.
-#include "mycorrizal/membership.hpp"
+#include "mycorrizal/cluster/membership.hpp"
 
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/net/reactor.hpp"
 
 #include "support/eventually.hpp"
 

@@ -2,14 +2,14 @@
 // The peers actor with real membership and QUIC transports on 127.0.0.x:
 // a full mesh of exactly one connection per pair, the dial rule, loss of a
 // member, a restart at a new port, and a member named like ourselves.
-#include "mycorrizal/peers.hpp"
+#include "mycorrizal/cluster/peers.hpp"
 
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/node_meta.hpp"
-#include "mycorrizal/membership.hpp"
-#include "mycorrizal/reactor.hpp"
-#include "mycorrizal/transport.hpp"
+#include "mycorrizal/cluster/membership.hpp"
+#include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/wire/owned_frame.hpp"
 
 #include "support/eventually.hpp"

@@ -2,7 +2,7 @@
 // mycorrizal-certs: the cluster's certificates. `ca` creates a CA, `node`
 // issues a node certificate signed by it, `show` prints a certificate.
 // Everything goes through mycorrizal::quic (GnuTLS API, no shell-out).
-#include "mycorrizal/cert_store.hpp"
+#include "mycorrizal/runtime/cert_files.hpp"
 #include "mycorrizal/quic/certs.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 

@@ -2,13 +2,13 @@
 // mycorrizal-node's watcher and the `demo` application (demo.hpp).
 #include "demo.hpp"
 
-#include "mycorrizal/application.hpp"
-#include "mycorrizal/atoms.hpp"
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/apps/application.hpp"
+#include "mycorrizal/type_ids.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/membership.hpp"
-#include "mycorrizal/membership.hpp"
-#include "mycorrizal/peers.hpp"
+#include "mycorrizal/cluster/membership.hpp"
+#include "mycorrizal/cluster/peers.hpp"
 
 #include <caf/all.hpp>
 

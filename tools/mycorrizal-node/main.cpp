@@ -4,9 +4,9 @@
 // attempt is done, prints membership and connection changes, optionally
 // runs the example application `demo` (--demo), and runs until SIGINT or
 // SIGTERM, when it leaves the cluster and exits 0.
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/endpoint.hpp"
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/node.hpp"
 #include "mycorrizal/quic/certs.hpp"
 #include "mycorrizal/quic/credentials.hpp"

@@ -17,7 +17,7 @@ struct endpoint::state {
   credentials creds;
   endpoint_params params;
   std::map<connection_id, entry> conns;
-  quic::router router;
+  quic::cid_router router;
   std::vector<endpoint_event> events;
   std::vector<std::pair<ip_endpoint, std::vector<std::byte>>> pending;
   endpoint_stats counters;

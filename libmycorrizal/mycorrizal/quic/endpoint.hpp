@@ -7,7 +7,7 @@
 #include "mycorrizal/quic/connection.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/fwd.hpp"
-#include "mycorrizal/quic/router.hpp"
+#include "mycorrizal/quic/cid_router.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
 
 #include <cstdint>

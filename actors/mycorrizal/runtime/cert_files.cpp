@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "mycorrizal/cert_store.hpp"
+#include "mycorrizal/runtime/cert_files.hpp"
 
 #include "mycorrizal/errc.hpp"
 

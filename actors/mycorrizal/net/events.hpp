@@ -4,8 +4,7 @@
 
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
-
-#include <caf/allowed_unsafe_message_type.hpp>
+#include "mycorrizal/type_ids.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -14,11 +13,12 @@
 #include <string>
 #include <vector>
 
-/// The reactor (`mycorrizal/reactor.hpp`) reports everything that happens on
-/// a socket to the socket's owner actor with `caf::anon_send`, one message per
-/// event (one per `recvmmsg` batch for UDP). The messages are plain copyable
-/// structs for local messaging only: they are whitelisted with
-/// `CAF_ALLOW_UNSAFE_MESSAGE_TYPE` (PLATFORM.md §2.4), not serializable.
+/// The reactor (`mycorrizal/net/reactor.hpp`) reports everything that happens
+/// on a socket to the socket's owner actor with `caf::anon_send`, one message
+/// per event (one per `recvmmsg` batch for UDP). The messages are plain
+/// copyable structs for local messaging only: they are whitelisted with
+/// `CAF_ALLOW_UNSAFE_MESSAGE_TYPE` in type_ids.hpp (PLATFORM.md §2.4), not
+/// serializable.
 ///
 /// An owner matches them by type:
 /// ~~~
@@ -134,10 +134,3 @@ struct tcp_closed {
 };
 
 } // namespace mycorrizal::net
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::net::udp_batch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::net::tcp_accepted)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::net::tcp_connected)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::net::tcp_received)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::net::tcp_eof)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::net::tcp_closed)

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // The router actor: application id -> local handler, remote handles per
 // (node, application, stream), and the streams peers open.
-#include "mycorrizal/application.hpp"
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/apps/application.hpp"
+#include "mycorrizal/apps/internal/channel.hpp"
+#include "mycorrizal/cluster/peers.hpp"
 #include "mycorrizal/config_check.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/internal/channel.hpp"
-#include "mycorrizal/log.hpp"
-#include "mycorrizal/peers.hpp"
-#include "mycorrizal/transport.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/wire/frame.hpp"
 #include "mycorrizal/wire/identifier.hpp"
 

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The peers actor: one QUIC connection per pair of Mycorrizal members.
-#include "mycorrizal/peers.hpp"
+#include "mycorrizal/cluster/peers.hpp"
 
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/cluster/internal/subscribers.hpp"
+#include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/membership.hpp"
 #include "mycorrizal/gossip/node_meta.hpp"
-#include "mycorrizal/internal/subscribers.hpp"
-#include "mycorrizal/log.hpp"
-#include "mycorrizal/membership.hpp"
-#include "mycorrizal/transport.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/wire/frame.hpp"
 
 #include <caf/all.hpp>
@@ -22,9 +22,6 @@
 namespace mycorrizal {
 
 namespace {
-
-using redial_atom = caf::atom_constant<caf::atom("redial")>;
-using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
 
 constexpr std::string_view component = "peers";
 

@@ -2,14 +2,13 @@
 // The peers actor: one QUIC connection per pair of Mycorrizal members.
 #pragma once
 
-#include "mycorrizal/atoms.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/expected.hpp"
+#include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/timespan.hpp>
 
 #include <chrono>
@@ -152,13 +151,4 @@ struct peers_options {
 /// @returns `errc::invalid_config` without a name or membership actor.
 expected<caf::actor> spawn_peers(caf::actor_system& sys, peers_options opts);
 
-using set_transport_atom = caf::atom_constant<caf::atom("settrans")>;
-
 } // namespace mycorrizal
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_info)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::peer_info>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_up)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_unreachable)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peer_down)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::peers_stats)

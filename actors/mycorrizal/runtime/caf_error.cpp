@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Maps mycorrizal::errc into caf::error (category "mycorrizal") and back.
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 
 #include <caf/sec.hpp>
 

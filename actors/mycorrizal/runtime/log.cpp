@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Logging for the actors layer: the component registry over spdlog.
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/log.hpp"
 
 #include "mycorrizal/config_check.hpp"
 

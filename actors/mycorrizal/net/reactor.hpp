@@ -4,7 +4,7 @@
 
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/expected.hpp"
-#include "mycorrizal/reactor_messages.hpp"
+#include "mycorrizal/net/events.hpp"
 
 #include <caf/actor.hpp>
 
@@ -22,7 +22,7 @@
 /// sockets of a node: the gossip UDP socket and TCP listener, the short TCP
 /// exchanges of push/pull, and the QUIC UDP socket. It is not an actor; it
 /// hands what it reads to the *owner* actor of each socket with
-/// `caf::anon_send` (messages in `reactor_messages.hpp`), the way CAF 0.17's
+/// `caf::anon_send` (messages in `net/events.hpp`), the way CAF 0.17's
 /// multiplexer feeds brokers, but with full socket control (`recvmmsg`
 /// batches, buffer sizes, the sender's address).
 ///

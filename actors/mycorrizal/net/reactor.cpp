@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/net/reactor.hpp"
 
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/error.hpp"
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/log.hpp"
 
 #include <caf/abstract_actor.hpp>
 #include <caf/actor_addr.hpp>

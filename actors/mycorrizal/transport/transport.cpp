@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The transport actor: one QUIC endpoint (UDP socket + routing table).
-#include "mycorrizal/transport.hpp"
+#include "mycorrizal/transport/transport.hpp"
 
-#include "mycorrizal/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/internal/transport_actors.hpp"
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/transport/internal/actors.hpp"
 
 #include <caf/all.hpp>
 
@@ -20,9 +20,6 @@ namespace mycorrizal {
 
 namespace {
 
-using init_atom = caf::atom_constant<caf::atom("init")>;
-using stop_atom = caf::atom_constant<caf::atom("stop")>;
-
 constexpr std::string_view component = "quic";
 
 /// How long a stopping transport waits for its connections to send their
@@ -34,22 +31,16 @@ void random_fill(std::span<std::byte> out) {
   gnutls_rnd(GNUTLS_RND_NONCE, out.data(), out.size());
 }
 
-struct transport_init {
+} // namespace
+
+struct detail::transport_init {
   transport_options opts;
   detail::socket_ptr socket;
 };
 
-using transport_init_ptr = std::shared_ptr<transport_init>;
-
-} // namespace
-
-} // namespace mycorrizal
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::transport_init_ptr)
-
-namespace mycorrizal {
-
 namespace {
+
+using detail::transport_init_ptr;
 
 struct transport_state {
   static inline const char* name = "mycorrizal.transport";
@@ -63,7 +54,7 @@ struct transport_state {
 
   transport_options opts;
   detail::socket_ptr socket;
-  std::optional<quic::router> router;
+  std::optional<quic::cid_router> router;
   std::unordered_map<quic::connection_id, entry> conns;
   std::unordered_map<caf::actor_addr, quic::connection_id> by_addr;
   quic::connection_id next_id = 1;
@@ -410,7 +401,7 @@ expected<transport_handle> spawn_transport(caf::actor_system& sys,
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return unexpected{sock.error()};
   }
-  auto init = std::make_shared<transport_init>();
+  auto init = std::make_shared<detail::transport_init>();
   init->socket = std::make_shared<detail::shared_socket>(opts.reactor, sock->id,
                                                          sock->local);
   init->opts = std::move(opts);

@@ -3,13 +3,13 @@
 // actors, and how they are spawned. Not installed; see transport.hpp.
 #pragma once
 
+#include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/quic/cid_router.hpp"
 #include "mycorrizal/quic/connection.hpp"
-#include "mycorrizal/quic/router.hpp"
-#include "mycorrizal/reactor.hpp"
-#include "mycorrizal/transport.hpp"
+#include "mycorrizal/transport/transport.hpp"
+#include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/timespan.hpp>
 
@@ -82,8 +82,6 @@ struct connection_args {
   std::optional<caf::response_promise> dial;
   caf::timespan dial_deadline{};
 };
-
-using connection_args_ptr = std::shared_ptr<connection_args>;
 
 /// Datagrams the transport routed to one connection.
 struct routed_datagrams {
@@ -173,15 +171,3 @@ struct stream_abort {
 };
 
 } // namespace mycorrizal::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::connection_args_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::routed_datagrams)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::connection_routes)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::connection_named)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::stream_input)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::stream_taken)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::stream_gone)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::stream_released)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::stream_output)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::stream_consumed)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::stream_abort)

@@ -2,20 +2,19 @@
 // The QUIC transport actors: transport (endpoint), connection, stream.
 #pragma once
 
-#include "mycorrizal/atoms.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/expected.hpp"
+#include "mycorrizal/net/reactor.hpp"
 #include "mycorrizal/quic/connection.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
-#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/type_ids.hpp"
 #include "mycorrizal/wire/limits.hpp"
 #include "mycorrizal/wire/owned_frame.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -27,8 +26,8 @@
 /// QUIC between nodes, as actors (DESIGN.md §3):
 ///
 /// - **transport** owns one UDP socket (served by the node's reactor) and
-///   the routing table (`quic::router`): it hands each datagram batch to the
-///   connection it belongs to, accepts client Initials by spawning a
+///   the routing table (`quic::cid_router`): it hands each datagram batch to
+///   the connection it belongs to, accepts client Initials by spawning a
 ///   connection, answers unknown versions, and drops and counts the rest.
 /// - **connection** (one per QUIC connection) drives a `quic::connection`
 ///   core: it feeds it datagrams and timer expiries, sends what it writes
@@ -204,9 +203,9 @@ struct stream_accepted {
   wire::owned_frame first;
 };
 
-/// Frames to write that the writer keeps (see `write_atom` above). The
-/// writer must not touch them until the write's reply arrived.
-using shared_frames = std::shared_ptr<std::vector<wire::owned_frame>>;
+/// `shared_frames` (type_ids.hpp): frames to write that the writer keeps
+/// (see `write_atom` above). The writer must not touch them until the
+/// write's reply arrived.
 
 /// Frames received on a stream, in order (a request; see above).
 struct stream_frames {
@@ -279,17 +278,3 @@ expected<transport_handle> spawn_transport(caf::actor_system& sys,
                                            transport_options opts);
 
 } // namespace mycorrizal
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::wire::owned_frame)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::wire::owned_frame>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::shared_frames)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_info)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::connection_info>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_up)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::connection_down)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_accepted)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_frames)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_end)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_drained)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::stream_stats)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::transport_stats)

@@ -3,12 +3,11 @@
 // router actor that connects local handlers with their peers.
 #pragma once
 
-#include "mycorrizal/atoms.hpp"
 #include "mycorrizal/expected.hpp"
+#include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/timespan.hpp>
 #include <caf/timestamp.hpp>
@@ -193,22 +192,4 @@ struct router_options {
 /// | `stats_atom` | `std::vector<app_stats>` |
 caf::actor spawn_router(caf::actor_system& sys, router_options opts);
 
-using register_atom = caf::atom_constant<caf::atom("register")>;
-using unregister_atom = caf::atom_constant<caf::atom("unregister")>;
-using create_stream_atom = caf::atom_constant<caf::atom("mkstream")>;
-using close_stream_atom = caf::atom_constant<caf::atom("rmstream")>;
-using list_streams_atom = caf::atom_constant<caf::atom("lsstreams")>;
-using remote_atom = caf::atom_constant<caf::atom("remote")>;
-using send_atom = caf::atom_constant<caf::atom("send")>;
-using broadcast_atom = caf::atom_constant<caf::atom("broadcast")>;
-using request_atom = caf::atom_constant<caf::atom("request")>;
-using set_peers_atom = caf::atom_constant<caf::atom("setpeers")>;
-
 } // namespace mycorrizal
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::byte>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::app_message)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::app_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::app_options)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::app_stats)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::app_stats>)

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The connection actor: drives one QUIC connection core.
-#include "mycorrizal/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/internal/transport_actors.hpp"
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/transport/internal/actors.hpp"
 #include "mycorrizal/wire/encoder.hpp"
 
 #include <caf/all.hpp>
@@ -15,10 +15,6 @@
 namespace mycorrizal::detail {
 
 namespace {
-
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using flush_atom = caf::atom_constant<caf::atom("flush")>;
-using dial_timeout_atom = caf::atom_constant<caf::atom("dialtmo")>;
 
 constexpr std::string_view component = "quic";
 

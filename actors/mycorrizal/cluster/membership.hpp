@@ -2,15 +2,14 @@
 // The membership actor: drives the SWIM + Lifeguard core over real sockets.
 #pragma once
 
-#include "mycorrizal/atoms.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/gossip/config.hpp"
 #include "mycorrizal/gossip/membership.hpp"
+#include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
 #include <memory>
@@ -96,8 +95,3 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
                                              membership_options opts);
 
 } // namespace mycorrizal
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::key_op)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::membership_counters)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::gossip::member_event)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::gossip::member>)

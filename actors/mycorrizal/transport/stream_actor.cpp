@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The stream actor: frames on one QUIC stream.
-#include "mycorrizal/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/internal/transport_actors.hpp"
-#include "mycorrizal/log.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/transport/internal/actors.hpp"
 #include "mycorrizal/wire/decoder.hpp"
 #include "mycorrizal/wire/encoder.hpp"
 
@@ -18,8 +18,6 @@ namespace mycorrizal::detail {
 namespace {
 
 constexpr std::string_view component = "quic";
-
-using pump_atom = caf::atom_constant<caf::atom("pump")>;
 
 struct stream_state {
   static inline const char* name = "mycorrizal.stream";

@@ -3,12 +3,12 @@
 // the counters it shares with the router. Not installed.
 #pragma once
 
-#include "mycorrizal/application.hpp"
+#include "mycorrizal/apps/application.hpp"
 #include "mycorrizal/error.hpp"
+#include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/timestamp.hpp>
 
@@ -115,10 +115,3 @@ struct channel_close {
 caf::actor spawn_channel(caf::event_based_actor* parent, channel_options opts);
 
 } // namespace mycorrizal::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::channel_connect)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::channel_lost)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::channel_handler)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::channel_send)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::channel_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::detail::channel_close)

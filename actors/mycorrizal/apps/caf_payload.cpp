@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "mycorrizal/internal/caf_payload.hpp"
+#include "mycorrizal/apps/internal/caf_payload.hpp"
 
 #include "mycorrizal/errc.hpp"
 

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "mycorrizal/membership.hpp"
+#include "mycorrizal/cluster/membership.hpp"
 
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/cluster/internal/subscribers.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/internal/subscribers.hpp"
-#include "mycorrizal/log.hpp"
-#include "mycorrizal/reactor.hpp"
+#include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/time.hpp"
 
 #include <caf/all.hpp>
@@ -22,9 +22,6 @@
 namespace mycorrizal {
 
 namespace {
-
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using init_atom = caf::atom_constant<caf::atom("init")>;
 
 constexpr std::string_view component = "gossip";
 
@@ -48,8 +45,10 @@ std::string to_text(const gossip::byte_buffer& b) {
   return out;
 }
 
+} // namespace
+
 /// What the factory hands the actor once its sockets are bound.
-struct membership_init {
+struct detail::membership_init {
   gossip::membership_config config;
   std::shared_ptr<net::reactor> reactor;
   net::udp_socket_id udp{};
@@ -58,17 +57,9 @@ struct membership_init {
   ip_endpoint bind;
 };
 
-using init_ptr = std::shared_ptr<membership_init>;
-
-} // namespace
-
-} // namespace mycorrizal
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::init_ptr)
-
-namespace mycorrizal {
-
 namespace {
+
+using init_ptr = detail::membership_init_ptr;
 
 struct membership_state {
   static inline const char* name = "mycorrizal.membership";
@@ -488,7 +479,7 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
   if (!cfg.log) {
     cfg.log = log::core_sink(component);
   }
-  auto init = std::make_shared<membership_init>();
+  auto init = std::make_shared<detail::membership_init>();
   init->config = std::move(cfg);
   init->reactor = opts.reactor;
   init->udp = bound->second.id;

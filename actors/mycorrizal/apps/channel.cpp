@@ -3,15 +3,15 @@
 // Outgoing channels are the remote handles users send to; inbound channels
 // serve the streams peers open. Both deliver what arrives to the local
 // handler and answer or match requests.
-#include "mycorrizal/internal/channel.hpp"
+#include "mycorrizal/apps/internal/channel.hpp"
 
-#include "mycorrizal/caf_error.hpp"
+#include "mycorrizal/apps/internal/caf_payload.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/internal/caf_payload.hpp"
-#include "mycorrizal/log.hpp"
 #include "mycorrizal/rpc/pending.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/time.hpp"
-#include "mycorrizal/transport.hpp"
+#include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/wire/frame.hpp"
 #include "mycorrizal/wire/owned_frame.hpp"
 
@@ -49,9 +49,6 @@ app_stream_stats stream_counters::snapshot(std::string name) const {
 namespace {
 
 constexpr std::string_view component = "apps";
-
-using flush_atom = caf::atom_constant<caf::atom("chflush")>;
-using expire_atom = caf::atom_constant<caf::atom("chexpire")>;
 
 /// Frames per write to the QUIC stream actor, and bytes: a batch must fit
 /// the stream's queue (8 MiB by default) with room to spare.

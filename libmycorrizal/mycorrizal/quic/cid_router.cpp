@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "mycorrizal/quic/router.hpp"
+#include "mycorrizal/quic/cid_router.hpp"
 
 #include <ngtcp2/ngtcp2.h>
 
@@ -33,11 +33,12 @@ std::vector<std::byte> version_negotiation(const ngtcp2_version_cid& vc,
 
 } // namespace
 
-router::key router::key_of(bytes_view x) {
+cid_router::key cid_router::key_of(bytes_view x) {
   return key(reinterpret_cast<const char*>(x.data()), x.size());
 }
 
-route_result router::classify(bytes_view data, const random_bytes& rng) const {
+route_result cid_router::classify(bytes_view data,
+                                  const random_bytes& rng) const {
   route_result r;
   if (data.empty()) {
     // ngtcp2_pkt_decode_version_cid asserts a non-empty input.
@@ -85,8 +86,8 @@ route_result router::classify(bytes_view data, const random_bytes& rng) const {
   return r;
 }
 
-void router::set_routes(connection_id id,
-                        std::span<const std::vector<std::byte>> ids) {
+void cid_router::set_routes(connection_id id,
+                            std::span<const std::vector<std::byte>> ids) {
   auto& mine = by_conn_[id];
   std::vector<key> now;
   now.reserve(ids.size());
@@ -106,7 +107,7 @@ void router::set_routes(connection_id id,
   mine = std::move(now);
 }
 
-void router::add_route(connection_id id, bytes_view cid) {
+void cid_router::add_route(connection_id id, bytes_view cid) {
   auto k = key_of(cid);
   table_[k] = id;
   auto& mine = by_conn_[id];
@@ -115,7 +116,7 @@ void router::add_route(connection_id id, bytes_view cid) {
   }
 }
 
-void router::remove(connection_id id) {
+void cid_router::remove(connection_id id) {
   auto i = by_conn_.find(id);
   if (i == by_conn_.end()) {
     return;

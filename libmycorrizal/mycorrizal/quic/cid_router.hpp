@@ -48,11 +48,11 @@ struct route_result {
 };
 
 /// A routing table from connection ids to connections.
-class router {
+class cid_router {
 public:
   /// `cid_length` is the length of our connection ids (short headers carry
   /// no length); `accept` says whether client Initials start connections.
-  router(size_t cid_length, bool accept) noexcept
+  cid_router(size_t cid_length, bool accept) noexcept
       : cid_length_(cid_length), accept_(accept) {
     // nop
   }
