@@ -8,6 +8,7 @@
 #include "mycorrizal/apps/internal/caf_payload.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/rpc/pending.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/time.hpp"
@@ -54,11 +55,6 @@ constexpr std::string_view component = "apps";
 /// the stream's queue (8 MiB by default) with room to spare.
 constexpr size_t max_batch_frames = 256;
 constexpr size_t max_batch_bytes = size_t{1} << 20;
-
-time_point now() {
-  return std::chrono::time_point_cast<duration>(
-    std::chrono::steady_clock::now());
-}
 
 /// A request of ours waiting for its RESPONSE.
 struct waiting {
@@ -326,7 +322,7 @@ void arm(channel_actor* self) {
     return;
   }
   st.armed = next;
-  auto delay = std::max(next - now(), duration::zero());
+  auto delay = std::max(next - actor_now(self), duration::zero());
   self->delayed_send(self, delay, expire_atom::value);
 }
 
@@ -336,7 +332,7 @@ void start_request(channel_actor* self, std::vector<std::byte> payload,
                    caf::timespan timeout) {
   auto& st = self->state;
   timeout = std::min(timeout, st.opts.options.request_timeout);
-  auto id = st.pending.add(waiting{rp, raw}, now() + timeout);
+  auto id = st.pending.add(waiting{rp, raw}, actor_now(self) + timeout);
   if (!id) {
     st.count(&stream_counters::failed_sends);
     rp.deliver(make_caf_error(
@@ -727,7 +723,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
     [=](expire_atom) {
       auto& cur = self->state;
       cur.armed = never;
-      auto due = cur.pending.expire(now());
+      auto due = cur.pending.expire(actor_now(self));
       fail(self, std::move(due),
            error{errc::timeout,
                  "no answer from " + cur.opts.peer + " in time"});

@@ -4,6 +4,7 @@
 #include "mycorrizal/cluster/internal/subscribers.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/time.hpp"
@@ -24,10 +25,6 @@ namespace mycorrizal {
 namespace {
 
 constexpr std::string_view component = "gossip";
-
-time_point clock_now() {
-  return time_point{std::chrono::steady_clock::now().time_since_epoch()};
-}
 
 gossip::byte_buffer to_bytes(const std::string& s) {
   gossip::byte_buffer out(s.size());
@@ -133,7 +130,7 @@ void flush(membership_actor* self) {
   auto& st = self->state;
   auto& core = *st.core;
   for (;;) {
-    auto now = clock_now();
+    auto now = actor_now(self);
     for (auto& d : core.outbox()) {
       if (auto ok = st.reactor->send_udp(st.udp, d.to, d.bytes); !ok) {
         ++st.send_errors;
@@ -218,7 +215,7 @@ void flush(membership_actor* self) {
   auto next = core.next_deadline();
   if (next < st.armed) {
     st.armed = next;
-    auto wait = std::max(next - clock_now(), duration::zero());
+    auto wait = std::max(next - actor_now(self), duration::zero());
     self->delayed_send(self, wait, tick_atom::value,
                        static_cast<int64_t>(next.time_since_epoch().count()));
   }
@@ -233,7 +230,7 @@ void on_tcp_bytes(membership_actor* self, net::tcp_conn_id conn,
   }
   auto& x = i->second;
   x.received.insert(x.received.end(), data.begin(), data.end());
-  auto now = clock_now();
+  auto now = actor_now(self);
   if (x.outgoing) {
     if (st.core->handle_stream_reply(x.stream_id, x.received, now)) {
       x.done = true;
@@ -256,7 +253,7 @@ caf::behavior running(membership_actor* self) {
   return {
     [=](net::udp_batch& batch) {
       auto& st = self->state;
-      auto now = clock_now();
+      auto now = actor_now(self);
       for (auto& d : batch.datagrams) {
         st.core->handle_datagram(d.from, d.data, now);
       }
@@ -288,7 +285,7 @@ caf::behavior running(membership_actor* self) {
         auto why = x.reason.code() == errc::none
                      ? error{errc::connection_lost, "closed before a reply"}
                      : x.reason;
-        st.core->stream_failed(ex.stream_id, why, clock_now());
+        st.core->stream_failed(ex.stream_id, why, actor_now(self));
         flush(self);
       }
     },
@@ -298,7 +295,7 @@ caf::behavior running(membership_actor* self) {
         return; // superseded by an earlier deadline
       }
       st.armed = never;
-      st.core->on_timeout(clock_now());
+      st.core->on_timeout(actor_now(self));
       flush(self);
     },
     [=](join_atom, std::vector<std::string>& seeds) -> caf::result<uint64_t> {
@@ -311,7 +308,7 @@ caf::behavior running(membership_actor* self) {
         eps.push_back(*ep);
       }
       auto rp = self->make_response_promise();
-      auto id = self->state.core->join(eps, clock_now());
+      auto id = self->state.core->join(eps, actor_now(self));
       self->state.joins.emplace(id, rp);
       flush(self);
       return rp;
@@ -319,7 +316,7 @@ caf::behavior running(membership_actor* self) {
     [=](leave_atom, caf::timespan timeout) -> caf::result<void> {
       auto rp = self->make_response_promise();
       self->state.leaves.push_back(rp);
-      self->state.core->leave(timeout, clock_now());
+      self->state.core->leave(timeout, actor_now(self));
       flush(self);
       return rp;
     },
@@ -327,7 +324,7 @@ caf::behavior running(membership_actor* self) {
       return self->state.core->members();
     },
     [=](update_atom, const std::string& meta) -> caf::result<void> {
-      auto ok = self->state.core->update_meta(to_bytes(meta), clock_now());
+      auto ok = self->state.core->update_meta(to_bytes(meta), actor_now(self));
       if (!ok) {
         return make_caf_error(ok.error());
       }
@@ -392,7 +389,7 @@ caf::behavior membership_impl(membership_actor* self) {
       st.udp = init->udp;
       st.tcp = init->tcp;
       st.bind = init->bind;
-      auto core = gossip::membership::make(init->config, clock_now());
+      auto core = gossip::membership::make(init->config, actor_now(self));
       if (!core) {
         MYCORRIZAL_LOG_ERROR(component, "cannot start: {}",
                              to_string(core.error()));

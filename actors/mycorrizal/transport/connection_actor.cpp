@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The connection actor: drives one QUIC connection core.
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/transport/internal/actors.hpp"
@@ -46,6 +47,8 @@ struct connection_state {
   quic::connection* core = nullptr;
   /// This actor, for the reports (released when the state goes).
   caf::actor me;
+  /// The actor system's clock, for the destructor (which has no `self`).
+  caf::actor_clock* clock = nullptr;
   std::unordered_map<int64_t, stream_entry> streams;
 
   std::vector<std::span<const std::byte>> views;
@@ -127,11 +130,11 @@ std::span<std::byte> send_buffer(const connection_state& st) {
 
 /// Sends the CONNECTION_CLOSE of a connection whose actor stops without
 /// having closed it (the socket outlives the transport for this).
-void close_now(connection_state& st, std::string_view why) {
+void close_now(connection_state& st, std::string_view why,
+               quic::time_point now) {
   if (st.core == nullptr) {
     return;
   }
-  auto now = quic_now();
   auto s = st.core->state();
   if (s == quic::connection_state::handshaking
       || s == quic::connection_state::established) {
@@ -152,7 +155,8 @@ connection_state::~connection_state() {
     return;
   }
   // The actor stopped (transport stop, exit message) while still open.
-  close_now(*this, "shutting down");
+  close_now(*this, "shutting down",
+            std::chrono::time_point_cast<duration>(clock->now()));
   report_down();
 }
 
@@ -320,7 +324,7 @@ void arm(connection_actor* self, quic::time_point now) {
 void process(connection_actor* self) {
   auto& st = self->state;
   auto& core = *st.core;
-  auto now = quic_now();
+  auto now = actor_now(self);
   handle_events(self);
   for (int round = 0;; ++round) {
     st.views.clear();
@@ -365,7 +369,7 @@ void process(connection_actor* self) {
       }
       break;
     }
-    now = quic_now();
+    now = actor_now(self);
   }
   if (core.finished()) {
     st.report_down();
@@ -389,7 +393,7 @@ void on_exit_request(connection_actor* self, const caf::exit_msg& msg) {
   auto& st = self->state;
   if (st.core != nullptr && !st.core->finished()
       && msg.reason != caf::exit_reason::kill) {
-    close_now(st, "shutting down");
+    close_now(st, "shutting down", actor_now(self));
     st.report_down();
   }
   self->quit(msg.reason);
@@ -401,6 +405,7 @@ caf::behavior connection_impl(connection_actor* self,
   init.args = args;
   init.core = &*args->core;
   init.me = caf::actor_cast<caf::actor>(self);
+  init.clock = &self->clock();
   init.routes_epoch = init.core->routing_epoch();
   self->set_exit_handler([=](caf::exit_msg& msg) {
     on_exit_request(self, msg);
@@ -428,7 +433,7 @@ caf::behavior connection_impl(connection_actor* self,
   return {
     [=](routed_datagrams& batch) {
       auto& st = self->state;
-      auto now = quic_now();
+      auto now = actor_now(self);
       for (auto& d : batch.datagrams) {
         net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
           st.core->handle_datagram(d.from, piece, now);
@@ -443,7 +448,7 @@ caf::behavior connection_impl(connection_actor* self,
       } else if (deadline == st.armed.time_since_epoch().count()) {
         st.armed = quic::time_point::max();
       }
-      auto now = quic_now();
+      auto now = actor_now(self);
       if (st.core->next_deadline() <= now) {
         st.core->on_timeout(now);
       }
@@ -461,7 +466,7 @@ caf::behavior connection_impl(connection_actor* self,
       st.override_reason = error{
         errc::timeout, fmt::format("no authenticated connection to {} in time",
                                    st.args->remote.to_string())};
-      st.core->close(0, "handshake timeout", quic_now());
+      st.core->close(0, "handshake timeout", actor_now(self));
       process(self);
       st.report_down();
     },
@@ -527,7 +532,7 @@ caf::behavior connection_impl(connection_actor* self,
     },
     [=](close_atom, uint64_t code, std::string& reason) {
       auto& st = self->state;
-      st.core->close(code, reason, quic_now());
+      st.core->close(code, reason, actor_now(self));
       process(self);
       return caf::unit;
     },

@@ -3,6 +3,7 @@
 #include "mycorrizal/transport/transport.hpp"
 
 #include "mycorrizal/errc.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/transport/internal/actors.hpp"
@@ -172,9 +173,8 @@ void on_datagram(
                                d.from.to_string(), st.conns.size());
         break;
       }
-      auto core = quic::connection::accept(*st.opts.credentials,
-                                           st.params(d.from, {}), d.data,
-                                           detail::quic_now());
+      auto core = quic::connection::accept(
+        *st.opts.credentials, st.params(d.from, {}), d.data, actor_now(self));
       if (!core) {
         ++st.counters.datagrams_dropped;
         MYCORRIZAL_LOG_DEBUG_RL(component, 10, "refused an Initial from {}: {}",
@@ -270,9 +270,8 @@ caf::behavior running(transport_actor* self) {
           error{errc::queue_full,
                 fmt::format("{} connections open", st.conns.size())});
       }
-      auto core = quic::connection::connect(*st.opts.credentials,
-                                            st.params(to, std::move(name)),
-                                            detail::quic_now());
+      auto core = quic::connection::connect(
+        *st.opts.credentials, st.params(to, std::move(name)), actor_now(self));
       if (!core) {
         return make_caf_error(core.error());
       }

@@ -20,11 +20,6 @@
 
 namespace mycorrizal::detail {
 
-/// The clock every transport actor reads (the cores take `now`).
-inline quic::time_point quic_now() {
-  return std::chrono::steady_clock::now();
-}
-
 /// The UDP socket a transport and its connections share. The last holder
 /// closes it, so a connection that outlives its transport can still send
 /// its CONNECTION_CLOSE.
