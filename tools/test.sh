@@ -9,9 +9,11 @@ Usage: tools/test.sh [--quick] [--help]
 
 Installs what is missing (tools/setup.sh), then builds and tests Mycorrizal:
   1. lint     clang-format check of every C++ file
-  2. release  RelWithDebInfo (g++): all targets, check_headers, benchmarks
-              (built, not run), ctest tiers unit, actors, integration, system
-  3. asan     ASan+UBSan build of everything, every tier
+  2. release  RelWithDebInfo (g++): libraries, tools, tests, check_headers,
+              and the benchmarks (built so that they keep compiling, never
+              run: they are not tests); ctest tiers unit, actors,
+              integration, system
+  3. asan     ASan+UBSan build of everything but the benchmarks, every tier
   4. tsan     TSan build of the pure cores (no CAF), unit tier
   5. fuzz     clang + libFuzzer: each fuzz target for a bounded number of runs
   6. tidy     clang-tidy on our sources (compile database of the release build)
@@ -92,8 +94,12 @@ if [ "$quick" -eq 0 ]; then
 fi
 
 step "release build"
-configure_build "$build_root/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+configure_build "$build_root/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DMYCORRIZAL_BUILD_TESTS=ON -DMYCORRIZAL_BUILD_TOOLS=ON \
+  -DMYCORRIZAL_BUILD_BENCH=ON
 ninja -C "$build_root/release" -j "$jobs" check_headers
+step "release benchmarks (built, never run)"
+ninja -C "$build_root/release" -j "$jobs" benchmarks
 step "release tests"
 run_ctest "$build_root/release"
 

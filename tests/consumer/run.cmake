@@ -1,7 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-# ctest driver: installs the build tree into a fresh prefix, configures and
-# builds tests/consumer against it, and runs the result.
-# Variables: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR.
+# ctest driver of the consumer tests: an outside project builds against
+# Mycorrizal and runs what it built.
+#   MODE install (default): installs the build tree into a fresh prefix,
+#     then configures tests/consumer against it with find_package.
+#   MODE subdir: configures tests/consumer/subdir, which pulls the source
+#     tree in with add_subdirectory, with GoogleTest and Google Benchmark
+#     made unfindable (a REQUIRED lookup of either fails the configure);
+#     builds it and also runs README.md's embedding example.
+# Variables: BUILD_DIR (install), SOURCE_DIR, WORK_DIR, GENERATOR, MODE.
+if(NOT MODE)
+  set(MODE install)
+endif()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 function(step)
@@ -12,13 +21,34 @@ function(step)
   endif()
   message(STATUS "ok: ${ARGN}")
 endfunction()
-step(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
-step(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build"
-     -G "${GENERATOR}" "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
-step(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
-execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc
-                OUTPUT_VARIABLE out ERROR_VARIABLE out)
-message(STATUS "consumer said:\n${out}")
-if(NOT rc EQUAL 0 OR NOT out MATCHES "consumer: ok")
-  message(FATAL_ERROR "consumer failed (${rc})")
+# Runs a program the consumer built; its output must match `expect`.
+function(run_program name expect)
+  execute_process(COMMAND "${WORK_DIR}/build/${name}"
+                  WORKING_DIRECTORY "${WORK_DIR}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  message(STATUS "${name} said:\n${out}")
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "${expect}")
+    message(FATAL_ERROR "${name} failed (${rc}), expected '${expect}'")
+  endif()
+endfunction()
+
+if(MODE STREQUAL "install")
+  step(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
+  step(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer"
+       -B "${WORK_DIR}/build" -G "${GENERATOR}"
+       "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
+  step(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
+  run_program(consumer "consumer: ok")
+elseif(MODE STREQUAL "subdir")
+  step(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer/subdir"
+       -B "${WORK_DIR}/build" -G "${GENERATOR}"
+       "-DMYCORRIZAL_SOURCE_DIR=${SOURCE_DIR}"
+       -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON
+       -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON
+       -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON)
+  step(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
+  run_program(consumer "consumer: ok")
+  run_program(embed "hello, b")
+else()
+  message(FATAL_ERROR "MODE must be 'install' or 'subdir', got '${MODE}'")
 endif()

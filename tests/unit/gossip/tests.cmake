@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # gossip_tests: the memberlist codec and framing, checked against real Go
-# traffic in ../shared/memberlist-vectors (tests skip when it is absent).
+# traffic kept in tests/data/memberlist-vectors (its README says where the
+# captures come from; the tests fail if a capture is missing).
 find_package(nlohmann_json 3 REQUIRED CONFIG)
 mycorrizal_add_test(gossip_tests LABEL unit
   SOURCES
@@ -13,7 +14,7 @@ mycorrizal_add_test(gossip_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/labels.cpp
   LIBS mycorrizal::core nlohmann_json::nlohmann_json)
 target_compile_definitions(gossip_tests PRIVATE
-  MYCORRIZAL_MEMBERLIST_VECTORS="${PROJECT_SOURCE_DIR}/../shared/memberlist-vectors")
+  MYCORRIZAL_MEMBERLIST_VECTORS="${PROJECT_SOURCE_DIR}/tests/data/memberlist-vectors")
 
 # membership_tests: the SWIM + Lifeguard core, per transition and in
 # simulated networks (virtual time, seeded).
