@@ -13,6 +13,7 @@
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/cert_files.hpp"
 #include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/transport/transport.hpp"
 
 #include <caf/all.hpp>
 
@@ -199,6 +200,8 @@ expected<void> node_config::validate() const {
                 "need 0 < backoff_min <= backoff_max");
   check.require("dial_timeout", dial_timeout > caf::timespan::zero(),
                 "must be positive");
+  check.require("facade_timeout", facade_timeout > caf::timespan::zero(),
+                "must be positive");
   if (auto r = std::move(check).result(); !r) {
     return r;
   }
@@ -217,7 +220,7 @@ struct node::impl {
   caf::actor membership;
   caf::actor transport;
   caf::actor peers;
-  caf::actor router;
+  router_actor router;
   ip_endpoint gossip_local;
   ip_endpoint quic_local;
   std::mutex mtx;
@@ -225,8 +228,8 @@ struct node::impl {
   std::atomic<bool> stopped{false};
 
   /// Asks `dest` and waits for a reply of type `R` (void: any reply).
-  template <class R, class... Ts>
-  expected<R> ask(caf::timespan wait, const caf::actor& dest, Ts&&... xs) {
+  template <class R, class Handle, class... Ts>
+  expected<R> ask(caf::timespan wait, const Handle& dest, Ts&&... xs) {
     if (stopped.load()) {
       return unexpected{error{errc::shutting_down, cfg.name + " is stopped"}};
     }
@@ -289,10 +292,11 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   // From here on, failures must undo what was started.
   auto undo = [&](error e) -> expected<std::shared_ptr<node>> {
     std::vector<caf::actor> started;
-    for (auto* a : {&x->router, &x->peers, &x->transport, &x->membership}) {
-      if (*a) {
-        caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
-        started.push_back(*a);
+    for (auto& a : {caf::actor_cast<caf::actor>(x->router), x->peers,
+                    x->transport, x->membership}) {
+      if (a) {
+        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+        started.push_back(a);
       }
     }
     if (!started.empty()) {
@@ -320,7 +324,7 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   peers_options po;
   po.name = cfg.name;
   po.membership = x->membership;
-  po.streams = x->router;
+  po.streams = caf::actor_cast<caf::actor>(x->router);
   po.dial_timeout = cfg.dial_timeout;
   po.backoff_min = cfg.backoff_min;
   po.backoff_max = cfg.backoff_max;
@@ -358,11 +362,12 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   }
   caf::anon_send(x->peers, set_transport_atom::value, x->transport);
   caf::anon_send(x->router, set_peers_atom::value, x->peers);
-  x->root = sys.spawn(root_impl,
-                      std::vector<caf::actor>{x->membership, x->transport,
-                                              x->peers, x->router},
-                      x->membership, cfg.seeds, x->shared, cfg.name,
-                      cfg.backoff_min, cfg.backoff_max);
+  x->root
+    = sys.spawn(root_impl,
+                std::vector<caf::actor>{x->membership, x->transport, x->peers,
+                                        caf::actor_cast<caf::actor>(x->router)},
+                x->membership, cfg.seeds, x->shared, cfg.name, cfg.backoff_min,
+                cfg.backoff_max);
   MYCORRIZAL_LOG_INFO(component, "{} started: gossip {}, QUIC {}", cfg.name,
                       x->gossip_local.to_string(), x->quic_local.to_string());
   x->cfg = std::move(cfg);
@@ -394,7 +399,8 @@ void node::stop() {
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
   caf::anon_send_exit(x.root, caf::exit_reason::user_shutdown);
-  for (auto& a : {x.root, x.router, x.peers, x.transport, x.membership}) {
+  for (auto& a : {x.root, caf::actor_cast<caf::actor>(x.router), x.peers,
+                  x.transport, x.membership}) {
     self->wait_for(a);
   }
   for (auto& h : handlers) {
@@ -458,14 +464,14 @@ caf::actor node::peers() const {
   return impl_->peers;
 }
 
-caf::actor node::router() const {
+router_actor node::router() const {
   return impl_->router;
 }
 
 expected<void> node::register_app(const std::string& app, caf::actor handler,
                                   app_options opts) {
-  return impl_->ask<void>(facade_timeout, impl_->router, register_atom::value,
-                          app, std::move(handler), opts);
+  return impl_->ask<void>(impl_->cfg.facade_timeout, impl_->router,
+                          register_atom::value, app, std::move(handler), opts);
 }
 
 expected<void> node::register_app(const std::string& app,
@@ -486,42 +492,44 @@ expected<void> node::register_app(const std::string& app,
 }
 
 expected<void> node::unregister_app(const std::string& app) {
-  return impl_->ask<void>(facade_timeout, impl_->router, unregister_atom::value,
-                          app);
+  return impl_->ask<void>(impl_->cfg.facade_timeout, impl_->router,
+                          unregister_atom::value, app);
 }
 
 expected<void> node::create_stream(const std::string& app,
                                    const std::string& stream,
                                    caf::actor handler) {
-  return impl_->ask<void>(facade_timeout, impl_->router,
+  return impl_->ask<void>(impl_->cfg.facade_timeout, impl_->router,
                           create_stream_atom::value, app, stream,
                           std::move(handler));
 }
 
 expected<void> node::close_stream(const std::string& app,
                                   const std::string& stream) {
-  return impl_->ask<void>(facade_timeout, impl_->router,
+  return impl_->ask<void>(impl_->cfg.facade_timeout, impl_->router,
                           close_stream_atom::value, app, stream);
 }
 
 expected<std::vector<std::string>> node::list_streams(const std::string& app) {
-  return impl_->ask<std::vector<std::string>>(facade_timeout, impl_->router,
-                                              list_streams_atom::value, app);
+  return impl_->ask<std::vector<std::string>>(
+    impl_->cfg.facade_timeout, impl_->router, list_streams_atom::value, app);
 }
 
 expected<void>
 node::send(const std::string& app, const std::vector<std::string>& nodes,
            std::vector<std::byte> payload, const std::string& stream) {
-  return impl_->ask<void>(facade_timeout, impl_->router, send_atom::value, app,
-                          stream, nodes, std::move(payload));
+  return impl_->ask<void>(impl_->cfg.facade_timeout, impl_->router,
+                          send_atom::value, app, nodes, std::move(payload),
+                          stream);
 }
 
 expected<std::vector<std::string>>
 node::broadcast(const std::string& app, std::vector<std::byte> payload,
                 const std::string& stream) {
-  return impl_->ask<std::vector<std::string>>(facade_timeout, impl_->router,
+  return impl_->ask<std::vector<std::string>>(impl_->cfg.facade_timeout,
+                                              impl_->router,
                                               broadcast_atom::value, app,
-                                              stream, std::move(payload));
+                                              std::move(payload), stream);
 }
 
 expected<std::vector<std::byte>>
@@ -532,8 +540,8 @@ node::request(const std::string& to, const std::string& app,
   // second only guards against a node that stopped answering at all.
   return impl_->ask<std::vector<std::byte>>(wait + std::chrono::seconds{1},
                                             impl_->router, request_atom::value,
-                                            to, app, stream, std::move(payload),
-                                            wait);
+                                            to, app, std::move(payload), wait,
+                                            stream);
 }
 
 std::future<expected<std::vector<std::byte>>>
@@ -552,7 +560,7 @@ node::request_async(const std::string& to, const std::string& app,
   impl_->sys->spawn([=](caf::event_based_actor* self) mutable {
     self
       ->request(router, wait + std::chrono::seconds{1}, request_atom::value, to,
-                app, stream, std::move(payload), wait)
+                app, std::move(payload), wait, stream)
       .then(
         [=](std::vector<std::byte>& reply) {
           promise->set_value(std::move(reply));
@@ -568,28 +576,28 @@ node::request_async(const std::string& to, const std::string& app,
 
 expected<caf::actor> node::remote(const std::string& to, const std::string& app,
                                   const std::string& stream) {
-  return impl_->ask<caf::actor>(facade_timeout, impl_->router,
+  return impl_->ask<caf::actor>(impl_->cfg.facade_timeout, impl_->router,
                                 remote_atom::value, to, app, stream);
 }
 
 expected<std::vector<std::string>> node::nodes(const std::string& app) {
-  return impl_->ask<std::vector<std::string>>(facade_timeout, impl_->router,
-                                              nodes_atom::value, app);
+  return impl_->ask<std::vector<std::string>>(
+    impl_->cfg.facade_timeout, impl_->router, nodes_atom::value, app);
 }
 
 expected<std::vector<gossip::member>> node::members() {
   return impl_->ask<std::vector<gossip::member>>(
-    facade_timeout, impl_->membership, members_atom::value);
+    impl_->cfg.facade_timeout, impl_->membership, members_atom::value);
 }
 
 expected<std::vector<peer_info>> node::connections() {
-  return impl_->ask<std::vector<peer_info>>(facade_timeout, impl_->peers,
-                                            connections_atom::value);
+  return impl_->ask<std::vector<peer_info>>(
+    impl_->cfg.facade_timeout, impl_->peers, connections_atom::value);
 }
 
 expected<std::vector<app_stats>> node::stats() {
-  return impl_->ask<std::vector<app_stats>>(facade_timeout, impl_->router,
-                                            stats_atom::value);
+  return impl_->ask<std::vector<app_stats>>(impl_->cfg.facade_timeout,
+                                            impl_->router, stats_atom::value);
 }
 
 } // namespace mycorrizal

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "mycorrizal/apps/application.hpp"
+#include "mycorrizal/apps/router.hpp"
 #include "mycorrizal/cluster/peers.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
@@ -12,7 +13,7 @@
 #include "mycorrizal/gossip/membership.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
-#include "mycorrizal/transport/transport.hpp"
+#include "mycorrizal/transport/stream_options.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -93,6 +94,9 @@ struct node_config {
   caf::timespan backoff_max = std::chrono::seconds{10};
   /// `stop` waits this long for the leave to be gossiped.
   caf::timespan leave_timeout = std::chrono::seconds{1};
+  /// How long each call of the blocking facade waits for the node's actors
+  /// (a `request` waits for its own timeout instead).
+  caf::timespan facade_timeout = std::chrono::seconds{10};
 
   /// A profile for nodes on one machine (tests, the demo): fast gossip and
   /// failure detection, short QUIC idle timeout and backoff.
@@ -160,7 +164,7 @@ public:
   caf::actor membership() const;
   caf::actor transport() const;
   caf::actor peers() const;
-  caf::actor router() const;
+  router_actor router() const;
 
   // -- facade (blocking; each waits at most `timeout`)
   // -------------------------
@@ -213,12 +217,9 @@ public:
   expected<std::vector<peer_info>> connections();
   expected<std::vector<app_stats>> stats();
 
-  /// How long the blocking facade waits for the node's actors.
-  caf::timespan facade_timeout = std::chrono::seconds{10};
-
+private:
   struct impl;
 
-private:
   explicit node(std::unique_ptr<impl> x);
   std::unique_ptr<impl> impl_;
 };

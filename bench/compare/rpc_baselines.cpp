@@ -46,8 +46,9 @@
 // caf_middleman this process plus the server child.
 // After each repetition a '#' line gives the CPU other processes of the
 // machine used meanwhile (a busy machine makes the numbers noisy).
-#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/node.hpp"
+#include "mycorrizal/transport/transport.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 
 #include "common.hpp"
 
@@ -1141,7 +1142,7 @@ using bulk_bytes_atom = caf::atom_constant<caf::atom("rb_bbytes")>;
 using bulk_tick_atom = caf::atom_constant<caf::atom("rb_btick")>;
 
 struct bulk_state {
-  caf::actor router;
+  mycorrizal::router_actor router;
   std::vector<std::byte> payload;
   /// Copies of `payload` built before the start, each sent (moved) once.
   std::vector<std::vector<std::byte>> prebuilt;
@@ -1171,8 +1172,9 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self);
 /// runs, as an application producing fresh data would. With `copy_only`
 /// it copies the payload at `rate_mbps` and sends nothing.
 caf::behavior bulk_pump(caf::stateful_actor<bulk_state>* self,
-                        caf::actor router, size_t size, size_t window,
-                        size_t rate_mbps, size_t prebuilt, bool copy_only) {
+                        mycorrizal::router_actor router, size_t size,
+                        size_t window, size_t rate_mbps, size_t prebuilt,
+                        bool copy_only) {
   auto& st = self->state;
   st.copy_only = copy_only;
   st.router = std::move(router);
@@ -1250,8 +1252,8 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
     caf::timespan budget = request_timeout;
     self
       ->request(st.router, request_timeout, mycorrizal::request_atom::value,
-                std::string{"bench-b"}, std::string{bulk_app}, std::string{},
-                std::move(payload), budget)
+                std::string{"bench-b"}, std::string{bulk_app},
+                std::move(payload), budget, std::string{})
       .then(
         [self](const std::vector<std::byte>& reply) {
           auto& s = self->state;

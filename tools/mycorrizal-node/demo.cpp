@@ -3,12 +3,12 @@
 #include "demo.hpp"
 
 #include "mycorrizal/apps/application.hpp"
-#include "mycorrizal/type_ids.hpp"
-#include "mycorrizal/runtime/caf_error.hpp"
-#include "mycorrizal/errc.hpp"
-#include "mycorrizal/gossip/membership.hpp"
 #include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/cluster/peers.hpp"
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/gossip/membership.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/type_ids.hpp"
 
 #include <caf/all.hpp>
 
@@ -307,7 +307,7 @@ void on_tick(demo_actor* self) {
   auto text = fmt::format("hello #{}", st.tick);
   self
     ->request(st.opts.router, std::chrono::seconds{2}, broadcast_atom::value,
-              st.opts.app, std::string{}, to_bytes(text))
+              st.opts.app, to_bytes(text), std::string{})
     .then(
       [=](std::vector<std::string>& reached) {
         if (!reached.empty()) {

@@ -3,6 +3,8 @@
 // changes, and the example application `demo` (`--demo`).
 #pragma once
 
+#include "mycorrizal/apps/router.hpp"
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -65,7 +67,7 @@ struct demo_options {
   /// Our node name.
   std::string name;
   /// The node's router (`node::router()`).
-  caf::actor router;
+  router_actor router;
   /// The application id.
   std::string app = "demo";
   /// Broadcast and request period.

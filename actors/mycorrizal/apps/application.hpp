@@ -148,48 +148,4 @@ struct app_stats {
   std::vector<app_stream_stats> streams;
 };
 
-/// How to start a router.
-struct router_options {
-  /// Our node name.
-  std::string name;
-  /// The peers actor (required): connections, `nodes_atom`, APPS.
-  caf::actor peers;
-};
-
-/// Spawns the router. Give it to the peers actor as `streams` (it answers
-/// `stream_accepted` for application streams): create the router first,
-/// then `(set_peers_atom, peers)` once the peers actor exists.
-///
-/// ### Requests
-/// | request | reply |
-/// |---|---|
-/// | `register_atom, std::string app, caf::actor handler, app_options` |
-///   `caf::unit`; `invalid_identifier`, `invalid_config` (bad options, or
-///   already registered) |
-/// | `unregister_atom, std::string app` | `caf::unit`; its streams close |
-/// | `create_stream_atom, std::string app, std::string name, caf::actor
-///   handler` | `caf::unit`; the handler (if valid) receives that stream's
-///   messages instead of the application's handler |
-/// | `close_stream_atom, std::string app, std::string name` | `caf::unit`;
-///   its QUIC streams to every peer are closed |
-/// | `list_streams_atom, std::string app` | `std::vector<std::string>` the
-///   named streams |
-/// | `remote_atom, std::string node, std::string app, std::string stream` |
-///   `caf::actor` the remote handle; `node_down` for a node that is not an
-///   alive Mycorrizal member |
-/// | `send_atom, std::string app, std::string stream,
-///   std::vector<std::string> nodes, std::vector<std::byte> payload` |
-///   `caf::unit` once queued for every node; else the first error (every
-///   node is tried) |
-/// | `broadcast_atom, std::string app, std::string stream,
-///   std::vector<std::byte> payload` | `std::vector<std::string>` the
-///   nodes it was queued for (every peer running the application) |
-/// | `request_atom, std::string node, std::string app, std::string stream,
-///   std::vector<std::byte> payload, caf::timespan timeout` |
-///   `std::vector<std::byte>` the handler's reply |
-/// | `nodes_atom, std::string app` | `std::vector<std::string>` peers
-///   running it |
-/// | `stats_atom` | `std::vector<app_stats>` |
-caf::actor spawn_router(caf::actor_system& sys, router_options opts);
-
 } // namespace mycorrizal

@@ -794,7 +794,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
 
 } // namespace
 
-caf::actor spawn_channel(caf::event_based_actor* parent, channel_options opts) {
+caf::actor spawn_channel(caf::local_actor* parent, channel_options opts) {
   return parent->spawn<caf::linked>(channel_impl, std::move(opts));
 }
 

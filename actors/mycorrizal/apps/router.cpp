@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The router actor: application id -> local handler, remote handles per
 // (node, application, stream), and the streams peers open.
+#include "mycorrizal/apps/router.hpp"
+
 #include "mycorrizal/apps/application.hpp"
 #include "mycorrizal/apps/internal/channel.hpp"
 #include "mycorrizal/cluster/peers.hpp"
@@ -122,22 +124,23 @@ struct router_state {
   }
 };
 
-using router_actor = caf::stateful_actor<router_state>;
+using router_self = router_actor::stateful_pointer<router_state>;
 
 caf::error err(errc code, std::string text) {
   return make_caf_error(error{code, std::move(text)});
 }
 
-void announce(router_actor* self) {
+void announce(router_self self) {
   if (self->state.peers) {
-    self->send(self->state.peers, apps_atom::value, self->state.app_names());
+    caf::anon_send(self->state.peers, apps_atom::value,
+                   self->state.app_names());
   }
 }
 
 /// Forgets the channels `pred` selects and hands each (if still alive,
 /// unlinked) to `f`.
 template <class Pred, class F>
-void forget_channels(router_actor* self, Pred pred, F f) {
+void forget_channels(router_self self, Pred pred, F f) {
   auto& st = self->state;
   for (auto i = st.channels.begin(); i != st.channels.end();) {
     if (!pred(i->second)) {
@@ -157,13 +160,13 @@ void forget_channels(router_actor* self, Pred pred, F f) {
 
 /// Closes (and forgets) the channels `pred` selects.
 template <class Pred>
-void close_channels(router_actor* self, Pred pred, const error& reason) {
+void close_channels(router_self self, Pred pred, const error& reason) {
   forget_channels(self, pred, [&](const caf::actor& ch) {
-    self->send(ch, detail::channel_close{reason});
+    caf::anon_send(ch, detail::channel_close{reason});
   });
 }
 
-caf::actor make_outgoing(router_actor* self, const std::string& node,
+caf::actor make_outgoing(router_self self, const std::string& node,
                          const std::string& app, const std::string& stream) {
   auto& st = self->state;
   if (auto i = st.outgoing.find({node, app, stream}); i != st.outgoing.end()) {
@@ -193,7 +196,7 @@ caf::actor make_outgoing(router_actor* self, const std::string& node,
 /// stream): at once when the node is connected or a handle exists, else
 /// once the peers actor confirmed that the node is an alive member.
 template <class F>
-void with_handle(router_actor* self, const std::string& node,
+void with_handle(router_self self, const std::string& node,
                  const std::string& app, const std::string& stream, F f) {
   auto& st = self->state;
   if (st.stopping) {
@@ -240,7 +243,7 @@ void with_handle(router_actor* self, const std::string& node,
 }
 
 /// A peer opened a stream: the consumer is a new inbound channel.
-caf::result<caf::actor> on_accepted(router_actor* self, stream_accepted& msg) {
+caf::result<caf::actor> on_accepted(router_self self, stream_accepted& msg) {
   auto& st = self->state;
   auto* init = std::get_if<wire::owned_stream_init>(&msg.first);
   if (init == nullptr) {
@@ -290,7 +293,7 @@ caf::result<caf::actor> on_accepted(router_actor* self, stream_accepted& msg) {
   return ch;
 }
 
-void on_peer_down(router_actor* self, const peer_down& msg) {
+void on_peer_down(router_self self, const peer_down& msg) {
   auto& st = self->state;
   st.connections.erase(msg.name);
   auto u = st.unreachable.find(msg.name);
@@ -313,20 +316,21 @@ void on_peer_down(router_actor* self, const peer_down& msg) {
   for (auto& [addr, e] : st.channels) {
     if (e.peer == msg.name) {
       if (auto ch = caf::actor_cast<caf::actor>(addr)) {
-        self->send(ch, detail::channel_lost{
-                         unreachable ? u->second : msg.reason, unreachable});
+        caf::anon_send(ch, detail::channel_lost{unreachable ? u->second
+                                                            : msg.reason,
+                                                unreachable});
       }
     }
   }
 }
 
-void on_peer_up(router_actor* self, const peer_info& p) {
+void on_peer_up(router_self self, const peer_info& p) {
   auto& st = self->state;
   st.connections[p.name] = p.connection;
   st.unreachable.erase(p.name);
   for (auto& [k, ch] : st.outgoing) {
     if (std::get<0>(k) == p.name) {
-      self->send(ch, detail::channel_connect{p.connection});
+      caf::anon_send(ch, detail::channel_connect{p.connection});
     }
   }
 }
@@ -337,7 +341,7 @@ using outcomes = std::vector<std::pair<std::string, caf::error>>;
 /// Queues `payload` on (node, app, stream) for every node of `nodes`, then
 /// calls `done` with every node's outcome, in the order of `nodes`.
 template <class F>
-void fan_out(router_actor* self, std::vector<std::string> nodes,
+void fan_out(router_self self, std::vector<std::string> nodes,
              const std::string& app, const std::string& stream,
              std::vector<std::byte> payload, F done) {
   struct state {
@@ -378,7 +382,7 @@ void fan_out(router_actor* self, std::vector<std::string> nodes,
   }
 }
 
-std::vector<app_stats> stats_of(router_actor* self) {
+std::vector<app_stats> stats_of(router_self self) {
   auto& st = self->state;
   std::map<std::pair<std::string, std::string>, std::set<std::string>> active;
   for (auto& [addr, e] : st.channels) {
@@ -399,7 +403,7 @@ std::vector<app_stats> stats_of(router_actor* self) {
   return out;
 }
 
-void stop(router_actor* self, const caf::error& reason) {
+void stop(router_self self, const caf::error& reason) {
   auto& st = self->state;
   st.stopping = true;
   close_channels(
@@ -411,7 +415,7 @@ void stop(router_actor* self, const caf::error& reason) {
   self->quit(reason);
 }
 
-caf::behavior router_impl(router_actor* self, router_options opts) {
+router_actor::behavior_type router_impl(router_self self, router_options opts) {
   self->state.opts = std::move(opts);
   self->state.peers = self->state.opts.peers;
   self->set_exit_handler([=](caf::exit_msg& msg) {
@@ -516,8 +520,8 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
       st.counters_of(app, "");
       for (auto& [addr, e] : st.channels) {
         if (e.app == app) {
-          self->send(caf::actor_cast<caf::actor>(addr),
-                     detail::channel_handler{st.handler_of(app, e.stream)});
+          caf::anon_send(caf::actor_cast<caf::actor>(addr),
+                         detail::channel_handler{st.handler_of(app, e.stream)});
         }
       }
       announce(self);
@@ -541,8 +545,8 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
               "application '" + app + "' was unregistered"});
       for (auto& [addr, e] : st.channels) {
         if (e.app == app) {
-          self->send(caf::actor_cast<caf::actor>(addr),
-                     detail::channel_handler{caf::actor{}});
+          caf::anon_send(caf::actor_cast<caf::actor>(addr),
+                         detail::channel_handler{caf::actor{}});
         }
       }
       announce(self);
@@ -580,8 +584,8 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
       st.counters_of(app, name);
       for (auto& [addr, e] : st.channels) {
         if (e.app == app && e.stream == name) {
-          self->send(caf::actor_cast<caf::actor>(addr),
-                     detail::channel_handler{st.handler_of(app, name)});
+          caf::anon_send(caf::actor_cast<caf::actor>(addr),
+                         detail::channel_handler{st.handler_of(app, name)});
         }
       }
       return caf::unit;
@@ -643,9 +647,9 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
                   });
       return rp;
     },
-    [=](send_atom, std::string& app, std::string& stream,
-        std::vector<std::string>& nodes,
-        std::vector<std::byte>& payload) -> caf::result<void> {
+    [=](send_atom, std::string& app, std::vector<std::string>& nodes,
+        std::vector<std::byte>& payload,
+        std::string& stream) -> caf::result<void> {
       auto rp = self->make_response_promise();
       fan_out(self, std::move(nodes), app, stream, std::move(payload),
               [rp](outcomes& results) mutable {
@@ -659,9 +663,8 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
               });
       return rp;
     },
-    [=](broadcast_atom, std::string& app, std::string& stream,
-        std::vector<std::byte>& payload)
-      -> caf::result<std::vector<std::string>> {
+    [=](broadcast_atom, std::string& app, std::vector<std::byte>& payload,
+        std::string& stream) -> caf::result<std::vector<std::string>> {
       auto rp = self->make_response_promise();
       auto data = std::make_shared<std::vector<std::byte>>(std::move(payload));
       self
@@ -686,9 +689,9 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
           });
       return rp;
     },
-    [=](request_atom, std::string& node, std::string& app, std::string& stream,
-        std::vector<std::byte>& payload,
-        caf::timespan timeout) -> caf::result<std::vector<std::byte>> {
+    [=](request_atom, std::string& node, std::string& app,
+        std::vector<std::byte>& payload, caf::timespan timeout,
+        std::string& stream) -> caf::result<std::vector<std::byte>> {
       auto rp = self->make_response_promise();
       auto data = std::make_shared<std::vector<std::byte>>(std::move(payload));
       with_handle(
@@ -732,7 +735,7 @@ caf::behavior router_impl(router_actor* self, router_options opts) {
 
 } // namespace
 
-caf::actor spawn_router(caf::actor_system& sys, router_options opts) {
+router_actor spawn_router(caf::actor_system& sys, router_options opts) {
   return sys.spawn(router_impl, std::move(opts));
 }
 

@@ -9,7 +9,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
+#include <caf/local_actor.hpp>
 #include <caf/timestamp.hpp>
 
 #include <atomic>
@@ -112,6 +112,6 @@ struct channel_close {
 /// remote handles: they quit only when told (the node is down, the stream
 /// or application closed, the node stops). Inbound channels quit when their
 /// QUIC stream ends.
-caf::actor spawn_channel(caf::event_based_actor* parent, channel_options opts);
+caf::actor spawn_channel(caf::local_actor* parent, channel_options opts);
 
 } // namespace mycorrizal::detail
