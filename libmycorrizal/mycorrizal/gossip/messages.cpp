@@ -3,143 +3,431 @@
 
 #include "mycorrizal/gossip/msgpack.hpp"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <limits>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
+// Each message struct is described once, by a table of its fields
+// (`describe` below): Go name, member, and whether Go omits it when empty.
+// The table lists the fields in Go declaration order, which is the order of
+// the array form go-msgpack also accepts; the encoder writes the map keys
+// sorted, as Go does, in an order computed from the table at compile time.
+// How a field is written and read follows from its C++ type:
+// - uint8_t, uint16_t, uint32_t: written in the smallest unsigned form;
+//   read from any integer in [0, max of the type];
+// - int64_t: written as go-msgpack writes an `int`; read from any integer
+//   that fits;
+// - bool: written as a bool; read from a bool or an integer;
+// - std::string, byte_buffer: written as raw; read from raw, str, bin or
+//   nil (empty);
+// - std::optional<byte_buffer>: written as raw, or nil when absent; read
+//   likewise;
+// - std::vector<uint8_t> (`Vsn`): written as raw of exactly 6 bytes (an
+//   error otherwise); read from raw or an array of integers in [0, 255];
+// - node_state: written as an int; read from any integer in [0, 255].
 namespace mycorrizal::gossip {
 
 namespace {
 
-using namespace std::literals;
 using namespace msgpack;
 
-// Collects the first error of a sequence of writes.
-class map_out {
+// -- field descriptions -------------------------------------------------------
+
+/// Whether a field is in the map when it is empty or zero.
+enum class presence : uint8_t {
+  always,
+  /// Go's `omitempty`: left out when empty or zero.
+  omit_empty,
+};
+
+constexpr auto omit_empty = presence::omit_empty;
+
+/// One field of message struct `T`: its Go name (the map key) and member.
+template <class T, class M>
+struct field_desc {
+  std::string_view name;
+  M T::*member;
+  presence when;
+};
+
+template <class T, class M>
+constexpr field_desc<T, M>
+field(std::string_view name, M T::*member, presence when = presence::always) {
+  return {name, member, when};
+}
+
+/// A message struct: its name (for error texts) and its fields in Go
+/// declaration order.
+template <class... Fields>
+struct message_desc {
+  std::string_view name;
+  std::tuple<Fields...> fields;
+};
+
+template <class T, class... Ms>
+constexpr auto message(std::string_view name, field_desc<T, Ms>... fields) {
+  return message_desc<field_desc<T, Ms>...>{name, {fields...}};
+}
+
+template <class T>
+struct tag {};
+
+// The messages, each field once, in Go declaration order.
+// clang-format off
+constexpr auto describe(tag<ping>) {
+  return message<ping>("ping",
+                       field("SeqNo", &ping::seq_no),
+                       field("Node", &ping::node),
+                       field("SourceAddr", &ping::source_addr, omit_empty),
+                       field("SourcePort", &ping::source_port, omit_empty),
+                       field("SourceNode", &ping::source_node, omit_empty));
+}
+
+constexpr auto describe(tag<indirect_ping>) {
+  using x = indirect_ping;
+  return message<x>("indirect_ping",
+                    field("SeqNo", &x::seq_no),
+                    field("Target", &x::target),
+                    field("Port", &x::port),
+                    field("Node", &x::node),
+                    field("Nack", &x::nack),
+                    field("SourceAddr", &x::source_addr, omit_empty),
+                    field("SourcePort", &x::source_port, omit_empty),
+                    field("SourceNode", &x::source_node, omit_empty));
+}
+
+constexpr auto describe(tag<ack>) {
+  return message<ack>("ack",
+                      field("SeqNo", &ack::seq_no),
+                      field("Payload", &ack::payload));
+}
+
+constexpr auto describe(tag<nack>) {
+  return message<nack>("nack",
+                       field("SeqNo", &nack::seq_no));
+}
+
+constexpr auto describe(tag<err_resp>) {
+  return message<err_resp>("err",
+                           field("Error", &err_resp::error));
+}
+
+constexpr auto describe(tag<suspect>) {
+  return message<suspect>("suspect",
+                          field("Incarnation", &suspect::incarnation),
+                          field("Node", &suspect::node),
+                          field("From", &suspect::from));
+}
+
+constexpr auto describe(tag<alive>) {
+  return message<alive>("alive",
+                        field("Incarnation", &alive::incarnation),
+                        field("Node", &alive::node),
+                        field("Addr", &alive::addr),
+                        field("Port", &alive::port),
+                        field("Meta", &alive::meta),
+                        field("Vsn", &alive::vsn));
+}
+
+constexpr auto describe(tag<dead>) {
+  return message<dead>("dead",
+                       field("Incarnation", &dead::incarnation),
+                       field("Node", &dead::node),
+                       field("From", &dead::from));
+}
+
+constexpr auto describe(tag<push_pull_header>) {
+  using x = push_pull_header;
+  return message<x>("push_pull",
+                    field("Nodes", &x::nodes),
+                    field("UserStateLen", &x::user_state_len),
+                    field("Join", &x::join));
+}
+
+constexpr auto describe(tag<push_node_state>) {
+  using x = push_node_state;
+  return message<x>("push_node_state",
+                    field("Name", &x::name),
+                    field("Addr", &x::addr),
+                    field("Port", &x::port),
+                    field("Meta", &x::meta),
+                    field("Incarnation", &x::incarnation),
+                    field("State", &x::state),
+                    field("Vsn", &x::vsn));
+}
+
+constexpr auto describe(tag<user_msg_header>) {
+  using x = user_msg_header;
+  return message<x>("user",
+                    field("UserMsgLen", &x::user_msg_len));
+}
+
+constexpr auto describe(tag<compress_msg>) {
+  return message<compress_msg>("compress",
+                               field("Algo", &compress_msg::algo),
+                               field("Buf", &compress_msg::buf));
+}
+// clang-format on
+
+/// The description of `T`.
+template <class T>
+inline constexpr auto desc_of = describe(tag<T>{});
+
+template <class T>
+inline constexpr size_t field_count
+  = std::tuple_size_v<decltype(desc_of<T>.fields)>;
+
+/// The Go names in declaration order (the array form).
+template <class T>
+inline constexpr auto decl_of = std::apply(
+  [](const auto&... f) {
+    return std::array<std::string_view, sizeof...(f)>{f.name...};
+  },
+  desc_of<T>.fields);
+
+/// Field indexes in the order Go writes the map: sorted by name.
+template <class T>
+inline constexpr auto key_order_of = [] {
+  const auto& names = decl_of<T>;
+  std::array<size_t, field_count<T>> order{};
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = i;
+  }
+  for (size_t i = 1; i < order.size(); ++i) {
+    for (size_t j = i; j > 0 && names[order[j]] < names[order[j - 1]]; --j) {
+      std::swap(order[j], order[j - 1]);
+    }
+  }
+  return order;
+}();
+
+// -- encoding a field ---------------------------------------------------------
+
+// Go's "empty value" for `omitempty`.
+template <class M>
+bool is_empty(const M& x) {
+  if constexpr (requires { x.empty(); }) {
+    return x.empty();
+  } else if constexpr (requires { x.has_value(); }) {
+    return !x.has_value() || x->empty();
+  } else {
+    return x == M{};
+  }
+}
+
+/// Writes a map of fields, keeping the first error.
+class map_writer {
 public:
-  map_out(byte_buffer& out, uint32_t n) : out_(out) {
+  map_writer(byte_buffer& out, uint32_t n, std::string_view message)
+      : out_(out), message_(message) {
     write_map_header(out_, n);
   }
 
-  map_out& str(std::string_view key, std::string_view val) {
-    put_key(key);
-    keep(write_str(out_, val));
-    return *this;
-  }
-
-  map_out& raw(std::string_view key, bytes_view val) {
-    put_key(key);
-    keep(write_raw(out_, val));
-    return *this;
-  }
-
-  map_out& opt_raw(std::string_view key,
-                   const std::optional<byte_buffer>& val) {
-    if (val) {
-      return raw(key, *val);
+  template <class T, class M>
+  void put(const field_desc<T, M>& f, const T& x) {
+    const M& val = x.*f.member;
+    if (f.when == presence::omit_empty && is_empty(val)) {
+      return;
     }
-    put_key(key);
-    write_nil(out_);
-    return *this;
-  }
-
-  map_out& vsn(std::string_view key, const std::vector<uint8_t>& val) {
-    if (val.size() != 6) {
-      err_ = errc::malformed_frame;
-      return *this;
+    if constexpr (std::is_same_v<M, std::vector<uint8_t>>) {
+      // Debian's memberlist crashes on fewer entries; never send them.
+      if (val.size() != 6) {
+        fail(error{errc::malformed_frame,
+                   fmt::format("{}.{}: must have 6 entries, has {}", message_,
+                               f.name, val.size())});
+        return;
+      }
     }
-    return raw(key, std::as_bytes(std::span{val}));
+    keep(write_str(out_, f.name), f.name);
+    keep(put_value(val), f.name);
   }
 
-  map_out& uint(std::string_view key, uint64_t val) {
-    put_key(key);
-    write_uint(out_, val);
-    return *this;
-  }
-
-  map_out& sint(std::string_view key, int64_t val) {
-    put_key(key);
-    write_int(out_, val);
-    return *this;
-  }
-
-  map_out& boolean(std::string_view key, bool val) {
-    put_key(key);
-    write_bool(out_, val);
-    return *this;
-  }
-
-  expected<void> done() const {
-    if (err_ != errc::none) {
-      return err_;
+  expected<void> done() && {
+    if (err_) {
+      return unexpected{std::move(err_)};
     }
     return {};
   }
 
 private:
-  void put_key(std::string_view key) {
-    keep(write_str(out_, key));
+  template <class Int>
+  expected<void> put_value(Int x) requires std::is_unsigned_v<Int> {
+    write_uint(out_, x);
+    return {};
   }
 
-  void keep(const expected<void>& res) {
-    if (!res && err_ == errc::none) {
-      err_ = res.error().code();
+  expected<void> put_value(int64_t x) {
+    write_int(out_, x);
+    return {};
+  }
+
+  expected<void> put_value(bool x) {
+    write_bool(out_, x);
+    return {};
+  }
+
+  expected<void> put_value(node_state x) {
+    write_int(out_, static_cast<int64_t>(x));
+    return {};
+  }
+
+  expected<void> put_value(const std::string& x) {
+    return write_str(out_, x);
+  }
+
+  expected<void> put_value(const byte_buffer& x) {
+    return write_raw(out_, x);
+  }
+
+  expected<void> put_value(const std::optional<byte_buffer>& x) {
+    if (!x) {
+      write_nil(out_);
+      return {};
+    }
+    return write_raw(out_, *x);
+  }
+
+  expected<void> put_value(const std::vector<uint8_t>& x) {
+    return write_raw(out_, std::as_bytes(std::span{x}));
+  }
+
+  void keep(const expected<void>& res, std::string_view name) {
+    if (!res) {
+      fail(
+        error{res.error().code(), fmt::format("{}.{}: {}", message_, name,
+                                              to_string(res.error().code()))});
+    }
+  }
+
+  void fail(error e) {
+    if (!err_) {
+      err_ = std::move(e);
     }
   }
 
   byte_buffer& out_;
-  errc err_ = errc::none;
+  std::string_view message_;
+  error err_;
 };
 
-// -- field readers ------------------------------------------------------------
+/// Appends the msgpack map of `x`: the fields Go writes, keys sorted.
+template <class T>
+expected<void> append_fields(byte_buffer& out, const T& x) {
+  const auto& fields = desc_of<T>.fields;
+  uint32_t n = std::apply(
+    [&x](const auto&... f) {
+      return (
+        0u + ...
+        + (f.when == presence::omit_empty && is_empty(x.*f.member) ? 0u : 1u));
+    },
+    fields);
+  map_writer w{out, n, desc_of<T>.name};
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    (w.put(std::get<key_order_of<T>[I]>(fields), x), ...);
+  }
+  (std::make_index_sequence<field_count<T>>{});
+  return std::move(w).done();
+}
+
+// -- decoding a field ---------------------------------------------------------
+
+// What a field of each type must be, for error texts.
+template <class Int>
+std::string expectation(const Int*) requires std::is_unsigned_v<Int> {
+  return fmt::format("an integer in [0, {}]",
+                     uint64_t{std::numeric_limits<Int>::max()});
+}
+
+std::string expectation(const int64_t*) {
+  return "an integer that fits 64 bits";
+}
+
+std::string expectation(const bool*) {
+  return "a bool or an integer";
+}
+
+std::string expectation(const node_state*) {
+  return "an integer in [0, 255]";
+}
+
+std::string expectation(const std::string*) {
+  return "a string";
+}
+
+std::string expectation(const byte_buffer*) {
+  return "a string";
+}
+
+std::string expectation(const std::optional<byte_buffer>*) {
+  return "a string or nil";
+}
+
+std::string expectation(const std::vector<uint8_t>*) {
+  return "a string or an array of integers in [0, 255]";
+}
 
 template <class Int>
-expected<bool> get_uint(reader& r, Int& x) {
+expected<void> get_value(reader& r, Int& x) requires std::is_unsigned_v<Int> {
   auto v = r.read_uint(std::numeric_limits<Int>::max());
   if (!v) {
     return unexpected{v.error()};
   }
   x = static_cast<Int>(*v);
-  return true;
+  return {};
 }
 
-expected<bool> get_int(reader& r, int64_t& x) {
+expected<void> get_value(reader& r, int64_t& x) {
   auto v = r.read_int();
   if (!v) {
     return unexpected{v.error()};
   }
   x = *v;
-  return true;
+  return {};
 }
 
-expected<bool> get_bool(reader& r, bool& x) {
+expected<void> get_value(reader& r, bool& x) {
   auto v = r.read_bool();
   if (!v) {
     return unexpected{v.error()};
   }
   x = *v;
-  return true;
+  return {};
 }
 
-expected<bool> get_str(reader& r, std::string& x) {
+// Other values than the four known states are kept as received.
+expected<void> get_value(reader& r, node_state& x) {
+  auto v = r.read_uint(UINT8_MAX);
+  if (!v) {
+    return unexpected{v.error()};
+  }
+  x = static_cast<node_state>(*v);
+  return {};
+}
+
+expected<void> get_value(reader& r, std::string& x) {
   auto v = r.read_raw();
   if (!v) {
     return unexpected{v.error()};
   }
   x.assign(reinterpret_cast<const char*>(v->data()), v->size());
-  return true;
+  return {};
 }
 
-expected<bool> get_bytes(reader& r, byte_buffer& x) {
+expected<void> get_value(reader& r, byte_buffer& x) {
   auto v = r.read_raw();
   if (!v) {
     return unexpected{v.error()};
   }
   x.assign(v->begin(), v->end());
-  return true;
+  return {};
 }
 
-expected<bool> get_opt_bytes(reader& r, std::optional<byte_buffer>& x) {
+expected<void> get_value(reader& r, std::optional<byte_buffer>& x) {
   auto v = r.read_raw_or_nil();
   if (!v) {
     return unexpected{v.error()};
@@ -149,11 +437,11 @@ expected<bool> get_opt_bytes(reader& r, std::optional<byte_buffer>& x) {
   } else {
     x.reset();
   }
-  return true;
+  return {};
 }
 
 // `Vsn` is a []uint8: Go sends raw bytes but also accepts an array of ints.
-expected<bool> get_vsn(reader& r, std::vector<uint8_t>& x) {
+expected<void> get_value(reader& r, std::vector<uint8_t>& x) {
   auto k = r.peek();
   if (!k) {
     return unexpected{k.error()};
@@ -171,7 +459,7 @@ expected<bool> get_vsn(reader& r, std::vector<uint8_t>& x) {
       }
       x.push_back(static_cast<uint8_t>(*v));
     }
-    return true;
+    return {};
   }
   auto v = r.read_raw();
   if (!v) {
@@ -180,28 +468,47 @@ expected<bool> get_vsn(reader& r, std::vector<uint8_t>& x) {
   for (auto b : *v) {
     x.push_back(static_cast<uint8_t>(b));
   }
+  return {};
+}
+
+/// Reads field `f` of `x`. A value of the wrong type or range fails with a
+/// text naming the field and what it must be; running out of input stays a
+/// bare `errc::truncated_frame` (stream decoding then waits for more).
+template <class T, class M>
+expected<bool> get_field(reader& r, const field_desc<T, M>& f, T& x) {
+  auto res = get_value(r, x.*f.member);
+  if (!res) {
+    const auto& e = res.error();
+    if (e.code() == errc::truncated_frame) {
+      return unexpected{e};
+    }
+    return unexpected{error{
+      e.code(), fmt::format("{}.{}: must be {}", desc_of<T>.name, f.name,
+                            expectation(static_cast<const M*>(nullptr)))}};
+  }
   return true;
 }
 
-// Go declaration orders (used only when a struct arrives as an array).
-constexpr std::array ping_decl{"SeqNo"sv, "Node"sv, "SourceAddr"sv,
-                               "SourcePort"sv, "SourceNode"sv};
-constexpr std::array indirect_ping_decl{"SeqNo"sv,      "Target"sv,
-                                        "Port"sv,       "Node"sv,
-                                        "Nack"sv,       "SourceAddr"sv,
-                                        "SourcePort"sv, "SourceNode"sv};
-constexpr std::array ack_decl{"SeqNo"sv, "Payload"sv};
-constexpr std::array nack_decl{"SeqNo"sv};
-constexpr std::array err_decl{"Error"sv};
-constexpr std::array suspect_decl{"Incarnation"sv, "Node"sv, "From"sv};
-constexpr std::array alive_decl{"Incarnation"sv, "Node"sv, "Addr"sv,
-                                "Port"sv,        "Meta"sv, "Vsn"sv};
-constexpr std::array push_pull_header_decl{"Nodes"sv, "UserStateLen"sv,
-                                           "Join"sv};
-constexpr std::array push_node_state_decl{
-  "Name"sv, "Addr"sv, "Port"sv, "Meta"sv, "Incarnation"sv, "State"sv, "Vsn"sv};
-constexpr std::array user_msg_header_decl{"UserMsgLen"sv};
-constexpr std::array compress_decl{"Algo"sv, "Buf"sv};
+/// Reads the struct `x` as go-msgpack does (see `read_struct`).
+template <class T>
+expected<T> read_fields(reader& r) {
+  T x;
+  auto res = read_struct(
+    r, decl_of<T>, [&x](std::string_view key, reader& in) -> expected<bool> {
+      expected<bool> used = false;
+      std::apply(
+        [&](const auto&... f) {
+          (void)((key == f.name ? (used = get_field(in, f, x), true) : false)
+                 || ...);
+        },
+        desc_of<T>.fields);
+      return used;
+    });
+  if (!res) {
+    return unexpected{res.error()};
+  }
+  return x;
+}
 
 } // namespace
 
@@ -212,111 +519,51 @@ std::vector<uint8_t> default_vsn() {
 // -- encoding -----------------------------------------------------------------
 
 expected<void> append_body(byte_buffer& out, const ping& x) {
-  uint32_t n = 2 + (x.source_addr.empty() ? 0 : 1)
-               + (x.source_node.empty() ? 0 : 1) + (x.source_port ? 1 : 0);
-  map_out m{out, n};
-  m.str("Node", x.node).uint("SeqNo", x.seq_no);
-  if (!x.source_addr.empty()) {
-    m.raw("SourceAddr", x.source_addr);
-  }
-  if (!x.source_node.empty()) {
-    m.str("SourceNode", x.source_node);
-  }
-  if (x.source_port != 0) {
-    m.uint("SourcePort", x.source_port);
-  }
-  return m.done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const indirect_ping& x) {
-  uint32_t n = 5 + (x.source_addr.empty() ? 0 : 1)
-               + (x.source_node.empty() ? 0 : 1) + (x.source_port ? 1 : 0);
-  map_out m{out, n};
-  m.boolean("Nack", x.nack)
-    .str("Node", x.node)
-    .uint("Port", x.port)
-    .uint("SeqNo", x.seq_no);
-  if (!x.source_addr.empty()) {
-    m.raw("SourceAddr", x.source_addr);
-  }
-  if (!x.source_node.empty()) {
-    m.str("SourceNode", x.source_node);
-  }
-  if (x.source_port != 0) {
-    m.uint("SourcePort", x.source_port);
-  }
-  m.raw("Target", x.target);
-  return m.done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const ack& x) {
-  return map_out{out, 2}
-    .opt_raw("Payload", x.payload)
-    .uint("SeqNo", x.seq_no)
-    .done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const nack& x) {
-  return map_out{out, 1}.uint("SeqNo", x.seq_no).done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const err_resp& x) {
-  return map_out{out, 1}.str("Error", x.error).done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const suspect& x) {
-  return map_out{out, 3}
-    .str("From", x.from)
-    .uint("Incarnation", x.incarnation)
-    .str("Node", x.node)
-    .done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const alive& x) {
-  return map_out{out, 6}
-    .raw("Addr", x.addr)
-    .uint("Incarnation", x.incarnation)
-    .opt_raw("Meta", x.meta)
-    .str("Node", x.node)
-    .uint("Port", x.port)
-    .vsn("Vsn", x.vsn)
-    .done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const dead& x) {
-  return map_out{out, 3}
-    .str("From", x.from)
-    .uint("Incarnation", x.incarnation)
-    .str("Node", x.node)
-    .done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const push_pull_header& x) {
-  return map_out{out, 3}
-    .boolean("Join", x.join)
-    .sint("Nodes", x.nodes)
-    .sint("UserStateLen", x.user_state_len)
-    .done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const push_node_state& x) {
-  return map_out{out, 7}
-    .raw("Addr", x.addr)
-    .uint("Incarnation", x.incarnation)
-    .opt_raw("Meta", x.meta)
-    .str("Name", x.name)
-    .uint("Port", x.port)
-    .sint("State", static_cast<int64_t>(x.state))
-    .vsn("Vsn", x.vsn)
-    .done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const user_msg_header& x) {
-  return map_out{out, 1}.sint("UserMsgLen", x.user_msg_len).done();
+  return append_fields(out, x);
 }
 
 expected<void> append_body(byte_buffer& out, const compress_msg& x) {
-  return map_out{out, 2}.uint("Algo", x.algo).raw("Buf", x.buf).done();
+  return append_fields(out, x);
 }
 
 message_type type_of(const ping&) noexcept {
@@ -375,284 +622,62 @@ expected<void> append_message(byte_buffer& out, const push_pull& x) {
 
 template <>
 expected<ping> read_body<ping>(reader& r) {
-  ping x;
-  auto res = read_struct(
-    r, ping_decl, [&x](std::string_view k, reader& in) -> expected<bool> {
-      if (k == "SeqNo") {
-        return get_uint(in, x.seq_no);
-      }
-      if (k == "Node") {
-        return get_str(in, x.node);
-      }
-      if (k == "SourceAddr") {
-        return get_bytes(in, x.source_addr);
-      }
-      if (k == "SourcePort") {
-        return get_uint(in, x.source_port);
-      }
-      if (k == "SourceNode") {
-        return get_str(in, x.source_node);
-      }
-      return false;
-    });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<ping>(r);
 }
 
 template <>
 expected<indirect_ping> read_body<indirect_ping>(reader& r) {
-  indirect_ping x;
-  auto res
-    = read_struct(r, indirect_ping_decl,
-                  [&x](std::string_view k, reader& in) -> expected<bool> {
-                    if (k == "SeqNo") {
-                      return get_uint(in, x.seq_no);
-                    }
-                    if (k == "Target") {
-                      return get_bytes(in, x.target);
-                    }
-                    if (k == "Port") {
-                      return get_uint(in, x.port);
-                    }
-                    if (k == "Node") {
-                      return get_str(in, x.node);
-                    }
-                    if (k == "Nack") {
-                      return get_bool(in, x.nack);
-                    }
-                    if (k == "SourceAddr") {
-                      return get_bytes(in, x.source_addr);
-                    }
-                    if (k == "SourcePort") {
-                      return get_uint(in, x.source_port);
-                    }
-                    if (k == "SourceNode") {
-                      return get_str(in, x.source_node);
-                    }
-                    return false;
-                  });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<indirect_ping>(r);
 }
 
 template <>
 expected<ack> read_body<ack>(reader& r) {
-  ack x;
-  auto res = read_struct(
-    r, ack_decl, [&x](std::string_view k, reader& in) -> expected<bool> {
-      if (k == "SeqNo") {
-        return get_uint(in, x.seq_no);
-      }
-      if (k == "Payload") {
-        return get_opt_bytes(in, x.payload);
-      }
-      return false;
-    });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<ack>(r);
 }
 
 template <>
 expected<nack> read_body<nack>(reader& r) {
-  nack x;
-  auto res = read_struct(
-    r, nack_decl, [&x](std::string_view k, reader& in) -> expected<bool> {
-      if (k == "SeqNo") {
-        return get_uint(in, x.seq_no);
-      }
-      return false;
-    });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<nack>(r);
 }
 
 template <>
 expected<err_resp> read_body<err_resp>(reader& r) {
-  err_resp x;
-  auto res = read_struct(
-    r, err_decl, [&x](std::string_view k, reader& in) -> expected<bool> {
-      if (k == "Error") {
-        return get_str(in, x.error);
-      }
-      return false;
-    });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<err_resp>(r);
 }
-
-namespace {
-
-// suspect and dead share their layout.
-template <class T>
-expected<T> read_accusation(reader& r) {
-  T x;
-  auto res = read_struct(
-    r, suspect_decl, [&x](std::string_view k, reader& in) -> expected<bool> {
-      if (k == "Incarnation") {
-        return get_uint(in, x.incarnation);
-      }
-      if (k == "Node") {
-        return get_str(in, x.node);
-      }
-      if (k == "From") {
-        return get_str(in, x.from);
-      }
-      return false;
-    });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
-}
-
-} // namespace
 
 template <>
 expected<suspect> read_body<suspect>(reader& r) {
-  return read_accusation<suspect>(r);
-}
-
-template <>
-expected<dead> read_body<dead>(reader& r) {
-  return read_accusation<dead>(r);
+  return read_fields<suspect>(r);
 }
 
 template <>
 expected<alive> read_body<alive>(reader& r) {
-  alive x;
-  auto res = read_struct(
-    r, alive_decl, [&x](std::string_view k, reader& in) -> expected<bool> {
-      if (k == "Incarnation") {
-        return get_uint(in, x.incarnation);
-      }
-      if (k == "Node") {
-        return get_str(in, x.node);
-      }
-      if (k == "Addr") {
-        return get_bytes(in, x.addr);
-      }
-      if (k == "Port") {
-        return get_uint(in, x.port);
-      }
-      if (k == "Meta") {
-        return get_opt_bytes(in, x.meta);
-      }
-      if (k == "Vsn") {
-        return get_vsn(in, x.vsn);
-      }
-      return false;
-    });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<alive>(r);
+}
+
+template <>
+expected<dead> read_body<dead>(reader& r) {
+  return read_fields<dead>(r);
 }
 
 template <>
 expected<push_pull_header> read_body<push_pull_header>(reader& r) {
-  push_pull_header x;
-  auto res
-    = read_struct(r, push_pull_header_decl,
-                  [&x](std::string_view k, reader& in) -> expected<bool> {
-                    if (k == "Nodes") {
-                      return get_int(in, x.nodes);
-                    }
-                    if (k == "UserStateLen") {
-                      return get_int(in, x.user_state_len);
-                    }
-                    if (k == "Join") {
-                      return get_bool(in, x.join);
-                    }
-                    return false;
-                  });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<push_pull_header>(r);
 }
 
 template <>
 expected<push_node_state> read_body<push_node_state>(reader& r) {
-  push_node_state x;
-  auto res
-    = read_struct(r, push_node_state_decl,
-                  [&x](std::string_view k, reader& in) -> expected<bool> {
-                    if (k == "Name") {
-                      return get_str(in, x.name);
-                    }
-                    if (k == "Addr") {
-                      return get_bytes(in, x.addr);
-                    }
-                    if (k == "Port") {
-                      return get_uint(in, x.port);
-                    }
-                    if (k == "Meta") {
-                      return get_opt_bytes(in, x.meta);
-                    }
-                    if (k == "Incarnation") {
-                      return get_uint(in, x.incarnation);
-                    }
-                    if (k == "State") {
-                      uint8_t st = 0;
-                      auto got = get_uint(in, st);
-                      x.state = static_cast<node_state>(st);
-                      return got;
-                    }
-                    if (k == "Vsn") {
-                      return get_vsn(in, x.vsn);
-                    }
-                    return false;
-                  });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<push_node_state>(r);
 }
 
 template <>
 expected<user_msg_header> read_body<user_msg_header>(reader& r) {
-  user_msg_header x;
-  auto res
-    = read_struct(r, user_msg_header_decl,
-                  [&x](std::string_view k, reader& in) -> expected<bool> {
-                    if (k == "UserMsgLen") {
-                      return get_int(in, x.user_msg_len);
-                    }
-                    return false;
-                  });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<user_msg_header>(r);
 }
 
 template <>
 expected<compress_msg> read_body<compress_msg>(reader& r) {
-  compress_msg x;
-  auto res = read_struct(
-    r, compress_decl, [&x](std::string_view k, reader& in) -> expected<bool> {
-      if (k == "Algo") {
-        return get_uint(in, x.algo);
-      }
-      if (k == "Buf") {
-        return get_bytes(in, x.buf);
-      }
-      return false;
-    });
-  if (!res) {
-    return unexpected{res.error()};
-  }
-  return x;
+  return read_fields<compress_msg>(r);
 }
 
 template <class T>

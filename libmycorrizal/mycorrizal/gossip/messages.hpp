@@ -187,7 +187,8 @@ struct compress_msg {
 
 /// Appends the msgpack map of a message (no type byte), as Go writes it.
 /// @returns `errc::malformed_frame` for a `vsn` that does not have exactly 6
-///   entries, `errc::frame_too_large` for a field above 4 GiB.
+///   entries, `errc::frame_too_large` for a field above 4 GiB; the context
+///   names the field ("alive.Vsn: must have 6 entries, has 3").
 expected<void> append_body(byte_buffer& out, const ping& x);
 expected<void> append_body(byte_buffer& out, const indirect_ping& x);
 expected<void> append_body(byte_buffer& out, const ack& x);
@@ -240,7 +241,9 @@ expected<void> append_message(byte_buffer& out, const push_pull& x);
 /// except `push_pull` and `user_msg`.
 /// @returns `errc::truncated_frame` if the input ends inside the value,
 ///   `errc::malformed_frame` for a wrong type, a negative or too large
-///   integer, or values nested too deep.
+///   integer, or values nested too deep. A field of the wrong type or range
+///   is named in the context with what it must be ("alive.Port: must be an
+///   integer in [0, 65535]").
 template <class T>
 expected<T> read_body(msgpack::reader& r);
 

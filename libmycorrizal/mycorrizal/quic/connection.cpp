@@ -3,6 +3,7 @@
 
 #include "mycorrizal/quic/internal/credentials_state.hpp"
 #include "mycorrizal/quic/internal/gnutls.hpp"
+#include "mycorrizal/quic/scheduler.hpp"
 
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -17,7 +18,6 @@
 #include <deque>
 #include <limits>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace mycorrizal::quic {
 
@@ -27,22 +27,6 @@ using namespace std::chrono_literals;
 
 constexpr size_t chunk_limit = size_t{64} * 1024;
 constexpr size_t max_vecs = 16;
-
-// A stream with more bytes than this not yet in packets is heavy (a bulk
-// transfer) for the latency reserve (`transport_config::latency_reserve`).
-constexpr uint64_t heavy_backlog = uint64_t{64} * 1024;
-
-// How long the latency reserve and the bulk limit hold after a light
-// stream wrote: `light_window_gaps` times the gap between that stream's
-// last two new writes (light writes with bytes added since the one
-// before), within [light_window_min, light_window_max]. A stream that
-// writes often (a request stream) is covered between its writes; bulk runs
-// free again soon after it stops; one that writes seldom (every 200 ms) is
-// covered from its second write on. A stream's first light write holds the
-// minimum: that is all a one-off write (a control message) costs the bulk.
-constexpr auto light_window_min = std::chrono::milliseconds{20};
-constexpr auto light_window_max = std::chrono::seconds{1};
-constexpr int light_window_gaps = 8;
 
 // Stream data events of one stream grow up to this size before a new one
 // starts.
@@ -147,24 +131,16 @@ struct connection::impl {
     uint64_t end = 0;
     bool fin_requested = false;
     bool fin_sent = false;
-    bool queued = false;
-    bool blocked = false;
     bool want_writable = false;
     bool local = false;
-    /// Its latest new light write: when, the stream's end then, and how
-    /// long it holds bulk streams back (see light_window_gaps).
-    std::optional<time_point> light_at;
-    uint64_t light_end = 0;
-    duration light_window = light_window_min;
 
     bool pending() const noexcept {
       return sent < end || (fin_requested && !fin_sent);
     }
 
-    /// A backlog of more than `heavy_backlog` bytes not yet given to
-    /// ngtcp2: a bulk transfer, for the latency reserve.
-    bool heavy() const noexcept {
-      return end - sent > heavy_backlog;
+    /// What the scheduler weighs: bytes not yet given to ngtcp2.
+    stream_backlog backlog() const noexcept {
+      return stream_backlog{end - sent, end, pending()};
     }
 
     size_t buffered() const noexcept {
@@ -193,46 +169,9 @@ struct connection::impl {
   error close_reason;
   std::vector<event> events;
   std::unordered_map<int64_t, stream_state> streams;
-  std::deque<int64_t> send_queue;
-  std::unordered_set<int64_t> blocked;
-  /// A write of a stream without a backlog (see `latency_reserve`).
-  struct light_write {
-    int64_t stream_id = -1;
-    time_point at{};
-    /// How long it holds bulk streams back (see light_window_gaps).
-    duration window{};
-  };
-  /// The latest light write, and the latest one of another stream before
-  /// it: together they tell whether any stream but a given one wrote light
-  /// recently (a stream's own small writes do not hold it back).
-  std::optional<light_write> last_light;
-  std::optional<light_write> other_light;
-
-  void note_light_write(int64_t sid, stream_state& st, time_point now) {
-    if (st.end > st.light_end) {
-      // New bytes since the last one: a new message, not the next packet of
-      // the same one or a retry.
-      if (st.light_at) {
-        st.light_window
-          = std::clamp<duration>(light_window_gaps * (now - *st.light_at),
-                                 light_window_min, light_window_max);
-      }
-      st.light_at = now;
-      st.light_end = st.end;
-    }
-    if (last_light && last_light->stream_id != sid) {
-      other_light = last_light;
-    }
-    last_light = light_write{sid, now, st.light_window};
-  }
-
-  /// Whether a stream other than `sid` wrote light within the window.
-  bool others_light(int64_t sid, time_point now) const {
-    auto recent = [&](const std::optional<light_write>& w) {
-      return w && w->stream_id != sid && now - w->at <= w->window;
-    };
-    return recent(last_light) || recent(other_light);
-  }
+  /// Which stream writes next, and the latency reserve and bulk limit
+  /// (`transport_config::latency_reserve`, `bulk_in_flight`).
+  scheduler sched;
   std::vector<std::byte> close_packet;
   bool close_pending = false;
   time_point close_end = time_point::max();
@@ -284,53 +223,24 @@ struct connection::impl {
     ++ids_epoch;
   }
 
-  /// Whether heavy stream `sid` is held to the rules of `window_lets_heavy`:
-  /// while other streams without a backlog were active within
-  /// their window (see light_window_gaps; its own small writes do not
-  /// count).
-  bool heavy_held_back(int64_t sid, time_point now) const {
-    const auto& tc = params.transport;
-    return (tc.latency_reserve != 0 || tc.bulk_in_flight != 0)
-           && others_light(sid, now);
-  }
-
-  /// Whether a held-back heavy stream may fill a packet now. It must
-  /// - leave the last `max_len + latency_reserve` bytes of the congestion
-  ///   window free: a small request then leaves at once instead of waiting
-  ///   for the bulk's acknowledgements (ngtcp2 writes a packet while any
-  ///   window is left, so the packet's own size is part of the reserve);
-  /// - add to what is in flight only within `bulk_room`: the small request
-  ///   waits behind what is in flight, in queues on the way and in the
-  ///   peer's socket and decryption.
-  /// With nothing in flight it always may, so neither rule can stall it.
-  bool window_lets_heavy(size_t max_len) const {
-    auto reserve = params.transport.latency_reserve;
+  /// What the scheduler weighs a held-back bulk stream against.
+  path_state path_now() const noexcept {
     ngtcp2_conn_stat cs{};
     ngtcp2_conn_get_conn_stat(conn.get(), &cs);
-    if (cs.bytes_in_flight == 0) {
-      return true;
+    path_state p;
+    p.cwnd = cs.cwnd;
+    p.bytes_in_flight = cs.bytes_in_flight;
+    if (cs.min_rtt != UINT64_MAX) {
+      p.min_rtt = duration{static_cast<duration::rep>(cs.min_rtt)};
     }
-    if (params.transport.bulk_in_flight != 0 && !bulk_room(cs, max_len)) {
-      return false;
-    }
-    return reserve == 0
-           || (cs.cwnd >= cs.bytes_in_flight
-               && cs.cwnd - cs.bytes_in_flight >= max_len + reserve);
+    p.delivery_rate = cs.delivery_rate_sec;
+    return p;
   }
 
-  /// Whether a heavy stream may add a packet beside small messages: while
-  /// the packet keeps its in-flight bytes within `bulk_in_flight`, or
-  /// within twice the path's bandwidth-delay product (ngtcp2's delivery
-  /// rate × minimum RTT), so that a long path stays full.
-  bool bulk_room(const ngtcp2_conn_stat& cs, size_t max_len) const {
-    uint64_t limit = params.transport.bulk_in_flight;
-    if (cs.min_rtt != UINT64_MAX && cs.delivery_rate_sec > 0) {
-      // bytes/s × ns; in double, as the product can exceed 64 bits.
-      auto bdp = static_cast<uint64_t>(static_cast<double>(cs.delivery_rate_sec)
-                                       * static_cast<double>(cs.min_rtt) / 1e9);
-      limit = std::max(limit, 2 * bdp);
-    }
-    return cs.bytes_in_flight + max_len <= limit;
+  /// A stream's backlog for the scheduler (none for an unknown stream).
+  stream_backlog backlog_of(int64_t sid) const noexcept {
+    auto i = streams.find(sid);
+    return i != streams.end() ? i->second.backlog() : stream_backlog{};
   }
 
   /// Bytes `send` may still buffer on `st`.
@@ -641,6 +551,10 @@ struct connection::impl {
     auto& self = *ptr;
     self.server = server;
     self.params = std::move(params);
+    scheduler_config sc;
+    sc.latency_reserve = self.params.transport.latency_reserve;
+    sc.bulk_in_flight = self.params.transport.bulk_in_flight;
+    self.sched = scheduler{sc};
     self.creds = creds.state();
     self.local_len = to_sockaddr(self.params.local, self.local_sa);
     self.remote_len = to_sockaddr(self.params.remote, self.remote_sa);
@@ -799,7 +713,7 @@ struct connection::impl {
         app = code;
       }
       self->streams.erase(sid);
-      self->blocked.erase(sid);
+      self->sched.remove(sid);
       // ngtcp2 does not raise the peer's stream limit by itself: a closed
       // peer stream makes room for one more.
       if (!ngtcp2_conn_is_local_stream(c, sid)) {
@@ -913,18 +827,15 @@ struct connection::impl {
 
   // -- streams ----------------------------------------------------------------
 
-  void enqueue(int64_t sid, stream_state& st) {
-    if (!st.queued && !st.blocked && st.pending()) {
-      st.queued = true;
-      send_queue.push_back(sid);
+  void enqueue(int64_t sid, const stream_state& st) {
+    if (st.pending()) {
+      sched.enqueue(sid);
     }
   }
 
   void unblock(int64_t sid) {
     auto i = streams.find(sid);
-    if (i != streams.end() && i->second.blocked) {
-      i->second.blocked = false;
-      blocked.erase(sid);
+    if (i != streams.end() && sched.unblock(sid)) {
       enqueue(sid, i->second);
     }
   }
@@ -1129,16 +1040,15 @@ struct connection::impl {
     }
     auto ts = to_ts(now);
     // Streams that were blocked by flow control may go again.
-    if (!blocked.empty() && ngtcp2_conn_get_max_data_left(conn.get()) > 0) {
-      std::vector<int64_t> ready;
-      for (auto sid : blocked) {
-        if (ngtcp2_conn_get_max_stream_data_left(conn.get(), sid) > 0) {
-          ready.push_back(sid);
-        }
-      }
-      for (auto sid : ready) {
-        unblock(sid);
-      }
+    if (!sched.blocked().empty()
+        && ngtcp2_conn_get_max_data_left(conn.get()) > 0) {
+      sched.unblock_if(
+        [this](int64_t sid) {
+          return ngtcp2_conn_get_max_stream_data_left(conn.get(), sid) > 0;
+        },
+        [this](int64_t sid) {
+          return backlog_of(sid);
+        });
     }
     size_t max_len
       = std::min<size_t>(ngtcp2_conn_get_max_tx_udp_payload_size(conn.get()),
@@ -1156,43 +1066,16 @@ struct connection::impl {
       // Pick the next stream with something to send.
       int64_t sid = -1;
       stream_state* st = nullptr;
-      size_t passed = 0;
-      // The same for every held-back stream: asked at most once a packet.
-      std::optional<bool> window_lets;
-      auto heavy_may_write = [&](int64_t id) {
-        if (!heavy_held_back(id, now)) {
-          return true;
-        }
-        if (!window_lets) {
-          window_lets = window_lets_heavy(max_len);
-        }
-        return *window_lets;
-      };
-      while (!send_queue.empty()) {
-        auto i = streams.find(send_queue.front());
-        if (i == streams.end() || !i->second.pending() || i->second.blocked) {
-          if (i != streams.end()) {
-            i->second.queued = false;
-          }
-          send_queue.pop_front();
-          continue;
-        }
-        if (i->second.heavy() && !heavy_may_write(i->first)) {
-          // Leaves the reserve to the others; it goes again on the next
-          // write, when acknowledgements have freed the window.
-          if (++passed > send_queue.size()) {
-            break;
-          }
-          send_queue.push_back(send_queue.front());
-          send_queue.pop_front();
-          continue;
-        }
-        sid = i->first;
-        st = &i->second;
-        if (!st->heavy()) {
-          note_light_write(sid, *st, now);
-        }
-        break;
+      if (auto picked = sched.next(
+            now, max_len,
+            [this](int64_t id) {
+              return backlog_of(id);
+            },
+            [this] {
+              return path_now();
+            })) {
+        sid = *picked;
+        st = &streams.find(sid)->second;
       }
       ngtcp2_ssize ndatalen = -1;
       ngtcp2_ssize nwrite = 0;
@@ -1275,41 +1158,34 @@ struct connection::impl {
   // Moves the front stream to the back (if it still has data) or off the
   // queue; `now_blocked` parks it until flow control allows more.
   void rotate(int64_t sid, bool now_blocked) {
-    if (send_queue.empty() || send_queue.front() != sid) {
-      return;
-    }
-    send_queue.pop_front();
+    sched.rotate(sid, turn_after_write(sid, now_blocked));
+  }
+
+  stream_turn turn_after_write(int64_t sid, bool now_blocked) const noexcept {
     auto i = streams.find(sid);
     if (i == streams.end()) {
-      return;
+      return stream_turn::done;
     }
-    auto& st = i->second;
-    st.queued = false;
     if (now_blocked) {
-      st.blocked = true;
-      blocked.insert(sid);
-      return;
+      return stream_turn::blocked;
     }
-    if (st.pending()) {
-      // WRITE_MORE or a full packet with bytes left: flow control may be
-      // the limit; check before requeueing to avoid spinning.
-      if (st.sent < st.end
-          && (ngtcp2_conn_get_max_stream_data_left(conn.get(), sid) == 0
-              || ngtcp2_conn_get_max_data_left(conn.get()) == 0)) {
-        st.blocked = true;
-        blocked.insert(sid);
-        return;
-      }
-      enqueue(sid, st);
+    const auto& st = i->second;
+    if (!st.pending()) {
+      return stream_turn::done;
     }
+    // WRITE_MORE or a full packet with bytes left: flow control may be the
+    // limit; check before requeueing to avoid spinning.
+    if (st.sent < st.end
+        && (ngtcp2_conn_get_max_stream_data_left(conn.get(), sid) == 0
+            || ngtcp2_conn_get_max_data_left(conn.get()) == 0)) {
+      return stream_turn::blocked;
+    }
+    return stream_turn::again;
   }
 
   void drop_from_queue(int64_t sid) {
-    if (!send_queue.empty() && send_queue.front() == sid) {
-      send_queue.pop_front();
-    }
+    sched.drop(sid);
     if (auto i = streams.find(sid); i != streams.end()) {
-      i->second.queued = false;
       i->second.fin_requested = false;
       i->second.sent = i->second.end;
     }

@@ -60,6 +60,7 @@ TEST(gossip_messages, alive_bytes_and_vsn_guard) {
   auto bad = encode_message(x);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error(), errc::malformed_frame);
+  EXPECT_EQ(bad.error().context(), "alive.Vsn: must have 6 entries, has 3");
 }
 
 TEST(gossip_messages, every_type_round_trips) {
@@ -167,4 +168,57 @@ TEST(gossip_messages, rejects_wrong_types_and_truncation) {
     ASSERT_FALSE(x) << c.hex;
     EXPECT_EQ(x.error(), c.code) << c.hex << ": " << to_string(x.error());
   }
+}
+
+TEST(gossip_messages, a_bad_field_is_named_in_the_error) {
+  struct bad_case {
+    const char* hex;
+    const char* context;
+  };
+  for (auto c : std::vector<bad_case>{
+         {"0481a4506f7274ce00011170", "alive.Port: must be an integer in "
+                                      "[0, 65535]"},
+         {"0481a44e6f646501", "alive.Node: must be a string"},
+         {"0481a356736ec3", "alive.Vsn: must be a string or an array of "
+                            "integers in [0, 255]"},
+         {"0381ab496e6361726e6174696f6eff", "suspect.Incarnation: must be an "
+                                            "integer in [0, 4294967295]"},
+         {"0281a75061796c6f616401", "ack.Payload: must be a string or nil"},
+         {"0181a44e61636ba131", "indirect_ping.Nack: must be a bool or an "
+                                "integer"},
+       }) {
+    auto x = decode_packet_message(from_hex(c.hex));
+    ASSERT_FALSE(x) << c.hex;
+    EXPECT_EQ(x.error(), errc::malformed_frame) << c.hex;
+    EXPECT_EQ(x.error().context(), c.context) << c.hex;
+  }
+  // Truncation inside a field stays a truncation (a TCP stream waits for
+  // more): the datagram decoder reports it as such.
+  auto x = decode_packet_message(from_hex("0481a44e6f6465a5616263"));
+  ASSERT_FALSE(x);
+  EXPECT_EQ(x.error().context(), "message truncated");
+}
+
+TEST(gossip_messages, push_pull_entries_and_header_round_trip) {
+  push_node_state n{"n1",         lo(), 7946, std::nullopt, 3, node_state::left,
+                    default_vsn()};
+  byte_buffer out;
+  ASSERT_TRUE(append_body(out, n));
+  EXPECT_EQ(hex(out), "87a441646472a47f000001ab496e6361726e6174696f6e03a44d"
+                      "657461c0a44e616d65a26e31a4506f7274cd1f0aa5537461746503"
+                      "a356736ea6010502000000");
+  auto back = decode_body<push_node_state>(out);
+  ASSERT_TRUE(back) << to_string(back.error());
+  EXPECT_EQ(*back, n);
+  // States beyond the four known ones are kept as received.
+  n.state = static_cast<node_state>(9);
+  out.clear();
+  ASSERT_TRUE(append_body(out, n));
+  EXPECT_EQ(decode_body<push_node_state>(out)->state, n.state);
+  push_pull_header h{2, -1, true};
+  out.clear();
+  ASSERT_TRUE(append_body(out, h));
+  EXPECT_EQ(hex(out),
+            "83a44a6f696ec3a54e6f64657302ac5573657253746174654c656eff");
+  EXPECT_EQ(*decode_body<push_pull_header>(out), h);
 }

@@ -9,5 +9,6 @@ mycorrizal_add_test(quic_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/credentials.cpp
     ${CMAKE_CURRENT_LIST_DIR}/connection.cpp
     ${CMAKE_CURRENT_LIST_DIR}/endpoint.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/scheduler.cpp
     ${CMAKE_CURRENT_LIST_DIR}/transport_config.cpp
   LIBS mycorrizal::core PkgConfig::GNUTLS)
