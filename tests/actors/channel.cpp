@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The channel actor in virtual time (CAF's test coordinator): request
 // deadlines, late responses, a node that goes down, an unreachable peer.
-// The channel's QUIC side is played by two small actors that speak the
-// connection's and the stream's protocol (open → stream, write → done) and
-// record what the channel wrote.
+// The channel's QUIC side is played by the actors of
+// support/transport_doubles.hpp, which record what the channel wrote.
 #include "mycorrizal/apps/internal/channel.hpp"
 
 #include "mycorrizal/errc.hpp"
@@ -11,6 +10,7 @@
 #include "mycorrizal/transport/transport.hpp"
 
 #include "support/actor_system.hpp"
+#include "support/transport_doubles.hpp"
 
 #include <caf/all.hpp>
 
@@ -28,47 +28,11 @@ namespace mycorrizal {
 namespace {
 
 using test::actor_system;
+using test::bytes_of;
 using test::clock_mode;
-
-/// What the stream side saw.
-struct wire_log {
-  std::vector<wire::owned_frame> written;
-  int opens = 0;
-  int closes = 0;
-
-  std::vector<wire::owned_request> requests() const {
-    std::vector<wire::owned_request> out;
-    for (auto& f : written) {
-      if (auto* r = std::get_if<wire::owned_request>(&f)) {
-        out.push_back(*r);
-      }
-    }
-    return out;
-  }
-};
-
-caf::behavior stream_side(caf::event_based_actor* self,
-                          std::shared_ptr<wire_log> log) {
-  self->set_default_handler(caf::drop);
-  return {
-    [=](write_atom, const shared_frames& frames) {
-      log->written.insert(log->written.end(), frames->begin(), frames->end());
-    },
-    [=](close_atom) {
-      ++log->closes;
-    },
-  };
-}
-
-caf::behavior connection_side(caf::event_based_actor*, caf::actor stream,
-                              std::shared_ptr<wire_log> log) {
-  return {
-    [=](open_atom, wire::owned_frame&, caf::actor&) {
-      ++log->opens;
-      return stream;
-    },
-  };
-}
+using test::connection_side;
+using test::stream_side;
+using test::wire_log;
 
 /// Stands in for the router: the channel's parent (it is spawned linked, so
 /// the parent's exit at the end of a test stops it).
@@ -117,14 +81,6 @@ caf::behavior watcher(caf::event_based_actor* self, caf::actor target,
   return {
     [](caf::unit_t) {},
   };
-}
-
-std::vector<std::byte> bytes_of(std::string_view s) {
-  std::vector<std::byte> out;
-  for (char c : s) {
-    out.push_back(static_cast<std::byte>(c));
-  }
-  return out;
 }
 
 std::string describe(const answers& a) {

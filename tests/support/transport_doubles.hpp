@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// The QUIC side of an application channel, for actor tests in virtual time:
+// a connection that opens streams and a stream that takes every write and
+// records it. They speak the protocol of the transport actors
+// (transport/transport.hpp) and nothing more.
+#pragma once
+
+#include "mycorrizal/transport/transport.hpp"
+#include "mycorrizal/type_ids.hpp"
+#include "mycorrizal/wire/owned_frame.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace mycorrizal::test {
+
+/// What the stream side saw.
+struct wire_log {
+  std::vector<wire::owned_frame> written;
+  int opens = 0;
+  int closes = 0;
+
+  std::vector<wire::owned_request> requests() const {
+    std::vector<wire::owned_request> out;
+    for (auto& f : written) {
+      if (auto* r = std::get_if<wire::owned_request>(&f)) {
+        out.push_back(*r);
+      }
+    }
+    return out;
+  }
+};
+
+inline caf::behavior stream_side(caf::event_based_actor* self,
+                                 std::shared_ptr<wire_log> log) {
+  self->set_default_handler(caf::drop);
+  return {
+    [=](write_atom, const shared_frames& frames) {
+      log->written.insert(log->written.end(), frames->begin(), frames->end());
+    },
+    [=](close_atom) {
+      ++log->closes;
+    },
+  };
+}
+
+inline caf::behavior connection_side(caf::event_based_actor*, caf::actor stream,
+                                     std::shared_ptr<wire_log> log) {
+  return {
+    [=](open_atom, wire::owned_frame&, caf::actor&) {
+      ++log->opens;
+      return stream;
+    },
+  };
+}
+
+inline std::vector<std::byte> bytes_of(std::string_view s) {
+  std::vector<std::byte> out;
+  for (char c : s) {
+    out.push_back(static_cast<std::byte>(c));
+  }
+  return out;
+}
+
+} // namespace mycorrizal::test
