@@ -2,7 +2,7 @@
 // Suite quic.certs: CA and node certificates made with the GnuTLS API.
 #include "mycorrizal/quic/certs.hpp"
 
-#include "harness.hpp"
+#include "support/quic_harness.hpp"
 
 #include <gtest/gtest.h>
 

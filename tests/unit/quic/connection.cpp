@@ -2,7 +2,7 @@
 // Suite quic.connection: two connection cores back to back in virtual time.
 #include "mycorrizal/quic/connection.hpp"
 
-#include "harness.hpp"
+#include "support/quic_harness.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

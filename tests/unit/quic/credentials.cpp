@@ -3,7 +3,7 @@
 // key, with errors that say what is wrong.
 #include "mycorrizal/quic/credentials.hpp"
 
-#include "harness.hpp"
+#include "support/quic_harness.hpp"
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>

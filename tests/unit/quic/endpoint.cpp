@@ -3,7 +3,7 @@
 // after the closing/draining period; endpoints wired in virtual time.
 #include "mycorrizal/quic/endpoint.hpp"
 
-#include "harness.hpp"
+#include "support/quic_harness.hpp"
 
 #include <gtest/gtest.h>
 

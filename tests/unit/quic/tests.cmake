@@ -4,7 +4,7 @@
 # time; no private key is committed.
 mycorrizal_add_test(quic_tests LABEL unit
   SOURCES
-    ${CMAKE_CURRENT_LIST_DIR}/harness.cpp
+    ${PROJECT_SOURCE_DIR}/tests/support/quic_harness.cpp
     ${CMAKE_CURRENT_LIST_DIR}/certs.cpp
     ${CMAKE_CURRENT_LIST_DIR}/credentials.cpp
     ${CMAKE_CURRENT_LIST_DIR}/connection.cpp

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "harness.hpp"
+#include "support/quic_harness.hpp"
 
 #include <gtest/gtest.h>
 
