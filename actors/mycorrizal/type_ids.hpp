@@ -79,8 +79,6 @@ using pump_atom = caf::atom_constant<caf::atom("pump")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using dial_timeout_atom = caf::atom_constant<caf::atom("dialtmo")>;
 using retry_join_atom = caf::atom_constant<caf::atom("rejoin")>;
-using redial_atom = caf::atom_constant<caf::atom("redial")>;
-using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
 
 // -- types of local-only messages ---------------------------------------------
 

@@ -6,7 +6,9 @@
 #include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/membership.hpp"
-#include "mycorrizal/gossip/node_meta.hpp"
+#include "mycorrizal/peering/dialer.hpp"
+#include "mycorrizal/peering/from_gossip.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/transport/transport.hpp"
@@ -19,6 +21,11 @@
 #include <optional>
 #include <random>
 
+// The dial policy (who dials, waits, backoff, duplicates, stale, stopped and
+// gone members, leaving) is `peering::dialer`, a pure core; this actor feeds
+// it membership events, dial results, connection ups and downs and its
+// timer, and carries out what it decides. The control streams (HELLO, APPS)
+// and the application streams are handled here.
 namespace mycorrizal {
 
 namespace {
@@ -28,58 +35,52 @@ constexpr std::string_view component = "peers";
 struct peers_state {
   static inline const char* name = "mycorrizal.peers";
 
-  struct entry {
-    /// Alive (or suspect) in the membership view.
-    bool alive = false;
-    ip_endpoint gossip;
-    ip_endpoint quic;
-    /// The connection kept for this member.
+  /// A connection the dialer holds, and what its control stream told us.
+  struct link {
+    std::string peer;
     caf::actor conn;
-    bool incoming = false;
-    ip_endpoint conn_remote;
-    bool dialing = false;
-    /// Bumped to cancel a scheduled redial.
-    uint64_t redial_gen = 0;
-    /// We are not the dialer of this pair (the smaller name is), but the
-    /// peer did not dial within `dial_wait`: we dial too.
-    bool fallback = false;
-    /// A `dial_wait` timer runs; bumping `wait_gen` cancels it.
-    bool waiting = false;
-    uint64_t wait_gen = 0;
-    int failures = 0;
-    /// The control stream of `conn` and what it told us.
+    ip_endpoint remote;
     caf::actor control;
     std::vector<std::string> apps;
     uint8_t version = 0;
     uint64_t incarnation = 0;
-    /// Its last connection stopped answering while it was alive; cleared
-    /// when a connection to it is up again.
-    bool unreachable = false;
-    /// Its gossip incarnation as last seen.
-    uint32_t gossip_incarnation = 0;
-    /// It closed its connection because it stops, at this gossip
-    /// incarnation: gossip of that incarnation (alive, suspect) does not
-    /// revive it; a higher one (its restart refuting its death) does.
-    std::optional<uint32_t> stopped_at;
   };
 
   peers_options opts;
   caf::actor transport;
-  std::map<std::string, entry> peers;
+  std::optional<peering::dialer> core;
+  /// By connection id: the connections the core holds (a connection that
+  /// comes up is added before the core sees it, and removed when the core
+  /// closes it or it goes down).
+  std::map<peering::connection_id, link> links;
   detail::subscriber_list subscribers;
-  peers_stats counters;
-  std::minstd_rand rng;
   /// Our applications (sorted) and membership incarnation, for the
   /// control streams.
   std::vector<std::string> apps;
   uint64_t incarnation = 0;
-  /// We left the cluster (the node stops): no more dials, so that a peer
-  /// that closes its connection to us on our `left` is not dialed again.
-  bool leaving = false;
+  /// The core deadline the pending tick serves (never: none pending).
+  time_point armed = never;
 
-  static peer_info info(const std::string& who, const entry& e) {
-    return peer_info{who,        e.gossip, e.quic,    e.conn,
-                     e.incoming, e.apps,   e.version, e.unreachable};
+  static peering::connection_id id_of(const caf::actor& conn) {
+    return conn ? static_cast<peering::connection_id>(conn.id())
+                : peering::no_connection;
+  }
+
+  /// The link of connection `id`, or nullptr.
+  link* find_link(peering::connection_id id) {
+    auto i = links.find(id);
+    return i != links.end() ? &i->second : nullptr;
+  }
+
+  peer_info info(const std::string& who, const peering::peer& p) {
+    peer_info out{who,        p.gossip, p.quic, caf::actor{},
+                  p.incoming, {},       0,      p.unreachable};
+    if (auto* l = find_link(p.connection)) {
+      out.connection = l->conn;
+      out.apps = l->apps;
+      out.version = l->version;
+    }
+    return out;
   }
 
   wire::owned_frame hello() const {
@@ -92,11 +93,12 @@ struct peers_state {
     return wire::owned_apps{apps};
   }
 
-  /// The peer whose control stream is `stream` (or `peers.end()`).
-  std::map<std::string, entry>::iterator by_control(const caf::actor& stream) {
-    return std::find_if(peers.begin(), peers.end(), [&](const auto& kv) {
+  /// The link whose control stream is `stream` (or nullptr).
+  link* by_control(const caf::actor& stream) {
+    auto i = std::find_if(links.begin(), links.end(), [&](const auto& kv) {
       return kv.second.control && kv.second.control == stream;
     });
+    return i != links.end() ? &i->second : nullptr;
   }
 };
 
@@ -107,32 +109,6 @@ void publish(peers_actor* self, const T& msg) {
   self->state.subscribers.publish(self, msg);
 }
 
-/// Whether we dial `peer` (the smaller name dials).
-bool we_dial(const peers_actor* self, const std::string& peer) {
-  return self->state.opts.name < peer;
-}
-
-/// The pair's dialer, or the other side once it waited `dial_wait` in vain
-/// (its gossip may not know us yet; a duplicate is resolved on arrival).
-bool should_dial(const peers_actor* self, const std::string& peer,
-                 const peers_state::entry& e) {
-  return we_dial(self, peer) || e.fallback;
-}
-
-/// Stops waiting for a peer's dial (it connected, or it is gone).
-void stop_waiting(peers_state::entry& e) {
-  e.fallback = false;
-  e.waiting = false;
-  ++e.wait_gen;
-}
-
-/// Forgets what a connection's control stream said.
-void forget_control(peers_state::entry& e) {
-  e.control = caf::actor{};
-  e.apps.clear();
-  e.version = 0;
-}
-
 void close_connection(peers_actor* self, const caf::actor& conn,
                       const std::string& why) {
   if (conn) {
@@ -140,64 +116,86 @@ void close_connection(peers_actor* self, const caf::actor& conn,
   }
 }
 
-void maybe_dial(peers_actor* self, const std::string& name);
+void open_control(peers_actor* self, const std::string& peer,
+                  const caf::actor& conn);
 
-void schedule_redial(peers_actor* self, const std::string& name) {
-  auto& st = self->state;
-  auto& e = st.peers[name];
-  if (!e.alive || !should_dial(self, name, e) || e.conn || e.dialing) {
-    return;
-  }
-  auto base
-    = std::min(st.opts.backoff_max,
-               st.opts.backoff_min * (int64_t{1} << std::min(e.failures, 20)));
-  // ±25 % jitter, so that a cluster does not redial in lock step.
-  std::uniform_real_distribution<double> jitter{0.75, 1.25};
-  auto wait = std::chrono::duration_cast<caf::timespan>(
-    std::chrono::duration<double, std::nano>(static_cast<double>(base.count())
-                                             * jitter(st.rng)));
-  self->delayed_send(self, wait, redial_atom::value, name, ++e.redial_gen);
-}
+void flush(peers_actor* self);
 
-void maybe_dial(peers_actor* self, const std::string& name) {
+/// Dials `cmd.peer` through the transport and reports the result to the
+/// core; `connection_up` (to us, as the handler) brings the connection.
+void dial(peers_actor* self, const peering::dial& cmd) {
   auto& st = self->state;
-  auto& e = st.peers[name];
-  if (!st.transport || st.leaving || !e.alive || e.conn || e.dialing) {
-    return;
-  }
-  if (!should_dial(self, name, e)) {
-    if (!e.waiting) {
-      e.waiting = true;
-      std::uniform_real_distribution<double> jitter{1.0, 1.5};
-      auto wait = std::chrono::duration_cast<caf::timespan>(
-        std::chrono::duration<double, std::nano>(
-          static_cast<double>(st.opts.dial_wait.count()) * jitter(st.rng)));
-      self->delayed_send(self, wait, wait_over_atom::value, name, e.wait_gen);
-    }
-    return;
-  }
-  e.dialing = true;
-  ++st.counters.dials;
   auto deadline = st.opts.dial_timeout;
+  auto name = cmd.peer;
   self
     ->request(st.transport, deadline + std::chrono::seconds{1},
-              dial_atom::value, e.quic, name, deadline)
+              dial_atom::value, cmd.address, name, deadline)
     .then(
       [=](connection_info&) {
-        // connection_up (to us, as the handler) adopts it.
-        self->state.peers[name].dialing = false;
+        self->state.core->on_dial_succeeded(name, actor_now(self));
+        flush(self);
       },
       [=](caf::error& err) {
         auto& cur = self->state;
-        auto& p = cur.peers[name];
-        p.dialing = false;
-        ++p.failures;
-        ++cur.counters.dial_failures;
-        MYCORRIZAL_LOG_DEBUG_RL(component, 5, "dial {} ({}) failed: {}", name,
-                                p.quic.to_string(),
-                                to_string(from_caf_error(err)));
-        schedule_redial(self, name);
+        if (auto* p = cur.core->find(name)) {
+          MYCORRIZAL_LOG_DEBUG_RL(component, 5, "dial {} ({}) failed: {}", name,
+                                  p->quic.to_string(),
+                                  to_string(from_caf_error(err)));
+        }
+        cur.core->on_dial_failed(name, actor_now(self));
+        flush(self);
       });
+}
+
+/// Carries out what the core decided, then re-arms the timer.
+void flush(peers_actor* self) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  auto cmds = std::move(core.commands());
+  core.commands().clear();
+  for (auto& cmd : cmds) {
+    if (auto* d = std::get_if<peering::dial>(&cmd)) {
+      dial(self, *d);
+    } else if (auto* c = std::get_if<peering::close_connection>(&cmd)) {
+      auto i = st.links.find(c->id);
+      if (i == st.links.end()) {
+        continue;
+      }
+      if (c->reason == peering::close_reason::self) {
+        MYCORRIZAL_LOG_WARN_RL(component, 1,
+                               "refused a connection to ourselves ({})",
+                               i->second.remote.to_string());
+      }
+      close_connection(self, i->second.conn,
+                       std::string{peering::to_string(c->reason)});
+      st.links.erase(i); // the core no longer holds it
+    } else if (auto* u = std::get_if<peering::publish_up>(&cmd)) {
+      auto* l = st.find_link(u->id);
+      auto* p = core.find(u->name);
+      if (l == nullptr || p == nullptr) {
+        continue;
+      }
+      auto conn = l->conn;
+      publish(self,
+              peer_up{peer_info{u->name, u->gossip, u->quic, conn, u->incoming,
+                                l->apps, l->version, p->unreachable}});
+      if (!u->incoming) {
+        open_control(self, u->name, conn);
+      }
+    } else if (auto* dn = std::get_if<peering::publish_down>(&cmd)) {
+      publish(self, peer_down{std::move(dn->peer), std::move(dn->reason)});
+    } else if (auto* un = std::get_if<peering::publish_unreachable>(&cmd)) {
+      publish(self,
+              peer_unreachable{std::move(un->peer), std::move(un->reason)});
+    }
+  }
+  auto next = core.next_deadline();
+  if (next < st.armed) {
+    st.armed = next;
+    auto wait = std::max(next - actor_now(self), duration::zero());
+    self->delayed_send(self, wait, tick_atom::value,
+                       static_cast<int64_t>(next.time_since_epoch().count()));
+  }
 }
 
 /// A member's gossip state changed (or was listed at subscription).
@@ -206,64 +204,9 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
   auto& st = self->state;
   if (m.name == st.opts.name) {
     st.incarnation = m.incarnation;
-    if (kind == gossip::member_event_kind::left) {
-      st.leaving = true;
-    }
-    return;
   }
-  auto meta = gossip::decode_node_meta(m.meta);
-  if (!meta || !*meta || (*meta)->quic_port == 0) {
-    return; // a membership-only member (e.g. a plain memberlist node)
-  }
-  auto& e = st.peers[m.name];
-  using k = gossip::member_event_kind;
-  if (kind == k::dead || kind == k::left) {
-    bool was_alive = e.alive;
-    e.alive = false;
-    e.unreachable = false; // gone, not unreachable
-    ++e.redial_gen;
-    stop_waiting(e);
-    if (e.conn) {
-      auto conn = std::move(e.conn);
-      e.conn = caf::actor{};
-      forget_control(e);
-      close_connection(self, conn,
-                       kind == k::dead ? "member dead" : "member left");
-      ++st.counters.downs;
-    } else if (!was_alive) {
-      return; // nothing changed for the subscribers
-    }
-    // Also without a connection: whoever waits for one to this member
-    // (remote handles, queued messages) must learn that it will not come.
-    publish(self, peer_down{
-                    m.name,
-                    error{errc::node_down,
-                          m.name + (kind == k::dead ? " is dead" : " left")}});
-    return;
-  }
-  e.gossip_incarnation = m.incarnation;
-  auto quic = m.address;
-  quic.port((*meta)->quic_port);
-  if (e.stopped_at && m.incarnation <= *e.stopped_at) {
-    return; // news from before it stopped
-  }
-  e.stopped_at.reset();
-  e.alive = true;
-  e.gossip = m.address;
-  if (e.conn && e.quic != quic && e.conn_remote != quic) {
-    // It came back elsewhere (a restart): the old connection is stale.
-    MYCORRIZAL_LOG_INFO(component, "{} moved from {} to {}: reconnecting",
-                        m.name, e.quic.to_string(), quic.to_string());
-    auto conn = std::move(e.conn);
-    e.conn = caf::actor{};
-    forget_control(e);
-    close_connection(self, conn, "stale connection");
-    ++st.counters.downs;
-    publish(self, peer_down{m.name, error{errc::connection_lost,
-                                          "replaced after a restart"}});
-  }
-  e.quic = quic;
-  maybe_dial(self, m.name);
+  st.core->on_member(peering::from_gossip(kind, m), actor_now(self));
+  flush(self);
 }
 
 /// The dialer opens the control stream with HELLO and sends APPS.
@@ -276,11 +219,11 @@ void open_control(peers_actor* self, const std::string& peer,
     .then(
       [=](caf::actor& stream) {
         auto& cur = self->state;
-        auto& e = cur.peers[peer];
-        if (e.conn != conn) {
+        auto* l = cur.find_link(peers_state::id_of(conn));
+        if (l == nullptr) {
           return; // replaced meanwhile
         }
-        e.control = stream;
+        l->control = stream;
         self->send(stream, write_atom::value, cur.apps_frame());
       },
       [=](caf::error& err) {
@@ -291,7 +234,7 @@ void open_control(peers_actor* self, const std::string& peer,
 }
 
 /// A HELLO from `peer`: agree on a version or close the connection.
-bool on_hello(peers_actor* self, const std::string& peer, peers_state::entry& e,
+bool on_hello(peers_actor* self, const std::string& peer, peers_state::link& l,
               const wire::owned_hello& h) {
   auto v = wire::negotiate_version(wire::protocol_version_min,
                                    wire::protocol_version_max, h.version_min,
@@ -307,31 +250,30 @@ bool on_hello(peers_actor* self, const std::string& peer, peers_state::entry& e,
                                     h.node_name, peer);
     MYCORRIZAL_LOG_WARN(component, "closing the connection to {}: {}", peer,
                         why);
-    close_connection(self, e.conn, why);
+    // Its connection_down tells the core.
+    close_connection(self, l.conn, why);
     return false;
   }
-  e.version = v;
-  e.incarnation = h.incarnation;
+  l.version = v;
+  l.incarnation = h.incarnation;
   return true;
 }
 
 /// What the control stream of a peer carried.
 void on_control_frames(peers_actor* self, stream_frames& msg) {
   auto& st = self->state;
-  auto i = st.by_control(msg.stream);
-  if (i == st.peers.end()) {
+  auto* l = st.by_control(msg.stream);
+  if (l == nullptr) {
     return; // a control stream of a connection we dropped
   }
-  const auto& peer = i->first;
-  auto& e = i->second;
   for (auto& f : msg.frames) {
     if (auto* h = std::get_if<wire::owned_hello>(&f)) {
-      if (!on_hello(self, peer, e, *h)) {
+      if (!on_hello(self, l->peer, *l, *h)) {
         return;
       }
     } else if (auto* a = std::get_if<wire::owned_apps>(&f)) {
-      e.apps = a->applications;
-      std::sort(e.apps.begin(), e.apps.end());
+      l->apps = a->applications;
+      std::sort(l->apps.begin(), l->apps.end());
     }
   }
 }
@@ -341,17 +283,18 @@ void on_control_frames(peers_actor* self, stream_frames& msg) {
 caf::result<caf::actor> on_stream(peers_actor* self, stream_accepted& msg) {
   auto& st = self->state;
   if (auto* h = std::get_if<wire::owned_hello>(&msg.first)) {
-    auto i = st.peers.find(msg.peer_name);
-    if (i == st.peers.end() || i->second.conn != msg.connection) {
+    auto id = peers_state::id_of(msg.connection);
+    auto* holder = st.core->holder(id);
+    auto* l = st.find_link(id);
+    if (holder == nullptr || *holder != msg.peer_name || l == nullptr) {
       return make_caf_error(error{errc::unexpected_frame,
                                   "HELLO on a connection that is not kept"});
     }
-    auto& e = i->second;
-    if (!on_hello(self, msg.peer_name, e, *h)) {
+    if (!on_hello(self, msg.peer_name, *l, *h)) {
       return make_caf_error(
         error{errc::unsupported_version, "no common protocol version"});
     }
-    e.control = msg.stream;
+    l->control = msg.stream;
     std::vector<wire::owned_frame> reply;
     reply.push_back(st.hello());
     reply.push_back(st.apps_frame());
@@ -383,98 +326,41 @@ caf::result<caf::actor> on_stream(peers_actor* self, stream_accepted& msg) {
 void on_up(peers_actor* self, connection_up& up) {
   auto& st = self->state;
   auto& info = up.info;
-  if (info.peer_name == st.opts.name) {
-    ++st.counters.refused;
-    MYCORRIZAL_LOG_WARN_RL(component, 1,
-                           "refused a connection to ourselves ({})",
-                           info.remote.to_string());
-    close_connection(self, info.connection, "connection to self");
+  auto id = peers_state::id_of(info.connection);
+  if (id == peering::no_connection) {
     return;
   }
-  auto& e = st.peers[info.peer_name];
-  if (e.conn) {
-    // Both dialed: keep the connection the smaller name dialed.
-    bool keep_new = info.incoming != we_dial(self, info.peer_name);
-    ++st.counters.duplicates_closed;
-    if (!keep_new) {
-      close_connection(self, info.connection, "duplicate connection");
-      return;
-    }
-    auto old = std::move(e.conn);
-    e.conn = caf::actor{};
-    forget_control(e);
-    close_connection(self, old, "duplicate connection");
-  }
-  e.conn = info.connection;
-  stop_waiting(e);
-  e.incoming = info.incoming;
-  e.conn_remote = info.remote;
-  e.failures = 0;
-  if (e.unreachable) {
-    MYCORRIZAL_LOG_INFO(component, "{} reachable again", info.peer_name);
-    e.unreachable = false;
-  }
-  ++e.redial_gen;
-  ++st.counters.ups;
-  if (!e.alive && e.quic == ip_endpoint{}) {
-    // Not in our membership view yet: it will be soon; its address is where
-    // the connection comes from.
-    e.quic = info.remote;
-  }
-  publish(self, peer_up{st.info(info.peer_name, e)});
-  if (!info.incoming) {
-    open_control(self, info.peer_name, info.connection);
-  }
+  // Known before the core decides: a close names it by id.
+  st.links[id] = peers_state::link{
+    info.peer_name, info.connection, info.remote, caf::actor{}, {}, 0, 0};
+  st.core->on_connection_up(peering::connection_up{id, info.peer_name,
+                                                   info.remote, info.incoming},
+                            actor_now(self));
+  flush(self);
 }
 
 void on_down(peers_actor* self, connection_down& down) {
   auto& st = self->state;
-  for (auto& [name, e] : st.peers) {
-    if (e.conn && e.conn == down.connection) {
-      e.conn = caf::actor{};
-      forget_control(e);
-      ++st.counters.downs;
-      if (down.reason == errc::node_down) {
-        // It closed because it stops: gone, as if its leave had arrived
-        // (which may still come, or not if it was lost). Its restart
-        // announces itself as alive again, with a higher incarnation.
-        e.alive = false;
-        e.unreachable = false;
-        e.stopped_at = e.gossip_incarnation;
-        ++e.redial_gen;
-        stop_waiting(e);
-        publish(self, peer_down{
-                        name, error{errc::node_down,
-                                    name + " left: " + down.reason.context()}});
-        return;
-      }
-      if (down.unreachable && e.alive) {
-        // Membership says alive, the connection says otherwise: reachability
-        // is reported on its own, once per connection.
-        ++st.counters.unreachable;
-        e.unreachable = true;
-        MYCORRIZAL_LOG_WARN(component, "{} unreachable: {}", name,
-                            down.reason.context());
-        publish(self, peer_unreachable{name, down.reason});
-      }
-      publish(self, peer_down{name, error{errc::connection_lost,
-                                          "connection lost: "
-                                            + to_string(down.reason)}});
-      if (e.alive) {
-        // The dialer redials; the other side waits for that again.
-        schedule_redial(self, name);
-        maybe_dial(self, name);
-      }
-      return;
-    }
-  }
+  auto id = peers_state::id_of(down.connection);
+  // Whatever its control stream said is gone with it.
+  st.links.erase(id);
+  st.core->on_connection_down(id, down.reason, down.unreachable,
+                              actor_now(self));
+  flush(self);
 }
 
 caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
   auto& init = self->state;
   init.opts = opts;
-  init.rng.seed(opts.seed != 0 ? static_cast<uint32_t>(opts.seed)
-                               : std::random_device{}());
+  peering::dialer_config cfg;
+  cfg.name = opts.name;
+  cfg.backoff_min = opts.backoff_min;
+  cfg.backoff_max = opts.backoff_max;
+  cfg.dial_wait = opts.dial_wait;
+  cfg.seed = opts.seed != 0 ? static_cast<uint32_t>(opts.seed)
+                            : std::random_device{}();
+  cfg.log = log::core_sink(component);
+  init.core.emplace(std::move(cfg));
   self->set_down_handler([=](caf::down_msg& dm) {
     self->state.subscribers.remove(dm.source);
   });
@@ -516,18 +402,18 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
       on_control_frames(self, msg);
     },
     [=](stream_end& end) {
-      auto& st = self->state;
-      if (auto i = st.by_control(end.stream); i != st.peers.end()) {
-        i->second.control = caf::actor{};
+      if (auto* l = self->state.by_control(end.stream)) {
+        l->control = caf::actor{};
       }
     },
     [=](nodes_atom, const std::string& app) {
       std::vector<std::string> out;
-      for (auto& [name, e] : self->state.peers) {
-        if (e.conn && std::binary_search(e.apps.begin(), e.apps.end(), app)) {
-          out.push_back(name);
+      for (auto& [id, l] : self->state.links) {
+        if (std::binary_search(l.apps.begin(), l.apps.end(), app)) {
+          out.push_back(l.peer);
         }
       }
+      std::sort(out.begin(), out.end());
       return out;
     },
     [=](apps_atom, std::vector<std::string>& apps) {
@@ -535,44 +421,28 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
       std::sort(apps.begin(), apps.end());
       apps.erase(std::unique(apps.begin(), apps.end()), apps.end());
       st.apps = std::move(apps);
-      for (auto& [name, e] : st.peers) {
-        if (e.control) {
-          self->send(e.control, write_atom::value, st.apps_frame());
+      for (auto& [id, l] : st.links) {
+        if (l.control) {
+          self->send(l.control, write_atom::value, st.apps_frame());
         }
       }
       return caf::unit;
     },
-    [=](wait_over_atom, const std::string& name, uint64_t gen) {
+    [=](tick_atom, int64_t armed_ns) {
       auto& st = self->state;
-      auto i = st.peers.find(name);
-      if (i == st.peers.end() || i->second.wait_gen != gen) {
-        return;
+      if (armed_ns != st.armed.time_since_epoch().count()) {
+        return; // superseded by an earlier deadline
       }
-      auto& e = i->second;
-      e.waiting = false;
-      if (e.alive && !e.conn) {
-        MYCORRIZAL_LOG_INFO(
-          component, "{} did not dial us within {} ms: dialing it", name,
-          std::chrono::duration_cast<std::chrono::milliseconds>(
-            st.opts.dial_wait)
-            .count());
-        e.fallback = true;
-        maybe_dial(self, name);
-      }
-    },
-    [=](redial_atom, const std::string& name, uint64_t gen) {
-      auto& st = self->state;
-      if (auto i = st.peers.find(name);
-          i != st.peers.end() && i->second.redial_gen == gen) {
-        maybe_dial(self, name);
-      }
+      st.armed = never;
+      st.core->on_timeout(actor_now(self));
+      flush(self);
     },
     [=](connections_atom) {
       auto& st = self->state;
       std::vector<peer_info> out;
-      for (auto& [name, e] : st.peers) {
-        if (e.alive || e.conn) {
-          out.push_back(st.info(name, e));
+      for (auto& [name, p] : st.core->peers()) {
+        if (p.alive || p.connection != peering::no_connection) {
+          out.push_back(st.info(name, p));
         }
       }
       return out;
@@ -581,15 +451,18 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
       auto& st = self->state;
       st.subscribers.add(self, who);
       std::vector<peer_info> out;
-      for (auto& [name, e] : st.peers) {
-        if (e.conn) {
-          out.push_back(st.info(name, e));
+      for (auto& [name, p] : st.core->peers()) {
+        if (p.connection != peering::no_connection) {
+          out.push_back(st.info(name, p));
         }
       }
       return out;
     },
     [=](stats_atom) {
-      return self->state.counters;
+      const auto& x = self->state.core->stats();
+      return peers_stats{x.dials,      x.dial_failures, x.duplicates_closed,
+                         x.refused,    x.ups,           x.downs,
+                         x.unreachable};
     },
   };
 }

@@ -43,6 +43,9 @@
 ///   `peer_info::unreachable` until a connection to it is up again. The
 ///   redial with backoff goes on meanwhile.
 ///
+/// These decisions are taken by `peering::dialer` (a pure core, unit-tested
+/// in virtual time); this actor feeds it and carries them out.
+///
 /// It is the transport's handler (`transport_options::handler`): it gets
 /// `connection_up`, `connection_down` and `stream_accepted`. Application
 /// streams (STREAM_INIT) go to the `streams` actor given at start (without
