@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "quic_actors.hpp"
 
-#include "mycorrizal/runtime/caf_error.hpp"
-#include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/quic/credentials.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/transport/transport.hpp"
 
 #include <caf/all.hpp>

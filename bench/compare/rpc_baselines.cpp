@@ -47,8 +47,8 @@
 // After each repetition a '#' line gives the CPU other processes of the
 // machine used meanwhile (a busy machine makes the numbers noisy).
 #include "mycorrizal/node.hpp"
-#include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/transport/transport.hpp"
 
 #include "common.hpp"
 

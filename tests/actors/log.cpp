@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for mycorrizal/runtime/log.hpp: components, sinks, macros, rate limiting.
+// Tests for mycorrizal/runtime/log.hpp: components, sinks, macros, rate
+// limiting.
 #include "mycorrizal/runtime/log.hpp"
 
 #include <gtest/gtest.h>

@@ -4,9 +4,9 @@
 // deadlines; failures print each node's table.
 #include "mycorrizal/cluster/membership.hpp"
 
-#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 
 #include "support/eventually.hpp"
 

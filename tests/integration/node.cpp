@@ -4,9 +4,9 @@
 // restart, isolation between applications, and a stop that leaves nothing.
 #include "mycorrizal/node.hpp"
 
-#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 
 #include "support/eventually.hpp"
 #include "support/test_pki.hpp"

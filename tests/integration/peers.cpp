@@ -4,11 +4,11 @@
 // member, a restart at a new port, and a member named like ourselves.
 #include "mycorrizal/cluster/peers.hpp"
 
-#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/node_meta.hpp"
-#include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/wire/owned_frame.hpp"
 

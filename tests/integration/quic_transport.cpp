@@ -5,11 +5,11 @@
 // stream consumers are test actors that record what they see into shared
 // logs; the test waits on those logs with deadlines (never a fixed sleep) and
 // prints what each side saw when an expectation fails.
-#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/error.hpp"
-#include "mycorrizal/quic/connection.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/quic/connection.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/transport/transport.hpp"
 
 #include "support/eventually.hpp"

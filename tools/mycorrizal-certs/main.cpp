@@ -2,9 +2,9 @@
 // mycorrizal-certs: the cluster's certificates. `ca` creates a CA, `node`
 // issues a node certificate signed by it, `show` prints a certificate.
 // Everything goes through mycorrizal::quic (GnuTLS API, no shell-out).
-#include "mycorrizal/runtime/cert_files.hpp"
 #include "mycorrizal/quic/certs.hpp"
 #include "mycorrizal/quic/credentials.hpp"
+#include "mycorrizal/runtime/cert_files.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>

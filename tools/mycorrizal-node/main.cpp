@@ -4,12 +4,12 @@
 // attempt is done, prints membership and connection changes, optionally
 // runs the example application `demo` (--demo), and runs until SIGINT or
 // SIGTERM, when it leaves the cluster and exits 0.
-#include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/endpoint.hpp"
-#include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/node.hpp"
 #include "mycorrizal/quic/certs.hpp"
 #include "mycorrizal/quic/credentials.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
 
 #include "base64.hpp"
 #include "demo.hpp"

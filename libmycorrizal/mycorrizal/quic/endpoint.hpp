@@ -4,10 +4,10 @@
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/log_sink.hpp"
+#include "mycorrizal/quic/cid_router.hpp"
 #include "mycorrizal/quic/connection.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/fwd.hpp"
-#include "mycorrizal/quic/cid_router.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
 
 #include <cstdint>

@@ -2,12 +2,12 @@
 // mcpeer: a Mycorrizal membership node that speaks the system tests' JSON
 // line protocol (tests/system/README.md), so the same tests and benchmarks
 // drive it and the Go memberlist peer side by side.
-#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/errc.hpp"
-#include "mycorrizal/runtime/log.hpp"
-#include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
 
 #include <caf/all.hpp>
 
