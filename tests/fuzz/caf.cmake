@@ -6,7 +6,7 @@
 # directly (not instrumented: coverage comes from our side only).
 include(mycorrizal_caf)
 add_executable(caf_payload_fuzz ${CMAKE_CURRENT_LIST_DIR}/caf_payload.cpp
-               ${PROJECT_SOURCE_DIR}/actors/mycorrizal/caf_payload.cpp)
+               ${PROJECT_SOURCE_DIR}/actors/mycorrizal/apps/caf_payload.cpp)
 target_include_directories(caf_payload_fuzz PRIVATE ${PROJECT_SOURCE_DIR}/actors)
 target_link_libraries(caf_payload_fuzz PRIVATE mycorrizal::core CAF::core)
 target_link_options(caf_payload_fuzz PRIVATE -fsanitize=fuzzer)
