@@ -33,7 +33,6 @@ struct peers_options;
 
 // -- transport/ ---------------------------------------------------------------
 
-struct stream_options;
 struct transport_options;
 struct transport_handle;
 struct connection_info;
