@@ -47,6 +47,7 @@ struct transport_stats;
 
 // -- apps/ --------------------------------------------------------------------
 
+struct raw_bytes;
 struct app_message;
 struct app_request;
 struct app_options;

@@ -5,6 +5,7 @@
 
 #include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/cluster/peers.hpp"
+#include "mycorrizal/cluster/stack.hpp"
 #include "mycorrizal/config_check.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/node_meta.hpp"
@@ -49,7 +50,7 @@ struct node_shared {
 
 struct root_state {
   static inline const char* name = "mycorrizal.node";
-  caf::actor membership;
+  membership_actor membership;
   std::vector<std::string> seeds;
   std::shared_ptr<node_shared> shared;
   std::string node_name;
@@ -103,7 +104,8 @@ void join_seeds(root_actor* self) {
 /// The root: linked to every actor of the node, so that one exit ends them
 /// all; it runs the join and signals ready.
 caf::behavior root_impl(root_actor* self, std::vector<caf::actor> children,
-                        caf::actor membership, std::vector<std::string> seeds,
+                        membership_actor membership,
+                        std::vector<std::string> seeds,
                         std::shared_ptr<node_shared> shared, std::string name,
                         caf::timespan retry_min, caf::timespan retry_max) {
   for (auto& c : children) {
@@ -155,7 +157,7 @@ caf::behavior callbacks_impl(caf::event_based_actor*, app_callbacks cb) {
         cb.on_message(m);
       }
     },
-    [cb](const app_request& r) -> caf::result<std::vector<std::byte>> {
+    [cb](const app_request& r) -> caf::result<raw_bytes> {
       if (!cb.on_request) {
         return make_caf_error(
           error{errc::no_handler,
@@ -165,7 +167,7 @@ caf::behavior callbacks_impl(caf::event_based_actor*, app_callbacks cb) {
       if (!out) {
         return make_caf_error(out.error());
       }
-      return std::move(*out);
+      return raw_bytes{std::move(*out)};
     },
   };
 }
@@ -217,9 +219,9 @@ struct node::impl {
   std::shared_ptr<net::reactor> reactor;
   std::shared_ptr<node_shared> shared = std::make_shared<node_shared>();
   caf::actor root;
-  caf::actor membership;
-  caf::actor transport;
-  caf::actor peers;
+  membership_actor membership;
+  transport_actor transport;
+  peers_actor peers;
   router_actor router;
   ip_endpoint gossip_local;
   ip_endpoint quic_local;
@@ -289,85 +291,47 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   if (auto ok = x->reactor->start(); !ok) {
     return unexpected{ok.error()};
   }
-  // From here on, failures must undo what was started.
-  auto undo = [&](error e) -> expected<std::shared_ptr<node>> {
-    std::vector<caf::actor> started;
-    for (auto& a : {caf::actor_cast<caf::actor>(x->router), x->peers,
-                    x->transport, x->membership}) {
-      if (a) {
-        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-        started.push_back(a);
-      }
-    }
-    if (!started.empty()) {
-      caf::scoped_actor self{sys};
-      for (auto& a : started) {
-        self->wait_for(a);
-      }
-    }
+  // The router exists before the peers actor: it consumes the application
+  // streams peers open, and follows the peers actor once that runs.
+  x->router = spawn_router(sys, router_options{cfg.name, peers_actor{}});
+  cluster_stack_options so;
+  so.membership.gossip = cfg.gossip;
+  so.membership.gossip.name = cfg.name;
+  so.membership.bind = cfg.gossip_bind;
+  so.membership.advertise = cfg.gossip_advertise;
+  so.membership.reactor = x->reactor;
+  so.peers.name = cfg.name;
+  so.peers.dial_timeout = cfg.dial_timeout;
+  so.peers.backoff_min = cfg.backoff_min;
+  so.peers.backoff_max = cfg.backoff_max;
+  so.transport.credentials = cfg.credentials;
+  so.transport.transport = cfg.transport;
+  so.transport.streams = cfg.streams;
+  so.transport.bind = cfg.quic_bind;
+  so.transport.udp.filter = cfg.quic_filter;
+  so.streams = x->router;
+  auto stack = start_cluster_stack(sys, std::move(so));
+  if (!stack) {
+    caf::anon_send_exit(x->router, caf::exit_reason::user_shutdown);
+    caf::scoped_actor self{sys};
+    self->wait_for(x->router);
     x->reactor->stop();
-    return unexpected{std::move(e)};
-  };
-  membership_options mo;
-  mo.gossip = cfg.gossip;
-  mo.gossip.name = cfg.name;
-  mo.bind = cfg.gossip_bind;
-  mo.advertise = cfg.gossip_advertise;
-  mo.reactor = x->reactor;
-  auto m = spawn_membership(sys, std::move(mo));
-  if (!m) {
-    return undo(m.error());
+    return unexpected{stack.error()};
   }
-  x->membership = m->actor;
-  x->gossip_local = m->local;
-  x->router = spawn_router(sys, router_options{cfg.name, caf::actor{}});
-  peers_options po;
-  po.name = cfg.name;
-  po.membership = x->membership;
-  po.streams = caf::actor_cast<caf::actor>(x->router);
-  po.dial_timeout = cfg.dial_timeout;
-  po.backoff_min = cfg.backoff_min;
-  po.backoff_max = cfg.backoff_max;
-  auto p = spawn_peers(sys, std::move(po));
-  if (!p) {
-    return undo(p.error());
-  }
-  x->peers = *p;
-  transport_options to;
-  to.credentials = cfg.credentials;
-  to.transport = cfg.transport;
-  to.streams = cfg.streams;
-  to.bind = cfg.quic_bind;
-  to.udp.filter = cfg.quic_filter;
-  to.handler = x->peers;
-  to.reactor = x->reactor;
-  auto t = spawn_transport(sys, std::move(to));
-  if (!t) {
-    return undo(t.error());
-  }
-  x->transport = t->actor;
-  x->quic_local = t->local;
-  // Announce the QUIC port in our membership metadata, then start dialing.
-  gossip::node_meta meta;
-  meta.quic_port = x->quic_local.port();
-  auto bytes = gossip::encode_node_meta(meta);
-  if (!bytes) {
-    return undo(bytes.error());
-  }
-  std::string text(reinterpret_cast<const char*>(bytes->data()), bytes->size());
-  if (auto ok = x->ask<void>(std::chrono::seconds{5}, x->membership,
-                             update_atom::value, text);
-      !ok) {
-    return undo(ok.error());
-  }
-  caf::anon_send(x->peers, set_transport_atom::value, x->transport);
+  x->membership = stack->membership.actor;
+  x->gossip_local = stack->membership.local;
+  x->peers = stack->peers;
+  x->transport = stack->transport.actor;
+  x->quic_local = stack->transport.local;
   caf::anon_send(x->router, set_peers_atom::value, x->peers);
-  x->root
-    = sys.spawn(root_impl,
-                std::vector<caf::actor>{x->membership, x->transport, x->peers,
-                                        caf::actor_cast<caf::actor>(x->router)},
-                x->membership, cfg.seeds, x->shared, cfg.name, cfg.backoff_min,
-                cfg.backoff_max);
+  x->root = sys.spawn(
+    root_impl,
+    std::vector<caf::actor>{caf::actor_cast<caf::actor>(x->membership),
+                            caf::actor_cast<caf::actor>(x->transport),
+                            caf::actor_cast<caf::actor>(x->peers),
+                            caf::actor_cast<caf::actor>(x->router)},
+    x->membership, cfg.seeds, x->shared, cfg.name, cfg.backoff_min,
+    cfg.backoff_max);
   MYCORRIZAL_LOG_INFO(component, "{} started: gossip {}, QUIC {}", cfg.name,
                       x->gossip_local.to_string(), x->quic_local.to_string());
   x->cfg = std::move(cfg);
@@ -399,8 +363,10 @@ void node::stop() {
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
   caf::anon_send_exit(x.root, caf::exit_reason::user_shutdown);
-  for (auto& a : {x.root, caf::actor_cast<caf::actor>(x.router), x.peers,
-                  x.transport, x.membership}) {
+  for (auto& a : {x.root, caf::actor_cast<caf::actor>(x.router),
+                  caf::actor_cast<caf::actor>(x.peers),
+                  caf::actor_cast<caf::actor>(x.transport),
+                  caf::actor_cast<caf::actor>(x.membership)}) {
     self->wait_for(a);
   }
   for (auto& h : handlers) {
@@ -452,15 +418,15 @@ caf::actor node::root() const {
   return impl_->root;
 }
 
-caf::actor node::membership() const {
+membership_actor node::membership() const {
   return impl_->membership;
 }
 
-caf::actor node::transport() const {
+transport_actor node::transport() const {
   return impl_->transport;
 }
 
-caf::actor node::peers() const {
+peers_actor node::peers() const {
   return impl_->peers;
 }
 
@@ -519,17 +485,16 @@ expected<void>
 node::send(const std::string& app, const std::vector<std::string>& nodes,
            std::vector<std::byte> payload, const std::string& stream) {
   return impl_->ask<void>(impl_->cfg.facade_timeout, impl_->router,
-                          send_atom::value, app, nodes, std::move(payload),
-                          stream);
+                          send_atom::value, app, nodes,
+                          raw_bytes{std::move(payload)}, stream);
 }
 
 expected<std::vector<std::string>>
 node::broadcast(const std::string& app, std::vector<std::byte> payload,
                 const std::string& stream) {
-  return impl_->ask<std::vector<std::string>>(impl_->cfg.facade_timeout,
-                                              impl_->router,
-                                              broadcast_atom::value, app,
-                                              std::move(payload), stream);
+  return impl_->ask<std::vector<std::string>>(
+    impl_->cfg.facade_timeout, impl_->router, broadcast_atom::value, app,
+    raw_bytes{std::move(payload)}, stream);
 }
 
 expected<std::vector<std::byte>>
@@ -538,10 +503,14 @@ node::request(const std::string& to, const std::string& app,
               const std::string& stream) {
   // The channel ends the request at `wait` with a clear error; the extra
   // second only guards against a node that stopped answering at all.
-  return impl_->ask<std::vector<std::byte>>(wait + std::chrono::seconds{1},
-                                            impl_->router, request_atom::value,
-                                            to, app, std::move(payload), wait,
-                                            stream);
+  auto reply = impl_->ask<raw_bytes>(wait + std::chrono::seconds{1},
+                                     impl_->router, request_atom::value, to,
+                                     app, raw_bytes{std::move(payload)}, wait,
+                                     stream);
+  if (!reply) {
+    return unexpected{reply.error()};
+  }
+  return std::move(reply->data);
 }
 
 std::future<expected<std::vector<std::byte>>>
@@ -560,10 +529,10 @@ node::request_async(const std::string& to, const std::string& app,
   impl_->sys->spawn([=](caf::event_based_actor* self) mutable {
     self
       ->request(router, wait + std::chrono::seconds{1}, request_atom::value, to,
-                app, std::move(payload), wait, stream)
+                app, raw_bytes{std::move(payload)}, wait, stream)
       .then(
-        [=](std::vector<std::byte>& reply) {
-          promise->set_value(std::move(reply));
+        [=](raw_bytes& reply) {
+          promise->set_value(std::move(reply.data));
           self->quit();
         },
         [=](caf::error& e) {

@@ -11,11 +11,13 @@
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/gossip/config.hpp"
 #include "mycorrizal/gossip/membership.hpp"
+#include "mycorrizal/interfaces.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
 #include "mycorrizal/transport/stream_options.hpp"
 
 #include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/timespan.hpp>
 
@@ -161,9 +163,9 @@ public:
 
   /// The node's actors (for actor code; see their headers).
   caf::actor root() const;
-  caf::actor membership() const;
-  caf::actor transport() const;
-  caf::actor peers() const;
+  membership_actor membership() const;
+  transport_actor transport() const;
+  peers_actor peers() const;
   router_actor router() const;
 
   // -- facade (blocking; each waits at most `timeout`)
@@ -209,6 +211,21 @@ public:
   /// The remote handle of (`to`, `app`, `stream`) for actor code.
   expected<caf::actor> remote(const std::string& to, const std::string& app,
                               const std::string& stream = {});
+  /// `remote` as a typed handle, for a remote handler whose interface both
+  /// sides share as a `caf::typed_actor` alias (as with CAF's
+  /// `remote_actor<T>`): messages to it, and the replies the caller
+  /// expects, are checked against `Handle` when the caller compiles. The
+  /// remote side is not asked to confirm the interface: a handler that has
+  /// no case for a message answers it with `errc::no_handler`.
+  template <class Handle>
+  expected<Handle> remote_as(const std::string& to, const std::string& app,
+                             const std::string& stream = {}) {
+    auto handle = remote(to, app, stream);
+    if (!handle) {
+      return unexpected{handle.error()};
+    }
+    return caf::actor_cast<Handle>(std::move(*handle));
+  }
   /// Peers running `app`.
   expected<std::vector<std::string>> nodes(const std::string& app);
   /// The membership view, ourselves included.

@@ -96,7 +96,7 @@ using shared_frames = std::shared_ptr<std::vector<wire::owned_frame>>;
 } // namespace mycorrizal
 
 // Public messages (what hosts receive from subscriptions and queries).
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::byte>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::raw_bytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::ip_endpoint)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::key_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::membership_counters)

@@ -341,7 +341,7 @@ public:
   }
 
   std::string transport_stats_text(caf::scoped_actor& self,
-                                   const caf::actor& t) {
+                                   const transport_actor& t) {
     std::string out;
     self->request(t, 10s, stats_atom::value)
       .receive(
@@ -387,7 +387,7 @@ private:
     transport_options topts;
     topts.credentials = std::move(*creds);
     topts.accept = accept;
-    topts.handler = hdl;
+    topts.handler = caf::actor_cast<transport_handler_actor>(hdl);
     topts.reactor = reactor;
     auto t = spawn_transport(*sys_, std::move(topts));
     if (!t) {

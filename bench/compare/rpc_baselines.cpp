@@ -1131,7 +1131,7 @@ caf::behavior bulk_sink(caf::event_based_actor*) {
       auto n = static_cast<uint64_t>(r.payload.size());
       std::vector<std::byte> out(sizeof(n));
       std::memcpy(out.data(), &n, sizeof(n));
-      return out;
+      return mycorrizal::raw_bytes{std::move(out)};
     },
     [](const mycorrizal::app_message&) {},
   };
@@ -1253,9 +1253,11 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
     self
       ->request(st.router, request_timeout, mycorrizal::request_atom::value,
                 std::string{"bench-b"}, std::string{bulk_app},
-                std::move(payload), budget, std::string{})
+                mycorrizal::raw_bytes{std::move(payload)}, budget,
+                std::string{})
       .then(
-        [self](const std::vector<std::byte>& reply) {
+        [self](const mycorrizal::raw_bytes& bytes) {
+          const auto& reply = bytes.data;
           auto& s = self->state;
           --s.in_flight;
           uint64_t n = 0;

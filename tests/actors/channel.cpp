@@ -61,8 +61,8 @@ caf::behavior requester(caf::event_based_actor* self, caf::actor channel,
     ->request(channel, caf::infinite,
               detail::channel_request{std::move(payload), timeout})
     .then(
-      [=](std::vector<std::byte>& v) {
-        out->values.push_back(v);
+      [=](raw_bytes& v) {
+        out->values.push_back(v.data);
       },
       [=](caf::error& e) {
         out->errors.push_back(from_caf_error(e));

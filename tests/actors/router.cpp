@@ -93,7 +93,9 @@ protected:
     table_ = std::make_shared<peers_table>();
     table_->up.push_back(peer("node-b", {"kv"}));
     peers_ = env_.keep(env_.sys().spawn(peers_side, table_));
-    router_ = spawn_router(env_.sys(), router_options{"node-a", peers_});
+    router_ = spawn_router(
+      env_.sys(),
+      router_options{"node-a", caf::actor_cast<peers_actor>(peers_)});
     env_.keep(caf::actor_cast<caf::actor>(router_));
     env_.run();
   }
@@ -124,17 +126,18 @@ protected:
   std::shared_ptr<outcome<std::vector<std::byte>>>
   request(std::string node, caf::timespan timeout) {
     auto r = router_;
-    return call<std::vector<std::byte>>([=](auto* self, auto out,
-                                            auto on_error) {
-      self
-        ->request(r, caf::infinite, request_atom::value, node,
-                  std::string{"kv"}, bytes_of("get k"), timeout, std::string{})
-        .then(
-          [out](std::vector<std::byte>& v) {
-            out->values.push_back(v);
-          },
-          on_error);
-    });
+    return call<std::vector<std::byte>>(
+      [=](auto* self, auto out, auto on_error) {
+        self
+          ->request(r, caf::infinite, request_atom::value, node,
+                    std::string{"kv"}, raw_bytes{bytes_of("get k")}, timeout,
+                    std::string{})
+          .then(
+            [out](raw_bytes& v) {
+              out->values.push_back(v.data);
+            },
+            on_error);
+      });
   }
 
   std::shared_ptr<outcome<bool>> send(std::string node) {
@@ -142,8 +145,8 @@ protected:
     return call<bool>([=](auto* self, auto out, auto on_error) {
       self
         ->request(r, caf::infinite, send_atom::value, std::string{"kv"},
-                  std::vector<std::string>{node}, bytes_of("put k v"),
-                  std::string{})
+                  std::vector<std::string>{node},
+                  raw_bytes{bytes_of("put k v")}, std::string{})
         .then(
           [out] {
             out->values.push_back(true);

@@ -71,7 +71,7 @@ protected:
     return *h;
   }
 
-  std::vector<gossip::member> members(const caf::actor& a) {
+  std::vector<gossip::member> members(const membership_actor& a) {
     std::vector<gossip::member> out;
     caf::scoped_actor self{*sys_};
     self->request(a, 5s, members_atom::value)
@@ -83,7 +83,7 @@ protected:
     return out;
   }
 
-  std::optional<gossip::node_state> state_of(const caf::actor& a,
+  std::optional<gossip::node_state> state_of(const membership_actor& a,
                                              const std::string& name) {
     for (auto& m : members(a)) {
       if (m.name == name) {
@@ -93,7 +93,7 @@ protected:
     return std::nullopt;
   }
 
-  std::string describe(const caf::actor& a) {
+  std::string describe(const membership_actor& a) {
     std::string out;
     for (auto& m : members(a)) {
       out += m.name + "=" + std::to_string(static_cast<int>(m.state)) + " ";
@@ -106,7 +106,8 @@ protected:
     return test::eventually(pred, limit);
   }
 
-  expected<uint64_t> join(const caf::actor& a, std::vector<std::string> seeds) {
+  expected<uint64_t> join(const membership_actor& a,
+                          std::vector<std::string> seeds) {
     expected<uint64_t> out{unexpected{error{errc::timeout, "no reply"}}};
     caf::scoped_actor self{*sys_};
     self->request(a, 10s, join_atom::value, std::move(seeds))

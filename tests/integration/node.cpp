@@ -91,7 +91,7 @@ caf::behavior recorder(caf::event_based_actor* self, std::string name,
       std::lock_guard<std::mutex> guard{box->mtx};
       box->messages.push_back(m);
     },
-    [=](const app_request& r) -> caf::result<std::vector<std::byte>> {
+    [=](const app_request& r) -> caf::result<raw_bytes> {
       auto t = text(r.payload);
       if (t == "fail") {
         return make_caf_error(error{errc::invalid_config, "asked to fail"});
@@ -100,7 +100,7 @@ caf::behavior recorder(caf::event_based_actor* self, std::string name,
         // A promise nobody fulfils: the request is never answered.
         return self->make_response_promise();
       }
-      return bytes(name + ":" + t);
+      return raw_bytes{bytes(name + ":" + t)};
     },
     [=](point& p) {
       {
@@ -518,6 +518,29 @@ TEST_F(node_test, typed_messages_through_a_remote_handle) {
         EXPECT_EQ(from_caf_error(e).code(), errc::not_serializable)
           << to_string(from_caf_error(e));
       });
+  // The same handle, typed: what it takes and answers is checked when this
+  // test compiles (a `point` request answered with a `point`).
+  using geo_actor = caf::typed_actor<caf::replies_to<point>::with<point>,
+                                     caf::reacts_to<std::string>>;
+  auto typed = a.remote_as<geo_actor>("node-b", "geo");
+  ASSERT_TRUE(typed) << to_string(typed.error());
+  bool typed_answered = false;
+  self->request(*typed, 5s, point{1, 2, "q"})
+    .receive(
+      [&](point& p) {
+        typed_answered = true;
+        EXPECT_EQ(p.x, 2);
+        EXPECT_EQ(p.label, "b");
+      },
+      [&](caf::error& e) {
+        ADD_FAILURE() << to_string(from_caf_error(e));
+      });
+  EXPECT_TRUE(typed_answered);
+  // Not a member: the same error as `remote`.
+  auto nobody = a.remote_as<geo_actor>("node-z", "geo");
+  ASSERT_FALSE(nobody);
+  EXPECT_EQ(nobody.error().code(), errc::node_down)
+    << to_string(nobody.error());
   // A message the remote handler has no case for.
   self->request(*handle, 5s, 1.5)
     .receive(

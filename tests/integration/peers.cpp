@@ -5,6 +5,7 @@
 #include "mycorrizal/cluster/peers.hpp"
 
 #include "mycorrizal/cluster/membership.hpp"
+#include "mycorrizal/cluster/stack.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/gossip/node_meta.hpp"
 #include "mycorrizal/net/reactor.hpp"
@@ -39,7 +40,7 @@ struct node {
   /// With `blind`: the lone membership the peers actor follows instead.
   membership_handle blind;
   transport_handle transport;
-  caf::actor peers;
+  peers_actor peers;
   bool stopped = false;
 };
 
@@ -70,17 +71,12 @@ protected:
     n->name = name;
     n->reactor = std::make_shared<net::reactor>();
     EXPECT_TRUE(n->reactor->start());
-    membership_options mo;
-    mo.gossip = gossip::membership_config::local_defaults();
-    mo.gossip.name = name;
-    mo.bind = ip_endpoint::v4(127, 0, 0, host, gossip_port);
-    mo.reactor = n->reactor;
-    auto m = spawn_membership(*sys_, std::move(mo));
-    EXPECT_TRUE(m) << to_string(m.error());
-    n->membership = *m;
-    peers_options po;
-    po.name = name;
-    po.membership = n->membership.actor;
+    cluster_stack_options so;
+    so.membership.gossip = gossip::membership_config::local_defaults();
+    so.membership.gossip.name = name;
+    so.membership.bind = ip_endpoint::v4(127, 0, 0, host, gossip_port);
+    so.membership.reactor = n->reactor;
+    so.peers.name = name;
     if (blind) {
       membership_options lone;
       lone.gossip = gossip::membership_config::local_defaults();
@@ -90,27 +86,21 @@ protected:
       auto b = spawn_membership(*sys_, std::move(lone));
       EXPECT_TRUE(b) << to_string(b.error());
       n->blind = *b;
-      po.membership = n->blind.actor;
+      so.peers.membership = n->blind.actor;
     }
-    po.backoff_min = 50ms;
-    po.backoff_max = 500ms;
-    po.dial_timeout = 2s;
-    auto p = spawn_peers(*sys_, std::move(po));
-    EXPECT_TRUE(p) << to_string(p.error());
-    n->peers = *p;
-    transport_options to;
-    to.credentials = test::test_pki::get().credentials(name);
-    to.bind = ip_endpoint::v4(127, 0, 0, host, quic_port);
-    to.handler = n->peers;
-    to.reactor = n->reactor;
-    to.transport.idle_timeout = 3s;
-    to.transport.keep_alive = 1s;
-    to.transport.unreachable_timeout = 2s;
-    auto t = spawn_transport(*sys_, std::move(to));
-    EXPECT_TRUE(t) << to_string(t.error());
-    n->transport = *t;
-    EXPECT_TRUE(gossip_quic_port(*n, n->transport.local.port()));
-    caf::anon_send(n->peers, set_transport_atom::value, n->transport.actor);
+    so.peers.backoff_min = 50ms;
+    so.peers.backoff_max = 500ms;
+    so.peers.dial_timeout = 2s;
+    so.transport.credentials = test::test_pki::get().credentials(name);
+    so.transport.bind = ip_endpoint::v4(127, 0, 0, host, quic_port);
+    so.transport.transport.idle_timeout = 3s;
+    so.transport.transport.keep_alive = 1s;
+    so.transport.transport.unreachable_timeout = 2s;
+    auto stack = start_cluster_stack(*sys_, std::move(so));
+    EXPECT_TRUE(stack) << to_string(stack.error());
+    n->membership = stack->membership;
+    n->peers = stack->peers;
+    n->transport = stack->transport;
     auto& ref = *n;
     nodes_[name] = std::move(n);
     return ref;
@@ -152,20 +142,17 @@ protected:
       return;
     }
     n.stopped = true;
-    for (auto& a :
-         {n.peers, n.transport.actor, n.membership.actor, n.blind.actor}) {
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    }
-    caf::scoped_actor self{*sys_};
-    self->wait_for(n.peers, n.transport.actor, n.membership.actor);
+    stop_cluster_stack(*sys_, {n.membership, n.peers, n.transport});
     if (n.blind.actor) {
+      caf::anon_send_exit(n.blind.actor, caf::exit_reason::user_shutdown);
+      caf::scoped_actor self{*sys_};
       self->wait_for(n.blind.actor);
     }
     n.reactor->stop();
   }
 
-  template <class... Ts>
-  bool ask_unit(const caf::actor& dest, Ts&&... xs) {
+  template <class Handle, class... Ts>
+  bool ask_unit(const Handle& dest, Ts&&... xs) {
     bool ok = false;
     caf::scoped_actor self{*sys_};
     self->request(dest, 5s, std::forward<Ts>(xs)...)

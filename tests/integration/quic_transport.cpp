@@ -909,12 +909,12 @@ protected:
     topts.streams = opts.streams;
     topts.udp = opts.udp;
     topts.accept = opts.accept;
-    topts.handler = n->handler;
+    topts.handler = caf::actor_cast<transport_handler_actor>(n->handler);
     topts.reactor = n->reactor;
     auto h = spawn_transport(*sys_, std::move(topts));
     EXPECT_TRUE(h) << name << ": spawn_transport: " << to_string(h.error());
     if (h) {
-      n->transport = h->actor;
+      n->transport = caf::actor_cast<caf::actor>(h->actor);
       n->local = h->local;
     }
     nodes_.push_back(std::move(n));
@@ -1706,7 +1706,7 @@ TEST_F(quic_transport_test, rejects_client_without_certificate) {
   transport_options topts;
   topts.credentials = pki.trust_only();
   topts.accept = false;
-  topts.handler = server.handler;
+  topts.handler = caf::actor_cast<transport_handler_actor>(server.handler);
   topts.reactor = reactor;
   auto h = spawn_transport(*sys_, std::move(topts));
   if (h) {

@@ -88,7 +88,7 @@ struct watcher_state {
 
 caf::behavior
 watcher_impl(caf::stateful_actor<watcher_state>* self, const std::string& name,
-             const caf::actor& membership, const caf::actor& peers) {
+             const membership_actor& membership, const peers_actor& peers) {
   auto me = caf::actor_cast<caf::actor>(self);
   self->request(membership, std::chrono::seconds{10}, subscribe_atom::value, me)
     .then(
@@ -307,7 +307,7 @@ void on_tick(demo_actor* self) {
   auto text = fmt::format("hello #{}", st.tick);
   self
     ->request(st.opts.router, std::chrono::seconds{2}, broadcast_atom::value,
-              st.opts.app, to_bytes(text), std::string{})
+              st.opts.app, raw_bytes{to_bytes(text)}, std::string{})
     .then(
       [=](std::vector<std::string>& reached) {
         if (!reached.empty()) {
@@ -348,8 +348,9 @@ caf::behavior demo_impl(demo_actor* self, demo_options opts) {
     [=](const app_request& r) {
       auto& st = self->state;
       ++st.served;
-      return to_bytes(fmt::format("pong from {} to \"{}\" (count {})",
-                                  st.opts.name, to_text(r.payload), st.served));
+      return raw_bytes{
+        to_bytes(fmt::format("pong from {} to \"{}\" (count {})", st.opts.name,
+                             to_text(r.payload), st.served))};
     },
     [=](demo_ping& p) -> caf::result<std::string> {
       auto& st = self->state;
@@ -390,7 +391,7 @@ void say(std::string_view name, std::string_view text) {
 }
 
 caf::actor spawn_watcher(caf::actor_system& sys, std::string name,
-                         caf::actor membership, caf::actor peers) {
+                         membership_actor membership, peers_actor peers) {
   return sys.spawn(watcher_impl, std::move(name), std::move(membership),
                    std::move(peers));
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "mycorrizal/apps/router.hpp"
+#include "mycorrizal/interfaces.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -60,7 +61,7 @@ void say(std::string_view name, std::string_view text);
 /// QUIC connections going up and down (`peers` actor) until it is told to
 /// exit.
 caf::actor spawn_watcher(caf::actor_system& sys, std::string name,
-                         caf::actor membership, caf::actor peers);
+                         membership_actor membership, peers_actor peers);
 
 /// How to run the demo application.
 struct demo_options {

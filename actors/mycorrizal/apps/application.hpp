@@ -29,7 +29,7 @@
 /// - `app_message` for a one-way message with a raw-bytes payload; its
 ///   reply (if any) is ignored.
 /// - `app_request` for a request with a raw-bytes payload; reply with
-///   `std::vector<std::byte>` (or an error, which the requester gets as
+///   `raw_bytes` (or an error, which the requester gets as
 ///   `errc::remote_error` carrying its text, or the same `errc` when it is
 ///   a Mycorrizal error).
 /// - A CAF message (any types registered with `add_message_type` on both
@@ -67,6 +67,16 @@
 /// `not_serializable` (a message type not registered for serialization).
 namespace mycorrizal {
 
+/// Raw bytes in a message: the payload of the router's `send_atom`,
+/// `broadcast_atom` and `request_atom`, and the answer to an `app_request`
+/// and to `request_atom`. A type of its own: declaring
+/// `std::vector<std::byte>` a local-only message type (CAF 0.17's
+/// `CAF_ALLOW_UNSAFE_MESSAGE_TYPE`) would claim that standard type for every
+/// program that includes Mycorrizal's headers.
+struct raw_bytes {
+  std::vector<std::byte> data;
+};
+
 /// A one-way message with a raw-bytes payload.
 struct app_message {
   /// The sending node.
@@ -77,7 +87,7 @@ struct app_message {
   std::vector<std::byte> payload;
 };
 
-/// A request with a raw-bytes payload; reply `std::vector<std::byte>`.
+/// A request with a raw-bytes payload; reply `raw_bytes`.
 struct app_request {
   std::string node;
   std::string application;

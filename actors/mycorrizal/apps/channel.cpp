@@ -59,7 +59,7 @@ constexpr size_t max_batch_bytes = size_t{1} << 20;
 /// A request of ours waiting for its RESPONSE.
 struct waiting {
   caf::response_promise rp;
-  /// A raw-bytes request: the answer is `std::vector<std::byte>`.
+  /// A raw-bytes request: the answer is `raw_bytes`.
   bool raw = false;
 };
 
@@ -447,16 +447,16 @@ void answer(channel_actor* self, uint64_t id, bool raw, caf::message reply) {
   if (raw) {
     if (reply.empty()) {
       respond(self, id, errc::none, 0, {});
-    } else if (reply.match_elements<std::vector<std::byte>>()) {
+    } else if (reply.match_elements<raw_bytes>()) {
       respond(self, id, errc::none, 0,
-              std::move(reply.get_mutable_as<std::vector<std::byte>>(0)));
+              std::move(reply.get_mutable_as<raw_bytes>(0).data));
     } else {
       respond_error(self, id,
                     error{errc::remote_error,
                           "the handler of '" + st.opts.application
                             + "' answered a raw request with "
                             + describe_message(reply)
-                            + " instead of std::vector<std::byte>"});
+                            + " instead of mycorrizal::raw_bytes"});
     }
     return;
   }
@@ -586,7 +586,7 @@ void on_response(channel_actor* self, wire::owned_response& r) {
         error{errc::remote_error, "a CAF message answered a raw request"}));
       return;
     }
-    w->rp.deliver(std::move(r.payload));
+    w->rp.deliver(raw_bytes{std::move(r.payload)});
     return;
   }
   if ((r.flags & wire::flag_caf_message) == 0) {
@@ -775,7 +775,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
       }
       return caf::unit;
     },
-    [=](channel_request& msg) -> caf::result<std::vector<std::byte>> {
+    [=](channel_request& msg) -> caf::result<raw_bytes> {
       auto& cur = self->state;
       if (msg.payload.size() > cur.opts.options.max_message_size) {
         cur.count(&stream_counters::failed_sends);

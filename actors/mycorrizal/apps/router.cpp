@@ -72,7 +72,7 @@ struct router_state {
   };
 
   router_options opts;
-  caf::actor peers;
+  peers_actor peers;
   bool stopping = false;
   std::map<std::string, app_entry> apps;
   /// Connected peers.
@@ -132,8 +132,7 @@ caf::error err(errc code, std::string text) {
 
 void announce(router_self self) {
   if (self->state.peers) {
-    caf::anon_send(self->state.peers, apps_atom::value,
-                   self->state.app_names());
+    self->send(self->state.peers, apps_atom::value, self->state.app_names());
   }
 }
 
@@ -455,7 +454,7 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
       announce(self);
     }
   });
-  auto subscribe = [=](const caf::actor& peers) {
+  auto subscribe = [=](const peers_actor& peers) {
     self
       ->request(peers, std::chrono::seconds{10}, subscribe_atom::value,
                 caf::actor_cast<caf::actor>(self))
@@ -475,7 +474,7 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
     subscribe(self->state.peers);
   }
   return {
-    [=](set_peers_atom, caf::actor& peers) {
+    [=](set_peers_atom, peers_actor& peers) {
       self->state.peers = peers;
       subscribe(peers);
     },
@@ -648,10 +647,9 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
       return rp;
     },
     [=](send_atom, std::string& app, std::vector<std::string>& nodes,
-        std::vector<std::byte>& payload,
-        std::string& stream) -> caf::result<void> {
+        raw_bytes& payload, std::string& stream) -> caf::result<void> {
       auto rp = self->make_response_promise();
-      fan_out(self, std::move(nodes), app, stream, std::move(payload),
+      fan_out(self, std::move(nodes), app, stream, std::move(payload.data),
               [rp](outcomes& results) mutable {
                 for (auto& [node, err] : results) {
                   if (err) {
@@ -663,10 +661,11 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
               });
       return rp;
     },
-    [=](broadcast_atom, std::string& app, std::vector<std::byte>& payload,
+    [=](broadcast_atom, std::string& app, raw_bytes& payload,
         std::string& stream) -> caf::result<std::vector<std::string>> {
       auto rp = self->make_response_promise();
-      auto data = std::make_shared<std::vector<std::byte>>(std::move(payload));
+      auto data
+        = std::make_shared<std::vector<std::byte>>(std::move(payload.data));
       self
         ->request(self->state.peers, std::chrono::seconds{10},
                   nodes_atom::value, app)
@@ -689,11 +688,11 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
           });
       return rp;
     },
-    [=](request_atom, std::string& node, std::string& app,
-        std::vector<std::byte>& payload, caf::timespan timeout,
-        std::string& stream) -> caf::result<std::vector<std::byte>> {
+    [=](request_atom, std::string& node, std::string& app, raw_bytes& payload,
+        caf::timespan timeout, std::string& stream) -> caf::result<raw_bytes> {
       auto rp = self->make_response_promise();
-      auto data = std::make_shared<std::vector<std::byte>>(std::move(payload));
+      auto data
+        = std::make_shared<std::vector<std::byte>>(std::move(payload.data));
       with_handle(
         self, node, app, stream, [=](expected<caf::actor> ch) mutable {
           if (!ch) {
@@ -704,7 +703,7 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
             ->request(*ch, caf::infinite,
                       detail::channel_request{std::move(*data), timeout})
             .then(
-              [=](std::vector<std::byte>& reply) mutable {
+              [=](raw_bytes& reply) mutable {
                 rp.deliver(std::move(reply));
               },
               [=](caf::error& e) mutable {

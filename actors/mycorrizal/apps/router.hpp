@@ -5,6 +5,7 @@
 
 #include "mycorrizal/apps/application.hpp"
 #include "mycorrizal/cluster/peers.hpp"
+#include "mycorrizal/interfaces.hpp"
 #include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
@@ -19,9 +20,9 @@
 
 namespace mycorrizal {
 
-/// The router's interface. Arguments come in the order of the `node`
-/// facade's calls: who, application, what, then the stream (the default
-/// stream is the empty name).
+/// The router's interface (`router_actor`, interfaces.hpp). Arguments come
+/// in the order of the `node` facade's calls: who, application, what, then
+/// the stream (the default stream is the empty name).
 ///
 /// | message | reply |
 /// |---|---|
@@ -48,27 +49,6 @@ namespace mycorrizal {
 /// From the peers actor: `set_peers_atom` (who to follow), the peer events
 /// it publishes, and `stream_accepted` for the application streams peers
 /// open (answered with the channel actor that serves the stream).
-using router_actor = caf::typed_actor<
-  caf::reacts_to<register_atom, std::string, caf::actor, app_options>,
-  caf::reacts_to<unregister_atom, std::string>,
-  caf::reacts_to<create_stream_atom, std::string, std::string, caf::actor>,
-  caf::reacts_to<close_stream_atom, std::string, std::string>,
-  caf::replies_to<list_streams_atom,
-                  std::string>::with<std::vector<std::string>>,
-  caf::replies_to<remote_atom, std::string, std::string,
-                  std::string>::with<caf::actor>,
-  caf::reacts_to<send_atom, std::string, std::vector<std::string>,
-                 std::vector<std::byte>, std::string>,
-  caf::replies_to<broadcast_atom, std::string, std::vector<std::byte>,
-                  std::string>::with<std::vector<std::string>>,
-  caf::replies_to<request_atom, std::string, std::string,
-                  std::vector<std::byte>, caf::timespan,
-                  std::string>::with<std::vector<std::byte>>,
-  caf::replies_to<nodes_atom, std::string>::with<std::vector<std::string>>,
-  caf::replies_to<stats_atom>::with<std::vector<app_stats>>,
-  caf::reacts_to<set_peers_atom, caf::actor>, caf::reacts_to<peer_up>,
-  caf::reacts_to<peer_down>, caf::reacts_to<peer_unreachable>,
-  caf::replies_to<stream_accepted>::with<caf::actor>>;
 
 /// How to start a router.
 struct router_options {
@@ -76,7 +56,7 @@ struct router_options {
   std::string name;
   /// The peers actor: connections, `nodes_atom`, APPS. May come later as
   /// `set_peers_atom`.
-  caf::actor peers;
+  peers_actor peers;
 };
 
 /// Spawns the router. Give it to the peers actor as `streams`; create the

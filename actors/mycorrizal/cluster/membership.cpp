@@ -6,6 +6,7 @@
 #include "mycorrizal/net/reactor.hpp"
 #include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/deadline_timer.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/time.hpp"
 
@@ -82,8 +83,8 @@ struct membership_state {
   std::vector<caf::response_promise> leaves;
   detail::subscriber_list subscribers;
 
-  /// The core deadline the pending tick serves (never: none pending).
-  time_point armed = never;
+  /// The tick for the core's next deadline.
+  deadline_timer timer;
 
   uint64_t send_errors = 0;
   uint64_t tcp_errors = 0;
@@ -110,7 +111,15 @@ membership_state::~membership_state() {
   }
 }
 
-using membership_actor = caf::stateful_actor<membership_state>;
+/// The public interface plus what only the actor itself, its factory and
+/// the reactor send it.
+using membership_impl = membership_actor::extend<
+  caf::reacts_to<init_atom, init_ptr>, caf::reacts_to<tick_atom, int64_t>,
+  caf::reacts_to<net::udp_batch>, caf::reacts_to<net::tcp_accepted>,
+  caf::reacts_to<net::tcp_connected>, caf::reacts_to<net::tcp_received>,
+  caf::reacts_to<net::tcp_eof>, caf::reacts_to<net::tcp_closed>>;
+
+using membership_self = membership_impl::stateful_pointer<membership_state>;
 
 void fail_all(membership_state& st, const error& why) {
   for (auto& [id, rp] : st.joins) {
@@ -126,7 +135,7 @@ void fail_all(membership_state& st, const error& why) {
 /// Sends what the core produced, starts the TCP exchanges it asked for,
 /// publishes its events and re-arms the timer. Loops because a TCP
 /// exchange that cannot even start is reported back at once.
-void flush(membership_actor* self) {
+void flush(membership_self self) {
   auto& st = self->state;
   auto& core = *st.core;
   for (;;) {
@@ -177,7 +186,7 @@ void flush(membership_actor* self) {
         MYCORRIZAL_LOG_INFO(component, "{} {} ({}, incarnation {})",
                             m->who.name, to_string(m->kind),
                             m->who.address.to_string(), m->who.incarnation);
-        st.subscribers.publish(self, *m);
+        st.subscribers.publish(*m);
       } else if (auto* j = std::get_if<gossip::join_completed>(&ev)) {
         auto i = st.joins.find(j->id);
         if (i == st.joins.end()) {
@@ -212,16 +221,10 @@ void flush(membership_actor* self) {
       break;
     }
   }
-  auto next = core.next_deadline();
-  if (next < st.armed) {
-    st.armed = next;
-    auto wait = std::max(next - actor_now(self), duration::zero());
-    self->delayed_send(self, wait, tick_atom::value,
-                       static_cast<int64_t>(next.time_since_epoch().count()));
-  }
+  st.timer.arm(self, core.next_deadline());
 }
 
-void on_tcp_bytes(membership_actor* self, net::tcp_conn_id conn,
+void on_tcp_bytes(membership_self self, net::tcp_conn_id conn,
                   std::vector<std::byte>& data) {
   auto& st = self->state;
   auto i = st.exchanges.find(conn);
@@ -249,34 +252,91 @@ void on_tcp_bytes(membership_actor* self, net::tcp_conn_id conn,
   flush(self);
 }
 
-caf::behavior running(membership_actor* self) {
+/// Sets up the state from what the factory bound.
+void init(membership_self self, const init_ptr& init) {
+  auto& st = self->state;
+  st.reactor = init->reactor;
+  st.udp = init->udp;
+  st.tcp = init->tcp;
+  st.bind = init->bind;
+  auto core = gossip::membership::make(init->config, actor_now(self));
+  if (!core) {
+    MYCORRIZAL_LOG_ERROR(component, "cannot start: {}",
+                         to_string(core.error()));
+    self->quit(make_caf_error(core.error()));
+    return;
+  }
+  st.core = std::move(*core);
+  MYCORRIZAL_LOG_INFO(component, "{} gossiping on {} ({} keys)",
+                      st.core->config().name,
+                      st.core->config().advertise.to_string(),
+                      st.core->keys().keys().size());
+  flush(self);
+}
+
+membership_impl::behavior_type membership_fn(membership_self self) {
+  self->set_down_handler([=](caf::down_msg& dm) {
+    self->state.subscribers.remove(dm.source);
+  });
+  // Until the factory hands over the bound sockets (`init_atom`), every
+  // other message waits in the mailbox: the reactor may report a datagram
+  // before that.
+  auto ready = [=] {
+    return self->state.core != nullptr;
+  };
   return {
-    [=](net::udp_batch& batch) {
+    [=](init_atom, const init_ptr& x) {
+      init(self, x);
+    },
+    [=](net::udp_batch& batch) -> caf::result<void> {
+      if (!ready()) {
+        return caf::skip;
+      }
       auto& st = self->state;
       auto now = actor_now(self);
       for (auto& d : batch.datagrams) {
         st.core->handle_datagram(d.from, d.data, now);
       }
       flush(self);
+      return caf::unit;
     },
-    [=](net::tcp_accepted& x) {
+    [=](net::tcp_accepted& x) -> caf::result<void> {
+      if (!ready()) {
+        return caf::skip;
+      }
       self->state.exchanges.emplace(
         x.conn, membership_state::exchange{false, 0, x.peer, {}, false});
+      return caf::unit;
     },
-    [=](net::tcp_connected&) {
+    [=](net::tcp_connected&) -> caf::result<void> {
+      if (!ready()) {
+        return caf::skip;
+      }
       // The request was queued before the connection was up.
+      return caf::unit;
     },
-    [=](net::tcp_received& x) {
+    [=](net::tcp_received& x) -> caf::result<void> {
+      if (!ready()) {
+        return caf::skip;
+      }
       on_tcp_bytes(self, x.conn, x.data);
+      return caf::unit;
     },
-    [=](net::tcp_eof& x) {
+    [=](net::tcp_eof& x) -> caf::result<void> {
+      if (!ready()) {
+        return caf::skip;
+      }
       std::ignore = self->state.reactor->close_tcp(x.conn);
+      return caf::unit;
     },
-    [=](net::tcp_closed& x) {
+    [=](net::tcp_closed& x) -> caf::result<void> {
+      if (!ready()) {
+        return caf::skip;
+      }
       auto& st = self->state;
       auto i = st.exchanges.find(x.conn);
       if (i == st.exchanges.end()) {
-        return;
+        return caf::unit;
       }
       auto ex = std::move(i->second);
       st.exchanges.erase(i);
@@ -288,13 +348,13 @@ caf::behavior running(membership_actor* self) {
         st.core->stream_failed(ex.stream_id, why, actor_now(self));
         flush(self);
       }
+      return caf::unit;
     },
     [=](tick_atom, int64_t armed_ns) {
       auto& st = self->state;
-      if (armed_ns != st.armed.time_since_epoch().count()) {
+      if (!st.timer.fire(armed_ns)) {
         return; // superseded by an earlier deadline
       }
-      st.armed = never;
       st.core->on_timeout(actor_now(self));
       flush(self);
     },
@@ -338,7 +398,6 @@ caf::behavior running(membership_actor* self) {
     [=](unsub_atom, const caf::actor& who) {
       self->state.subscribers.remove(who.address());
       self->demonitor(who);
-      return caf::unit;
     },
     [=](health_atom) {
       return self->state.core->health_score();
@@ -371,39 +430,6 @@ caf::behavior running(membership_actor* self) {
     },
     [=](local_atom) {
       return self->state.core->config().advertise;
-    },
-  };
-}
-
-caf::behavior membership_impl(membership_actor* self) {
-  // Until the factory hands over the bound sockets, everything else waits
-  // in the mailbox.
-  self->set_default_handler(caf::skip);
-  self->set_down_handler([=](caf::down_msg& dm) {
-    self->state.subscribers.remove(dm.source);
-  });
-  return {
-    [=](init_atom, const init_ptr& init) {
-      auto& st = self->state;
-      st.reactor = init->reactor;
-      st.udp = init->udp;
-      st.tcp = init->tcp;
-      st.bind = init->bind;
-      auto core = gossip::membership::make(init->config, actor_now(self));
-      if (!core) {
-        MYCORRIZAL_LOG_ERROR(component, "cannot start: {}",
-                             to_string(core.error()));
-        self->quit(make_caf_error(core.error()));
-        return;
-      }
-      st.core = std::move(*core);
-      MYCORRIZAL_LOG_INFO(component, "{} gossiping on {} ({} keys)",
-                          st.core->config().name,
-                          st.core->config().advertise.to_string(),
-                          st.core->keys().keys().size());
-      self->set_default_handler(caf::print_and_drop);
-      self->become(running(self));
-      flush(self);
     },
   };
 }
@@ -451,8 +477,10 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
   if (auto ok = probe.validate(); !ok) {
     return unexpected{ok.error()};
   }
-  auto actor = sys.spawn(membership_impl);
-  auto bound = bind_sockets(*opts.reactor, opts.bind, actor, cfg.tcp_timeout);
+  auto actor = sys.spawn(membership_fn);
+  auto bound = bind_sockets(*opts.reactor, opts.bind,
+                            caf::actor_cast<caf::actor>(actor),
+                            cfg.tcp_timeout);
   if (!bound) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return unexpected{bound.error()};
@@ -465,8 +493,12 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
     }
   }
   cfg.advertise = local;
-  std::random_device rd;
-  cfg.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  if (cfg.seed == 0) {
+    // A fixed seed (tests) gives the same probe order and timer phases in
+    // every run; in production each node draws its own.
+    std::random_device rd;
+    cfg.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }
   // GCM nonces must never repeat under a key: take them from GnuTLS.
   cfg.make_nonce = [] {
     gossip::gcm_nonce n{};

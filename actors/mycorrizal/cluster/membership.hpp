@@ -6,6 +6,7 @@
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/gossip/config.hpp"
 #include "mycorrizal/gossip/membership.hpp"
+#include "mycorrizal/interfaces.hpp"
 #include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
@@ -26,27 +27,31 @@ class reactor;
 /// the node's reactor), and the short TCP exchanges of push/pull and TCP
 /// pings. It publishes member events to its subscribers.
 ///
-/// Its interface (requests; errors are `mycorrizal::errc` in CAF errors):
+/// Its interface (`membership_actor`, interfaces.hpp; errors are
+/// `mycorrizal::errc` in CAF errors):
 ///
 /// | request | reply |
 /// |---|---|
-/// | `join_atom, std::vector<std::string> seeds` ("host:port") | `uint64_t`
-/// seeds contacted; `connection_lost` when none answered, `invalid_config` for
-/// a bad address | | `leave_atom, caf::timespan timeout` | `caf::unit` once the
-/// leave was gossiped; `timeout` if it was not in time | | `members_atom` |
-/// `std::vector<gossip::member>`, self included | | `update_atom, std::string
-/// meta` | `caf::unit`; `too_large` above 512 bytes | | `subscribe_atom,
-/// caf::actor who` | `std::vector<gossip::member>` now; then
-/// `gossip::member_event` messages to `who` until it ends or unsubscribes | |
-/// `unsub_atom, caf::actor who` | `caf::unit` | | `health_atom` | `int`
-/// Lifeguard health score, 0 = healthy | | `keyop_atom, key_op, std::string
-/// key` | `caf::unit`; `invalid_config` for a bad key | | `keys_atom` |
-/// `std::vector<std::string>` installed keys, primary first | | `stats_atom` |
-/// `membership_counters` | | `local_atom` | `ip_endpoint` we advertise |
+/// | `join_atom, seeds` ("host:port") | seeds contacted;
+///   `connection_lost` when none answered, `invalid_config` for a bad
+///   address |
+/// | `leave_atom, timeout` | once the leave was gossiped; `timeout` if it
+///   was not in time |
+/// | `members_atom` | every member, self included |
+/// | `update_atom, meta` | once set; `too_large` above 512 bytes |
+/// | `subscribe_atom, who` | the members now; then `gossip::member_event`
+///   messages to `who` until it ends or unsubscribes |
+/// | `unsub_atom, who` | once forgotten |
+/// | `health_atom` | the Lifeguard health score, 0 = healthy |
+/// | `keyop_atom, op, key` | once applied; `invalid_config` for a bad key |
+/// | `keys_atom` | the installed keys, primary first |
+/// | `stats_atom` | counters |
+/// | `local_atom` | the address we advertise |
 ///
-/// Stop it with `caf::anon_send_exit(actor, caf::exit_reason::user_shutdown)`
-/// (without a leave, others will detect a failure). It closes its sockets;
-/// pending requests end with `errc::shutting_down`.
+/// `mycorrizal::errc` in CAF errors. Stop it with
+/// `caf::anon_send_exit(actor, caf::exit_reason::user_shutdown)` (without a
+/// leave, others will detect a failure). It closes its sockets; pending
+/// requests end with `errc::shutting_down`.
 namespace mycorrizal {
 
 /// A keyring operation (memberlist's KeyManager, applied locally).
@@ -81,14 +86,15 @@ struct membership_options {
 
 /// A started membership actor and where it listens.
 struct membership_handle {
-  caf::actor actor;
+  membership_actor actor;
   /// The address we advertise (real port).
   ip_endpoint local;
 };
 
 /// Spawns a membership actor in `sys`: binds its sockets (retrying other
 /// ports when `bind` has port 0 and the UDP port is taken), creates the
-/// core with a random seed and GnuTLS nonces, and starts it.
+/// core (with `gossip.seed`, or a random seed when it is 0) and GnuTLS
+/// nonces, and starts it.
 /// @returns `errc::invalid_config` for bad options, `errc::connection_lost`
 ///   when a socket cannot be bound.
 expected<membership_handle> spawn_membership(caf::actor_system& sys,

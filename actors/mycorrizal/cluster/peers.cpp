@@ -10,7 +10,9 @@
 #include "mycorrizal/peering/from_gossip.hpp"
 #include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/deadline_timer.hpp"
 #include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/runtime/send.hpp"
 #include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/wire/frame.hpp"
 
@@ -47,7 +49,7 @@ struct peers_state {
   };
 
   peers_options opts;
-  caf::actor transport;
+  transport_actor transport;
   std::optional<peering::dialer> core;
   /// By connection id: the connections the core holds (a connection that
   /// comes up is added before the core sees it, and removed when the core
@@ -58,8 +60,8 @@ struct peers_state {
   /// control streams.
   std::vector<std::string> apps;
   uint64_t incarnation = 0;
-  /// The core deadline the pending tick serves (never: none pending).
-  time_point armed = never;
+  /// The tick for the core's next deadline.
+  deadline_timer timer;
 
   static peering::connection_id id_of(const caf::actor& conn) {
     return conn ? static_cast<peering::connection_id>(conn.id())
@@ -102,28 +104,29 @@ struct peers_state {
   }
 };
 
-using peers_actor = caf::stateful_actor<peers_state>;
+/// The public interface plus the timer.
+using peers_impl = peers_actor::extend<caf::reacts_to<tick_atom, int64_t>>;
+
+using peers_self = peers_impl::stateful_pointer<peers_state>;
 
 template <class T>
-void publish(peers_actor* self, const T& msg) {
-  self->state.subscribers.publish(self, msg);
+void publish(peers_self self, const T& msg) {
+  self->state.subscribers.publish(msg);
 }
 
-void close_connection(peers_actor* self, const caf::actor& conn,
+void close_connection(peers_self self, const caf::actor& conn,
                       const std::string& why) {
-  if (conn) {
-    self->send(conn, close_atom::value, uint64_t{0}, why);
-  }
+  send_untyped(self, conn, close_atom::value, uint64_t{0}, why);
 }
 
-void open_control(peers_actor* self, const std::string& peer,
+void open_control(peers_self self, const std::string& peer,
                   const caf::actor& conn);
 
-void flush(peers_actor* self);
+void flush(peers_self self);
 
 /// Dials `cmd.peer` through the transport and reports the result to the
 /// core; `connection_up` (to us, as the handler) brings the connection.
-void dial(peers_actor* self, const peering::dial& cmd) {
+void dial(peers_self self, const peering::dial& cmd) {
   auto& st = self->state;
   auto deadline = st.opts.dial_timeout;
   auto name = cmd.peer;
@@ -148,7 +151,7 @@ void dial(peers_actor* self, const peering::dial& cmd) {
 }
 
 /// Carries out what the core decided, then re-arms the timer.
-void flush(peers_actor* self) {
+void flush(peers_self self) {
   auto& st = self->state;
   auto& core = *st.core;
   auto cmds = std::move(core.commands());
@@ -189,17 +192,11 @@ void flush(peers_actor* self) {
               peer_unreachable{std::move(un->peer), std::move(un->reason)});
     }
   }
-  auto next = core.next_deadline();
-  if (next < st.armed) {
-    st.armed = next;
-    auto wait = std::max(next - actor_now(self), duration::zero());
-    self->delayed_send(self, wait, tick_atom::value,
-                       static_cast<int64_t>(next.time_since_epoch().count()));
-  }
+  st.timer.arm(self, core.next_deadline());
 }
 
 /// A member's gossip state changed (or was listed at subscription).
-void on_member(peers_actor* self, gossip::member_event_kind kind,
+void on_member(peers_self self, gossip::member_event_kind kind,
                const gossip::member& m) {
   auto& st = self->state;
   if (m.name == st.opts.name) {
@@ -210,7 +207,7 @@ void on_member(peers_actor* self, gossip::member_event_kind kind,
 }
 
 /// The dialer opens the control stream with HELLO and sends APPS.
-void open_control(peers_actor* self, const std::string& peer,
+void open_control(peers_self self, const std::string& peer,
                   const caf::actor& conn) {
   auto& st = self->state;
   self
@@ -224,7 +221,7 @@ void open_control(peers_actor* self, const std::string& peer,
           return; // replaced meanwhile
         }
         l->control = stream;
-        self->send(stream, write_atom::value, cur.apps_frame());
+        send_untyped(self, stream, write_atom::value, cur.apps_frame());
       },
       [=](caf::error& err) {
         MYCORRIZAL_LOG_WARN_RL(component, 1,
@@ -234,7 +231,7 @@ void open_control(peers_actor* self, const std::string& peer,
 }
 
 /// A HELLO from `peer`: agree on a version or close the connection.
-bool on_hello(peers_actor* self, const std::string& peer, peers_state::link& l,
+bool on_hello(peers_self self, const std::string& peer, peers_state::link& l,
               const wire::owned_hello& h) {
   auto v = wire::negotiate_version(wire::protocol_version_min,
                                    wire::protocol_version_max, h.version_min,
@@ -260,7 +257,7 @@ bool on_hello(peers_actor* self, const std::string& peer, peers_state::link& l,
 }
 
 /// What the control stream of a peer carried.
-void on_control_frames(peers_actor* self, stream_frames& msg) {
+void on_control_frames(peers_self self, stream_frames& msg) {
   auto& st = self->state;
   auto* l = st.by_control(msg.stream);
   if (l == nullptr) {
@@ -280,7 +277,7 @@ void on_control_frames(peers_actor* self, stream_frames& msg) {
 
 /// The peer opened a stream: the control stream (HELLO) stays here,
 /// application streams go to the streams actor.
-caf::result<caf::actor> on_stream(peers_actor* self, stream_accepted& msg) {
+caf::result<caf::actor> on_stream(peers_self self, stream_accepted& msg) {
   auto& st = self->state;
   if (auto* h = std::get_if<wire::owned_hello>(&msg.first)) {
     auto id = peers_state::id_of(msg.connection);
@@ -298,7 +295,7 @@ caf::result<caf::actor> on_stream(peers_actor* self, stream_accepted& msg) {
     std::vector<wire::owned_frame> reply;
     reply.push_back(st.hello());
     reply.push_back(st.apps_frame());
-    self->send(msg.stream, write_atom::value, std::move(reply));
+    send_untyped(self, msg.stream, write_atom::value, std::move(reply));
     return caf::actor_cast<caf::actor>(self);
   }
   if (!st.opts.streams) {
@@ -323,7 +320,7 @@ caf::result<caf::actor> on_stream(peers_actor* self, stream_accepted& msg) {
   return rp;
 }
 
-void on_up(peers_actor* self, connection_up& up) {
+void on_up(peers_self self, connection_up& up) {
   auto& st = self->state;
   auto& info = up.info;
   auto id = peers_state::id_of(info.connection);
@@ -339,7 +336,7 @@ void on_up(peers_actor* self, connection_up& up) {
   flush(self);
 }
 
-void on_down(peers_actor* self, connection_down& down) {
+void on_down(peers_self self, connection_down& down) {
   auto& st = self->state;
   auto id = peers_state::id_of(down.connection);
   // Whatever its control stream said is gone with it.
@@ -349,7 +346,7 @@ void on_down(peers_actor* self, connection_down& down) {
   flush(self);
 }
 
-caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
+peers_impl::behavior_type peers_fn(peers_self self, const peers_options& opts) {
   auto& init = self->state;
   init.opts = opts;
   peering::dialer_config cfg;
@@ -365,7 +362,7 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
     self->state.subscribers.remove(dm.source);
   });
   return {
-    [=](set_transport_atom, caf::actor& transport) {
+    [=](set_transport_atom, transport_actor& transport) {
       auto& st = self->state;
       st.transport = std::move(transport);
       self
@@ -423,17 +420,15 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
       st.apps = std::move(apps);
       for (auto& [id, l] : st.links) {
         if (l.control) {
-          self->send(l.control, write_atom::value, st.apps_frame());
+          send_untyped(self, l.control, write_atom::value, st.apps_frame());
         }
       }
-      return caf::unit;
     },
     [=](tick_atom, int64_t armed_ns) {
       auto& st = self->state;
-      if (armed_ns != st.armed.time_since_epoch().count()) {
+      if (!st.timer.fire(armed_ns)) {
         return; // superseded by an earlier deadline
       }
-      st.armed = never;
       st.core->on_timeout(actor_now(self));
       flush(self);
     },
@@ -469,7 +464,7 @@ caf::behavior peers_impl(peers_actor* self, const peers_options& opts) {
 
 } // namespace
 
-expected<caf::actor> spawn_peers(caf::actor_system& sys, peers_options opts) {
+expected<peers_actor> spawn_peers(caf::actor_system& sys, peers_options opts) {
   if (opts.name.empty()) {
     return unexpected{error{errc::invalid_config, "peers.name: required"}};
   }
@@ -482,7 +477,8 @@ expected<caf::actor> spawn_peers(caf::actor_system& sys, peers_options opts) {
     return unexpected{error{errc::invalid_config,
                             "peers.backoff_min/max: need 0 < min <= max"}};
   }
-  return sys.spawn(peers_impl, std::move(opts));
+  peers_actor actor = sys.spawn(peers_fn, std::move(opts));
+  return actor;
 }
 
 } // namespace mycorrizal

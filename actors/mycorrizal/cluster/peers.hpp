@@ -5,6 +5,7 @@
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/expected.hpp"
+#include "mycorrizal/interfaces.hpp"
 #include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
@@ -58,14 +59,20 @@
 ///   applications, again whenever the set changes (`apps_atom`), so
 ///   `nodes_atom` lists the peers that run an application.
 ///
-/// ### Requests
+/// ### Requests (`peers_actor`, interfaces.hpp)
 /// | request | reply |
 /// |---|---|
 /// | `connections_atom` | `std::vector<peer_info>`: every alive Mycorrizal
 /// member and its connection, if up |
 /// | `subscribe_atom, caf::actor who` | the peers connected now; then
 /// `peer_up`, `peer_unreachable` and `peer_down` to `who` until it ends |
+/// | `nodes_atom, app` | the peers that announced `app`, sorted |
 /// | `stats_atom` | `peers_stats` |
+///
+/// And messages: `set_transport_atom, transport` (start), `apps_atom,
+/// names` (our applications changed: announce them), the membership's
+/// `gossip::member_event`s, the transport handler's messages, and the
+/// control streams' `stream_frames` and `stream_end`.
 namespace mycorrizal {
 
 /// A Mycorrizal member as the peers actor sees it.
@@ -131,12 +138,17 @@ struct peers_options {
   /// Our node name (the CN of our certificate, our membership name).
   std::string name;
   /// The membership actor to follow. Required.
-  caf::actor membership;
-  /// Gets the `stream_accepted` requests (optional).
-  caf::actor streams;
+  membership_actor membership;
+  /// Gets the `stream_accepted` requests of application streams
+  /// (optional).
+  stream_acceptor_actor streams;
   /// A dial must be authenticated within this time.
   caf::timespan dial_timeout = std::chrono::seconds{5};
-  /// First and largest redial delay.
+  /// Redial delays: after f failed dials in a row (since the last
+  /// connection up) the next waits `min(backoff_max, backoff_min × 2^f)`,
+  /// ±25 % jitter; so the first redial after a failed dial waits about
+  /// 2 × backoff_min, and a connection lost while the member lives is
+  /// redialed at once.
   caf::timespan backoff_min = std::chrono::milliseconds{100};
   caf::timespan backoff_max = std::chrono::seconds{10};
   /// Of a pair, the member with the smaller name dials. The other waits
@@ -152,6 +164,6 @@ struct peers_options {
 /// send it `(set_transport_atom, transport)`: it subscribes to the
 /// membership actor and starts dialing then.
 /// @returns `errc::invalid_config` without a name or membership actor.
-expected<caf::actor> spawn_peers(caf::actor_system& sys, peers_options opts);
+expected<peers_actor> spawn_peers(caf::actor_system& sys, peers_options opts);
 
 } // namespace mycorrizal

@@ -6,6 +6,7 @@
 #include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/runtime/send.hpp"
 #include "mycorrizal/transport/internal/actors.hpp"
 
 #include <caf/all.hpp>
@@ -113,10 +114,18 @@ struct transport_state {
   }
 };
 
-using transport_actor = caf::stateful_actor<transport_state>;
+/// The public interface plus what the factory, the reactor, the
+/// connections and the actor itself send.
+using transport_impl = transport_actor::extend<
+  caf::reacts_to<init_atom, detail::transport_init_ptr>,
+  caf::reacts_to<stop_atom>, caf::reacts_to<net::udp_batch>,
+  caf::reacts_to<detail::connection_routes>,
+  caf::reacts_to<detail::connection_named>>;
+
+using transport_self = transport_impl::stateful_pointer<transport_state>;
 
 /// Hands a new core to a new connection actor and routes to it.
-caf::actor start_connection(transport_actor* self, quic::connection core,
+caf::actor start_connection(transport_self self, quic::connection core,
                             const ip_endpoint& remote, bool incoming,
                             std::optional<caf::response_promise> dial = {},
                             caf::timespan dial_deadline = {}) {
@@ -144,7 +153,7 @@ caf::actor start_connection(transport_actor* self, quic::connection core,
 
 /// Routes, answers, accepts or drops one datagram.
 void on_datagram(
-  transport_actor* self, net::udp_datagram& d,
+  transport_self self, net::udp_datagram& d,
   std::unordered_map<quic::connection_id, detail::routed_datagrams>& routed,
   const quic::random_bytes& rng) {
   auto& st = self->state;
@@ -188,7 +197,7 @@ void on_datagram(
   }
 }
 
-void on_batch(transport_actor* self, net::udp_batch& batch) {
+void on_batch(transport_self self, net::udp_batch& batch) {
   auto& st = self->state;
   if (st.stopping) {
     return;
@@ -226,12 +235,12 @@ void on_batch(transport_actor* self, net::udp_batch& batch) {
   }
   for (auto& [id, group] : routed) {
     if (auto i = st.conns.find(id); i != st.conns.end()) {
-      self->send(i->second.actor, std::move(group));
+      send_untyped(self, i->second.actor, std::move(group));
     }
   }
 }
 
-transport_stats current_stats(transport_actor* self) {
+transport_stats current_stats(transport_self self) {
   auto& st = self->state;
   auto out = st.counters;
   if (auto udp = st.socket->reactor().stats(st.socket->id())) {
@@ -242,10 +251,54 @@ transport_stats current_stats(transport_actor* self) {
   return out;
 }
 
-caf::behavior running(transport_actor* self) {
+transport_impl::behavior_type transport_fn(transport_self self) {
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(dm.source);
+    if (i == st.by_addr.end()) {
+      return;
+    }
+    st.router->remove(i->second);
+    st.conns.erase(i->second);
+    st.by_addr.erase(i);
+    ++st.counters.connections_ended;
+    if (st.stopping && st.conns.empty()) {
+      self->quit(caf::exit_reason::user_shutdown);
+    }
+  });
+  // A stop closes every connection gracefully first; they hold the socket
+  // (shared) until their CONNECTION_CLOSE is out.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    if (msg.reason == caf::exit_reason::kill || st.conns.empty()
+        || st.stopping) {
+      self->quit(msg.reason);
+      return;
+    }
+    st.stopping = true;
+    for (auto& [id, e] : st.conns) {
+      self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+    }
+    self->delayed_send(self, stop_grace, stop_atom::value);
+  });
   return {
-    [=](net::udp_batch& batch) {
+    [=](init_atom, const detail::transport_init_ptr& init) {
+      auto& st = self->state;
+      st.opts = std::move(init->opts);
+      st.socket = std::move(init->socket);
+      st.router.emplace(st.opts.transport.cid_length, st.opts.accept);
+      MYCORRIZAL_LOG_INFO(component, "{} listening on {} (QUIC)",
+                          st.opts.credentials->node_name(),
+                          st.socket->local().to_string());
+    },
+    [=](net::udp_batch& batch) -> caf::result<void> {
+      // The reactor may report datagrams before the factory's init_atom:
+      // they wait in the mailbox.
+      if (!self->state.socket) {
+        return caf::skip;
+      }
       on_batch(self, batch);
+      return caf::unit;
     },
     [=](detail::connection_routes& x) {
       auto& st = self->state;
@@ -302,52 +355,6 @@ caf::behavior running(transport_actor* self) {
   };
 }
 
-caf::behavior transport_impl(transport_actor* self) {
-  self->set_default_handler(caf::skip);
-  self->set_down_handler([=](caf::down_msg& dm) {
-    auto& st = self->state;
-    auto i = st.by_addr.find(dm.source);
-    if (i == st.by_addr.end()) {
-      return;
-    }
-    st.router->remove(i->second);
-    st.conns.erase(i->second);
-    st.by_addr.erase(i);
-    ++st.counters.connections_ended;
-    if (st.stopping && st.conns.empty()) {
-      self->quit(caf::exit_reason::user_shutdown);
-    }
-  });
-  // A stop closes every connection gracefully first; they hold the socket
-  // (shared) until their CONNECTION_CLOSE is out.
-  self->set_exit_handler([=](caf::exit_msg& msg) {
-    auto& st = self->state;
-    if (msg.reason == caf::exit_reason::kill || st.conns.empty()
-        || st.stopping) {
-      self->quit(msg.reason);
-      return;
-    }
-    st.stopping = true;
-    for (auto& [id, e] : st.conns) {
-      self->send_exit(e.actor, caf::exit_reason::user_shutdown);
-    }
-    self->delayed_send(self, stop_grace, stop_atom::value);
-  });
-  return {
-    [=](init_atom, const transport_init_ptr& init) {
-      auto& st = self->state;
-      st.opts = std::move(init->opts);
-      st.socket = std::move(init->socket);
-      st.router.emplace(st.opts.transport.cid_length, st.opts.accept);
-      MYCORRIZAL_LOG_INFO(component, "{} listening on {} (QUIC)",
-                          st.opts.credentials->node_name(),
-                          st.socket->local().to_string());
-      self->set_default_handler(caf::print_and_drop);
-      self->become(running(self));
-    },
-  };
-}
-
 } // namespace
 
 expected<void> stream_options::validate() const {
@@ -394,8 +401,9 @@ expected<transport_handle> spawn_transport(caf::actor_system& sys,
   if (auto ok = opts.streams.validate(); !ok) {
     return unexpected{ok.error()};
   }
-  auto actor = sys.spawn(transport_impl);
-  auto sock = opts.reactor->open_udp(opts.bind, actor, opts.udp);
+  auto actor = sys.spawn(transport_fn);
+  auto sock = opts.reactor->open_udp(
+    opts.bind, caf::actor_cast<caf::actor>(actor), opts.udp);
   if (!sock) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return unexpected{sock.error()};

@@ -5,6 +5,7 @@
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/expected.hpp"
+#include "mycorrizal/interfaces.hpp"
 #include "mycorrizal/net/reactor.hpp"
 #include "mycorrizal/quic/connection.hpp"
 #include "mycorrizal/quic/credentials.hpp"
@@ -126,7 +127,7 @@ struct transport_options {
 
   /// Receives `connection_up`, `connection_down` and `stream_accepted`.
   /// Required.
-  caf::actor handler;
+  transport_handler_actor handler;
 
   /// The node's reactor (started). Required.
   std::shared_ptr<net::reactor> reactor;
@@ -238,7 +239,7 @@ struct transport_stats {
 
 /// A started transport.
 struct transport_handle {
-  caf::actor actor;
+  transport_actor actor;
   /// The bound address (real port).
   ip_endpoint local;
 };

@@ -4,6 +4,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
+#include <caf/send.hpp>
 
 #include <algorithm>
 #include <vector>
@@ -32,11 +33,13 @@ public:
                   actors_.end());
   }
 
-  /// Sends `msg` to every subscriber.
-  template <class Self, class T>
-  void publish(Self* self, const T& msg) const {
+  /// Sends `msg` to every subscriber. Subscribers are any actors, so the
+  /// message goes without a sender (a typed owner may not `send` to a
+  /// dynamically typed actor in CAF 0.17); nobody answers events.
+  template <class T>
+  void publish(const T& msg) const {
     for (const auto& a : actors_) {
-      self->send(a, msg);
+      caf::anon_send(a, msg);
     }
   }
 

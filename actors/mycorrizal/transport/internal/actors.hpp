@@ -71,7 +71,7 @@ struct connection_args {
   stream_options streams;
   quic::transport_config transport;
   caf::actor transport_actor;
-  caf::actor handler;
+  transport_handler_actor handler;
   /// A dial: answered with `connection_info` once the peer is
   /// authenticated, or with the error that ended the attempt.
   std::optional<caf::response_promise> dial;
@@ -112,7 +112,7 @@ struct stream_args {
   /// frames. Otherwise the peer opened it and `handler` names the consumer.
   std::optional<wire::owned_frame> first;
   caf::actor consumer;
-  caf::actor handler;
+  transport_handler_actor handler;
 };
 
 /// Spawns a stream actor.

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sending from a typed actor to a dynamically typed one.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/local_actor.hpp>
+#include <caf/message_id.hpp>
+
+#include <utility>
+
+namespace mycorrizal {
+
+/// Sends `xs...` from `self` to `dest`, which is dynamically typed (a
+/// channel, a subscriber, a connection). CAF 0.17's `send()` refuses that
+/// pairing at compile time when `self` is typed, and `anon_send()` loses
+/// the sender and the execution context: the receiver is then scheduled
+/// through the scheduler's shared queue instead of the sending worker's own,
+/// which costs latency on the message paths. This is what `send()` does,
+/// without the static check.
+template <class... Ts>
+void send_untyped(caf::local_actor* self, const caf::actor& dest, Ts&&... xs) {
+  static_assert(sizeof...(Ts) > 0, "no message to send");
+  if (dest) {
+    dest->eq_impl(caf::make_message_id(), self->ctrl(), self->context(),
+                  std::forward<Ts>(xs)...);
+  }
+}
+
+} // namespace mycorrizal
