@@ -45,10 +45,7 @@ using test::since;
 using test::virtual_now;
 using test::virtual_time_point;
 
-/// Whatever `spawn_peers` hands out (a `caf::actor` now, a typed handle
-/// later): the tests only send it messages.
-using peers_handle = std::remove_cvref_t<decltype(*spawn_peers(
-  std::declval<caf::actor_system&>(), peers_options{}))>;
+using peers_handle = peers_actor;
 
 // -- doubles ------------------------------------------------------------------
 
@@ -231,7 +228,8 @@ protected:
     transport_log_ = std::make_shared<transport_log>();
     transport_ = env_.keep(env_.sys().spawn(transport_double, transport_log_));
     opts_.name = self_name;
-    opts_.membership = membership_;
+    // The double speaks the part of membership_actor the peers actor uses.
+    opts_.membership = caf::actor_cast<membership_actor>(membership_);
     auto spawned = spawn_peers(env_.sys(), opts_);
     ASSERT_TRUE(spawned) << to_string(spawned.error());
     peers_ = *spawned;
@@ -274,7 +272,8 @@ protected:
     env_.run();
     ASSERT_TRUE(events_->subscribed) << events_->describe();
     t0_ = virtual_now(env_);
-    caf::anon_send(peers_, set_transport_atom::value, transport_);
+    caf::anon_send(peers_, set_transport_atom::value,
+                   caf::actor_cast<transport_actor>(transport_));
     env_.run();
     ASSERT_EQ(feed_->subscribes, 1) << "peers did not follow membership";
   }
