@@ -24,9 +24,9 @@
 /// reactor are not part of the interface; each actor extends its own
 /// interface with them privately.
 ///
-/// Streams and channels stay dynamically typed (`caf::actor`): a stream's
-/// consumer is any actor of the host, and a channel is a remote handle that
-/// carries the application's own messages.
+/// Dynamically typed (`caf::actor`) stay: a stream's consumer and a
+/// subscriber (any actor of the host), and channels, which are remote
+/// handles that carry the application's own messages.
 namespace mycorrizal {
 
 /// The membership actor (cluster/membership.hpp).
@@ -43,6 +43,24 @@ using membership_actor = caf::typed_actor<
   caf::replies_to<keys_atom>::with<std::vector<std::string>>,
   caf::replies_to<stats_atom>::with<membership_counters>,
   caf::replies_to<local_atom>::with<ip_endpoint>>;
+
+/// A QUIC stream actor (transport/transport.hpp): writes, the end of our
+/// side, a reset, counters. A writer refused with `queue_full` later gets
+/// `stream_drained`, so writes carry their sender.
+using stream_actor
+  = caf::typed_actor<caf::reacts_to<write_atom, wire::owned_frame>,
+                     caf::reacts_to<write_atom, std::vector<wire::owned_frame>>,
+                     caf::reacts_to<write_atom, shared_frames>,
+                     caf::reacts_to<close_atom>,
+                     caf::reacts_to<reset_atom, uint64_t>,
+                     caf::replies_to<stats_atom>::with<stream_stats>>;
+
+/// A QUIC connection actor (transport/transport.hpp): opens streams,
+/// closes, counters. The consumer of a stream is any actor.
+using connection_actor = caf::typed_actor<
+  caf::replies_to<open_atom, wire::owned_frame, caf::actor>::with<stream_actor>,
+  caf::reacts_to<close_atom, uint64_t, std::string>,
+  caf::replies_to<stats_atom>::with<connection_info>>;
 
 /// Names the consumer of a stream a peer opened (transport/transport.hpp):
 /// the peers actor hands application streams to one (the router).

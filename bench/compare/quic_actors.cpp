@@ -281,8 +281,8 @@ public:
   }
 
   /// Dials the server; returns the connection actor.
-  caf::actor dial(caf::scoped_actor& self) {
-    caf::actor conn;
+  connection_actor dial(caf::scoped_actor& self) {
+    connection_actor conn;
     self
       ->request(client.actor, 30s, dial_atom::value, server.local,
                 std::string{"node-b"}, caf::timespan{10s})
@@ -297,14 +297,14 @@ public:
   }
 
   /// Opens a stream on `conn` whose reverse direction goes to `consumer`.
-  caf::actor open(caf::scoped_actor& self, const caf::actor& conn,
+  caf::actor open(caf::scoped_actor& self, const connection_actor& conn,
                   const caf::actor& consumer, const std::string& name) {
     caf::actor stream;
     wire::owned_frame first = wire::owned_stream_init{1, "bench", name};
     self->request(conn, 30s, open_atom::value, std::move(first), consumer)
       .receive(
-        [&](caf::actor& s) {
-          stream = std::move(s);
+        [&](stream_actor& s) {
+          stream = caf::actor_cast<caf::actor>(s);
         },
         [&](caf::error& e) {
           die("open: " + render(e));
@@ -312,7 +312,7 @@ public:
     return stream;
   }
 
-  void close(caf::scoped_actor& self, const caf::actor& conn) {
+  void close(caf::scoped_actor& self, const connection_actor& conn) {
     self
       ->request(conn, 10s, close_atom::value, uint64_t{0}, std::string{"done"})
       .receive([] {},
@@ -322,7 +322,7 @@ public:
   }
 
   std::string connection_stats(caf::scoped_actor& self,
-                               const caf::actor& conn) {
+                               const connection_actor& conn) {
     std::string out;
     self->request(conn, 10s, stats_atom::value)
       .receive(
@@ -578,7 +578,7 @@ void memory_test(const options& opts, const pki& p, report& out) {
   auto base_up = w.server_sink->conns_up.load();
   auto before = mem_probe::baseline();
   const size_t n = opts.idle_connections;
-  std::vector<caf::actor> conns;
+  std::vector<connection_actor> conns;
   for (size_t i = 0; i < n; ++i) {
     conns.push_back(w.dial(self));
   }

@@ -131,8 +131,8 @@ protected:
   actor_system env_;
   std::shared_ptr<wire_log> log_;
   std::shared_ptr<detail::stream_counters> counters_;
-  caf::actor stream_;
-  caf::actor conn_;
+  stream_actor stream_;
+  connection_actor conn_;
   caf::actor parent_;
   caf::actor channel_;
 };

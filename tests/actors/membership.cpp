@@ -313,23 +313,9 @@ protected:
   /// Asks the actor and returns its answer (fails the test if none).
   template <class T, class... Ts>
   T ask(Ts... xs) {
-    auto out = std::make_shared<std::optional<T>>();
-    auto err = std::make_shared<std::string>();
-    auto target = actor_;
-    env_.keep(env_.sys().spawn([=](caf::event_based_actor* self) {
-      self->request(target, caf::infinite, xs...)
-        .then(
-          [=](T& v) {
-            *out = std::move(v);
-          },
-          [=](caf::error& e) {
-            *err = to_string(from_caf_error(e));
-          });
-      return caf::behavior{[](const caf::unit_t&) {}};
-    }));
-    env_.run();
-    EXPECT_TRUE(out->has_value()) << "no answer: " << *err;
-    return out->value_or(T{});
+    auto answer = env_.ask<T>(actor_, xs...);
+    EXPECT_TRUE(answer) << "no answer: " << to_string(answer.error());
+    return answer ? std::move(*answer) : T{};
   }
 
   std::optional<gossip::member> member_named(std::string_view name) {

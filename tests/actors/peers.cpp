@@ -120,7 +120,7 @@ struct connection_log {
   std::vector<wire::owned_frame> opened;
   caf::actor consumer;
   /// The streams it handed out.
-  std::vector<caf::actor> streams;
+  std::vector<stream_actor> streams;
   /// Frames written on its streams, in order.
   std::vector<wire::owned_frame> written;
   /// The reasons of `close_atom`s.
@@ -148,7 +148,8 @@ caf::behavior connection_double(caf::event_based_actor* self,
       log->opened.push_back(std::move(first));
       log->consumer = consumer;
       // Linked: it ends with the connection at the end of the test.
-      auto stream = self->spawn<caf::linked>(stream_double, log);
+      auto stream = caf::actor_cast<stream_actor>(
+        self->spawn<caf::linked>(stream_double, log));
       log->streams.push_back(stream);
       return stream;
     },
@@ -180,7 +181,7 @@ struct peer_events {
 
 /// A connection double and its log.
 struct test_connection {
-  caf::actor actor;
+  connection_actor actor;
   std::shared_ptr<connection_log> log;
 };
 
@@ -292,7 +293,8 @@ protected:
   test_connection connection() {
     auto log = std::make_shared<connection_log>();
     auto actor = env_.keep(env_.sys().spawn(connection_double, log));
-    return {actor, log};
+    // The double speaks the part of connection_actor the peers actor uses.
+    return {caf::actor_cast<connection_actor>(actor), log};
   }
 
   /// Dial `i` succeeds with `conn`: the transport tells its handler and
@@ -329,23 +331,9 @@ protected:
   /// Asks the peers actor and returns its answer (fails the test if none).
   template <class T, class... Ts>
   T ask(Ts... xs) {
-    auto out = std::make_shared<std::optional<T>>();
-    auto err = std::make_shared<std::string>();
-    auto peers = peers_;
-    env_.keep(env_.sys().spawn([=](caf::event_based_actor* self) {
-      self->request(peers, caf::infinite, xs...)
-        .then(
-          [=](T& v) {
-            *out = std::move(v);
-          },
-          [=](caf::error& e) {
-            *err = to_string(from_caf_error(e));
-          });
-      return caf::behavior{[](const caf::unit_t&) {}};
-    }));
-    env_.run();
-    EXPECT_TRUE(out->has_value()) << "no answer: " << *err;
-    return out->value_or(T{});
+    auto answer = env_.ask<T>(peers_, xs...);
+    EXPECT_TRUE(answer) << "no answer: " << to_string(answer.error());
+    return answer ? std::move(*answer) : T{};
   }
 
   peers_stats stats() {

@@ -179,8 +179,8 @@ protected:
   actor_system env_;
   std::shared_ptr<wire_log> log_;
   std::shared_ptr<peers_table> table_;
-  caf::actor stream_;
-  caf::actor conn_;
+  stream_actor stream_;
+  connection_actor conn_;
   caf::actor peers_;
   router_actor router_;
 };

@@ -613,13 +613,13 @@ TEST_F(peers_test, a_stream_for_an_unknown_application_is_refused) {
   auto conn = peers_of(a).front().connection;
   // node-b has no streams actor: every application is unknown there.
   caf::scoped_actor self{*sys_};
-  caf::actor stream;
+  stream_actor stream;
   self
     ->request(conn, 5s, open_atom::value,
               wire::owned_frame{wire::owned_stream_init{1, "kv", ""}},
               caf::actor{self})
     .receive(
-      [&](caf::actor& s) {
+      [&](stream_actor& s) {
         stream = s;
       },
       [](caf::error& e) {

@@ -340,7 +340,7 @@ struct echo_job {
 
 struct echo_state {
   std::shared_ptr<handler_log> log;
-  caf::actor stream;
+  stream_actor stream;
   std::deque<echo_job> jobs;
   bool busy = false;
   bool peer_finished = false;
@@ -675,7 +675,8 @@ private:
   size_t duplicate_ends_ = 0;
 };
 
-caf::actor_id id_of(const caf::actor& x) {
+template <class Handle>
+caf::actor_id id_of(const Handle& x) {
   return x ? x.id() : caf::actor_id{0};
 }
 
@@ -941,8 +942,8 @@ protected:
 
   /// A request with a typed reply; a missing reply becomes an error whose
   /// context starts with "NO REPLY".
-  template <class T, class... Ts>
-  expected<T> ask(const caf::actor& dest, caf::timespan timeout, Ts&&... xs) {
+  template <class T, class Handle, class... Ts>
+  expected<T> ask(const Handle& dest, caf::timespan timeout, Ts&&... xs) {
     expected<T> out{unexpected{error{errc::timeout, "not sent"}}};
     if (!dest) {
       return unexpected{error{errc::connection_lost, "invalid actor handle"}};
@@ -960,9 +961,9 @@ protected:
   }
 
   /// A request whose reply is `caf::unit`.
-  template <class... Ts>
+  template <class Handle, class... Ts>
   expected<void>
-  ask_unit(const caf::actor& dest, caf::timespan timeout, Ts&&... xs) {
+  ask_unit(const Handle& dest, caf::timespan timeout, Ts&&... xs) {
     expected<void> out{unexpected{error{errc::timeout, "not sent"}}};
     if (!dest) {
       return unexpected{error{errc::connection_lost, "invalid actor handle"}};
@@ -986,10 +987,15 @@ protected:
                                 to.local, name, deadline);
   }
 
-  expected<caf::actor> open(const caf::actor& conn, const caf::actor& consumer,
+  expected<caf::actor> open(const connection_actor& conn,
+                            const caf::actor& consumer,
                             const std::string& app = "echo") {
-    return ask<caf::actor>(conn, 5s, open_atom::value, init_frame(app),
-                           consumer);
+    auto stream = ask<stream_actor>(conn, 5s, open_atom::value, init_frame(app),
+                                    consumer);
+    if (!stream) {
+      return unexpected{stream.error()};
+    }
+    return caf::actor_cast<caf::actor>(*stream);
   }
 
   expected<transport_stats> stats(const node& n) {
@@ -1031,7 +1037,7 @@ protected:
            + " queued=" + std::to_string(s->queued);
   }
 
-  std::string connection_text(const caf::actor& conn) {
+  std::string connection_text(const connection_actor& conn) {
     auto s = ask<connection_info>(conn, 5s, stats_atom::value);
     if (!s) {
       return "connection stats: " + to_string(s.error());
@@ -1053,7 +1059,7 @@ protected:
   /// DATA frames one by one and checks that the same payloads come back in
   /// order. With `finish`, closes our side and expects the peer's echo to
   /// finish its side too (stream_end with no error).
-  ::testing::AssertionResult echo_roundtrip(const caf::actor& conn, int n,
+  ::testing::AssertionResult echo_roundtrip(const connection_actor& conn, int n,
                                             const std::string& tag,
                                             bool finish = false) {
     auto col = std::make_shared<collector_log>();
@@ -1126,9 +1132,9 @@ protected:
   /// written 1 MiB at a time, retrying a write refused with queue_full once
   /// the queue drained (waiting with a deadline); then finishes the stream
   /// and compares byte count and SHA-256 with what the receiver hashed.
-  ::testing::AssertionResult transfer(const caf::actor& conn, node& receiver,
-                                      size_t total, uint64_t seed,
-                                      clock_type::duration limit) {
+  ::testing::AssertionResult
+  transfer(const connection_actor& conn, node& receiver, size_t total,
+           uint64_t seed, clock_type::duration limit) {
     receiver.log->set_policy(policy::sink);
     auto sinks_before = receiver.log->snapshot().sinks.size();
     auto col = std::make_shared<collector_log>();
@@ -1540,7 +1546,7 @@ TEST_F(quic_transport_test, ten_clients_at_once_each_echo) {
     clients.push_back(&c);
   }
   auto t0 = clock_type::now();
-  std::vector<caf::actor> conns(count);
+  std::vector<connection_actor> conns(count);
   {
     caf::scoped_actor self{*sys_};
     using handle = decltype(self->request(

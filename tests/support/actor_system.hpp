@@ -3,15 +3,20 @@
 // coordinator, which runs actors one message at a time in virtual time.
 #pragma once
 
+#include "mycorrizal/errc.hpp"
+#include "mycorrizal/expected.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -63,10 +68,11 @@ public:
     return *self_;
   }
 
-  /// Stops `a` when the test ends.
-  const caf::actor& keep(caf::actor a) {
-    kept_.push_back(std::move(a));
-    return kept_.back();
+  /// Stops `a` (any actor handle, typed or not) when the test ends.
+  template <class Handle>
+  Handle keep(Handle a) {
+    kept_.push_back(caf::actor_cast<caf::actor>(a));
+    return a;
   }
 
   // -- virtual time -----------------------------------------------------------
@@ -85,6 +91,30 @@ public:
       ++n;
     }
     return n;
+  }
+
+  /// Asks `dest` (any handle) from a helper actor, runs until nothing is
+  /// left (virtual time) and returns the answer of type `T`; the request's
+  /// error, or `errc::timeout` "no answer" when none came.
+  template <class T, class Handle, class... Ts>
+  expected<T> ask(const Handle& dest, Ts... xs) {
+    auto out = std::make_shared<std::optional<expected<T>>>();
+    keep(sys_->spawn([=](caf::event_based_actor* self) {
+      self->request(dest, caf::infinite, xs...)
+        .then(
+          [=](T& v) {
+            out->emplace(std::move(v));
+          },
+          [=](caf::error& e) {
+            out->emplace(unexpected{from_caf_error(e)});
+          });
+      return caf::behavior{[](const caf::unit_t&) {}};
+    }));
+    run();
+    if (!out->has_value()) {
+      return unexpected{error{errc::timeout, "no answer"}};
+    }
+    return std::move(**out);
   }
 
   /// Moves the clock by `d`, fires the timers due by then and runs.

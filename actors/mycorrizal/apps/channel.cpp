@@ -73,9 +73,9 @@ struct channel_state {
   channel_options opts;
   bool inbound = false;
   /// The QUIC stream (invalid while there is none).
-  caf::actor stream;
+  stream_actor stream;
   /// Where an outgoing channel opens its stream.
-  caf::actor conn;
+  connection_actor conn;
   /// Set while the peer is unreachable and no connection is up: sends
   /// fail at once with this.
   std::optional<error> unreachable;
@@ -203,7 +203,7 @@ void drop_outbox(channel_actor* self, const error& reason) {
 /// The stream is gone: requests on it will not be answered.
 void lose_stream(channel_actor* self, const error& reason) {
   auto& st = self->state;
-  st.stream = caf::actor{};
+  st.stream = stream_actor{};
   st.writing = false;
   st.blocked = false;
   fail_all(self, reason);
@@ -224,7 +224,7 @@ void open(channel_actor* self) {
               wire::owned_frame{std::move(init)},
               caf::actor_cast<caf::actor>(self))
     .then(
-      [=](caf::actor& s) {
+      [=](stream_actor& s) {
         auto& cur = self->state;
         if (cur.conn_gen != gen) {
           self->send(s, close_atom::value);
@@ -645,7 +645,7 @@ void shut(channel_actor* self, const error& reason) {
   fail_all(self, reason);
   if (st.stream) {
     self->send(st.stream, close_atom::value);
-    st.stream = caf::actor{};
+    st.stream = stream_actor{};
   }
 }
 
@@ -694,7 +694,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
         // stops): the router's word follows and says which (node_down,
         // connection_lost, shutting_down). Until then, deadlines bound the
         // pending requests.
-        cur.stream = caf::actor{};
+        cur.stream = stream_actor{};
         cur.writing = false;
         cur.blocked = false;
         return;
@@ -746,7 +746,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
     },
     [=](channel_lost& msg) {
       auto& cur = self->state;
-      cur.conn = caf::actor{};
+      cur.conn = connection_actor{};
       ++cur.conn_gen;
       cur.opening = false;
       if (msg.unreachable) {

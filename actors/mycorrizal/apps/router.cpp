@@ -76,7 +76,7 @@ struct router_state {
   bool stopping = false;
   std::map<std::string, app_entry> apps;
   /// Connected peers.
-  std::map<std::string, caf::actor> connections;
+  std::map<std::string, connection_actor> connections;
   /// Remote handles (outgoing channels).
   std::map<key, caf::actor> outgoing;
   /// Peers reported unreachable (with why) and not connected again since.

@@ -186,7 +186,7 @@ void flush(membership_self self) {
         MYCORRIZAL_LOG_INFO(component, "{} {} ({}, incarnation {})",
                             m->who.name, to_string(m->kind),
                             m->who.address.to_string(), m->who.incarnation);
-        st.subscribers.publish(*m);
+        st.subscribers.publish(self, *m);
       } else if (auto* j = std::get_if<gossip::join_completed>(&ev)) {
         auto i = st.joins.find(j->id);
         if (i == st.joins.end()) {

@@ -12,7 +12,6 @@
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/deadline_timer.hpp"
 #include "mycorrizal/runtime/log.hpp"
-#include "mycorrizal/runtime/send.hpp"
 #include "mycorrizal/transport/transport.hpp"
 #include "mycorrizal/wire/frame.hpp"
 
@@ -40,9 +39,9 @@ struct peers_state {
   /// A connection the dialer holds, and what its control stream told us.
   struct link {
     std::string peer;
-    caf::actor conn;
+    connection_actor conn;
     ip_endpoint remote;
-    caf::actor control;
+    stream_actor control;
     std::vector<std::string> apps;
     uint8_t version = 0;
     uint64_t incarnation = 0;
@@ -63,7 +62,7 @@ struct peers_state {
   /// The tick for the core's next deadline.
   deadline_timer timer;
 
-  static peering::connection_id id_of(const caf::actor& conn) {
+  static peering::connection_id id_of(const connection_actor& conn) {
     return conn ? static_cast<peering::connection_id>(conn.id())
                 : peering::no_connection;
   }
@@ -75,7 +74,7 @@ struct peers_state {
   }
 
   peer_info info(const std::string& who, const peering::peer& p) {
-    peer_info out{who,        p.gossip, p.quic, caf::actor{},
+    peer_info out{who,        p.gossip, p.quic, connection_actor{},
                   p.incoming, {},       0,      p.unreachable};
     if (auto* l = find_link(p.connection)) {
       out.connection = l->conn;
@@ -96,7 +95,7 @@ struct peers_state {
   }
 
   /// The link whose control stream is `stream` (or nullptr).
-  link* by_control(const caf::actor& stream) {
+  link* by_control(const stream_actor& stream) {
     auto i = std::find_if(links.begin(), links.end(), [&](const auto& kv) {
       return kv.second.control && kv.second.control == stream;
     });
@@ -111,16 +110,18 @@ using peers_self = peers_impl::stateful_pointer<peers_state>;
 
 template <class T>
 void publish(peers_self self, const T& msg) {
-  self->state.subscribers.publish(msg);
+  self->state.subscribers.publish(self, msg);
 }
 
-void close_connection(peers_self self, const caf::actor& conn,
+void close_connection(peers_self self, const connection_actor& conn,
                       const std::string& why) {
-  send_untyped(self, conn, close_atom::value, uint64_t{0}, why);
+  if (conn) {
+    self->send(conn, close_atom::value, uint64_t{0}, why);
+  }
 }
 
 void open_control(peers_self self, const std::string& peer,
-                  const caf::actor& conn);
+                  const connection_actor& conn);
 
 void flush(peers_self self);
 
@@ -208,20 +209,20 @@ void on_member(peers_self self, gossip::member_event_kind kind,
 
 /// The dialer opens the control stream with HELLO and sends APPS.
 void open_control(peers_self self, const std::string& peer,
-                  const caf::actor& conn) {
+                  const connection_actor& conn) {
   auto& st = self->state;
   self
     ->request(conn, std::chrono::seconds{10}, open_atom::value, st.hello(),
               caf::actor_cast<caf::actor>(self))
     .then(
-      [=](caf::actor& stream) {
+      [=](stream_actor& stream) {
         auto& cur = self->state;
         auto* l = cur.find_link(peers_state::id_of(conn));
         if (l == nullptr) {
           return; // replaced meanwhile
         }
         l->control = stream;
-        send_untyped(self, stream, write_atom::value, cur.apps_frame());
+        self->send(stream, write_atom::value, cur.apps_frame());
       },
       [=](caf::error& err) {
         MYCORRIZAL_LOG_WARN_RL(component, 1,
@@ -295,7 +296,7 @@ caf::result<caf::actor> on_stream(peers_self self, stream_accepted& msg) {
     std::vector<wire::owned_frame> reply;
     reply.push_back(st.hello());
     reply.push_back(st.apps_frame());
-    send_untyped(self, msg.stream, write_atom::value, std::move(reply));
+    self->send(msg.stream, write_atom::value, std::move(reply));
     return caf::actor_cast<caf::actor>(self);
   }
   if (!st.opts.streams) {
@@ -329,7 +330,7 @@ void on_up(peers_self self, connection_up& up) {
   }
   // Known before the core decides: a close names it by id.
   st.links[id] = peers_state::link{
-    info.peer_name, info.connection, info.remote, caf::actor{}, {}, 0, 0};
+    info.peer_name, info.connection, info.remote, stream_actor{}, {}, 0, 0};
   st.core->on_connection_up(peering::connection_up{id, info.peer_name,
                                                    info.remote, info.incoming},
                             actor_now(self));
@@ -400,7 +401,7 @@ peers_impl::behavior_type peers_fn(peers_self self, const peers_options& opts) {
     },
     [=](stream_end& end) {
       if (auto* l = self->state.by_control(end.stream)) {
-        l->control = caf::actor{};
+        l->control = stream_actor{};
       }
     },
     [=](nodes_atom, const std::string& app) {
@@ -420,7 +421,7 @@ peers_impl::behavior_type peers_fn(peers_self self, const peers_options& opts) {
       st.apps = std::move(apps);
       for (auto& [id, l] : st.links) {
         if (l.control) {
-          send_untyped(self, l.control, write_atom::value, st.apps_frame());
+          self->send(l.control, write_atom::value, st.apps_frame());
         }
       }
     },

@@ -82,7 +82,7 @@ struct peer_info {
   ip_endpoint gossip;
   ip_endpoint quic;
   /// The connection when up (invalid otherwise).
-  caf::actor connection;
+  connection_actor connection;
   /// The peer dialed us.
   bool incoming = false;
   /// The applications it announced on the control stream, sorted.

@@ -4,6 +4,7 @@
 #include "mycorrizal/runtime/actor_time.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/runtime/send.hpp"
 #include "mycorrizal/transport/internal/actors.hpp"
 #include "mycorrizal/wire/encoder.hpp"
 
@@ -34,7 +35,7 @@ struct connection_state {
 
   /// One stream: its actor and the bytes QUIC did not take yet.
   struct stream_entry {
-    caf::actor actor;
+    caf::actor actor; // its whole interface, internal messages included
     std::deque<std::vector<std::byte>> pending;
     /// Read offset into `pending.front()`.
     size_t offset = 0;
@@ -46,7 +47,7 @@ struct connection_state {
   connection_args_ptr args;
   quic::connection* core = nullptr;
   /// This actor, for the reports (released when the state goes).
-  caf::actor me;
+  connection_actor me;
   /// The actor system's clock, for the destructor (which has no `self`).
   caf::actor_clock* clock = nullptr;
   std::unordered_map<int64_t, stream_entry> streams;
@@ -113,7 +114,15 @@ struct connection_state {
   }
 };
 
-using connection_actor = caf::stateful_actor<connection_state>;
+/// The public interface plus the transport's and the streams' messages and
+/// the actor's timers.
+using connection_impl = connection_actor::extend<
+  caf::reacts_to<routed_datagrams>, caf::reacts_to<stream_output>,
+  caf::reacts_to<stream_consumed>, caf::reacts_to<stream_abort>,
+  caf::reacts_to<tick_atom, int64_t>, caf::reacts_to<flush_atom>,
+  caf::reacts_to<dial_timeout_atom>>;
+
+using connection_self = connection_impl::stateful_pointer<connection_state>;
 
 /// Where the core writes datagrams: one buffer per worker thread, not per
 /// connection (it is only used inside one handler; 90 KiB per idle
@@ -201,7 +210,7 @@ void push_stream(connection_state& st, int64_t id,
   }
 }
 
-void handle_events(connection_actor* self) {
+void handle_events(connection_self self) {
   auto& st = self->state;
   auto& events = st.core->events();
   // Bytes for one stream in one round go to its actor in one message.
@@ -217,7 +226,7 @@ void handle_events(connection_actor* self) {
   auto flush_inputs = [&] {
     for (auto& [id, in] : inputs) {
       if (auto i = st.streams.find(id); i != st.streams.end()) {
-        self->send(i->second.actor, std::move(in));
+        send_untyped(self, i->second.actor, std::move(in));
       }
     }
     inputs.clear();
@@ -246,7 +255,8 @@ void handle_events(connection_actor* self) {
       }
     } else if (auto* r = std::get_if<quic::send_chunk_released>(&ev)) {
       if (auto i = st.streams.find(r->stream_id); i != st.streams.end()) {
-        self->send(i->second.actor, stream_released{std::move(r->data)});
+        send_untyped(self, i->second.actor,
+                     stream_released{std::move(r->data)});
       }
     } else if (auto* c = std::get_if<quic::stream_closed>(&ev)) {
       flush_inputs();
@@ -257,7 +267,7 @@ void handle_events(connection_actor* self) {
                       fmt::format("stream reset with code {}",
                                   *c->app_error_code)};
         }
-        self->send(i->second.actor, stream_gone{std::move(why)});
+        send_untyped(self, i->second.actor, stream_gone{std::move(why)});
         st.streams.erase(i);
       }
     } else if (auto* h = std::get_if<quic::handshake_completed>(&ev)) {
@@ -266,12 +276,12 @@ void handle_events(connection_actor* self) {
                           st.args->incoming ? "from" : "to", h->peer_name,
                           st.args->remote.to_string());
       connection_info info;
-      info.connection = caf::actor_cast<caf::actor>(self);
+      info.connection = caf::actor_cast<connection_actor>(self);
       info.peer_name = h->peer_name;
       info.remote = st.args->remote;
       info.incoming = st.args->incoming;
-      self->send(st.args->transport_actor,
-                 connection_named{st.args->id, h->peer_name});
+      send_untyped(self, st.args->transport_actor,
+                   connection_named{st.args->id, h->peer_name});
       if (st.dial) {
         st.dial->deliver(info);
         st.dial.reset();
@@ -292,7 +302,7 @@ void handle_events(connection_actor* self) {
   events.clear();
 }
 
-void arm(connection_actor* self, quic::time_point now) {
+void arm(connection_self self, quic::time_point now) {
   auto& st = self->state;
   auto next = st.core->next_deadline();
   if (next == quic::time_point::max()) {
@@ -321,7 +331,7 @@ void arm(connection_actor* self, quic::time_point now) {
 
 /// After every input: sends what the core writes (routes first), reports
 /// its events, re-arms the timer, and quits once the core is finished.
-void process(connection_actor* self) {
+void process(connection_self self) {
   auto& st = self->state;
   auto& core = *st.core;
   auto now = actor_now(self);
@@ -331,8 +341,8 @@ void process(connection_actor* self) {
     auto n = core.write(now, send_buffer(st), st.views);
     if (auto epoch = core.routing_epoch(); epoch != st.routes_epoch) {
       st.routes_epoch = epoch;
-      self->send(st.args->transport_actor,
-                 connection_routes{st.args->id, core.routing_ids()});
+      send_untyped(self, st.args->transport_actor,
+                   connection_routes{st.args->id, core.routing_ids()});
     }
     handle_events(self);
     if (n == 0) {
@@ -381,7 +391,7 @@ void process(connection_actor* self) {
 
 /// Writes after the messages already in the mailbox: stream bytes and
 /// window updates that arrive together leave in full packets together.
-void schedule_flush(connection_actor* self) {
+void schedule_flush(connection_self self) {
   auto& st = self->state;
   if (!st.flush_pending) {
     st.flush_pending = true;
@@ -389,7 +399,7 @@ void schedule_flush(connection_actor* self) {
   }
 }
 
-void on_exit_request(connection_actor* self, const caf::exit_msg& msg) {
+void on_exit_request(connection_self self, const caf::exit_msg& msg) {
   auto& st = self->state;
   if (st.core != nullptr && !st.core->finished()
       && msg.reason != caf::exit_reason::kill) {
@@ -399,12 +409,12 @@ void on_exit_request(connection_actor* self, const caf::exit_msg& msg) {
   self->quit(msg.reason);
 }
 
-caf::behavior connection_impl(connection_actor* self,
-                              const connection_args_ptr& args) {
+connection_impl::behavior_type connection_fn(connection_self self,
+                                             const connection_args_ptr& args) {
   auto& init = self->state;
   init.args = args;
   init.core = &*args->core;
-  init.me = caf::actor_cast<caf::actor>(self);
+  init.me = caf::actor_cast<connection_actor>(self);
   init.clock = &self->clock();
   init.routes_epoch = init.core->routing_epoch();
   self->set_exit_handler([=](caf::exit_msg& msg) {
@@ -471,7 +481,7 @@ caf::behavior connection_impl(connection_actor* self,
       st.report_down();
     },
     [=](open_atom, wire::owned_frame& first,
-        caf::actor& consumer) -> caf::result<caf::actor> {
+        caf::actor& consumer) -> caf::result<stream_actor> {
       auto& st = self->state;
       auto t = wire::type_of(first);
       if (t != wire::frame_type::stream_init && t != wire::frame_type::hello) {
@@ -502,7 +512,7 @@ caf::behavior connection_impl(connection_actor* self,
       auto actor = spawn_stream(self, std::move(sa));
       self->monitor(actor);
       st.streams[*id].actor = actor;
-      return actor;
+      return caf::actor_cast<stream_actor>(actor);
     },
     [=](stream_output& out) {
       auto& st = self->state;
@@ -534,12 +544,11 @@ caf::behavior connection_impl(connection_actor* self,
       auto& st = self->state;
       st.core->close(code, reason, actor_now(self));
       process(self);
-      return caf::unit;
     },
     [=](stats_atom) {
       auto& st = self->state;
       connection_info info;
-      info.connection = caf::actor_cast<caf::actor>(self);
+      info.connection = caf::actor_cast<connection_actor>(self);
       info.peer_name = st.up ? st.core->peer_name() : std::string{};
       info.remote = st.args->remote;
       info.incoming = st.args->incoming;
@@ -553,7 +562,8 @@ caf::behavior connection_impl(connection_actor* self,
 
 caf::actor spawn_connection(caf::local_actor* transport,
                             connection_args_ptr args) {
-  return transport->spawn(connection_impl, std::move(args));
+  return caf::actor_cast<caf::actor>(
+    transport->spawn(connection_fn, std::move(args)));
 }
 
 } // namespace mycorrizal::detail

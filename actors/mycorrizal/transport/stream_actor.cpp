@@ -3,6 +3,7 @@
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/runtime/send.hpp"
 #include "mycorrizal/transport/internal/actors.hpp"
 #include "mycorrizal/wire/decoder.hpp"
 #include "mycorrizal/wire/encoder.hpp"
@@ -24,7 +25,7 @@ struct stream_state {
 
   stream_args args;
   /// This actor, for the last report (released when the state goes).
-  caf::actor me;
+  stream_actor me;
   std::optional<wire::decoder> decoder;
 
   // -- outgoing ---------------------------------------------------------------
@@ -164,12 +165,18 @@ struct stream_state {
   static constexpr size_t zero_copy_payload = size_t{64} << 10;
 };
 
-using stream_actor = caf::stateful_actor<stream_state>;
+/// The public interface plus the connection's messages and the pump.
+using stream_impl = stream_actor::extend<
+  caf::reacts_to<stream_input>, caf::reacts_to<stream_taken>,
+  caf::reacts_to<stream_gone>, caf::reacts_to<stream_released>,
+  caf::reacts_to<pump_atom>>;
 
-void deliver(stream_actor* self);
+using stream_self = stream_impl::stateful_pointer<stream_state>;
+
+void deliver(stream_self self);
 
 /// Hands queued bytes to the connection while the in-flight budget allows.
-void pump(stream_actor* self) {
+void pump(stream_self self) {
   auto& st = self->state;
   if (st.ended) {
     return;
@@ -188,7 +195,7 @@ void pump(stream_actor* self) {
     st.in_flight += out.data.size();
     out.fin = st.fin_requested && st.queue.empty();
     st.fin_handed = out.fin;
-    self->send(st.args.connection, std::move(out));
+    send_untyped(self, st.args.connection, std::move(out));
   }
   if (!st.drain_waiters.empty()
       && st.queued() <= st.args.options.max_queued_bytes / 2) {
@@ -196,13 +203,14 @@ void pump(stream_actor* self) {
   }
   if (st.fin_requested && !st.fin_handed && st.queued() == 0) {
     st.fin_handed = true;
-    self->send(st.args.connection, stream_output{st.args.stream_id, {}, true});
+    send_untyped(self, st.args.connection,
+                 stream_output{st.args.stream_id, {}, true});
   }
 }
 
 /// Ends the stream: reports to the consumer (after what it still has to
 /// get), fails waiters, and quits when nothing is left to deliver.
-void finish(stream_actor* self, error why) {
+void finish(stream_self self, error why) {
   auto& st = self->state;
   if (!st.ended) {
     st.ended = why;
@@ -213,13 +221,13 @@ void finish(stream_actor* self, error why) {
 }
 
 /// Resets the stream because of bad input or a gone consumer.
-void abort_stream(stream_actor* self, const error& why) {
+void abort_stream(stream_self self, const error& why) {
   auto& st = self->state;
   MYCORRIZAL_LOG_DEBUG_RL(component, 10, "stream {} with {} reset: {}",
                           st.args.stream_id, st.args.peer_name, to_string(why));
-  self->send(st.args.connection,
-             stream_abort{st.args.stream_id,
-                          static_cast<uint64_t>(why.code())});
+  send_untyped(self, st.args.connection,
+               stream_abort{st.args.stream_id,
+                            static_cast<uint64_t>(why.code())});
   st.ready.clear();
   finish(self, why);
 }
@@ -227,7 +235,7 @@ void abort_stream(stream_actor* self, const error& why) {
 /// Refuses a peer-opened stream in words: STREAM_ERROR (the reason's code
 /// and text), then the end of our side; the stream ends when the peer
 /// closes its side.
-void refuse(stream_actor* self, const error& why) {
+void refuse(stream_self self, const error& why) {
   auto& st = self->state;
   MYCORRIZAL_LOG_DEBUG_RL(component, 10, "stream {} from {} refused: {}",
                           st.args.stream_id, st.args.peer_name, to_string(why));
@@ -241,7 +249,7 @@ void refuse(stream_actor* self, const error& why) {
 }
 
 /// Decodes received bytes into ready frames.
-void decode(stream_actor* self, const std::vector<std::byte>& data) {
+void decode(stream_self self, const std::vector<std::byte>& data) {
   auto& st = self->state;
   wire::bytes_view input{data};
   while (!input.empty()) {
@@ -267,9 +275,9 @@ void decode(stream_actor* self, const std::vector<std::byte>& data) {
       // side closes too.
       error why{se->code, "the peer refused the stream: " + se->message};
       st.ready.push_back({std::move(owned), size, consume});
-      self->send(st.args.connection,
-                 stream_abort{st.args.stream_id,
-                              static_cast<uint64_t>(why.code())});
+      send_untyped(self, st.args.connection,
+                   stream_abort{st.args.stream_id,
+                                static_cast<uint64_t>(why.code())});
       finish(self, std::move(why));
       return;
     }
@@ -278,14 +286,15 @@ void decode(stream_actor* self, const std::vector<std::byte>& data) {
   // Bytes of an unfinished frame are ours to hold: let more of it come.
   auto partial = st.decoder->buffered();
   if (partial > st.early_consumed) {
-    self->send(st.args.connection,
-               stream_consumed{st.args.stream_id, partial - st.early_consumed});
+    send_untyped(self, st.args.connection,
+                 stream_consumed{st.args.stream_id,
+                                 partial - st.early_consumed});
     st.early_consumed = partial;
   }
 }
 
 /// The peer finished its side: nothing may be left inside a frame.
-void decode_end(stream_actor* self) {
+void decode_end(stream_self self) {
   auto& st = self->state;
   if (auto ok = st.decoder->finish(); !ok) {
     abort_stream(self,
@@ -300,15 +309,15 @@ void decode_end(stream_actor* self) {
 /// allows (all of them once the stream is gone), then the end.
 /// The peer opened the stream and its first frame (STREAM_INIT, HELLO or
 /// STREAM_ERROR) is here: the handler sees it and names the consumer.
-void ask_handler(stream_actor* self) {
+void ask_handler(stream_self self) {
   auto& st = self->state;
   st.asked_handler = true;
   auto first = std::move(st.ready.front().frame);
   auto first_consume = st.ready.front().consume;
   st.ready.pop_front();
   stream_accepted msg;
-  msg.connection = st.args.connection;
-  msg.stream = caf::actor_cast<caf::actor>(self);
+  msg.connection = caf::actor_cast<connection_actor>(st.args.connection);
+  msg.stream = caf::actor_cast<stream_actor>(self);
   msg.peer_name = st.args.peer_name;
   msg.stream_id = st.args.stream_id;
   msg.first = std::move(first);
@@ -323,8 +332,8 @@ void ask_handler(stream_actor* self) {
         cur.args.consumer = std::move(consumer);
         // The handler took the first frame.
         if (!cur.gone) {
-          self->send(cur.args.connection,
-                     stream_consumed{cur.args.stream_id, first_consume});
+          send_untyped(self, cur.args.connection,
+                       stream_consumed{cur.args.stream_id, first_consume});
         }
         deliver(self);
       },
@@ -333,7 +342,7 @@ void ask_handler(stream_actor* self) {
       });
 }
 
-void deliver(stream_actor* self) {
+void deliver(stream_self self) {
   auto& st = self->state;
   if (!st.args.consumer) {
     if (st.gone) {
@@ -348,7 +357,7 @@ void deliver(stream_actor* self) {
   while (!st.ready.empty()
          && (st.gone || st.unacked < opts.max_unacked_bytes)) {
     stream_frames msg;
-    msg.stream = caf::actor_cast<caf::actor>(self);
+    msg.stream = caf::actor_cast<stream_actor>(self);
     size_t bytes = 0;
     size_t consume = 0;
     while (!st.ready.empty()
@@ -365,8 +374,8 @@ void deliver(stream_actor* self) {
           auto& cur = self->state;
           cur.unacked -= bytes;
           if (!cur.gone && consume > 0) {
-            self->send(cur.args.connection,
-                       stream_consumed{cur.args.stream_id, consume});
+            send_untyped(self, cur.args.connection,
+                         stream_consumed{cur.args.stream_id, consume});
           }
           deliver(self);
         },
@@ -387,8 +396,8 @@ void deliver(stream_actor* self) {
       why = error{};
     }
     st.end_reported = true;
-    self->send(st.args.consumer,
-               stream_end{caf::actor_cast<caf::actor>(self), why});
+    send_untyped(self, st.args.consumer,
+                 stream_end{caf::actor_cast<stream_actor>(self), why});
   }
   if (st.gone && st.ready.empty()) {
     self->quit();
@@ -397,7 +406,7 @@ void deliver(stream_actor* self) {
 
 /// Queues `frames` (all or none); large payloads move out of the accepted
 /// frames instead of being copied.
-caf::result<void> enqueue(stream_actor* self,
+caf::result<void> enqueue(stream_self self,
                           std::vector<wire::owned_frame>& frames) {
   auto& st = self->state;
   if (st.ended) {
@@ -454,7 +463,7 @@ caf::result<void> enqueue(stream_actor* self,
   return caf::unit;
 }
 
-caf::behavior running(stream_actor* self) {
+stream_impl::behavior_type running(stream_self self) {
   return {
     [=](stream_input& in) {
       auto& st = self->state;
@@ -525,13 +534,13 @@ caf::behavior running(stream_actor* self) {
     [=](reset_atom, uint64_t code) {
       auto& st = self->state;
       if (!st.ended) {
-        self->send(st.args.connection, stream_abort{st.args.stream_id, code});
+        send_untyped(self, st.args.connection,
+                     stream_abort{st.args.stream_id, code});
         st.ready.clear();
         finish(self,
                error{errc::shutting_down,
                      fmt::format("stream reset locally (code {})", code)});
       }
-      return caf::unit;
     },
     [=](stats_atom) {
       auto& st = self->state;
@@ -543,10 +552,11 @@ caf::behavior running(stream_actor* self) {
   };
 }
 
-caf::behavior stream_impl(stream_actor* self, const stream_args& args) {
+stream_impl::behavior_type stream_fn(stream_self self,
+                                     const stream_args& args) {
   auto& st = self->state;
   st.args = args;
-  st.me = caf::actor_cast<caf::actor>(self);
+  st.me = caf::actor_cast<stream_actor>(self);
   auto start = wire::stream_start::peer_opened;
   if (st.args.first) {
     start = wire::type_of(*st.args.first) == wire::frame_type::hello
@@ -576,7 +586,8 @@ caf::behavior stream_impl(stream_actor* self, const stream_args& args) {
 } // namespace
 
 caf::actor spawn_stream(caf::local_actor* connection, stream_args args) {
-  return connection->spawn(stream_impl, std::move(args));
+  return caf::actor_cast<caf::actor>(
+    connection->spawn(stream_fn, std::move(args)));
 }
 
 } // namespace mycorrizal::detail

@@ -340,7 +340,7 @@ transport_impl::behavior_type transport_fn(transport_self self) {
       std::vector<connection_info> out;
       for (auto& [id, e] : self->state.conns) {
         connection_info info;
-        info.connection = e.actor;
+        info.connection = caf::actor_cast<connection_actor>(e.actor);
         info.peer_name = e.peer_name;
         info.remote = e.remote;
         info.incoming = e.incoming;

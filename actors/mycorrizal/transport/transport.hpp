@@ -54,7 +54,7 @@
 /// with the `caf::actor` that consumes the rest of the stream (frames are
 /// held until then); an error reply or an invalid actor resets the stream.
 ///
-/// ### Requests
+/// ### Requests (typed, see interfaces.hpp)
 /// | to | request | reply |
 /// |---|---|---|
 /// | transport | `dial_atom, ip_endpoint to, std::string name, caf::timespan
@@ -64,13 +64,13 @@
 /// | transport | `stats_atom` | `transport_stats` |
 /// | transport | `connections_atom` | `std::vector<connection_info>` |
 /// | connection | `open_atom, wire::owned_frame first, caf::actor consumer`
-///   | `caf::actor` stream; `first` must be STREAM_INIT or HELLO; the
+///   | `stream_actor`; `first` must be STREAM_INIT or HELLO; the
 ///   consumer receives the peer's frames; `queue_full` when the peer's
 ///   stream limit is reached |
 /// | connection | `close_atom, uint64_t code, std::string reason` |
-///   `caf::unit` once the CONNECTION_CLOSE is out |
+///   an empty reply once the CONNECTION_CLOSE is out |
 /// | connection | `stats_atom` | `connection_info` (with `stats`) |
-/// | stream | `write_atom, wire::owned_frame` | `caf::unit` once queued;
+/// | stream | `write_atom, wire::owned_frame` | an empty reply once queued;
 ///   `queue_full` when the stream's queue is full, `too_large` for a frame
 ///   above the peer's frame limit (a writer refused with `queue_full` gets
 ///   `stream_drained` once there is room again), `invalid_identifier` /
@@ -81,10 +81,10 @@
 /// | stream | `write_atom, shared_frames` | as above; the writer keeps its
 ///   frames, e.g. to retry them after `queue_full`. Once accepted, large
 ///   payloads (64 KiB and up) may have moved out of them (no copy) |
-/// | stream | `close_atom` | `caf::unit` once QUIC took the end of our side
+/// | stream | `close_atom` | an empty reply once QUIC took the end of our side
 ///   (the FIN goes after everything written before; with a full queue on a
 ///   slow link that can take a while) |
-/// | stream | `reset_atom, uint64_t code` | `caf::unit`; the stream ends |
+/// | stream | `reset_atom, uint64_t code` | an empty reply; the stream ends |
 /// | stream | `stats_atom` | `stream_stats` |
 ///
 /// ### Messages to a stream's consumer
@@ -135,7 +135,7 @@ struct transport_options {
 
 /// A connection as the actors report it.
 struct connection_info {
-  caf::actor connection;
+  connection_actor connection;
   /// The peer's certificate CN (empty before authentication).
   std::string peer_name;
   ip_endpoint remote;
@@ -154,7 +154,7 @@ struct connection_up {
 /// handshake). Sent once per connection actor, also for dials that never
 /// came up.
 struct connection_down {
-  caf::actor connection;
+  connection_actor connection;
   /// Empty if the peer was never authenticated.
   std::string peer_name;
   ip_endpoint remote;
@@ -170,8 +170,8 @@ struct connection_down {
 /// The peer opened a stream (a request; see the namespace comment). Sent
 /// once its first frame arrived, which says what the stream is for.
 struct stream_accepted {
-  caf::actor connection;
-  caf::actor stream;
+  connection_actor connection;
+  stream_actor stream;
   std::string peer_name;
   int64_t stream_id = -1;
   /// STREAM_INIT (an application stream), HELLO (the control stream) or
@@ -185,13 +185,13 @@ struct stream_accepted {
 
 /// Frames received on a stream, in order (a request; see above).
 struct stream_frames {
-  caf::actor stream;
+  stream_actor stream;
   std::vector<wire::owned_frame> frames;
 };
 
 /// The stream is over; nothing follows.
 struct stream_end {
-  caf::actor stream;
+  stream_actor stream;
   /// `errc::none`: the peer finished its side normally.
   error reason;
 };
@@ -200,7 +200,7 @@ struct stream_end {
 /// failed with `queue_full`, when the queue fell to half its limit (or the
 /// stream ended, so that nobody waits for room that never comes).
 struct stream_drained {
-  caf::actor stream;
+  stream_actor stream;
 };
 
 /// Counters of one stream.

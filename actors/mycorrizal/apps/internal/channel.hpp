@@ -5,6 +5,7 @@
 
 #include "mycorrizal/apps/application.hpp"
 #include "mycorrizal/error.hpp"
+#include "mycorrizal/interfaces.hpp"
 #include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
@@ -64,16 +65,16 @@ struct channel_options {
   std::shared_ptr<stream_counters> counters;
   /// An outgoing channel opens its QUIC stream on this connection when it
   /// has something to send (invalid: wait for `channel_connect`).
-  caf::actor connection;
+  connection_actor connection;
   /// An inbound channel serves the QUIC stream the peer opened.
-  caf::actor accepted;
+  stream_actor accepted;
   /// Without a connection: the peer is unreachable (see `channel_lost`).
   std::optional<error> unreachable;
 };
 
 /// Router → outgoing channel: the connection to its peer is up.
 struct channel_connect {
-  caf::actor connection;
+  connection_actor connection;
 };
 
 /// Router → channel: the connection broke while the peer lives.

@@ -2,9 +2,10 @@
 // Internal: the subscribers of an actor's events. Not installed.
 #pragma once
 
+#include "mycorrizal/runtime/send.hpp"
+
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
-#include <caf/send.hpp>
 
 #include <algorithm>
 #include <vector>
@@ -33,13 +34,12 @@ public:
                   actors_.end());
   }
 
-  /// Sends `msg` to every subscriber. Subscribers are any actors, so the
-  /// message goes without a sender (a typed owner may not `send` to a
-  /// dynamically typed actor in CAF 0.17); nobody answers events.
+  /// Sends `msg` to every subscriber (any actors, so untyped; see
+  /// `send_untyped`). Nobody answers events.
   template <class T>
-  void publish(const T& msg) const {
+  void publish(caf::local_actor* self, const T& msg) const {
     for (const auto& a : actors_) {
-      caf::anon_send(a, msg);
+      send_untyped(self, a, msg);
     }
   }
 
