@@ -259,5 +259,42 @@ TEST_F(channel_virtual_time, a_stream_that_times_out_loses_its_requests) {
     << to_string(a->errors[0]);
 }
 
+/// A connection we are closing: every open fails as the transport fails it
+/// then.
+connection_actor::behavior_type closing_connection(connection_actor::pointer) {
+  auto closed = [] {
+    return make_caf_error(error{errc::shutting_down,
+                                "closed locally with application error 0: "
+                                "member left"});
+  };
+  return {
+    [=](open_atom, wire::owned_frame&,
+        caf::actor&) -> caf::result<stream_actor> {
+      return closed();
+    },
+    [](close_atom, uint64_t, std::string&) {},
+    [](stats_atom) {
+      return connection_info{};
+    },
+  };
+}
+
+// We close the connection when the member leaves; a request that meets the
+// closing connection is not failed with our own shutting_down but waits for
+// the router's word, which names the cause (here node_down).
+TEST_F(channel_virtual_time,
+       a_connection_we_close_leaves_the_cause_to_the_router) {
+  auto closing = env_.keep(env_.sys().spawn(closing_connection));
+  caf::anon_send(channel_, detail::channel_connect{closing});
+  env_.run();
+  auto a = request("hang", 30s);
+  EXPECT_EQ(a->count(), 0u) << describe(*a);
+  caf::anon_send(channel_,
+                 detail::channel_close{error{errc::node_down, "node-b left"}});
+  env_.run();
+  ASSERT_EQ(a->errors.size(), 1u) << describe(*a);
+  EXPECT_EQ(a->errors[0].code(), errc::node_down) << to_string(a->errors[0]);
+}
+
 } // namespace
 } // namespace mycorrizal

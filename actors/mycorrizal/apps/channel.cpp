@@ -166,15 +166,27 @@ void fail_all(channel_actor* self, const error& reason) {
   fail(self, self->state.pending.take_all(), reason);
 }
 
-/// Frames that will not be sent: count them, fail their requests.
+/// We closed the connection of an outgoing channel: the member left or
+/// died, or the node stops. The router's word follows and says which
+/// (node_down, connection_lost, shutting_down); until then, deadlines bound
+/// the pending requests.
+bool closed_by_us(const channel_state& st, const error& why) {
+  return why == errc::shutting_down && !st.inbound;
+}
+
+/// Frames that will not be sent: count them, fail their requests (or leave
+/// them pending for the router's word, see `closed_by_us`).
 void drop(channel_actor* self, std::vector<wire::owned_frame> frames,
           const error& reason) {
   auto& st = self->state;
   std::vector<std::pair<uint64_t, waiting>> failed;
   uint64_t messages = 0;
+  bool keep_requests = closed_by_us(st, reason);
   for (auto& f : frames) {
     if (auto* r = std::get_if<wire::owned_request>(&f)) {
-      if (auto w = st.pending.take(r->id)) {
+      if (keep_requests) {
+        // Unanswered for now; ended by the router's word or the deadline.
+      } else if (auto w = st.pending.take(r->id)) {
         failed.emplace_back(r->id, std::move(*w));
       }
       ++messages;
@@ -689,11 +701,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
       } else if (msg.reason == errc::timeout) {
         why = error{errc::connection_lost,
                     cur.who() + ": " + to_string(msg.reason)};
-      } else if (msg.reason == errc::shutting_down && !cur.inbound) {
-        // We closed the connection (the member left or died, or the node
-        // stops): the router's word follows and says which (node_down,
-        // connection_lost, shutting_down). Until then, deadlines bound the
-        // pending requests.
+      } else if (closed_by_us(cur, msg.reason)) {
         cur.stream = stream_actor{};
         cur.writing = false;
         cur.blocked = false;
