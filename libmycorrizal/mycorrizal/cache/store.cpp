@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "mycorrizal/cache/store.hpp"
+
+#include "mycorrizal/config_check.hpp"
+#include "mycorrizal/errc.hpp"
+
+#include <fmt/format.h>
+
+namespace mycorrizal::cache {
+
+namespace {
+
+/// Bytes a heap allocation of `n` bytes takes from glibc malloc: 8 bytes
+/// of header, rounded up to 16, at least 32.
+constexpr size_t malloc_size(size_t n) noexcept {
+  auto total = (n + 8 + 15) & ~size_t{15};
+  return total < 32 ? 32 : total;
+}
+
+error too_large(std::string what) {
+  return error{errc::too_large, std::move(what)};
+}
+
+} // namespace
+
+expected<void> store_config::validate() const {
+  config_check check{"cache.store"};
+  check.require("tombstone_ms", tombstone_ms > 0, "must be positive");
+  return std::move(check).result();
+}
+
+size_t entry_overhead() noexcept {
+  // unordered_map node: next pointer, the pair, the cached hash; one
+  // bucket slot per node at load factor 1; the LRU list node (two links
+  // and the iterator).
+  constexpr size_t map_node
+    = sizeof(void*) + sizeof(std::string) + sizeof(bytes) + sizeof(version)
+      + sizeof(int64_t) * 2 + sizeof(bool) + sizeof(void*) + sizeof(size_t);
+  constexpr size_t list_node = 3 * sizeof(void*);
+  return malloc_size(map_node) + sizeof(void*) + malloc_size(list_node);
+}
+
+size_t store::cost(std::string_view key, size_t value_size) noexcept {
+  return key.size() + value_size + entry_overhead();
+}
+
+store::store(store_config cfg) : cfg_(cfg) {
+  // nop
+}
+
+std::optional<entry_view> store::get(std::string_view key, int64_t now_ms) {
+  auto i = map_.find(key);
+  if (i == map_.end() || i->second.tombstone) {
+    ++stats_.misses;
+    return std::nullopt;
+  }
+  if (expired(i->second, now_ms)) {
+    ++stats_.misses;
+    ++stats_.expirations;
+    drop(i);
+    return std::nullopt;
+  }
+  ++stats_.hits;
+  lru_.splice(lru_.begin(), lru_, i->second.lru);
+  const auto& r = i->second;
+  return entry_view{i->first, r.value, r.ver, r.expires_ms};
+}
+
+std::optional<entry_view> store::peek(std::string_view key,
+                                      int64_t now_ms) const {
+  auto i = map_.find(key);
+  if (i == map_.end() || i->second.tombstone || expired(i->second, now_ms)) {
+    return std::nullopt;
+  }
+  const auto& r = i->second;
+  return entry_view{i->first, r.value, r.ver, r.expires_ms};
+}
+
+version store::version_of(std::string_view key) const {
+  auto i = map_.find(key);
+  return i == map_.end() ? version{} : i->second.ver;
+}
+
+expected<apply_result> store::put(std::string_view key, bytes value, version v,
+                                  int64_t expires_ms, int64_t now_ms,
+                                  std::vector<removed>& out) {
+  if (key.size() > max_key_size) {
+    return unexpected{too_large(fmt::format(
+      "a {}-byte key exceeds the {}-byte limit", key.size(), max_key_size))};
+  }
+  if (value.size() > max_value_size) {
+    return unexpected{
+      too_large(fmt::format("a {}-byte value exceeds the {}-byte limit",
+                            value.size(), max_value_size))};
+  }
+  auto need = cost(key, value.size());
+  if (cfg_.max_bytes != 0 && need > cfg_.max_bytes) {
+    return unexpected{too_large(fmt::format(
+      "an entry of {} bytes (key, value and {} bytes of bookkeeping) exceeds "
+      "the bucket's {} bytes per node",
+      need, entry_overhead(), cfg_.max_bytes))};
+  }
+  auto i = map_.find(key);
+  if (i != map_.end()) {
+    auto& r = i->second;
+    if (!(r.ver < v)) {
+      ++stats_.stale_writes;
+      return apply_result::stale;
+    }
+    if (r.tombstone) {
+      tombstones_.erase({r.collect_ms, i->first});
+      r.tombstone = false;
+      lru_.push_front(i->first);
+      r.lru = lru_.begin();
+    } else {
+      bytes_ -= cost(key, r.value.size());
+      unindex_expiry(i);
+      lru_.splice(lru_.begin(), lru_, r.lru);
+    }
+    r.value = std::move(value);
+    r.ver = v;
+    r.expires_ms = expires_ms;
+  } else {
+    i = map_.emplace(std::string{key}, record{}).first;
+    auto& r = i->second;
+    r.value = std::move(value);
+    r.ver = v;
+    r.expires_ms = expires_ms;
+    lru_.push_front(i->first);
+    r.lru = lru_.begin();
+  }
+  bytes_ += need;
+  index_expiry(i);
+  // Make room: least recently used first, never the entry just written
+  // (it alone fits, checked above).
+  auto over = [&] {
+    return (cfg_.max_entries != 0 && lru_.size() > cfg_.max_entries)
+           || (cfg_.max_bytes != 0 && bytes_ > cfg_.max_bytes);
+  };
+  while (over() && lru_.size() > 1) {
+    auto victim = map_.find(lru_.back());
+    ++stats_.evictions;
+    out.push_back(
+      removed{victim->first, victim->second.ver, removed::why::evicted});
+    drop(victim);
+  }
+  std::ignore = now_ms;
+  return apply_result::applied;
+}
+
+apply_result store::erase(std::string_view key, version v, int64_t now_ms) {
+  auto i = map_.find(key);
+  if (i == map_.end()) {
+    i = map_.emplace(std::string{key}, record{}).first;
+    i->second.tombstone = true;
+    i->second.ver = version{};
+    i->second.collect_ms = now_ms + cfg_.tombstone_ms;
+    tombstones_.emplace(i->second.collect_ms, i->first);
+  }
+  auto& r = i->second;
+  if (!(r.ver < v)) {
+    ++stats_.stale_writes;
+    if (r.ver.empty() && r.tombstone) {
+      // Only just made for this call and still at the zero version: an
+      // empty version deletes nothing.
+      tombstones_.erase({r.collect_ms, i->first});
+      map_.erase(i);
+    }
+    return apply_result::stale;
+  }
+  make_tombstone(i, v, now_ms);
+  return apply_result::applied;
+}
+
+std::optional<apply_result> store::set_expiry(std::string_view key,
+                                              int64_t expires_ms, version v,
+                                              int64_t now_ms) {
+  auto i = map_.find(key);
+  if (i == map_.end() || i->second.tombstone || expired(i->second, now_ms)) {
+    return std::nullopt;
+  }
+  auto& r = i->second;
+  if (!(r.ver < v)) {
+    ++stats_.stale_writes;
+    return apply_result::stale;
+  }
+  unindex_expiry(i);
+  r.expires_ms = expires_ms;
+  r.ver = v;
+  index_expiry(i);
+  return apply_result::applied;
+}
+
+void store::on_time(int64_t now_ms, size_t budget, std::vector<removed>& out) {
+  while (budget > 0 && !expiry_.empty() && expiry_.begin()->first <= now_ms) {
+    auto i = map_.find(expiry_.begin()->second);
+    ++stats_.expirations;
+    out.push_back(removed{i->first, i->second.ver, removed::why::expired});
+    drop(i);
+    --budget;
+  }
+  while (!tombstones_.empty() && tombstones_.begin()->first <= now_ms) {
+    auto i = map_.find(tombstones_.begin()->second);
+    tombstones_.erase(tombstones_.begin());
+    map_.erase(i);
+    ++stats_.tombstones_collected;
+  }
+}
+
+int64_t store::next_deadline_ms() const {
+  int64_t next = no_expiry;
+  auto earlier = [&](int64_t t) {
+    if (next == no_expiry || t < next) {
+      next = t;
+    }
+  };
+  if (!expiry_.empty()) {
+    earlier(expiry_.begin()->first);
+  }
+  if (!tombstones_.empty()) {
+    earlier(tombstones_.begin()->first);
+  }
+  return next;
+}
+
+void store::drop(map_type::iterator i) {
+  auto& r = i->second;
+  unindex_expiry(i);
+  bytes_ -= cost(i->first, r.value.size());
+  lru_.erase(r.lru);
+  map_.erase(i);
+}
+
+void store::make_tombstone(map_type::iterator i, version v, int64_t now_ms) {
+  auto& r = i->second;
+  if (r.tombstone) {
+    tombstones_.erase({r.collect_ms, i->first});
+  } else {
+    unindex_expiry(i);
+    bytes_ -= cost(i->first, r.value.size());
+    lru_.erase(r.lru);
+    r.tombstone = true;
+    r.value = bytes{};
+    r.expires_ms = no_expiry;
+  }
+  r.ver = v;
+  r.collect_ms = now_ms + cfg_.tombstone_ms;
+  tombstones_.emplace(r.collect_ms, i->first);
+}
+
+void store::index_expiry(map_type::iterator i) {
+  if (i->second.expires_ms != no_expiry) {
+    expiry_.emplace(i->second.expires_ms, i->first);
+  }
+}
+
+void store::unindex_expiry(map_type::iterator i) {
+  if (i->second.expires_ms != no_expiry) {
+    expiry_.erase({i->second.expires_ms, i->first});
+  }
+}
+
+} // namespace mycorrizal::cache
