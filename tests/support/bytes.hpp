@@ -22,6 +22,12 @@ inline std::vector<std::byte> bytes(std::initializer_list<int> xs) {
   return result;
 }
 
+/// The characters of `str` as bytes.
+inline std::vector<std::byte> bytes_of(std::string_view str) {
+  auto* p = reinterpret_cast<const std::byte*>(str.data());
+  return {p, p + str.size()};
+}
+
 /// Appends the characters of `str` to `out`.
 inline void append_text(std::vector<std::byte>& out, std::string_view str) {
   for (auto c : str) {

@@ -48,6 +48,11 @@ struct pki {
   }
 };
 
+/// The test certificates (made once per process).
+inline const pki& certs() {
+  return pki::get();
+}
+
 /// Which connection of a pair.
 enum class side { client, server };
 

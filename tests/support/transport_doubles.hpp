@@ -10,6 +10,8 @@
 #include "mycorrizal/type_ids.hpp"
 #include "mycorrizal/wire/owned_frame.hpp"
 
+#include "support/bytes.hpp"
+
 #include <caf/event_based_actor.hpp>
 
 #include <cstddef>
@@ -79,14 +81,6 @@ connection_side(connection_actor::pointer, stream_actor stream,
       return connection_info{};
     },
   };
-}
-
-inline std::vector<std::byte> bytes_of(std::string_view s) {
-  std::vector<std::byte> out;
-  for (char c : s) {
-    out.push_back(static_cast<std::byte>(c));
-  }
-  return out;
 }
 
 } // namespace mycorrizal::test

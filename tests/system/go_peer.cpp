@@ -31,24 +31,18 @@
 #endif
 
 using namespace std::chrono_literals;
+using mycorrizal::test::cluster_key;
+using mycorrizal::test::in;
 using mycorrizal::test::json_result;
 using mycorrizal::test::line_peer;
+using mycorrizal::test::names_in_state;
 using mycorrizal::test::peer_options;
 using mycorrizal::test::unix_now_ns;
+using mycorrizal::test::wrong_key;
 
 namespace {
 
 using clock_type = line_peer::clock;
-
-clock_type::time_point in(clock_type::duration d) {
-  return clock_type::now() + d;
-}
-
-// AES-256 keys as hex: the cluster key and a wrong one.
-constexpr const char* cluster_key
-  = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-constexpr const char* wrong_key
-  = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000";
 
 /// Options for a peer named `name` bound to `bind`; the rest as given.
 peer_options opts(std::string name, std::string bind,
@@ -60,18 +54,6 @@ peer_options opts(std::string name, std::string bind,
   result.join = std::move(join);
   result.key = std::move(key);
   result.profile = std::move(profile);
-  return result;
-}
-
-/// Names that `peer`'s "members" reply lists in `state`.
-std::set<std::string> names_in_state(const nlohmann::json& reply,
-                                     const std::string& state) {
-  std::set<std::string> result;
-  for (const auto& m : reply.at("members")) {
-    if (m.value("state", "") == state) {
-      result.insert(m.value("name", ""));
-    }
-  }
   return result;
 }
 

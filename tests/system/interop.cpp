@@ -63,30 +63,24 @@
 #endif
 
 using namespace std::chrono_literals;
+using mycorrizal::test::cluster_key;
+using mycorrizal::test::in;
 using mycorrizal::test::json_result;
 using mycorrizal::test::line_peer;
+using mycorrizal::test::names_in_state;
 using mycorrizal::test::peer_options;
 using mycorrizal::test::unix_now_ns;
+using mycorrizal::test::wrong_key;
 
 namespace {
 
 using clock_type = line_peer::clock;
 using bytes = std::vector<std::uint8_t>;
 
-clock_type::time_point in(clock_type::duration d) {
-  return clock_type::now() + d;
-}
-
 double ms_since(clock_type::time_point t) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - t)
     .count();
 }
-
-// AES-256 keys as hex: the cluster key and a wrong one.
-constexpr const char* cluster_key
-  = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-constexpr const char* wrong_key
-  = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000";
 
 bytes from_hex(std::string_view hex) {
   bytes out;
@@ -95,18 +89,6 @@ bytes from_hex(std::string_view hex) {
       std::stoi(std::string{hex.substr(i, 2)}, nullptr, 16)));
   }
   return out;
-}
-
-/// Names that a "members" reply lists in `state`.
-std::set<std::string> names_in_state(const nlohmann::json& reply,
-                                     const std::string& state) {
-  std::set<std::string> result;
-  for (const auto& m : reply.at("members")) {
-    if (m.value("state", "") == state) {
-      result.insert(m.value("name", ""));
-    }
-  }
-  return result;
 }
 
 /// name -> "state/incarnation" of a "members" reply.

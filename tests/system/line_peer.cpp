@@ -157,4 +157,15 @@ std::vector<nlohmann::json> line_peer::events(std::string_view ev) const {
   return result;
 }
 
+std::set<std::string> names_in_state(const nlohmann::json& reply,
+                                     const std::string& state) {
+  std::set<std::string> result;
+  for (const auto& m : reply.at("members")) {
+    if (m.value("state", "") == state) {
+      result.insert(m.value("name", ""));
+    }
+  }
+  return result;
+}
+
 } // namespace mycorrizal::test

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,5 +109,21 @@ private:
 /// Builds the argv for a peer (exposed for tests of other implementations).
 std::vector<std::string> peer_argv(const std::string& program,
                                    const peer_options& options);
+
+/// The time `d` from now on the peers' clock: a deadline.
+inline std::chrono::steady_clock::time_point
+in(std::chrono::steady_clock::duration d) {
+  return std::chrono::steady_clock::now() + d;
+}
+
+// AES-256 keys as hex: the cluster key and a wrong one.
+inline constexpr const char* cluster_key
+  = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+inline constexpr const char* wrong_key
+  = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000";
+
+/// Names that a peer's "members" reply lists in `state`.
+std::set<std::string> names_in_state(const nlohmann::json& reply,
+                                     const std::string& state);
 
 } // namespace mycorrizal::test

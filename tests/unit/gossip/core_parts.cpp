@@ -8,6 +8,8 @@
 #include "mycorrizal/gossip/node_meta.hpp"
 #include "mycorrizal/gossip/timing.hpp"
 
+#include "support/bytes.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -77,13 +79,7 @@ TEST(gossip_timing, awareness_is_clamped) {
   EXPECT_EQ(a.scale(1s), 8s);
 }
 
-byte_buffer bytes_of(std::string_view s) {
-  byte_buffer out;
-  for (char c : s) {
-    out.push_back(static_cast<std::byte>(c));
-  }
-  return out;
-}
+using mycorrizal::test::bytes_of;
 
 TEST(gossip_broadcasts, newer_broadcast_about_a_node_replaces_the_old) {
   broadcast_queue q;

@@ -6,6 +6,8 @@
 #include "mycorrizal/gossip/packet.hpp"
 #include "mycorrizal/gossip/stream.hpp"
 
+#include "support/bytes.hpp"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -38,13 +40,7 @@ alive alive_msg(const std::string& name, int host, uint32_t inc,
   return a;
 }
 
-byte_buffer bytes_of(std::string_view s) {
-  byte_buffer out;
-  for (char c : s) {
-    out.push_back(static_cast<std::byte>(c));
-  }
-  return out;
-}
+using mycorrizal::test::bytes_of;
 
 /// One core under test at virtual time `now`, plus helpers to feed it and
 /// to read what it sent.

@@ -23,10 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const pki& certs() {
-  return pki::get();
-}
-
 std::vector<std::byte> bytes_of(std::string_view text) {
   auto* p = reinterpret_cast<const std::byte*>(text.data());
   return {p, p + text.size()};

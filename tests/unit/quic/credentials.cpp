@@ -19,9 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const test::pki& certs() {
-  return test::pki::get();
-}
+using test::certs;
 
 auto now() {
   return std::chrono::system_clock::now();
