@@ -31,6 +31,10 @@ std::string_view to_string(errc x) noexcept {
     case errc::queue_full: return "queue_full";
     case errc::shutting_down: return "shutting_down";
     case errc::not_serializable: return "not_serializable";
+    case errc::unknown_bucket: return "unknown_bucket";
+    case errc::bucket_exists: return "bucket_exists";
+    case errc::no_owner: return "no_owner";
+    case errc::version_mismatch: return "version_mismatch";
   }
   return "unknown";
 }

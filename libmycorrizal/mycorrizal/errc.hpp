@@ -83,6 +83,18 @@ enum class errc : uint8_t {
   /// (`add_message_type`) on the sending or the receiving node, a type that
   /// cannot cross nodes (actor handles...), or too many nested messages.
   not_serializable = 73,
+
+  // -- cache (Mycel) ----------------------------------------------------------
+
+  /// No bucket of this name exists in the cluster.
+  unknown_bucket = 74,
+  /// A bucket of this name exists with other options; the context names
+  /// them.
+  bucket_exists = 75,
+  /// No storage member is alive to own the key's partition.
+  no_owner = 76,
+  /// A compare-and-set named a version the key no longer (or never) held.
+  version_mismatch = 77,
 };
 
 /// Returns the enumerator's name, e.g. `"frame_too_large"`, or `"unknown"`

@@ -4,12 +4,11 @@
 #include "mycorrizal/wire/encoder.hpp"
 #include "mycorrizal/wire/frame.hpp"
 
+#include "corpus_tool.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,10 +34,7 @@ constexpr uint8_t split_fixed = 1 << 3;
 constexpr uint8_t split_bytes = 2 << 3;
 constexpr uint8_t split_explicit = 3 << 3;
 
-struct seed {
-  std::string name;
-  byte_vec bytes;
-};
+using fuzz::seed;
 
 bytes_view as_bytes(std::string_view text) {
   return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
@@ -133,57 +129,12 @@ std::vector<seed> seeds() {
   return out;
 }
 
-bool read_file(const std::string& path, byte_vec& out) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in) {
-    return false;
-  }
-  std::vector<char> text{std::istreambuf_iterator<char>{in}, {}};
-  out.resize(text.size());
-  if (!text.empty()) {
-    std::memcpy(out.data(), text.data(), text.size());
-  }
-  return true;
-}
-
-bool write_file(const std::string& path, const byte_vec& bytes) {
-  std::ofstream out{path, std::ios::binary | std::ios::trunc};
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  return static_cast<bool>(out);
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-  bool check = argc == 3 && std::strcmp(argv[1], "--check") == 0;
-  if (argc != 2 && !check) {
-    std::fprintf(stderr, "usage: %s [--check] <corpus-dir>\n", argv[0]);
-    return 2;
-  }
-  std::string dir = argv[argc - 1];
   auto all = seeds();
   if (!ok) {
     return 1;
   }
-  int failures = 0;
-  for (auto& s : all) {
-    auto path = dir + "/" + s.name;
-    if (check) {
-      byte_vec existing;
-      if (!read_file(path, existing) || existing != s.bytes) {
-        std::fprintf(stderr,
-                     "%s: missing or stale (regenerate with: "
-                     "make_wire_corpus %s)\n",
-                     path.c_str(), dir.c_str());
-        ++failures;
-      }
-    } else if (!write_file(path, s.bytes)) {
-      std::fprintf(stderr, "%s: cannot write\n", path.c_str());
-      ++failures;
-    } else {
-      std::printf("%s (%zu bytes)\n", path.c_str(), s.bytes.size());
-    }
-  }
-  return failures == 0 ? 0 : 1;
+  return mycorrizal::fuzz::corpus_main(argc, argv, all);
 }

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "mycorrizal/cache/store.hpp"
 
+#include "mycorrizal/cache/hash.hpp"
+#include "mycorrizal/cache/placement.hpp"
 #include "mycorrizal/config_check.hpp"
 #include "mycorrizal/errc.hpp"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace mycorrizal::cache {
 
@@ -26,6 +30,8 @@ error too_large(std::string what) {
 expected<void> store_config::validate() const {
   config_check check{"cache.store"};
   check.require("tombstone_ms", tombstone_ms > 0, "must be positive");
+  check.require("partitions", partitions >= 1 && partitions <= 65536,
+                "must be in [1, 65536]");
   return std::move(check).result();
 }
 
@@ -44,8 +50,28 @@ size_t store::cost(std::string_view key, size_t value_size) noexcept {
   return key.size() + value_size + entry_overhead();
 }
 
+uint64_t record_hash(std::string_view key, const version& v,
+                     bool tombstone) noexcept {
+  auto h = hash64(key, v.node);
+  h ^= mix64(static_cast<uint64_t>(v.wall_ms) * 0x9e3779b97f4a7c15ULL
+             + v.counter);
+  return tombstone ? mix64(h ^ 0x5bd1e9955bd1e995ULL) : h;
+}
+
 store::store(store_config cfg) : cfg_(cfg) {
-  // nop
+  parts_.resize(std::max<uint32_t>(cfg_.partitions, 1));
+}
+
+void store::account(map_type::const_iterator i, int sign) noexcept {
+  auto& p = parts_[i->second.partition];
+  auto h = record_hash(i->first, i->second.ver, i->second.tombstone);
+  if (sign > 0) {
+    p.digest += h;
+    ++p.count;
+  } else {
+    p.digest -= h;
+    --p.count;
+  }
 }
 
 std::optional<entry_view> store::get(std::string_view key, int64_t now_ms) {
@@ -101,12 +127,25 @@ expected<apply_result> store::put(std::string_view key, bytes value, version v,
       need, entry_overhead(), cfg_.max_bytes))};
   }
   auto i = map_.find(key);
+  if (expires_ms != no_expiry && expires_ms <= now_ms) {
+    // Expired on arrival (a late replica write, a past absolute expiry):
+    // the key is gone as of `v`.
+    if (i != map_.end() && !(i->second.ver < v)) {
+      ++stats_.stale_writes;
+      return apply_result::stale;
+    }
+    if (i != map_.end()) {
+      remove(i);
+    }
+    return apply_result::applied;
+  }
   if (i != map_.end()) {
     auto& r = i->second;
     if (!(r.ver < v)) {
       ++stats_.stale_writes;
       return apply_result::stale;
     }
+    account(i, -1);
     if (r.tombstone) {
       tombstones_.erase({r.collect_ms, i->first});
       r.tombstone = false;
@@ -123,6 +162,7 @@ expected<apply_result> store::put(std::string_view key, bytes value, version v,
   } else {
     i = map_.emplace(std::string{key}, record{}).first;
     auto& r = i->second;
+    r.partition = partition_of(key, cfg_.partitions);
     r.value = std::move(value);
     r.ver = v;
     r.expires_ms = expires_ms;
@@ -131,6 +171,7 @@ expected<apply_result> store::put(std::string_view key, bytes value, version v,
   }
   bytes_ += need;
   index_expiry(i);
+  account(i, +1);
   // Make room: least recently used first, never the entry just written
   // (it alone fits, checked above).
   auto over = [&] {
@@ -144,32 +185,44 @@ expected<apply_result> store::put(std::string_view key, bytes value, version v,
       removed{victim->first, victim->second.ver, removed::why::evicted});
     drop(victim);
   }
-  std::ignore = now_ms;
   return apply_result::applied;
 }
 
 apply_result store::erase(std::string_view key, version v, int64_t now_ms) {
   auto i = map_.find(key);
   if (i == map_.end()) {
-    i = map_.emplace(std::string{key}, record{}).first;
-    i->second.tombstone = true;
-    i->second.ver = version{};
-    i->second.collect_ms = now_ms + cfg_.tombstone_ms;
-    tombstones_.emplace(i->second.collect_ms, i->first);
-  }
-  auto& r = i->second;
-  if (!(r.ver < v)) {
-    ++stats_.stale_writes;
-    if (r.ver.empty() && r.tombstone) {
-      // Only just made for this call and still at the zero version: an
-      // empty version deletes nothing.
-      tombstones_.erase({r.collect_ms, i->first});
-      map_.erase(i);
+    if (v.empty()) {
+      // An empty version deletes nothing.
+      ++stats_.stale_writes;
+      return apply_result::stale;
     }
+    i = map_.emplace(std::string{key}, record{}).first;
+    auto& r = i->second;
+    r.tombstone = true;
+    r.partition = partition_of(key, cfg_.partitions);
+    r.ver = v;
+    r.collect_ms = now_ms + cfg_.tombstone_ms;
+    tombstones_.emplace(r.collect_ms, i->first);
+    account(i, +1);
+    return apply_result::applied;
+  }
+  if (!(i->second.ver < v)) {
+    ++stats_.stale_writes;
     return apply_result::stale;
   }
+  account(i, -1);
   make_tombstone(i, v, now_ms);
+  account(i, +1);
   return apply_result::applied;
+}
+
+bool store::drop_if_not_newer(std::string_view key, version v) {
+  auto i = map_.find(key);
+  if (i == map_.end() || v < i->second.ver) {
+    return false;
+  }
+  remove(i);
+  return true;
 }
 
 std::optional<apply_result> store::set_expiry(std::string_view key,
@@ -184,10 +237,12 @@ std::optional<apply_result> store::set_expiry(std::string_view key,
     ++stats_.stale_writes;
     return apply_result::stale;
   }
+  account(i, -1);
   unindex_expiry(i);
   r.expires_ms = expires_ms;
   r.ver = v;
   index_expiry(i);
+  account(i, +1);
   return apply_result::applied;
 }
 
@@ -202,6 +257,7 @@ void store::on_time(int64_t now_ms, size_t budget, std::vector<removed>& out) {
   while (!tombstones_.empty() && tombstones_.begin()->first <= now_ms) {
     auto i = map_.find(tombstones_.begin()->second);
     tombstones_.erase(tombstones_.begin());
+    account(i, -1);
     map_.erase(i);
     ++stats_.tombstones_collected;
   }
@@ -225,10 +281,21 @@ int64_t store::next_deadline_ms() const {
 
 void store::drop(map_type::iterator i) {
   auto& r = i->second;
+  account(i, -1);
   unindex_expiry(i);
   bytes_ -= cost(i->first, r.value.size());
   lru_.erase(r.lru);
   map_.erase(i);
+}
+
+void store::remove(map_type::iterator i) {
+  if (i->second.tombstone) {
+    tombstones_.erase({i->second.collect_ms, i->first});
+    account(i, -1);
+    map_.erase(i);
+  } else {
+    drop(i);
+  }
 }
 
 void store::make_tombstone(map_type::iterator i, version v, int64_t now_ms) {

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <list>
 #include <optional>
 #include <set>
@@ -31,7 +32,7 @@ using bytes = std::vector<std::byte>;
 inline constexpr int64_t no_expiry = 0;
 
 /// The documented limits of a key and a value.
-inline constexpr size_t max_key_size = 64 * 1024;
+inline constexpr size_t max_key_size = size_t{64} * 1024;
 inline constexpr size_t max_value_size = (size_t{16} << 20) - 1024;
 
 /// Settings of one bucket's store.
@@ -45,7 +46,10 @@ struct store_config {
   /// How long a tombstone (a delete) is kept, so that an older write that
   /// arrives late cannot bring the key back. Longer than any hand-off or
   /// repair round may take.
-  int64_t tombstone_ms = 10 * 60 * 1000;
+  int64_t tombstone_ms = int64_t{10} * 60 * 1000;
+  /// The bucket's partition count (`partition_of`): the store keeps a
+  /// digest per partition and hands records out by partition.
+  uint32_t partitions = 1;
 
   /// @returns `errc::invalid_config` naming the bad field.
   expected<void> validate() const;
@@ -73,6 +77,32 @@ struct removed {
   why reason = why::evicted;
 };
 
+/// A record of any kind: a live value or a tombstone, as hand-off and
+/// repair send it.
+struct record_view {
+  std::string_view key;
+  std::span<const std::byte> value;
+  version ver;
+  int64_t expires_ms = no_expiry;
+  bool tombstone = false;
+  uint32_t partition = 0;
+};
+
+/// A partition's digest: the sum of `record_hash` over its records (live
+/// values and tombstones) and their count. Two owners holding the same
+/// records have the same digest, whatever order the writes came in.
+struct partition_digest {
+  uint64_t digest = 0;
+  uint64_t count = 0;
+
+  friend bool operator==(const partition_digest&, const partition_digest&)
+    = default;
+};
+
+/// A record's contribution to its partition's digest.
+uint64_t record_hash(std::string_view key, const version& v,
+                     bool tombstone) noexcept;
+
 /// What a write did.
 enum class apply_result : uint8_t {
   /// Stored (the key was absent, older, or a tombstone older than it).
@@ -99,6 +129,11 @@ public:
 
   store(const store&) = delete;
   store& operator=(const store&) = delete;
+  // Moves keep the views of the LRU list and the indices valid: the map's
+  // nodes, holding the keys, move along.
+  store(store&&) noexcept = default;
+  store& operator=(store&&) noexcept = default;
+  ~store() = default;
 
   // -- reads ------------------------------------------------------------------
 
@@ -129,6 +164,11 @@ public:
   /// `tombstone_ms`) unless the key holds `v` or newer.
   apply_result erase(std::string_view key, version v, int64_t now_ms);
 
+  /// Removes `key` without a tombstone if it holds `v` or older: the
+  /// primary evicted or expired it, and a replica follows. Returns whether
+  /// something was removed.
+  bool drop_if_not_newer(std::string_view key, version v);
+
   /// Sets a live entry's expiry (`no_expiry`: persist) as version `v`.
   /// Returns false when the key is not live at `now_ms`; `stale` semantics
   /// as `put` otherwise (the new version must be newer).
@@ -146,6 +186,44 @@ public:
   /// When `on_time` has work next (an expiry or a tombstone to collect),
   /// or `no_expiry`.
   int64_t next_deadline_ms() const;
+
+  // -- partitions -------------------------------------------------------------
+
+  /// The digest of `partition` (records not yet collected count, also
+  /// expired ones; `on_time` removes those on every owner alike).
+  partition_digest digest(uint32_t partition) const {
+    return partition < parts_.size() ? parts_[partition] : partition_digest{};
+  }
+
+  /// Calls `f(record_view)` for every record (live or tombstone) of the
+  /// partitions for which `want(partition)` is true, in no particular
+  /// order, without touching the LRU order.
+  template <class Pred, class F>
+  void for_each_record(Pred&& want, F&& f) const {
+    for (const auto& [key, r] : map_) {
+      if (want(r.partition)) {
+        f(record_view{key, r.value, r.ver, r.expires_ms, r.tombstone,
+                      r.partition});
+      }
+    }
+  }
+
+  /// Removes every record (no tombstones left behind) of the partitions
+  /// for which `drop(partition)` is true: this node no longer owns them.
+  /// @returns the number of records removed.
+  template <class Pred>
+  size_t drop_partitions(Pred&& drop) {
+    size_t n = 0;
+    for (auto i = map_.begin(); i != map_.end();) {
+      auto next = std::next(i);
+      if (drop(i->second.partition)) {
+        remove(i);
+        ++n;
+      }
+      i = next;
+    }
+    return n;
+  }
 
   // -- introspection ----------------------------------------------------------
 
@@ -202,6 +280,7 @@ private:
     /// A delete: `value` is empty, the record is not in the LRU list; it
     /// goes at `collect_ms`.
     bool tombstone = false;
+    uint32_t partition = 0;
     int64_t collect_ms = 0;
     /// Its place in the LRU list (live records only).
     lru_list::iterator lru;
@@ -219,6 +298,13 @@ private:
   /// Drops a live record entirely (no tombstone).
   void drop(map_type::iterator i);
 
+  /// Removes any record (live or tombstone) without a trace.
+  void remove(map_type::iterator i);
+
+  /// Adds (`sign` +1) or takes away (-1) a record's share of its
+  /// partition's digest.
+  void account(map_type::const_iterator i, int sign) noexcept;
+
   /// Turns a live record into a tombstone (or stores a new one).
   void make_tombstone(map_type::iterator i, version v, int64_t now_ms);
 
@@ -234,6 +320,7 @@ private:
   std::set<std::pair<int64_t, std::string_view>> tombstones_;
   size_t bytes_ = 0;
   store_stats stats_;
+  std::vector<partition_digest> parts_;
 };
 
 } // namespace mycorrizal::cache

@@ -23,6 +23,9 @@ struct version {
   /// `node_id(name)` of the writer.
   uint64_t node = 0;
 
+  // clang-tidy 14 misreads the defaulted <=> (its synthesized comparison
+  // with the literal 0) as a null pointer constant.
+  // NOLINTNEXTLINE(modernize-use-nullptr)
   friend constexpr auto operator<=>(const version&, const version&) = default;
 
   /// The zero version: older than every write.

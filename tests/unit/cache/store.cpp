@@ -3,6 +3,7 @@
 // virtual time, last writer wins, tombstones and their horizon, limits.
 #include "mycorrizal/cache/store.hpp"
 
+#include "mycorrizal/cache/placement.hpp"
 #include "mycorrizal/errc.hpp"
 
 #include <gtest/gtest.h>
@@ -256,6 +257,169 @@ TEST(cache_store, hits_and_misses_are_counted) {
   // peek counts nothing.
   EXPECT_TRUE(s.peek("k", t0));
   EXPECT_EQ(s.stats().hits, 2u);
+}
+
+/// The digest of `p` recomputed from the records the store hands out.
+partition_digest recomputed(const store& s, uint32_t p) {
+  partition_digest d;
+  s.for_each_record(
+    [p](uint32_t x) {
+      return x == p;
+    },
+    [&](const record_view& r) {
+      d.digest += record_hash(r.key, r.ver, r.tombstone);
+      ++d.count;
+    });
+  return d;
+}
+
+store_config partitioned(uint32_t partitions, size_t max_entries = 0) {
+  store_config cfg;
+  cfg.partitions = partitions;
+  cfg.max_entries = max_entries;
+  return cfg;
+}
+
+TEST(cache_store, equal_records_give_equal_digests_in_any_write_order) {
+  store a{partitioned(8)};
+  store b{partitioned(8)};
+  std::vector<removed> out;
+  for (int i = 0; i < 50; ++i) {
+    auto key = "k" + std::to_string(i);
+    ASSERT_TRUE(a.put(key, val("x"), v(t0 + i), no_expiry, t0, out));
+  }
+  // b sees the writes backwards, with older versions of some keys first
+  // and a delete that a later write overrides.
+  for (int i = 49; i >= 0; --i) {
+    auto key = "k" + std::to_string(i);
+    if (i % 7 == 0) {
+      b.erase(key, v(t0 + i - 1), t0);
+      ASSERT_TRUE(b.put(key, val("old"), v(t0 + i - 2), no_expiry, t0, out));
+    }
+    ASSERT_TRUE(b.put(key, val("x"), v(t0 + i), no_expiry, t0, out));
+  }
+  for (uint32_t p = 0; p < 8; ++p) {
+    EXPECT_EQ(a.digest(p), b.digest(p)) << "partition " << p;
+  }
+}
+
+TEST(cache_store, a_single_differing_entry_shows_in_its_partition_only) {
+  store a{partitioned(16)};
+  store b{partitioned(16)};
+  std::vector<removed> out;
+  for (int i = 0; i < 200; ++i) {
+    auto key = "k" + std::to_string(i);
+    ASSERT_TRUE(a.put(key, val("x"), v(t0 + 1), no_expiry, t0, out));
+    ASSERT_TRUE(b.put(key, val("x"), v(t0 + 1), no_expiry, t0, out));
+  }
+  // One newer version on a.
+  ASSERT_TRUE(a.put("k42", val("y"), v(t0 + 2), no_expiry, t0, out));
+  auto p42 = partition_of("k42", 16);
+  for (uint32_t p = 0; p < 16; ++p) {
+    if (p == p42) {
+      EXPECT_NE(a.digest(p), b.digest(p));
+      EXPECT_EQ(a.digest(p).count, b.digest(p).count);
+    } else {
+      EXPECT_EQ(a.digest(p), b.digest(p)) << "partition " << p;
+    }
+  }
+  // A tombstone differs from the value it replaced, and from no record.
+  b.erase("k42", v(t0 + 2), t0);
+  EXPECT_NE(a.digest(p42), b.digest(p42));
+  store c{partitioned(16)};
+  c.erase("k42", v(t0 + 2), t0);
+  EXPECT_EQ(c.digest(p42).count, 1u);
+  EXPECT_NE(c.digest(p42), store{partitioned(16)}.digest(p42));
+}
+
+TEST(cache_store, digests_follow_every_change) {
+  // Random puts, deletes, expiry changes, evictions, expiry and tombstone
+  // collection: the kept digests always equal the recomputed ones.
+  store s{partitioned(5, 40)};
+  std::vector<removed> out;
+  uint64_t x = 12345;
+  auto next = [&] {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return x >> 33;
+  };
+  int64_t now = t0;
+  for (int step = 0; step < 3000; ++step) {
+    now += static_cast<int64_t>(next() % 50);
+    auto key = "k" + std::to_string(next() % 80);
+    auto ver = v(now, static_cast<uint32_t>(step));
+    switch (next() % 6) {
+      case 0:
+      case 1: {
+        int64_t exp = next() % 3 == 0 ? now + static_cast<int64_t>(next() % 500)
+                                      : no_expiry;
+        ASSERT_TRUE(s.put(key, val("value"), ver, exp, now, out));
+        break;
+      }
+      case 2: s.erase(key, ver, now); break;
+      case 3: s.set_expiry(key, now + 100, ver, now); break;
+      case 4: s.drop_if_not_newer(key, ver); break;
+      default: s.on_time(now, 3, out); break;
+    }
+    if (step % 97 == 0) {
+      s.on_time(now + 700'000, 1000, out); // collects tombstones too
+    }
+    for (uint32_t p = 0; p < 5; ++p) {
+      ASSERT_EQ(s.digest(p), recomputed(s, p))
+        << "partition " << p << " after step " << step;
+    }
+  }
+}
+
+TEST(cache_store, partitions_are_dropped_whole_and_alone) {
+  store s{partitioned(4)};
+  std::vector<removed> out;
+  for (int i = 0; i < 100; ++i) {
+    auto key = "k" + std::to_string(i);
+    ASSERT_TRUE(s.put(key, val("x"), v(t0 + 1), no_expiry, t0, out));
+  }
+  s.erase("k1", v(t0 + 2), t0);
+  auto target = partition_of("k1", 4);
+  auto other = (target + 1) % 4;
+  auto kept = s.digest(other);
+  auto n = s.drop_partitions([&](uint32_t p) {
+    return p == target;
+  });
+  EXPECT_GT(n, 0u);
+  EXPECT_EQ(s.digest(target), partition_digest{});
+  EXPECT_EQ(recomputed(s, target), partition_digest{});
+  EXPECT_EQ(s.digest(other), kept);
+  // n counts k1's tombstone; k1's value is gone already.
+  EXPECT_EQ(s.size() + n, 100u);
+  EXPECT_EQ(s.tombstones(), 0u) << "the tombstone of k1 went with it";
+}
+
+TEST(cache_store, a_drop_from_the_primary_removes_only_older_or_equal) {
+  store s{partitioned(1)};
+  put(s, "k", "v", v(t0 + 5));
+  EXPECT_FALSE(s.drop_if_not_newer("k", v(t0 + 4)));
+  EXPECT_EQ(get(s, "k"), "v");
+  EXPECT_TRUE(s.drop_if_not_newer("k", v(t0 + 5)));
+  EXPECT_EQ(get(s, "k"), "<miss>");
+  EXPECT_EQ(s.tombstones(), 0u);
+  EXPECT_FALSE(s.drop_if_not_newer("absent", v(t0)));
+}
+
+TEST(cache_store, a_write_that_arrives_expired_removes_the_older_value) {
+  store s{partitioned(1)};
+  put(s, "k", "v", v(t0 + 1));
+  std::vector<removed> out;
+  auto r = s.put("k", val("late"), v(t0 + 2), t0 + 10, t0 + 20, out);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, apply_result::applied);
+  EXPECT_EQ(get(s, "k", t0 + 20), "<miss>");
+  EXPECT_EQ(s.size(), 0u);
+  EXPECT_EQ(s.bytes_used(), 0u);
+  // An older expired write is stale and leaves a newer value alone.
+  put(s, "j", "new", v(t0 + 9));
+  auto stale = s.put("j", val("old"), v(t0 + 3), t0 + 10, t0 + 20, out);
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(*stale, apply_result::stale);
+  EXPECT_EQ(get(s, "j", t0 + 20), "new");
 }
 
 } // namespace

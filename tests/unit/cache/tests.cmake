@@ -6,4 +6,6 @@ mycorrizal_add_test(cache_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/store.cpp
     ${CMAKE_CURRENT_LIST_DIR}/version.cpp
     ${CMAKE_CURRENT_LIST_DIR}/placement.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/codec.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/plan.cpp
   LIBS mycorrizal::core)
