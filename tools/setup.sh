@@ -14,6 +14,9 @@ packages=(
   libspdlog-dev libfmt-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
+  # the Redis yardstick: redis-server, redis-cli and redis-benchmark, and the
+  # Python client (bench/cache, the RESP front door's tests)
+  redis-server redis-tools python3-redis
   # system tests: a real HashiCorp memberlist peer built offline from Debian's Go sources
   # (PLATFORM.md §8), and network namespaces for partition and loss tests
   golang-go golang-github-hashicorp-memberlist-dev iproute2 iptables
