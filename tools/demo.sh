@@ -311,6 +311,11 @@ wait_line 0 1 '^\[node-1\] slow request to node-3: answered ' \
 say "node-3 answers slow requests after 2 s from a response promise; one is" \
   "always in flight:"
 show "$found"
+# node-3 is killed next: its own first slow request must have come back
+# too (the test checks every node got slow answers; a slow node-3 starts
+# its first one later than node-1).
+wait_line 2 1 '^\[node-3\] slow request to node-[12]: answered ' \
+  "an answered slow request from node-3"
 
 # 4. SIGKILL node-3: the survivors see a failed request and a down-message.
 from1=$(( $(lines_of 0) + 1 ))
