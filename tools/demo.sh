@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The demo cluster: three mycorrizal-node processes on 127.0.0.1..3 running
-# the example application, one killed with SIGKILL and restarted.
+# the example application and Mycel, the replicated cache, one killed with
+# SIGKILL and restarted.
 set -euo pipefail
 
 usage() {
@@ -16,14 +17,21 @@ Runs a Mycorrizal cluster of three nodes on this machine and narrates it:
      temporary directory), each running the example application 'demo';
   3. waits until every node sees the other two, then shows a broadcast and
      a request round trip;
-  4. kills node-3 with SIGKILL and waits until node-1 and node-2 report a
-     failed pending request and the down-message of node-3's remote handle;
-  5. restarts node-3 with the same name and ports and waits until it is
-     back and requests to it are answered again;
-  6. stops the three nodes with SIGTERM and removes the temporary files.
+  4. creates the cache bucket 'demo' (RF 2) on node-1, puts a value on
+     node-1 under a key node-3 owns, and reads it on node-2, printing the
+     key's owners;
+  5. kills node-3 with SIGKILL and waits until node-1 and node-2 report a
+     failed pending request and the down-message of node-3's remote handle,
+     and the value is still read on node-2;
+  6. restarts node-3 with the same name and ports and waits until it is
+     back, requests to it are answered again, and the key has two owners
+     again (printed), node-3 among them, holding its copy again;
+  7. stops the three nodes with SIGTERM and removes the temporary files.
 Each step has a deadline; the script exits 0 when all happened, and
 non-zero naming the step that did not (with the nodes' last lines).
-The nodes' own lines start with [node-N]; the narration with '==>'.
+The nodes' own lines start with [node-N]; the narration with '==>'. The
+cache commands go to each node's console (mycorrizal-node --console) through
+a FIFO in the work directory.
 
 Options:
   --bin PATH         use this mycorrizal-node binary: no set-up, no build
@@ -147,7 +155,7 @@ if [ -z "$work_dir" ]; then
   keep_work_dir=0
 fi
 mkdir -p "$work_dir"
-rm -f "$work_dir"/node-[123].log
+rm -f "$work_dir"/node-[123].log "$work_dir"/node-[123].in
 
 names=(node-1 node-2 node-3)
 pids=(0 0 0)
@@ -215,11 +223,29 @@ start_node() {
       seeds+=(--seed "${ips[$j]}:$gossip_port")
     fi
   done
+  local fifo="$work_dir/${names[$i]}.in"
+  if [ ! -p "$fifo" ]; then
+    mkfifo "$fifo"
+  fi
+  # The console reads its commands from the FIFO, opened read-write so
+  # that it never sees an end of file between two commands.
   "$bin" --name "${names[$i]}" --gossip "${ips[$i]}:$gossip_port" \
     --quic "${ips[$i]}:$quic_port" "${seeds[@]}" \
     --data-dir "$work_dir/certs" --profile local --log-level warn --demo \
-    >>"$(log_of "$i")" 2>&1 &
+    --cache storage --console <>"$fifo" >>"$(log_of "$i")" 2>&1 &
   pids[i]=$!
+}
+
+# command NODE LINE: sends LINE to NODE's console and waits for its answer,
+# which it leaves in $found (the answer after '-> ').
+answer=""
+command() {
+  local i=$1 line=$2
+  local from=$(( $(lines_of "$i") + 1 ))
+  printf '%s\n' "$line" >"$work_dir/${names[$i]}.in"
+  local re="^\[${names[$i]}\] $(sed -e 's/[][\.*^$+?(){}|/]/\\&/g' <<<"$line") -> "
+  wait_line "$i" "$from" "$re" "the answer of ${names[$i]} to '$line'"
+  answer=${found#*" -> "}
 }
 
 # Fails when a node that should run has exited.
@@ -317,7 +343,38 @@ show "$found"
 wait_line 2 1 '^\[node-3\] slow request to node-[12]: answered ' \
   "an answered slow request from node-3"
 
-# 4. SIGKILL node-3: the survivors see a failed request and a down-message.
+# 4. The cache: a bucket, a value put on node-1 and read on node-2.
+set_deadline
+command 0 "mkbucket demo rf=2"
+say "node-1 creates the cache bucket 'demo' (RF 2); every node learns of it:"
+show "$found"
+key=""
+for k in 1 2 3 4 5 6 7 8 9 10 11 12; do
+  command 0 "owners demo greeting-$k"
+  if [[ $answer == *node-3* ]]; then
+    key="greeting-$k"
+    break
+  fi
+done
+if [ -z "$key" ]; then
+  fail "no key of greeting-1..12 has node-3 among its owners"
+fi
+owners_before=$answer
+command 0 "put demo $key hello-from-node-1"
+if [ "$answer" != "OK" ]; then
+  fail "node-1 could not put $key: $answer"
+fi
+say "node-1 puts $key (owners: $owners_before); the write is acknowledged" \
+  "once both owners have it:"
+show "$found"
+command 1 "get demo $key"
+if [ "$answer" != '"hello-from-node-1"' ]; then
+  fail "node-2 read $key as $answer"
+fi
+say "node-2 reads it (from the key's primary):"
+show "$found"
+
+# 5. SIGKILL node-3: the survivors see a failed request and a down-message.
 from1=$(( $(lines_of 0) + 1 ))
 from2=$(( $(lines_of 1) + 1 ))
 say "Killing node-3 with SIGKILL (pid ${pids[2]}): no goodbye, its pending" \
@@ -339,8 +396,16 @@ for i in 0 1; do
     "handle quit with node_down:"
   show "$found"
 done
+command 1 "get demo $key"
+if [ "$answer" != '"hello-from-node-1"' ]; then
+  fail "after node-3's crash node-2 read $key as $answer"
+fi
+say "node-3 held $key and crashed; node-2 still reads it from the other owner:"
+show "$found"
+command 1 "owners demo $key"
+say "Owners of $key now: $answer (the new owner gets its copy by hand-off)"
 
-# 5. Restart node-3 with the same name and ports: it rejoins.
+# 6. Restart node-3 with the same name and ports: it rejoins.
 from1=$(( $(lines_of 0) + 1 ))
 from2=$(( $(lines_of 1) + 1 ))
 from3=$(( $(lines_of 2) + 1 ))
@@ -361,8 +426,38 @@ wait_line 2 "$from3" '^\[node-3\] got "hello #[0-9]+" from node-1$' \
   "the restarted node-3 receiving broadcasts from node-1"
 show "$found"
 say "node-3 is back: it rejoined under its old name, and messages flow again"
+set_deadline
+while :; do
+  command 0 "owners demo $key"
+  if [ "$answer" = "$owners_before" ]; then
+    break
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    fail "the owners of $key did not become $owners_before again (now: $answer)"
+  fi
+  sleep 0.2
+done
+say "Owners of $key: $answer again, as before the crash"
+# The bucket holds one key: node-3's one entry is its copy of it.
+while :; do
+  command 2 "stats"
+  if [[ $answer =~ ^demo:\ 1\ entries ]]; then
+    break
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    fail "the restarted node-3 holds no copy of $key: $answer"
+  fi
+  sleep 0.2
+done
+say "node-3 got its copy of $key back by hand-off (its bucket counters):"
+show "$found"
+command 2 "get demo $key"
+if [ "$answer" != '"hello-from-node-1"' ]; then
+  fail "the restarted node-3 read $key as $answer"
+fi
+show "$found"
 
-# 6. Stop everything with SIGTERM: each node leaves and exits 0.
+# 7. Stop everything with SIGTERM: each node leaves and exits 0.
 say "Stopping the three nodes with SIGTERM"
 for i in 0 1 2; do
   kill -TERM "${pids[$i]}"

@@ -55,6 +55,19 @@ struct app_stream_stats;
 struct app_stats;
 struct router_options;
 
+// mycel/
+struct cache_options;
+struct bucket_info;
+struct bucket_stats;
+struct cache_op;
+
+namespace cache::proto {
+struct bucket_options;
+struct op_request;
+struct op_reply;
+struct scan_reply;
+} // namespace cache::proto
+
 namespace gossip {
 
 struct member;

@@ -223,6 +223,7 @@ struct node::impl {
   transport_actor transport;
   peers_actor peers;
   router_actor router;
+  cache_actor cache;
   ip_endpoint gossip_local;
   ip_endpoint quic_local;
   std::mutex mtx;
@@ -310,6 +311,9 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   so.transport.bind = cfg.quic_bind;
   so.transport.udp.filter = cfg.quic_filter;
   so.streams = x->router;
+  if (cfg.cache && cfg.cache->storage) {
+    so.roles = gossip::cache_storage;
+  }
   auto stack = start_cluster_stack(sys, std::move(so));
   if (!stack) {
     caf::anon_send_exit(x->router, caf::exit_reason::user_shutdown);
@@ -324,14 +328,26 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   x->transport = stack->transport.actor;
   x->quic_local = stack->transport.local;
   caf::anon_send(x->router, set_peers_atom::value, x->peers);
-  x->root = sys.spawn(
-    root_impl,
-    std::vector<caf::actor>{caf::actor_cast<caf::actor>(x->membership),
-                            caf::actor_cast<caf::actor>(x->transport),
-                            caf::actor_cast<caf::actor>(x->peers),
-                            caf::actor_cast<caf::actor>(x->router)},
-    x->membership, cfg.seeds, x->shared, cfg.name, cfg.backoff_min,
-    cfg.backoff_max);
+  std::vector<caf::actor> children{caf::actor_cast<caf::actor>(x->membership),
+                                   caf::actor_cast<caf::actor>(x->transport),
+                                   caf::actor_cast<caf::actor>(x->peers),
+                                   caf::actor_cast<caf::actor>(x->router)};
+  if (cfg.cache) {
+    auto c = spawn_cache(sys, cache_actor_options{cfg.name, *cfg.cache,
+                                                  x->membership, x->router});
+    if (!c) {
+      stop_cluster_stack(sys, *stack);
+      caf::anon_send_exit(x->router, caf::exit_reason::user_shutdown);
+      caf::scoped_actor self{sys};
+      self->wait_for(x->router);
+      x->reactor->stop();
+      return unexpected{c.error()};
+    }
+    x->cache = *c;
+    children.push_back(caf::actor_cast<caf::actor>(x->cache));
+  }
+  x->root = sys.spawn(root_impl, std::move(children), x->membership, cfg.seeds,
+                      x->shared, cfg.name, cfg.backoff_min, cfg.backoff_max);
   MYCORRIZAL_LOG_INFO(component, "{} started: gossip {}, QUIC {}", cfg.name,
                       x->gossip_local.to_string(), x->quic_local.to_string());
   x->cfg = std::move(cfg);
@@ -344,6 +360,46 @@ void node::stop() {
     return;
   }
   caf::scoped_actor self{*x.sys};
+  // A graceful stop of a storage member: first the others learn from our
+  // gossip metadata that we store nothing (so that they take over our
+  // partitions and send operations elsewhere), then our copies go to their
+  // new owners, then we leave.
+  if (x.cache && x.cfg.cache->storage) {
+    gossip::node_meta meta;
+    meta.quic_port = x.quic_local.port();
+    if (auto bytes = gossip::encode_node_meta(meta)) {
+      std::string text(reinterpret_cast<const char*>(bytes->data()),
+                       bytes->size());
+      self
+        ->request(x.membership, x.cfg.facade_timeout, update_atom::value,
+                  std::move(text))
+        .receive([] {},
+                 [&](caf::error& e) {
+                   MYCORRIZAL_LOG_WARN(component,
+                                       "{}: cannot drop the role: {}",
+                                       x.cfg.name,
+                                       to_string(from_caf_error(e)));
+                 });
+    }
+    auto wait = x.cfg.cache->drain_timeout;
+    self->request(x.cache, wait, drain_atom::value)
+      .receive(
+        [&](uint64_t failed) {
+          if (failed == 0) {
+            MYCORRIZAL_LOG_INFO(component, "{}: cache drained", x.cfg.name);
+          } else {
+            MYCORRIZAL_LOG_WARN(
+              component,
+              "{}: cache drained but for {} partitions; their "
+              "other owners restore them",
+              x.cfg.name, failed);
+          }
+        },
+        [&](caf::error& e) {
+          MYCORRIZAL_LOG_WARN(component, "{}: cache drain: {}", x.cfg.name,
+                              to_string(from_caf_error(e)));
+        });
+  }
   // Leave first, so that the others see `left` at once instead of
   // detecting a failure.
   self
@@ -363,11 +419,14 @@ void node::stop() {
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
   caf::anon_send_exit(x.root, caf::exit_reason::user_shutdown);
-  for (auto& a : {x.root, caf::actor_cast<caf::actor>(x.router),
+  for (auto& a : {x.root, caf::actor_cast<caf::actor>(x.cache),
+                  caf::actor_cast<caf::actor>(x.router),
                   caf::actor_cast<caf::actor>(x.peers),
                   caf::actor_cast<caf::actor>(x.transport),
                   caf::actor_cast<caf::actor>(x.membership)}) {
-    self->wait_for(a);
+    if (a) {
+      self->wait_for(a);
+    }
   }
   for (auto& h : handlers) {
     self->wait_for(h);
@@ -432,6 +491,10 @@ peers_actor node::peers() const {
 
 router_actor node::router() const {
   return impl_->router;
+}
+
+cache_actor node::cache() const {
+  return impl_->cache;
 }
 
 expected<void> node::register_app(const std::string& app, caf::actor handler,
@@ -567,6 +630,382 @@ expected<std::vector<peer_info>> node::connections() {
 expected<std::vector<app_stats>> node::stats() {
   return impl_->ask<std::vector<app_stats>>(impl_->cfg.facade_timeout,
                                             impl_->router, stats_atom::value);
+}
+
+// -- cache facade -------------------------------------------------------------
+
+namespace {
+
+error no_cache(const std::string& name) {
+  return error{errc::unknown_application,
+               name + " runs no cache (node_config::cache is empty)"};
+}
+
+cache_entry entry_of(cache::proto::op_reply& r) {
+  cache_entry e;
+  e.value.resize(r.value.size());
+  std::memcpy(e.value.data(), r.value.data(), r.value.size());
+  e.ver = r.ver;
+  e.expires_ms = r.expires_ms;
+  return e;
+}
+
+cache::proto::bytes to_cache_bytes(const std::vector<std::byte>& x) {
+  cache::proto::bytes out(x.size());
+  std::memcpy(out.data(), x.data(), x.size());
+  return out;
+}
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// A put's request from the facade's options.
+expected<cache::proto::op_request> put_request(const std::string& key,
+                                               const std::vector<std::byte>& v,
+                                               const put_options& opts) {
+  cache::proto::op_request op;
+  op.op = cache::proto::op_code::put;
+  op.key = key;
+  op.value = to_cache_bytes(v);
+  if (opts.keep_ttl && opts.ttl != caf::timespan::zero()) {
+    return unexpected{
+      error{errc::invalid_config, "put_options: keep_ttl with a ttl"}};
+  }
+  if (opts.only_if_absent && opts.only_if_present) {
+    return unexpected{
+      error{errc::invalid_config,
+            "put_options: only_if_absent with only_if_present"}};
+  }
+  if (opts.ttl < caf::timespan::zero()) {
+    return unexpected{error{errc::invalid_config, "put_options: negative ttl"}};
+  }
+  if (opts.ttl > caf::timespan::zero()) {
+    op.expires_ms
+      = unix_ms_now()
+        + std::max<int64_t>(
+          1, std::chrono::duration_cast<std::chrono::milliseconds>(opts.ttl)
+               .count());
+  }
+  op.flags = static_cast<uint8_t>(
+    (opts.only_if_absent ? cache::proto::only_if_absent : 0)
+    | (opts.only_if_present ? cache::proto::only_if_present : 0)
+    | (opts.keep_ttl ? cache::proto::keep_ttl : 0));
+  return op;
+}
+
+} // namespace
+
+caf::actor_system& node::system() const noexcept {
+  return *impl_->sys;
+}
+
+expected<bool> node::create_bucket(const std::string& bucket,
+                                   bucket_options opts) {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<bool>(impl_->cfg.facade_timeout, impl_->cache,
+                          create_bucket_atom::value, bucket, opts);
+}
+
+expected<bool> node::drop_bucket(const std::string& bucket) {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<bool>(impl_->cfg.facade_timeout, impl_->cache,
+                          drop_bucket_atom::value, bucket);
+}
+
+expected<std::vector<bucket_info>> node::buckets() {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<std::vector<bucket_info>>(
+    impl_->cfg.facade_timeout, impl_->cache, list_buckets_atom::value);
+}
+
+expected<std::vector<bucket_stats>> node::cache_stats() {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<std::vector<bucket_stats>>(impl_->cfg.facade_timeout,
+                                               impl_->cache, stats_atom::value);
+}
+
+expected<std::vector<std::string>> node::cache_members() {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<std::vector<std::string>>(
+    impl_->cfg.facade_timeout, impl_->cache, members_atom::value);
+}
+
+expected<std::vector<std::string>> node::owners(const std::string& bucket,
+                                                const std::string& key) {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<std::vector<std::string>>(
+    impl_->cfg.facade_timeout, impl_->cache, owners_atom::value, bucket, key);
+}
+
+expected<cache::proto::op_reply> node::execute(const std::string& bucket,
+                                               cache::proto::op_request op) {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  op.bucket = bucket;
+  return impl_->ask<cache::proto::op_reply>(
+    impl_->cfg.facade_timeout, impl_->cache, cache_op{bucket, std::move(op)});
+}
+
+std::future<expected<cache::proto::op_reply>>
+node::execute_async(const std::string& bucket, cache::proto::op_request op) {
+  using result = expected<cache::proto::op_reply>;
+  auto promise = std::make_shared<std::promise<result>>();
+  auto fut = promise->get_future();
+  if (!impl_->cache) {
+    promise->set_value(unexpected{no_cache(impl_->cfg.name)});
+    return fut;
+  }
+  if (impl_->stopped.load()) {
+    promise->set_value(
+      unexpected{error{errc::shutting_down, impl_->cfg.name + " is stopped"}});
+    return fut;
+  }
+  op.bucket = bucket;
+  auto dest = impl_->cache;
+  auto wait = impl_->cfg.facade_timeout;
+  impl_->sys->spawn([=, x = cache_op{bucket, std::move(op)}](
+                      caf::event_based_actor* self) mutable {
+    self->request(dest, wait, std::move(x))
+      .then(
+        [=](cache::proto::op_reply& r) {
+          promise->set_value(std::move(r));
+          self->quit();
+        },
+        [=](caf::error& e) {
+          promise->set_value(unexpected{from_caf_error(e)});
+          self->quit();
+        });
+  });
+  return fut;
+}
+
+expected<std::optional<cache_entry>> node::get(const std::string& bucket,
+                                               const std::string& key) {
+  cache::proto::op_request op;
+  op.op = cache::proto::op_code::get;
+  op.key = key;
+  auto r = execute(bucket, std::move(op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  if (!r->found) {
+    return std::optional<cache_entry>{};
+  }
+  return std::optional<cache_entry>{entry_of(*r)};
+}
+
+expected<bool> node::put(const std::string& bucket, const std::string& key,
+                         std::vector<std::byte> value,
+                         const put_options& opts) {
+  auto op = put_request(key, value, opts);
+  if (!op) {
+    return unexpected{op.error()};
+  }
+  auto r = execute(bucket, std::move(*op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  return r->number != 0;
+}
+
+expected<bool> node::del(const std::string& bucket, const std::string& key) {
+  cache::proto::op_request op;
+  op.op = cache::proto::op_code::del;
+  op.key = key;
+  auto r = execute(bucket, std::move(op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  return r->number != 0;
+}
+
+expected<bool> node::expire(const std::string& bucket, const std::string& key,
+                            caf::timespan ttl) {
+  cache::proto::op_request op;
+  op.op = cache::proto::op_code::expire;
+  op.key = key;
+  // At or before now deletes the key; 0 would mean "persist".
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count();
+  op.expires_ms = ms <= 0 ? 1 : unix_ms_now() + ms;
+  auto r = execute(bucket, std::move(op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  return r->number != 0;
+}
+
+expected<bool> node::persist(const std::string& bucket,
+                             const std::string& key) {
+  cache::proto::op_request op;
+  op.op = cache::proto::op_code::expire;
+  op.key = key;
+  op.expires_ms = 0;
+  auto r = execute(bucket, std::move(op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  return r->number != 0;
+}
+
+expected<std::optional<int64_t>> node::expires_at(const std::string& bucket,
+                                                  const std::string& key) {
+  cache::proto::op_request op;
+  op.op = cache::proto::op_code::ttl;
+  op.key = key;
+  auto r = execute(bucket, std::move(op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  if (!r->found) {
+    return std::optional<int64_t>{};
+  }
+  return std::optional<int64_t>{r->expires_ms};
+}
+
+expected<int64_t> node::incr(const std::string& bucket, const std::string& key,
+                             int64_t delta) {
+  cache::proto::op_request op;
+  op.op = cache::proto::op_code::incr;
+  op.key = key;
+  op.delta = delta;
+  auto r = execute(bucket, std::move(op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  return r->number;
+}
+
+expected<void>
+node::compare_and_set(const std::string& bucket, const std::string& key,
+                      cache::version expected_version,
+                      std::vector<std::byte> value, const put_options& opts) {
+  auto op = put_request(key, value, opts);
+  if (!op) {
+    return unexpected{op.error()};
+  }
+  op->op = cache::proto::op_code::cas;
+  op->expected = expected_version;
+  auto r = execute(bucket, std::move(*op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  return {};
+}
+
+expected<std::vector<std::optional<cache_entry>>>
+node::get_many(const std::string& bucket,
+               const std::vector<std::string>& keys) {
+  std::vector<std::future<expected<cache::proto::op_reply>>> pending;
+  pending.reserve(keys.size());
+  for (const auto& k : keys) {
+    cache::proto::op_request op;
+    op.op = cache::proto::op_code::get;
+    op.key = k;
+    pending.push_back(execute_async(bucket, std::move(op)));
+  }
+  std::vector<std::optional<cache_entry>> out;
+  std::optional<error> first;
+  for (auto& f : pending) {
+    auto r = f.get();
+    if (!r) {
+      if (!first) {
+        first = r.error();
+      }
+      out.emplace_back();
+    } else if (r->found) {
+      out.emplace_back(entry_of(*r));
+    } else {
+      out.emplace_back();
+    }
+  }
+  if (first) {
+    return unexpected{std::move(*first)};
+  }
+  return out;
+}
+
+expected<void> node::put_many(
+  const std::string& bucket,
+  std::vector<std::pair<std::string, std::vector<std::byte>>> pairs,
+  const put_options& opts) {
+  std::vector<std::future<expected<cache::proto::op_reply>>> pending;
+  pending.reserve(pairs.size());
+  for (const auto& [k, v] : pairs) {
+    auto op = put_request(k, v, opts);
+    if (!op) {
+      return unexpected{op.error()};
+    }
+    pending.push_back(execute_async(bucket, std::move(*op)));
+  }
+  std::optional<error> first;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    auto r = pending[i].get();
+    if (!r && !first) {
+      first = error{r.error().code(),
+                    pairs[i].first + ": " + to_string(r.error())};
+    }
+  }
+  if (first) {
+    return unexpected{std::move(*first)};
+  }
+  return {};
+}
+
+expected<cache::proto::scan_reply> node::scan(const std::string& bucket,
+                                              uint32_t cursor, uint32_t count) {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<cache::proto::scan_reply>(impl_->cfg.facade_timeout,
+                                              impl_->cache, scan_atom::value,
+                                              bucket, cursor, count);
+}
+
+expected<std::vector<std::string>> node::keys(const std::string& bucket) {
+  auto list = buckets();
+  if (!list) {
+    return unexpected{list.error()};
+  }
+  uint32_t parts = 0;
+  for (auto& b : *list) {
+    if (b.name == bucket) {
+      parts = b.options.partitions;
+    }
+  }
+  if (parts == 0) {
+    return unexpected{error{errc::unknown_bucket, "no bucket named " + bucket}};
+  }
+  std::vector<std::string> out;
+  for (uint32_t cursor = 0; cursor < parts;) {
+    auto r = scan(bucket, cursor, 16);
+    if (!r) {
+      return unexpected{r.error()};
+    }
+    out.insert(out.end(), std::make_move_iterator(r->keys.begin()),
+               std::make_move_iterator(r->keys.end()));
+    if (r->next <= cursor) {
+      return unexpected{error{errc::malformed_frame,
+                              "a scan of " + bucket + " did not move on"}};
+    }
+    cursor = r->next;
+  }
+  return out;
 }
 
 } // namespace mycorrizal

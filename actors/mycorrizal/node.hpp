@@ -12,6 +12,7 @@
 #include "mycorrizal/gossip/config.hpp"
 #include "mycorrizal/gossip/membership.hpp"
 #include "mycorrizal/interfaces.hpp"
+#include "mycorrizal/mycel/cache.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
 #include "mycorrizal/transport/stream_options.hpp"
@@ -19,10 +20,13 @@
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/timespan.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <future>
 #include <memory>
@@ -87,6 +91,11 @@ struct node_config {
   /// blocks (`net::udp_filter`). Null = off.
   std::shared_ptr<net::udp_filter> quic_filter;
 
+  /// Mycel, the replicated cache (mycel/cache.hpp, docs/cache.md). Empty:
+  /// the node runs no cache. With `storage` the node announces the
+  /// `cache_storage` role in its gossip metadata and owns partitions.
+  std::optional<cache_options> cache;
+
   /// A QUIC dial must be authenticated within this time.
   caf::timespan dial_timeout = std::chrono::seconds{5};
   /// Redial backoff (exponential with jitter). When no seed answers the
@@ -120,6 +129,27 @@ struct app_callbacks {
   std::function<void(const app_message&)> on_message;
   /// Raw-bytes requests; without it requests get `errc::no_handler`.
   std::function<app_reply(const app_request&)> on_request;
+};
+
+/// A value read from the cache.
+struct cache_entry {
+  std::vector<std::byte> value;
+  /// The version of the write that stored it.
+  cache::version ver;
+  /// When it expires (Unix milliseconds; 0: never).
+  int64_t expires_ms = 0;
+};
+
+/// How `node::put` writes.
+struct put_options {
+  /// Time to live; zero: the bucket's default TTL (or none).
+  caf::timespan ttl{};
+  /// Write only if the key is absent (Redis's SET NX).
+  bool only_if_absent = false;
+  /// Write only if the key is present (SET XX).
+  bool only_if_present = false;
+  /// Keep the key's expiry (SET KEEPTTL; `ttl` must be zero).
+  bool keep_ttl = false;
 };
 
 /// A started node. Thread-safe: the facade only sends messages and waits
@@ -167,6 +197,8 @@ public:
   transport_actor transport() const;
   peers_actor peers() const;
   router_actor router() const;
+  /// The cache actor (invalid when `node_config::cache` is empty).
+  cache_actor cache() const;
 
   // -- facade (blocking; each waits at most `timeout`)
   // -------------------------
@@ -233,6 +265,123 @@ public:
   /// Peers and their connections.
   expected<std::vector<peer_info>> connections();
   expected<std::vector<app_stats>> stats();
+
+  // -- cache facade (docs/cache.md) -----------------------------------------
+  //
+  // Each call needs `node_config::cache` (else `errc::unknown_application`)
+  // and waits at most `facade_timeout`. Errors: `unknown_bucket`,
+  // `no_owner`, `timeout`, `node_down`, `connection_lost`, `too_large`,
+  // `wrong_type`, `version_mismatch`, `shutting_down`.
+
+  /// Creates a bucket cluster-wide: true if created, false if it existed
+  /// with the same options; `errc::bucket_exists` (naming the existing
+  /// options) if with others.
+  expected<bool> create_bucket(const std::string& bucket,
+                               bucket_options opts = {});
+  /// Drops a bucket cluster-wide: whether it existed.
+  expected<bool> drop_bucket(const std::string& bucket);
+  expected<std::vector<bucket_info>> buckets();
+  /// The counters of every bucket on this node.
+  expected<std::vector<bucket_stats>> cache_stats();
+  /// The storage members this node places partitions on.
+  expected<std::vector<std::string>> cache_members();
+  /// The owners of `key` in this node's view, primary first.
+  expected<std::vector<std::string>> owners(const std::string& bucket,
+                                            const std::string& key);
+
+  /// Runs one operation (`cache::proto::op_request`; its `bucket` field is
+  /// set from `bucket`).
+  expected<cache::proto::op_reply> execute(const std::string& bucket,
+                                           cache::proto::op_request op);
+  /// Like `execute`, without blocking the caller.
+  std::future<expected<cache::proto::op_reply>>
+  execute_async(const std::string& bucket, cache::proto::op_request op);
+
+  /// The value of `key`, or nothing.
+  expected<std::optional<cache_entry>> get(const std::string& bucket,
+                                           const std::string& key);
+  /// Stores `value` under `key`: true if written, false if a condition
+  /// (`only_if_absent`, `only_if_present`) did not hold.
+  expected<bool> put(const std::string& bucket, const std::string& key,
+                     std::vector<std::byte> value,
+                     const put_options& opts = {});
+  /// Whether the key existed.
+  expected<bool> del(const std::string& bucket, const std::string& key);
+  /// Sets the key to expire after `ttl` (a `ttl` <= 0 deletes it, as
+  /// Redis's EXPIRE does). Whether the key existed.
+  expected<bool> expire(const std::string& bucket, const std::string& key,
+                        caf::timespan ttl);
+  /// Removes the key's expiry: whether the key existed and had one.
+  expected<bool> persist(const std::string& bucket, const std::string& key);
+  /// When the key expires (Unix milliseconds; 0: never), or nothing when
+  /// it is absent.
+  expected<std::optional<int64_t>> expires_at(const std::string& bucket,
+                                              const std::string& key);
+  /// Adds `delta` to a decimal integer value (an absent key counts as 0),
+  /// atomically at the key's primary: the new value.
+  expected<int64_t> incr(const std::string& bucket, const std::string& key,
+                         int64_t delta = 1);
+  /// Stores `value` if the key holds version `expected` (the empty
+  /// version: if it is absent); else `errc::version_mismatch`.
+  expected<void>
+  compare_and_set(const std::string& bucket, const std::string& key,
+                  cache::version expected_version, std::vector<std::byte> value,
+                  const put_options& opts = {});
+  /// The values of `keys` (in parallel), in their order.
+  expected<std::vector<std::optional<cache_entry>>>
+  get_many(const std::string& bucket, const std::vector<std::string>& keys);
+  /// Stores every pair (in parallel); the first error names its key.
+  expected<void>
+  put_many(const std::string& bucket,
+           std::vector<std::pair<std::string, std::vector<std::byte>>> pairs,
+           const put_options& opts = {});
+  /// One step of a scan: the keys of partitions [cursor, reply.next);
+  /// start at 0, done when `next` is the bucket's partition count.
+  expected<cache::proto::scan_reply> scan(const std::string& bucket,
+                                          uint32_t cursor, uint32_t count = 1);
+  /// Every key of `bucket` (a whole scan).
+  expected<std::vector<std::string>> keys(const std::string& bucket);
+
+  /// Stores a value of any type CAF can serialize (an `inspect` overload),
+  /// in CAF's binary format.
+  template <class T>
+  expected<bool> put_as(const std::string& bucket, const std::string& key,
+                        const T& value, const put_options& opts = {}) {
+    std::vector<char> buf;
+    caf::binary_serializer sink{system(), buf};
+    if (auto err = sink(const_cast<T&>(value))) {
+      return unexpected{
+        error{errc::not_serializable, "cannot serialize the value of " + key}};
+    }
+    std::vector<std::byte> bytes(buf.size());
+    std::memcpy(bytes.data(), buf.data(), buf.size());
+    return put(bucket, key, std::move(bytes), opts);
+  }
+  /// Reads a value `put_as<T>` stored; `errc::wrong_type` when the bytes
+  /// are no `T`.
+  template <class T>
+  expected<std::optional<T>>
+  get_as(const std::string& bucket, const std::string& key) {
+    auto got = get(bucket, key);
+    if (!got) {
+      return unexpected{got.error()};
+    }
+    if (!*got) {
+      return std::optional<T>{};
+    }
+    const auto& v = (*got)->value;
+    caf::binary_deserializer source{
+      system(), reinterpret_cast<const char*>(v.data()), v.size()};
+    T out{};
+    if (auto err = source(out); err || source.remaining() != 0) {
+      return unexpected{
+        error{errc::wrong_type, key + " holds no value of the asked type"}};
+    }
+    return std::optional<T>{std::move(out)};
+  }
+
+  /// The actor system the node runs in.
+  caf::actor_system& system() const noexcept;
 
 private:
   struct impl;

@@ -65,6 +65,16 @@ using broadcast_atom = caf::atom_constant<caf::atom("broadcast")>;
 using request_atom = caf::atom_constant<caf::atom("request")>;
 using set_peers_atom = caf::atom_constant<caf::atom("setpeers")>;
 
+// -- the cache (mycel) --------------------------------------------------------
+
+using create_bucket_atom = caf::atom_constant<caf::atom("mkbucket")>;
+using drop_bucket_atom = caf::atom_constant<caf::atom("rmbucket")>;
+using list_buckets_atom = caf::atom_constant<caf::atom("lsbuckets")>;
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
+using view_atom = caf::atom_constant<caf::atom("view")>;
+using owners_atom = caf::atom_constant<caf::atom("owners")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+
 // -- everyone -----------------------------------------------------------------
 
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
@@ -79,6 +89,9 @@ using pump_atom = caf::atom_constant<caf::atom("pump")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using dial_timeout_atom = caf::atom_constant<caf::atom("dialtmo")>;
 using retry_join_atom = caf::atom_constant<caf::atom("rejoin")>;
+using repair_atom = caf::atom_constant<caf::atom("repair")>;
+using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 // -- types of local-only messages ---------------------------------------------
 
@@ -126,6 +139,17 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::transport_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::wire::owned_frame)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::wire::owned_frame>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::shared_frames)
+
+// The cache.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::cache::proto::bucket_options)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::cache::proto::op_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::cache::proto::op_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::cache::proto::scan_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::cache_op)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::bucket_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::bucket_info>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::bucket_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mycorrizal::bucket_stats>)
 
 // The reactor's events.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mycorrizal::net::udp_batch)

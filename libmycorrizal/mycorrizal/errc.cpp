@@ -35,6 +35,7 @@ std::string_view to_string(errc x) noexcept {
     case errc::bucket_exists: return "bucket_exists";
     case errc::no_owner: return "no_owner";
     case errc::version_mismatch: return "version_mismatch";
+    case errc::wrong_type: return "wrong_type";
   }
   return "unknown";
 }

@@ -95,6 +95,9 @@ enum class errc : uint8_t {
   no_owner = 76,
   /// A compare-and-set named a version the key no longer (or never) held.
   version_mismatch = 77,
+  /// The value is not what the operation needs (an increment of a value
+  /// that is no decimal 64-bit integer, or one that would overflow).
+  wrong_type = 78,
 };
 
 /// Returns the enumerator's name, e.g. `"frame_too_large"`, or `"unknown"`

@@ -12,6 +12,7 @@
 #include "mycorrizal/runtime/log.hpp"
 
 #include "base64.hpp"
+#include "console.hpp"
 #include "demo.hpp"
 
 #include <caf/all.hpp>
@@ -57,6 +58,8 @@ struct flags {
   /// Seconds; negative: the profile's value.
   double reconnect_interval = -1;
   bool demo = false;
+  std::string cache = "storage";
+  bool console = false;
 };
 
 int usage(const std::string& text) {
@@ -140,6 +143,11 @@ std::optional<node_config> make_config(const flags& f, std::string& why) {
                         key->size());
       return std::nullopt;
     }
+  }
+  if (f.cache != "off") {
+    cache_options co;
+    co.storage = f.cache == "storage";
+    cfg.cache = co;
   }
   return cfg;
 }
@@ -257,7 +265,7 @@ int main(int argc, char** argv) {
     .add_option("--log-level", f.log_level,
                 "Log level on stderr: trace, debug, info, warn, error or off; "
                 "also per component, e.g. 'warn,gossip=debug' (components: "
-                "node, gossip, quic, peers, apps, reactor)")
+                "node, gossip, quic, peers, apps, reactor, mycel)")
     ->type_name("LEVEL")
     ->capture_default_str();
   app
@@ -288,6 +296,20 @@ int main(int argc, char** argv) {
                "request, keep one slow request (answered after 2 s) in "
                "flight per peer, watch the peers' remote handles and print "
                "what happens");
+  app
+    .add_option("--cache", f.cache,
+                "Mycel, the replicated cache: 'storage' (this node holds "
+                "partitions of every bucket), 'client' (it runs operations "
+                "and holds nothing, like Hazelcast's lite members) or 'off'. "
+                "A stop by SIGINT or SIGTERM first hands this node's copies "
+                "to their new owners")
+    ->type_name("MODE")
+    ->check(CLI::IsMember({"storage", "client", "off"}))
+    ->capture_default_str();
+  app.add_flag("--console", f.console,
+               "Read cache commands from stdin, one per line, and print each "
+               "answer as '[NAME] COMMAND -> ANSWER' ('help' lists them: "
+               "mkbucket, put, get, del, incr, owners, keys, stats, ...)");
   app.footer("Example, three nodes on one machine:\n"
              "  mycorrizal-node --name n1 --gossip 127.0.0.1:7946 "
              "--profile local --demo\n"
@@ -363,6 +385,14 @@ int main(int argc, char** argv) {
                             to_string(ok.error())));
     }
   }
+  std::optional<tools::console> console;
+  if (rc == 0 && f.console) {
+    if (f.cache == "off") {
+      rc = fail("--console needs the cache (--cache storage or client)");
+    } else {
+      console.emplace(n);
+    }
+  }
   if (rc == 0) {
     auto sig = run_until_signal(*n, f, sigs);
     tools::say(f.name, fmt::format("stopping ({}): leaving the cluster",
@@ -378,6 +408,7 @@ int main(int argc, char** argv) {
     }
   }
   ours.clear();
+  console.reset();
   n->stop();
   n.reset();
   if (rc == 0) {

@@ -33,12 +33,14 @@ void stop_all(caf::actor_system& sys, const std::vector<caf::actor>& xs) {
   }
 }
 
-/// Sets the QUIC port in the membership's metadata and waits for it.
-expected<void> announce_quic_port(caf::actor_system& sys,
-                                  const membership_actor& membership,
-                                  uint16_t port, caf::timespan wait) {
+/// Sets the QUIC port (and our roles) in the membership's metadata and
+/// waits for it.
+expected<void>
+announce_quic_port(caf::actor_system& sys, const membership_actor& membership,
+                   uint16_t port, uint8_t roles, caf::timespan wait) {
   gossip::node_meta meta;
   meta.quic_port = port;
+  meta.roles = roles;
   auto bytes = gossip::encode_node_meta(meta);
   if (!bytes) {
     return unexpected{bytes.error()};
@@ -97,7 +99,8 @@ expected<cluster_stack> start_cluster_stack(caf::actor_system& sys,
   // Others dial the QUIC port our gossip metadata names; only then may the
   // peers actor follow the membership and dial.
   if (auto ok = announce_quic_port(sys, out.membership.actor,
-                                   out.transport.local.port(), opts.wait);
+                                   out.transport.local.port(), opts.roles,
+                                   opts.wait);
       !ok) {
     return undo(ok.error());
   }

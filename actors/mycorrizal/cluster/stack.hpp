@@ -30,6 +30,8 @@ struct cluster_stack_options {
   transport_options transport;
   /// Names the consumer of each application stream (the router). Optional.
   stream_acceptor_actor streams;
+  /// `gossip::node_role` bits announced in the gossip metadata.
+  uint8_t roles = 0;
   /// How long the start may wait for the membership to take the QUIC port
   /// into its metadata.
   caf::timespan wait = std::chrono::seconds{5};

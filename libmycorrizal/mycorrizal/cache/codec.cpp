@@ -567,7 +567,7 @@ expected<void> validate(const bucket_options& x) {
 expected<void> check_bucket_name(std::string_view name) {
   if (wire::check_identifier(name, max_bucket_name, false) != errc::none) {
     return unexpected{error{errc::invalid_identifier,
-                            "a bucket name is 1 to 255 bytes of printable "
+                            "a bucket name is 1 to 253 bytes of printable "
                             "UTF-8"}};
   }
   return {};

@@ -27,8 +27,9 @@ namespace mycorrizal::cache::proto {
 
 inline constexpr uint8_t protocol_version = 1;
 
-/// Longest bucket name.
-inline constexpr size_t max_bucket_name = 255;
+/// Longest bucket name: a bucket's stream names add two bytes to it, and
+/// stream names are at most 255 bytes.
+inline constexpr size_t max_bucket_name = 253;
 
 /// Most partitions of a bucket.
 inline constexpr uint32_t max_partitions = 65536;
@@ -272,7 +273,7 @@ bytes encode(const message& x);
 ///   name) or `too_many_entries`.
 expected<message> decode(std::span<const std::byte> in);
 
-/// A valid bucket name: 1..255 bytes of printable UTF-8.
+/// A valid bucket name: 1..253 bytes of printable UTF-8.
 expected<void> check_bucket_name(std::string_view name);
 
 } // namespace mycorrizal::cache::proto

@@ -107,6 +107,16 @@ version store::version_of(std::string_view key) const {
   return i == map_.end() ? version{} : i->second.ver;
 }
 
+std::optional<record_view> store::lookup(std::string_view key) const {
+  auto i = map_.find(key);
+  if (i == map_.end()) {
+    return std::nullopt;
+  }
+  const auto& r = i->second;
+  return record_view{i->first,     r.value,     r.ver,
+                     r.expires_ms, r.tombstone, r.partition};
+}
+
 expected<apply_result> store::put(std::string_view key, bytes value, version v,
                                   int64_t expires_ms, int64_t now_ms,
                                   std::vector<removed>& out) {

@@ -149,6 +149,10 @@ public:
   /// The version `key` holds: its value's, its tombstone's, or empty.
   version version_of(std::string_view key) const;
 
+  /// The record of `key` as held: a value (also an expired one not yet
+  /// removed) or a tombstone; nothing when the key is unknown.
+  std::optional<record_view> lookup(std::string_view key) const;
+
   // -- writes (last writer wins) ----------------------------------------------
 
   /// Stores `value` under `key` with version `v`, expiring at `expires_ms`

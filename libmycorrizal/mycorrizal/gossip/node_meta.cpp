@@ -14,7 +14,12 @@ namespace {
 constexpr std::byte magic0{'m'};
 constexpr std::byte magic1{'z'};
 
-enum class meta_tag : uint8_t { quic_port = 1, protocol = 2, app = 3 };
+enum class meta_tag : uint8_t {
+  quic_port = 1,
+  protocol = 2,
+  app = 3,
+  roles = 4
+};
 
 void put_tlv(byte_buffer& out, meta_tag tag, bytes_view value) {
   out.push_back(static_cast<std::byte>(tag));
@@ -44,6 +49,10 @@ expected<byte_buffer> encode_node_meta(const node_meta& x) {
   put_tlv(out, meta_tag::protocol, range);
   if (!x.app.empty()) {
     put_tlv(out, meta_tag::app, x.app);
+  }
+  if (x.roles != 0) {
+    std::byte roles[1]{std::byte{x.roles}};
+    put_tlv(out, meta_tag::roles, roles);
   }
   if (out.size() > meta_max_size) {
     return unexpected{error{errc::too_large, "node meta above 512 bytes"}};
@@ -95,6 +104,13 @@ expected<std::optional<node_meta>> decode_node_meta(bytes_view meta) {
         }
         break;
       case meta_tag::app: x.app.assign(value.begin(), value.end()); break;
+      case meta_tag::roles:
+        if (len < 1) {
+          return bad_meta("roles shorter than 1 byte");
+        }
+        // Bits this version does not know are kept: a later node's roles.
+        x.roles = std::to_integer<uint8_t>(value[0]);
+        break;
       default:
         // A later format's field: skip it.
         break;

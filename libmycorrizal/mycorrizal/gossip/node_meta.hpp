@@ -15,9 +15,17 @@
 /// Layout (docs/protocol.md, "Gossip metadata"):
 /// `'m' 'z' | format u8 (1) | TLV*` where each TLV is `tag u8 | len u8 |
 /// value`. Tags: 1 = QUIC port (u16 BE), 2 = protocol range (min u8, max
-/// u8), 3 = application bytes. Readers skip unknown tags and extra bytes in
-/// known ones, so later formats can add fields without breaking old nodes.
+/// u8), 3 = application bytes, 4 = roles (u8 bits, `node_role`). Readers skip
+/// unknown tags and extra bytes in known ones, so later formats can add fields
+/// without breaking old nodes.
 namespace mycorrizal::gossip {
+
+/// What a node offers the cluster besides membership and transport.
+enum node_role : uint8_t {
+  /// It stores cache (Mycel) partitions; nodes without it are cache clients
+  /// only (Hazelcast's lite members).
+  cache_storage = 1,
+};
 
 struct node_meta {
   /// The UDP port of the node's QUIC endpoint; 0 = no transport.
@@ -27,6 +35,8 @@ struct node_meta {
   uint8_t protocol_max = 1;
   /// Free-form bytes for the host application.
   byte_buffer app;
+  /// `node_role` bits (0: none; then the TLV is left out).
+  uint8_t roles = 0;
 
   bool operator==(const node_meta&) const = default;
 };

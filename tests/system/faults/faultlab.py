@@ -560,8 +560,31 @@ class Node(Proc):
         return a + self.extra_flags
 
     def start(self):
-        self._spawn(self.argv())
+        console = "--console" in self.extra_flags
+        self._spawn(self.argv(), stdin=console)
+        self.cmd_lock = threading.Lock()
         return self
+
+    def console(self, line, timeout=20):
+        """Sends a command to the node's console (--console in
+        extra_flags); @returns its answer (the text after ' -> ')."""
+        prefix = "[%s] %s -> " % (self.name, line)
+        with self.cmd_lock:
+            with self.lock:
+                seen = len(self.lines)
+            self.proc.stdin.write((line + "\n").encode())
+            self.proc.stdin.flush()
+            deadline = now() + timeout
+            while True:
+                with self.lock:
+                    for _, stream, text in self.lines[seen:]:
+                        if stream == "out" and text.startswith(prefix):
+                            return text[len(prefix):]
+                if now() >= deadline or not self.running():
+                    raise AssertionError(_failure_text(
+                        "%s: no answer to '%s' within %d s" % (
+                            self.name, line, timeout), "", [self]))
+                time.sleep(0.02)
 
     def reset_view(self):
         with self.lock:
@@ -759,6 +782,79 @@ class GoPeer(Proc):
                     and (member is None or m == member)]
 
 
+class LoadClient(Proc):
+    """mycel-load (tests/system/mycel_load): a client-only Mycel member
+    writing a history of its operations; JSON lines out, commands in."""
+
+    def __init__(self, lab, name, ip, binary, seeds, extra_flags):
+        super().__init__(lab, name, ip)
+        self.binary = binary
+        self.seeds = list(seeds)
+        self.extra_flags = list(extra_flags)
+        self.cmd_lock = threading.Lock()
+        self.history = os.path.join(lab.work, "%s.history" % name)
+
+    def argv(self):
+        a = [self.binary, "--name", self.name, "--gossip", self.gossip,
+             "--quic", "%s:%d" % (self.ip, QUIC_PORT),
+             "--data-dir", os.path.join(self.lab.work, "certs"),
+             "--history", self.history]
+        for x in self.seeds:
+            a += ["--seed", x]
+        return a + self.extra_flags
+
+    def start(self):
+        self._spawn(self.argv(), stdin=True)
+        return self
+
+    def reset_view(self):
+        with self.lock:
+            self.events_seen = []
+
+    def on_line(self, t, text):
+        try:
+            ev = json.loads(text)
+        except ValueError:
+            return
+        self.events_seen.append(ev)
+
+    def command(self, line, ev, timeout=30):
+        """Sends a command; @returns the next JSON line of kind `ev` (an
+        `error` or `fatal` line fails)."""
+        with self.cmd_lock:
+            with self.lock:
+                seen = len(self.events_seen)
+            self.proc.stdin.write((line + "\n").encode())
+            self.proc.stdin.flush()
+            deadline = now() + timeout
+            while True:
+                with self.lock:
+                    for e in self.events_seen[seen:]:
+                        if e.get("ev") == ev:
+                            return e
+                        if e.get("ev") in ("error", "fatal"):
+                            raise AssertionError(_failure_text(
+                                "%s: '%s' failed: %s" % (self.name, line, e),
+                                "", [self]))
+                if now() >= deadline or not self.running():
+                    raise AssertionError(_failure_text(
+                        "%s: no '%s' answer to '%s' within %d s" % (
+                            self.name, ev, line, timeout), "", [self]))
+                time.sleep(0.02)
+
+    def view(self):
+        return {}
+
+    def state_of(self, member):
+        return None
+
+    def conn_up(self, peer):
+        return False
+
+    def events(self, state=None, member=None, since=0.0):
+        return []
+
+
 # -- the lab ------------------------------------------------------------------
 
 
@@ -862,6 +958,18 @@ class Lab:
                  log_level)
         self.nodes.append(n)
         return n.start()
+
+    def start_load(self, name, ip, binary, seeds=(), extra_flags=(),
+                   ready_timeout=60):
+        """Starts mycel-load `name` on ip:7946 and waits until it joined."""
+        seeds = [s.gossip if isinstance(s, Proc) else s for s in seeds]
+        c = LoadClient(self, name, ip, binary, seeds, extra_flags)
+        self.nodes.append(c)
+        c.start()
+        wait_until(Cond("%s ready" % name, [c], lambda: (
+            any(e.get("ev") == "ready" for e in c.events_seen),
+            "no ready line")), ready_timeout)
+        return c
 
     def start_gopeer(self, name, ip, join=(), profile="lan",
                      extra_flags=(), ready_timeout=20):

@@ -8,4 +8,5 @@ mycorrizal_add_test(cache_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/placement.cpp
     ${CMAKE_CURRENT_LIST_DIR}/codec.cpp
     ${CMAKE_CURRENT_LIST_DIR}/plan.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/bucket.cpp
   LIBS mycorrizal::core)

@@ -196,6 +196,33 @@ TEST(gossip_node_meta, round_trip_and_plain_members) {
   EXPECT_FALSE(empty->has_value());
 }
 
+TEST(gossip_node_meta, roles_travel_only_when_set) {
+  node_meta m;
+  m.quic_port = 4433;
+  auto plain = *encode_node_meta(m);
+  // No roles: the bytes of earlier versions, no tag 4.
+  EXPECT_EQ(plain.size(), 3u + 4 + 4);
+  m.roles = cache_storage;
+  auto enc = *encode_node_meta(m);
+  // ... | 04 01 01
+  ASSERT_EQ(enc.size(), plain.size() + 3);
+  EXPECT_EQ(std::to_integer<int>(enc[11]), 4);
+  EXPECT_EQ(std::to_integer<int>(enc[12]), 1);
+  EXPECT_EQ(std::to_integer<int>(enc[13]), 1);
+  auto dec = decode_node_meta(enc);
+  ASSERT_TRUE(dec);
+  EXPECT_EQ(dec->value().roles, cache_storage);
+  EXPECT_EQ(decode_node_meta(plain)->value().roles, 0);
+  // A role bit this version does not know is kept; an empty value is bad.
+  enc[13] = std::byte{0x81};
+  EXPECT_EQ(decode_node_meta(enc)->value().roles, 0x81);
+  auto empty = plain;
+  for (auto b : {0x04, 0x00}) {
+    empty.push_back(static_cast<std::byte>(b));
+  }
+  EXPECT_FALSE(decode_node_meta(empty));
+}
+
 TEST(gossip_node_meta, later_formats_and_bad_input) {
   node_meta m;
   m.quic_port = 1;

@@ -1,0 +1,804 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "mycorrizal/mycel/internal/bucket.hpp"
+
+#include "mycorrizal/cache/bucket.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+namespace mycorrizal::detail {
+
+namespace {
+
+constexpr std::string_view component = "mycel";
+constexpr auto app_id = "mycel";
+
+using namespace cache;
+
+/// What the bucket tells itself.
+using bucket_impl_actor = bucket_actor::extend<
+  caf::reacts_to<tick_atom, int64_t>, caf::reacts_to<repair_atom>,
+  caf::reacts_to<handoff_atom>, caf::reacts_to<retry_atom, uint64_t>>;
+
+/// One partition's copy to one new owner, batch by batch.
+struct transfer_job {
+  uint32_t partition = 0;
+  std::string to;
+  std::vector<proto::entries> batches;
+  size_t next = 0;
+  int attempts = 0;
+};
+
+struct bucket_state {
+  bucket_actor_options opts;
+  std::optional<bucket_core> core;
+  /// Wall clock = base_wall_ms + (actor clock - base_actor): the store's
+  /// times are wall-clock milliseconds (they travel), the actor's clock
+  /// may be virtual in tests.
+  int64_t base_wall_ms = 0;
+  time_point base_actor{};
+  /// The expiry tick pending (wall ms), or 0.
+  int64_t expiry_armed = 0;
+  std::deque<transfer_job> jobs;
+  bool job_running = false;
+  /// Sends still to finish per partition we lose (drop when 0).
+  std::map<uint32_t, int> sends_left;
+  /// Partitions to drop once their sends are done.
+  std::set<uint32_t> to_drop;
+  /// Partitions with a failed send among those still running.
+  std::set<uint32_t> failed_sends;
+  bucket_stats stats;
+  /// Operations waiting to be sent again: the owner we sent them to did
+  /// not own the key in its view (a membership change still spreading).
+  struct retry {
+    proto::op_request op;
+    caf::typed_response_promise<proto::op_reply> rp;
+    int attempts = 0;
+  };
+  std::map<uint64_t, retry> retries;
+  uint64_t next_retry = 0;
+  /// Drain requests waiting for the hand-off queue to empty.
+  std::vector<caf::typed_response_promise<uint64_t>> drains;
+
+  std::string who() const {
+    return opts.self + "/" + opts.name;
+  }
+};
+
+using bucket_self = bucket_impl_actor::stateful_pointer<bucket_state>;
+
+/// How often an operation is sent again to the owners of our view after
+/// one said it owns nothing of the key, and the pause before the k-th time
+/// (k times this): about 2.75 s in all, within one `op_timeout`.
+constexpr int max_view_retries = 10;
+constexpr auto view_retry_delay = std::chrono::milliseconds{50};
+
+int64_t wall_now(bucket_self self) {
+  auto& st = self->state;
+  auto since = actor_now(self) - st.base_actor;
+  return st.base_wall_ms
+         + std::chrono::duration_cast<std::chrono::milliseconds>(since).count();
+}
+
+raw_bytes encoded(const proto::message& m) {
+  return raw_bytes{proto::encode(m)};
+}
+
+caf::error failure(errc code, std::string what) {
+  return make_caf_error(error{code, std::move(what)});
+}
+
+/// Delivers an op_reply, its own error (an operation that failed at the
+/// primary) as the caller's error.
+void deliver_reply(caf::typed_response_promise<proto::op_reply>& rp,
+                   proto::op_reply r) {
+  if (r.status != errc::none) {
+    rp.deliver(failure(r.status, std::move(r.message)));
+  } else {
+    rp.deliver(std::move(r));
+  }
+}
+
+/// Where the answer of an operation goes: a local caller or a peer.
+using reply_fn = std::function<void(proto::op_reply)>;
+
+bool is_read(proto::op_code op) {
+  return op == proto::op_code::get || op == proto::op_code::ttl;
+}
+
+void arm_expiry(bucket_self self);
+
+/// Sends records to their other owners; the answers are not waited for.
+void send_out(bucket_self self, const std::vector<replication>& out) {
+  auto& st = self->state;
+  for (const auto& r : out) {
+    proto::entries e;
+    e.bucket = st.opts.name;
+    e.partition = r.partition;
+    e.why = proto::transfer::replicate;
+    e.records.push_back(r.rec);
+    auto payload = encoded(e);
+    for (const auto& to : r.to) {
+      self
+        ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
+                  to, std::string{app_id}, payload,
+                  caf::timespan{st.opts.cache.op_timeout},
+                  replication_stream(st.opts.name))
+        .then([](raw_bytes&) {},
+              [=](caf::error& err) {
+                MYCORRIZAL_LOG_DEBUG_RL(component, 5,
+                                        "{}: replication to {} failed: {}",
+                                        self->state.who(), to,
+                                        to_string(from_caf_error(err)));
+              });
+    }
+  }
+}
+
+/// Runs `op` here (we are its primary, or an owner), replicates a write,
+/// and answers once the owners the ack mode names took it.
+void execute_here(bucket_self self, const proto::op_request& op,
+                  reply_fn done) {
+  auto& st = self->state;
+  auto res = st.core->execute(op, wall_now(self));
+  arm_expiry(self);
+  if (res.reply.status != errc::none || res.out.empty()) {
+    done(std::move(res.reply));
+    return;
+  }
+  // The first record is the write itself; the rest are drops of what it
+  // evicted (fire and forget).
+  auto write = std::move(res.out.front());
+  res.out.erase(res.out.begin());
+  send_out(self, res.out);
+  if (write.to.empty() || st.opts.options.ack == proto::ack_mode::primary) {
+    send_out(self, {write});
+    done(std::move(res.reply));
+    return;
+  }
+  // ack all: every alive owner takes it. An owner that died meanwhile does
+  // not count (the new view restores the RF); one that does not answer in
+  // time fails the write (it may still be applied: AP).
+  struct pending_write {
+    size_t left = 0;
+    bool finished = false;
+    proto::op_reply reply;
+    reply_fn done;
+  };
+  auto pw = std::make_shared<pending_write>();
+  pw->left = write.to.size();
+  pw->reply = std::move(res.reply);
+  pw->done = std::move(done);
+  proto::entries e;
+  e.bucket = st.opts.name;
+  e.partition = write.partition;
+  e.why = proto::transfer::replicate;
+  e.records.push_back(std::move(write.rec));
+  auto payload = encoded(e);
+  for (const auto& to : write.to) {
+    self
+      ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
+                to, std::string{app_id}, payload,
+                caf::timespan{st.opts.cache.op_timeout},
+                replication_stream(st.opts.name))
+      .then(
+        [pw](raw_bytes&) {
+          if (--pw->left == 0 && !pw->finished) {
+            pw->finished = true;
+            pw->done(std::move(pw->reply));
+          }
+        },
+        [pw, to](caf::error& err) {
+          auto why = from_caf_error(err);
+          if (pw->finished) {
+            return;
+          }
+          if (why == errc::node_down) {
+            if (--pw->left == 0) {
+              pw->finished = true;
+              pw->done(std::move(pw->reply));
+            }
+            return;
+          }
+          pw->finished = true;
+          proto::op_reply failed;
+          failed.status = why.code();
+          failed.message = "replica " + to
+                           + " did not take the write: " + to_string(why);
+          pw->done(std::move(failed));
+        });
+  }
+}
+
+void retry_later(bucket_self self, proto::op_request op,
+                 caf::typed_response_promise<proto::op_reply> rp, int attempt,
+                 proto::op_reply last);
+
+/// Asks `targets[i]` (then the next ones, for reads) to run `op`; an
+/// owner whose view says it owns nothing of the key makes us try again
+/// after a pause (`attempt` counts those tries).
+void forward(bucket_self self, proto::op_request op,
+             std::vector<std::string> targets, size_t i,
+             caf::typed_response_promise<proto::op_reply> rp, int attempt) {
+  auto& st = self->state;
+  auto to = targets[i];
+  if (to == st.opts.self) {
+    // A read falling back to us (we own the partition too).
+    execute_here(self, op, [rp](proto::op_reply r) mutable {
+      deliver_reply(rp, std::move(r));
+    });
+    return;
+  }
+  auto payload = encoded(op);
+  self
+    ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value, to,
+              std::string{app_id}, std::move(payload),
+              caf::timespan{st.opts.cache.op_timeout}, ops_stream(st.opts.name))
+    .then(
+      [=](raw_bytes& bytes) mutable {
+        auto msg = proto::decode(bytes.data);
+        if (!msg || !std::holds_alternative<proto::op_reply>(*msg)) {
+          ++self->state.stats.malformed;
+          rp.deliver(failure(errc::malformed_frame,
+                             to + " answered an operation with "
+                               + (msg ? std::string{"another message"}
+                                      : to_string(msg.error()))));
+          return;
+        }
+        auto& r = std::get<proto::op_reply>(*msg);
+        if (r.status == errc::no_owner) {
+          // Its view differs from ours: try again once views settled.
+          retry_later(self, std::move(op), rp, attempt + 1, std::move(r));
+          return;
+        }
+        deliver_reply(rp, std::move(r));
+      },
+      [=](caf::error& err) mutable {
+        auto why = from_caf_error(err);
+        bool retry = is_read(op.op) && i + 1 < targets.size()
+                     && (why == errc::timeout || why == errc::node_down
+                         || why == errc::connection_lost
+                         || why == errc::unknown_application);
+        if (retry) {
+          forward(self, std::move(op), std::move(targets), i + 1, rp, attempt);
+          return;
+        }
+        rp.deliver(make_caf_error(why));
+      });
+}
+
+/// Runs `op` here if we are its primary, else at its owners.
+void dispatch(bucket_self self, proto::op_request op,
+              caf::typed_response_promise<proto::op_reply> rp, int attempt) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  auto p = core.partition_of(op.key);
+  const auto& owners = core.owners_of(p);
+  if (owners.empty()) {
+    rp.deliver(failure(errc::no_owner, "no storage member is alive for bucket "
+                                         + st.opts.name));
+    return;
+  }
+  if (core.is_primary(p)) {
+    execute_here(self, op, [rp](proto::op_reply r) mutable {
+      deliver_reply(rp, std::move(r));
+    });
+    return;
+  }
+  std::vector<std::string> targets;
+  if (is_read(op.op)) {
+    targets = owners;
+  } else {
+    targets.push_back(owners.front());
+  }
+  forward(self, std::move(op), std::move(targets), 0, std::move(rp), attempt);
+}
+
+void retry_later(bucket_self self, proto::op_request op,
+                 caf::typed_response_promise<proto::op_reply> rp, int attempt,
+                 proto::op_reply last) {
+  auto& st = self->state;
+  if (attempt > max_view_retries) {
+    deliver_reply(rp, std::move(last));
+    return;
+  }
+  auto id = ++st.next_retry;
+  st.retries.emplace(id, bucket_state::retry{std::move(op), rp, attempt});
+  self->delayed_send(self, view_retry_delay * attempt, retry_atom::value, id);
+}
+
+/// An operation from local actor code: here, or at the owners.
+caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request op) {
+  auto rp = self->make_response_promise<proto::op_reply>();
+  dispatch(self, std::move(op), rp, 0);
+  return rp;
+}
+
+// -- hand-off -----------------------------------------------------------------
+
+/// One send of `partition` ended. Our copy of a partition we lost goes
+/// only when every send of it succeeded; after a failed one it stays, and
+/// the next sweep hands it to the current primary.
+void finish_send(bucket_self self, uint32_t partition, bool ok) {
+  auto& st = self->state;
+  if (!ok) {
+    st.failed_sends.insert(partition);
+  }
+  auto i = st.sends_left.find(partition);
+  if (i != st.sends_left.end() && --i->second <= 0) {
+    st.sends_left.erase(i);
+    bool failed = st.failed_sends.erase(partition) > 0;
+    if (st.to_drop.erase(partition) > 0 && !failed
+        && !st.core->owns(partition)) {
+      st.core->drop_partition(partition);
+    }
+  }
+}
+
+/// Partitions we hold copies of but do not own (after a drain: those whose
+/// hand-off failed).
+uint64_t stray_partitions(bucket_self self) {
+  auto& core = *self->state.core;
+  uint64_t n = 0;
+  for (uint32_t p = 0; p < core.view().partitions(); ++p) {
+    n += !core.owns(p) && core.data().digest(p).count > 0 ? 1 : 0;
+  }
+  return n;
+}
+
+void run_jobs(bucket_self self) {
+  auto& st = self->state;
+  if (!st.job_running && st.jobs.empty() && !st.drains.empty()) {
+    auto left = stray_partitions(self);
+    for (auto& rp : st.drains) {
+      rp.deliver(left);
+    }
+    st.drains.clear();
+  }
+  if (st.job_running || st.jobs.empty()) {
+    return;
+  }
+  auto& job = st.jobs.front();
+  if (job.batches.empty()) {
+    job.batches = st.core->export_partition(job.partition,
+                                            proto::transfer::handoff,
+                                            st.opts.cache.handoff_batch_bytes);
+  }
+  st.job_running = true;
+  auto payload = encoded(job.batches[job.next]);
+  self
+    ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
+              job.to, std::string{app_id}, std::move(payload),
+              caf::timespan{st.opts.cache.op_timeout},
+              handoff_stream(st.opts.name))
+    .then(
+      [=](raw_bytes& bytes) {
+        auto& cur = self->state;
+        cur.job_running = false;
+        auto& j = cur.jobs.front();
+        auto msg = proto::decode(bytes.data);
+        auto* reply = msg ? std::get_if<proto::op_reply>(&*msg) : nullptr;
+        if (reply == nullptr || reply->status != errc::none) {
+          // The receiver refused: its view may lag behind ours (it does
+          // not know yet that it owns the partition). Try again later.
+          if (++j.attempts >= cur.opts.cache.handoff_attempts) {
+            ++cur.stats.handoffs_abandoned;
+            MYCORRIZAL_LOG_WARN(
+              component, "{}: {} refused partition {} {} times: {}", cur.who(),
+              j.to, j.partition, j.attempts,
+              reply ? reply->message : std::string{"a malformed answer"});
+            finish_send(self, j.partition, false);
+            cur.jobs.pop_front();
+          } else {
+            self->delayed_send(self,
+                               std::chrono::milliseconds{200} * j.attempts,
+                               handoff_atom::value);
+            return;
+          }
+        } else if (++j.next == j.batches.size()) {
+          ++cur.stats.handoffs_sent;
+          finish_send(self, j.partition, true);
+          cur.jobs.pop_front();
+        }
+        run_jobs(self);
+      },
+      [=](caf::error& err) {
+        auto& cur = self->state;
+        cur.job_running = false;
+        auto& j = cur.jobs.front();
+        auto why = from_caf_error(err);
+        // node_down too is retried: the router may not know a member yet
+        // that the membership already shows us.
+        if (++j.attempts >= cur.opts.cache.handoff_attempts) {
+          ++cur.stats.handoffs_abandoned;
+          MYCORRIZAL_LOG_WARN(component,
+                              "{}: hand-off of partition {} to {} abandoned "
+                              "after {} attempts: {}",
+                              cur.who(), j.partition, j.to, j.attempts,
+                              to_string(why));
+          finish_send(self, j.partition, false);
+          cur.jobs.pop_front();
+          run_jobs(self);
+          return;
+        }
+        // Retry this batch after a pause that grows with the attempts.
+        self->delayed_send(self, std::chrono::milliseconds{200} * j.attempts,
+                           handoff_atom::value);
+      });
+}
+
+void on_view(bucket_self self, std::vector<std::string> members,
+             const std::string& leaving) {
+  auto& st = self->state;
+  auto plan = st.core->set_members(std::move(members), leaving);
+  // Copies queued for a member that is gone now will not arrive: end them
+  // (our copy stays; the sweep hands it to the current primary).
+  const auto& now_members = st.core->view().members();
+  auto gone = [&](const transfer_job& j) {
+    return std::find(now_members.begin(), now_members.end(), j.to)
+           == now_members.end();
+  };
+  for (size_t i = st.job_running ? 1 : 0; i < st.jobs.size();) {
+    if (gone(st.jobs[i])) {
+      auto p = st.jobs[i].partition;
+      ++st.stats.handoffs_abandoned;
+      st.jobs.erase(st.jobs.begin() + static_cast<ptrdiff_t>(i));
+      finish_send(self, p, false);
+    } else {
+      ++i;
+    }
+  }
+  st.stats.partitions_orphaned += plan.orphaned.size();
+  for (auto& t : plan.send) {
+    ++st.sends_left[t.partition];
+    st.jobs.push_back(transfer_job{t.partition, t.to, {}, 0, 0});
+  }
+  for (auto p : plan.drop) {
+    if (st.sends_left.count(p) == 0) {
+      st.core->drop_partition(p);
+    } else {
+      st.to_drop.insert(p);
+    }
+  }
+  if (!plan.empty()) {
+    MYCORRIZAL_LOG_INFO(component,
+                        "{}: new view of {} members: {} copies to send, {} "
+                        "to receive, {} to drop, {} orphaned",
+                        st.who(), st.core->view().members().size(),
+                        plan.send.size(), plan.receive.size(), plan.drop.size(),
+                        plan.orphaned.size());
+  }
+  run_jobs(self);
+}
+
+// -- anti-entropy -------------------------------------------------------------
+
+/// Compares one partition with `peer` key by key and repairs both sides.
+void repair_partition(bucket_self self, const std::string& peer,
+                      uint32_t partition) {
+  auto& st = self->state;
+  auto payload = encoded(st.core->versions_of(partition));
+  self
+    ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
+              peer, std::string{app_id}, std::move(payload),
+              caf::timespan{st.opts.cache.op_timeout},
+              handoff_stream(st.opts.name))
+    .then(
+      [=](raw_bytes& bytes) {
+        auto& cur = self->state;
+        auto msg = proto::decode(bytes.data);
+        auto* answer = msg ? std::get_if<proto::versions_reply>(&*msg)
+                           : nullptr;
+        if (answer == nullptr) {
+          ++cur.stats.malformed;
+          return;
+        }
+        auto applied = cur.core->apply(answer->records, wall_now(self));
+        cur.stats.repairs += applied.changed;
+        send_out(self, applied.out);
+        if (!answer->wanted.empty()) {
+          proto::entries e;
+          e.bucket = cur.opts.name;
+          e.partition = partition;
+          e.why = proto::transfer::repair;
+          e.last = true;
+          e.records = cur.core->records_of(answer->wanted);
+          cur.stats.repairs += e.records.size();
+          self
+            ->request(cur.opts.router, cur.opts.cache.op_timeout,
+                      request_atom::value, peer, std::string{app_id},
+                      encoded(e), caf::timespan{cur.opts.cache.op_timeout},
+                      handoff_stream(cur.opts.name))
+            .then([](raw_bytes&) {}, [](caf::error&) {});
+        }
+      },
+      [](caf::error&) {
+        // The next round tries again.
+      });
+}
+
+/// Records of partitions we do not own and send nowhere (a hand-off that
+/// failed, writes replicated to us while our view lagged): handed to the
+/// partition's primary, then dropped. Never dropped unacknowledged.
+void sweep(bucket_self self) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  for (uint32_t p = 0; p < core.view().partitions(); ++p) {
+    if (core.owns(p) || st.sends_left.count(p) > 0
+        || core.data().digest(p).count == 0 || core.owners_of(p).empty()) {
+      continue;
+    }
+    ++st.sends_left[p];
+    st.to_drop.insert(p);
+    st.jobs.push_back(transfer_job{p, core.owners_of(p).front(), {}, 0, 0});
+  }
+  run_jobs(self);
+}
+
+/// One round: for each other owner, the digests of the partitions we are
+/// the primary of and it owns; the differing ones are repaired.
+void anti_entropy(bucket_self self) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  std::map<std::string, std::vector<uint32_t>> shared;
+  for (uint32_t p = 0; p < core.view().partitions(); ++p) {
+    if (!core.is_primary(p)) {
+      continue;
+    }
+    const auto& owners = core.owners_of(p);
+    for (size_t i = 1; i < owners.size(); ++i) {
+      shared[owners[i]].push_back(p);
+    }
+  }
+  for (auto& [peer, parts] : shared) {
+    auto mine = core.digests(parts);
+    self
+      ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
+                peer, std::string{app_id}, encoded(mine),
+                caf::timespan{st.opts.cache.op_timeout},
+                handoff_stream(st.opts.name))
+      .then(
+        [=, mine = std::move(mine)](raw_bytes& bytes) {
+          auto msg = proto::decode(bytes.data);
+          auto* theirs = msg ? std::get_if<proto::digests>(&*msg) : nullptr;
+          if (theirs == nullptr || theirs->parts.size() != mine.parts.size()) {
+            ++self->state.stats.malformed;
+            return;
+          }
+          for (size_t i = 0; i < mine.parts.size(); ++i) {
+            if (mine.parts[i] != theirs->parts[i]) {
+              repair_partition(self, peer, mine.parts[i].partition);
+            }
+          }
+        },
+        [](caf::error&) {});
+  }
+}
+
+// -- peers' messages ----------------------------------------------------------
+
+caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  auto msg = proto::decode(req.payload);
+  if (!msg) {
+    ++st.stats.malformed;
+    MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: malformed message from {}: {}",
+                           st.who(), req.node, to_string(msg.error()));
+    return make_caf_error(msg.error());
+  }
+  auto now = wall_now(self);
+  if (auto* op = std::get_if<proto::op_request>(&*msg)) {
+    auto p = core.partition_of(op->key);
+    // Any owner may version a write (last writer wins keeps owners in
+    // step); incr and cas are atomic at the primary the sender saw.
+    if (!core.owns(p)) {
+      proto::op_reply r;
+      r.status = errc::no_owner;
+      r.message = st.opts.self + " owns no partition " + std::to_string(p)
+                  + " of " + st.opts.name + " in its view";
+      return encoded(r);
+    }
+    auto rp = self->make_response_promise<raw_bytes>();
+    execute_here(self, *op, [rp](proto::op_reply r) mutable {
+      rp.deliver(encoded(r));
+    });
+    return rp;
+  }
+  if (auto* e = std::get_if<proto::entries>(&*msg)) {
+    proto::op_reply r;
+    if (e->why != proto::transfer::replicate && !core.owns(e->partition)) {
+      r.status = errc::no_owner;
+      r.message = st.opts.self + " does not own partition "
+                  + std::to_string(e->partition) + " of " + st.opts.name;
+      return encoded(r);
+    }
+    auto applied = core.apply(e->records, now);
+    arm_expiry(self);
+    send_out(self, applied.out);
+    if (e->why == proto::transfer::handoff && e->last) {
+      ++st.stats.handoffs_received;
+    } else if (e->why == proto::transfer::repair) {
+      st.stats.repairs += applied.changed;
+    }
+    r.number = static_cast<int64_t>(applied.changed);
+    return encoded(r);
+  }
+  if (auto* d = std::get_if<proto::digests>(&*msg)) {
+    std::vector<uint32_t> parts;
+    for (auto& x : d->parts) {
+      parts.push_back(x.partition);
+    }
+    return encoded(core.digests(parts));
+  }
+  if (auto* v = std::get_if<proto::versions>(&*msg)) {
+    return encoded(core.answer(*v));
+  }
+  if (auto* s = std::get_if<proto::scan_request>(&*msg)) {
+    return encoded(core.scan(s->partition, s->count, now));
+  }
+  ++st.stats.malformed;
+  return failure(errc::unexpected_frame,
+                 "a cache message a bucket does not take");
+}
+
+// -- time ---------------------------------------------------------------------
+
+void arm_expiry(bucket_self self) {
+  auto& st = self->state;
+  auto next = st.core->next_deadline_ms();
+  if (next == no_expiry || (st.expiry_armed != 0 && st.expiry_armed <= next)) {
+    return;
+  }
+  st.expiry_armed = next;
+  auto delay = std::max<int64_t>(next - wall_now(self), 0);
+  self->delayed_send(self, std::chrono::milliseconds{delay}, tick_atom::value,
+                     next);
+}
+
+bucket_stats stats_of(bucket_self self) {
+  auto& st = self->state;
+  auto s = st.stats;
+  const auto& data = st.core->data();
+  s.name = st.opts.name;
+  s.entries = data.size();
+  s.bytes = data.bytes_used();
+  s.tombstones = data.tombstones();
+  s.hits = data.stats().hits;
+  s.misses = data.stats().misses;
+  s.evictions = data.stats().evictions;
+  s.expirations = data.stats().expirations;
+  for (uint32_t p = 0; p < st.core->view().partitions(); ++p) {
+    s.partitions_owned += st.core->owns(p) ? 1 : 0;
+    s.partitions_primary += st.core->is_primary(p) ? 1 : 0;
+  }
+  return s;
+}
+
+bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
+                                             bucket_actor_options opts) {
+  auto& st = self->state;
+  st.core.emplace(opts.self, opts.name, opts.options,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                    opts.cache.tombstone_lifetime)
+                    .count());
+  st.opts = std::move(opts);
+  st.base_actor = actor_now(self);
+  st.base_wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  self->delayed_send(self, st.opts.cache.anti_entropy_interval,
+                     repair_atom::value);
+  return {
+    [=](cache_op& x) -> caf::result<proto::op_reply> {
+      return on_op(self, std::move(x.op));
+    },
+    [=](scan_atom, uint32_t cursor,
+        uint32_t count) -> caf::result<proto::scan_reply> {
+      auto& cur = self->state;
+      auto& core = *cur.core;
+      if (cursor >= core.view().partitions()) {
+        proto::scan_reply done;
+        done.next = core.view().partitions();
+        return done;
+      }
+      const auto& owners = core.owners_of(cursor);
+      if (owners.empty()) {
+        return failure(errc::no_owner, "no storage member is alive");
+      }
+      if (core.is_primary(cursor)) {
+        return core.scan(cursor, count, wall_now(self));
+      }
+      auto rp = self->make_response_promise<proto::scan_reply>();
+      self
+        ->request(cur.opts.router, cur.opts.cache.op_timeout,
+                  request_atom::value, owners.front(), std::string{app_id},
+                  encoded(proto::scan_request{cur.opts.name, cursor, count}),
+                  caf::timespan{cur.opts.cache.op_timeout},
+                  ops_stream(cur.opts.name))
+        .then(
+          [=](raw_bytes& bytes) mutable {
+            auto msg = proto::decode(bytes.data);
+            auto* r = msg ? std::get_if<proto::scan_reply>(&*msg) : nullptr;
+            if (r == nullptr) {
+              rp.deliver(failure(errc::malformed_frame,
+                                 "a scan answered with another message"));
+              return;
+            }
+            rp.deliver(std::move(*r));
+          },
+          [=](caf::error& e) mutable {
+            rp.deliver(e);
+          });
+      return rp;
+    },
+    [=](app_request& req) -> caf::result<raw_bytes> {
+      return on_peer(self, req);
+    },
+    [=](view_atom, std::vector<std::string>& members, std::string& leaving) {
+      on_view(self, std::move(members), leaving);
+    },
+    [=](stats_atom) {
+      return stats_of(self);
+    },
+    [=](tick_atom, int64_t armed) {
+      auto& cur = self->state;
+      if (armed != cur.expiry_armed) {
+        return; // superseded by an earlier deadline
+      }
+      cur.expiry_armed = 0;
+      send_out(self,
+               cur.core->on_time(wall_now(self), cur.opts.cache.expiry_budget));
+      arm_expiry(self);
+    },
+    [=](repair_atom) {
+      sweep(self);
+      anti_entropy(self);
+      self->delayed_send(self, self->state.opts.cache.anti_entropy_interval,
+                         repair_atom::value);
+    },
+    [=](handoff_atom) {
+      run_jobs(self);
+    },
+    [=](retry_atom, uint64_t id) {
+      auto& cur = self->state;
+      auto i = cur.retries.find(id);
+      if (i == cur.retries.end()) {
+        return;
+      }
+      auto r = std::move(i->second);
+      cur.retries.erase(i);
+      dispatch(self, std::move(r.op), std::move(r.rp), r.attempts);
+    },
+    [=](owners_atom, std::string& key) {
+      auto& core = *self->state.core;
+      return core.owners_of(core.partition_of(key));
+    },
+    [=](drain_atom) -> caf::result<uint64_t> {
+      auto& cur = self->state;
+      auto rp = self->make_response_promise<uint64_t>();
+      cur.drains.push_back(rp);
+      run_jobs(self);
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+bucket_actor spawn_bucket(caf::actor_system& sys, bucket_actor_options opts) {
+  return caf::actor_cast<bucket_actor>(sys.spawn(bucket_impl, std::move(opts)));
+}
+
+} // namespace mycorrizal::detail

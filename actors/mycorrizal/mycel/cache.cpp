@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "mycorrizal/mycel/cache.hpp"
+
+#include "mycorrizal/config_check.hpp"
+#include "mycorrizal/gossip/node_meta.hpp"
+#include "mycorrizal/mycel/internal/bucket.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
+#include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/log.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <map>
+#include <set>
+
+namespace mycorrizal {
+
+expected<void> cache_options::validate() const {
+  config_check check{"cache"};
+  check.require("op_timeout", op_timeout > caf::timespan::zero(),
+                "must be positive");
+  check.require("anti_entropy_interval",
+                anti_entropy_interval > caf::timespan::zero(),
+                "must be positive");
+  check.require("handoff_batch_bytes",
+                handoff_batch_bytes >= 1024
+                  && handoff_batch_bytes <= (size_t{8} << 20),
+                "must be in [1 KiB, 8 MiB]");
+  check.require("handoff_attempts", handoff_attempts >= 1, "must be >= 1");
+  check.require("tombstone_lifetime",
+                tombstone_lifetime > caf::timespan::zero(), "must be positive");
+  check.require("expiry_budget", expiry_budget >= 1, "must be >= 1");
+  check.require("drain_timeout", drain_timeout >= caf::timespan::zero(),
+                "must not be negative");
+  return std::move(check).result();
+}
+
+namespace {
+
+constexpr std::string_view component = "mycel";
+constexpr auto app_id = "mycel";
+
+using namespace cache;
+using detail::bucket_actor;
+
+/// What the cache tells itself: resend the registry to a node.
+using cache_impl_actor
+  = cache_actor::extend<caf::reacts_to<tick_atom, std::string, int>,
+                        caf::reacts_to<repair_atom>>;
+
+struct cache_state {
+  cache_actor_options opts;
+  hybrid_clock clock{0};
+  /// Every bucket ever heard of (dropped ones as tombstones).
+  std::map<std::string, proto::bucket_def> registry;
+  std::map<std::string, bucket_actor> buckets;
+  /// Members alive or suspect, and which of them store partitions.
+  std::set<std::string> members;
+  std::set<std::string> storage;
+  /// We stopped storing (a graceful stop).
+  bool draining = false;
+};
+
+using cache_self = cache_impl_actor::stateful_pointer<cache_state>;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+std::vector<std::string> storage_view(cache_self self) {
+  auto& st = self->state;
+  return {st.storage.begin(), st.storage.end()};
+}
+
+/// Of two definitions of one name: a drop newer than the create wins; of
+/// two creates, the first one (the older version) wins.
+bool replaces(const proto::bucket_def& incoming,
+              const proto::bucket_def& held) {
+  if (incoming.dropped != held.dropped) {
+    return held.ver < incoming.ver;
+  }
+  return !incoming.dropped && incoming.ver < held.ver;
+}
+
+void start_bucket(cache_self self, const proto::bucket_def& def) {
+  auto& st = self->state;
+  detail::bucket_actor_options bo;
+  bo.self = st.opts.name;
+  bo.name = def.name;
+  bo.options = def.options;
+  bo.cache = st.opts.options;
+  bo.router = st.opts.router;
+  bo.storage = st.opts.options.storage && !st.draining;
+  auto b = detail::spawn_bucket(self->system(), std::move(bo));
+  self->link_to(b);
+  auto handler = caf::actor_cast<caf::actor>(b);
+  for (auto& stream :
+       {detail::ops_stream(def.name), detail::replication_stream(def.name),
+        detail::handoff_stream(def.name)}) {
+    self->send(st.opts.router, create_stream_atom::value, std::string{app_id},
+               stream, handler);
+  }
+  self->send(b, view_atom::value, storage_view(self), std::string{});
+  st.buckets[def.name] = b;
+  MYCORRIZAL_LOG_INFO(
+    component, "{}: bucket {} (rf {}, {} partitions, ack {})", st.opts.name,
+    def.name, def.options.rf, def.options.partitions,
+    def.options.ack == proto::ack_mode::all ? "all" : "primary");
+}
+
+void stop_bucket(cache_self self, const std::string& name) {
+  auto& st = self->state;
+  auto i = st.buckets.find(name);
+  if (i == st.buckets.end()) {
+    return;
+  }
+  for (auto& stream :
+       {detail::ops_stream(name), detail::replication_stream(name),
+        detail::handoff_stream(name)}) {
+    self->send(st.opts.router, close_stream_atom::value, std::string{app_id},
+               stream);
+  }
+  self->unlink_from(i->second);
+  self->send_exit(i->second, caf::exit_reason::user_shutdown);
+  st.buckets.erase(i);
+}
+
+/// Takes a definition in; returns whether it changed the registry.
+bool merge(cache_self self, const proto::bucket_def& def) {
+  auto& st = self->state;
+  st.clock.observe(def.ver, wall_ms());
+  auto i = st.registry.find(def.name);
+  if (i != st.registry.end() && !replaces(def, i->second)) {
+    return false;
+  }
+  st.registry[def.name] = def;
+  if (def.dropped) {
+    stop_bucket(self, def.name);
+  } else {
+    stop_bucket(self, def.name); // a create that won over ours
+    start_bucket(self, def);
+  }
+  return true;
+}
+
+/// Sends our whole registry to `node`; retried a few times while its
+/// cache is not up yet (a member that just joined).
+void push_registry(cache_self self, const std::string& node, int attempt) {
+  auto& st = self->state;
+  if (st.registry.empty() || attempt > 5 || st.members.count(node) == 0) {
+    return;
+  }
+  std::vector<proto::bucket_def> defs;
+  for (auto& [name, def] : st.registry) {
+    defs.push_back(def);
+  }
+  auto payload = raw_bytes{proto::encode(proto::buckets{std::move(defs)})};
+  self
+    ->request(st.opts.router, st.opts.options.op_timeout, request_atom::value,
+              node, std::string{app_id}, std::move(payload),
+              caf::timespan{st.opts.options.op_timeout}, std::string{})
+    .then([](raw_bytes&) {},
+          [=](caf::error& e) {
+            if (from_caf_error(e) != errc::node_down) {
+              self->delayed_send(self, std::chrono::seconds{1} * attempt,
+                                 tick_atom::value, node, attempt + 1);
+            }
+          });
+}
+
+/// Tells every member about a change of the registry.
+void announce(cache_self self) {
+  for (const auto& m : self->state.members) {
+    push_registry(self, m, 1);
+  }
+}
+
+void on_member(cache_self self, const gossip::member& m) {
+  auto& st = self->state;
+  if (m.name == st.opts.name) {
+    return;
+  }
+  bool alive = m.state == gossip::node_state::alive
+               || m.state == gossip::node_state::suspect;
+  bool stores = false;
+  if (alive) {
+    if (auto meta = gossip::decode_node_meta(m.meta); meta && *meta) {
+      stores = ((*meta)->roles & gossip::cache_storage) != 0;
+    }
+  }
+  bool was_member = st.members.count(m.name) > 0;
+  if (alive) {
+    st.members.insert(m.name);
+  } else {
+    st.members.erase(m.name);
+  }
+  bool changed = stores ? st.storage.insert(m.name).second
+                        : st.storage.erase(m.name) > 0;
+  if (alive && !was_member) {
+    push_registry(self, m.name, 1);
+  }
+  MYCORRIZAL_LOG_DEBUG(component,
+                       "{}: member {} (state {}, {} bytes of meta): {}",
+                       st.opts.name, m.name, static_cast<int>(m.state),
+                       m.meta.size(), stores ? "stores" : "stores nothing");
+  if (changed) {
+    auto view = storage_view(self);
+    MYCORRIZAL_LOG_INFO(component, "{}: {} storage members: {}", st.opts.name,
+                        view.size(), fmt::format("{}", fmt::join(view, ", ")));
+    for (auto& [name, b] : st.buckets) {
+      self->send(b, view_atom::value, view, std::string{});
+    }
+  }
+}
+
+cache_impl_actor::behavior_type cache_impl(cache_self self,
+                                           cache_actor_options opts) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.clock = hybrid_clock{node_id(st.opts.name)};
+  if (st.opts.options.storage) {
+    st.storage.insert(st.opts.name);
+  }
+  app_options ao;
+  // Three streams per bucket.
+  ao.max_streams = 99999;
+  ao.request_timeout = st.opts.options.op_timeout * 4;
+  self->send(st.opts.router, register_atom::value, std::string{app_id},
+             caf::actor_cast<caf::actor>(self), ao);
+  self
+    ->request(st.opts.membership, caf::infinite, subscribe_atom::value,
+              caf::actor_cast<caf::actor>(self))
+    .then(
+      [=](std::vector<gossip::member>& ms) {
+        for (auto& m : ms) {
+          on_member(self, m);
+        }
+      },
+      [=](caf::error& e) {
+        MYCORRIZAL_LOG_ERROR(component, "{}: no membership subscription: {}",
+                             self->state.opts.name,
+                             to_string(from_caf_error(e)));
+      });
+  self->delayed_send(self, st.opts.options.anti_entropy_interval,
+                     repair_atom::value);
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& cur = self->state;
+    for (auto& [name, b] : cur.buckets) {
+      self->send_exit(b, msg.reason);
+    }
+    cur.buckets.clear();
+    self->quit(msg.reason);
+  });
+  return {
+    [=](create_bucket_atom, std::string& name,
+        bucket_options& options) -> caf::result<bool> {
+      auto& cur = self->state;
+      if (auto ok = proto::check_bucket_name(name); !ok) {
+        return make_caf_error(ok.error());
+      }
+      if (auto ok = proto::validate(options); !ok) {
+        return make_caf_error(ok.error());
+      }
+      auto i = cur.registry.find(name);
+      if (i != cur.registry.end() && !i->second.dropped) {
+        const auto& o = i->second.options;
+        if (o == options) {
+          return false;
+        }
+        return make_caf_error(error{
+          errc::bucket_exists,
+          fmt::format("bucket {} exists with rf {}, {} partitions, ack {}, "
+                      "default ttl {} ms, max entries {}, max bytes {}",
+                      name, o.rf, o.partitions,
+                      o.ack == proto::ack_mode::all ? "all" : "primary",
+                      o.default_ttl_ms, o.max_entries, o.max_bytes)});
+      }
+      proto::bucket_def def{name, options, cur.clock.next(wall_ms()), false};
+      merge(self, def);
+      announce(self);
+      return true;
+    },
+    [=](drop_bucket_atom, std::string& name) -> caf::result<bool> {
+      auto& cur = self->state;
+      auto i = cur.registry.find(name);
+      if (i == cur.registry.end() || i->second.dropped) {
+        return false;
+      }
+      auto def = i->second;
+      def.dropped = true;
+      def.ver = cur.clock.next(wall_ms());
+      merge(self, def);
+      announce(self);
+      return true;
+    },
+    [=](list_buckets_atom) {
+      std::vector<bucket_info> out;
+      for (auto& [name, def] : self->state.registry) {
+        if (!def.dropped) {
+          out.push_back(bucket_info{name, def.options});
+        }
+      }
+      return out;
+    },
+    [=](cache_op& x) -> caf::result<proto::op_reply> {
+      auto& cur = self->state;
+      auto i = cur.buckets.find(x.bucket);
+      if (i == cur.buckets.end()) {
+        return make_caf_error(
+          error{errc::unknown_bucket, "no bucket named " + x.bucket});
+      }
+      return self->delegate(i->second, std::move(x));
+    },
+    [=](scan_atom, std::string& bucket, uint32_t cursor,
+        uint32_t count) -> caf::result<proto::scan_reply> {
+      auto& cur = self->state;
+      auto i = cur.buckets.find(bucket);
+      if (i == cur.buckets.end()) {
+        return make_caf_error(
+          error{errc::unknown_bucket, "no bucket named " + bucket});
+      }
+      return self->delegate(i->second, scan_atom::value, cursor, count);
+    },
+    [=](stats_atom) -> caf::result<std::vector<bucket_stats>> {
+      auto& cur = self->state;
+      auto rp = self->make_response_promise<std::vector<bucket_stats>>();
+      auto out = std::make_shared<std::vector<bucket_stats>>();
+      auto left = std::make_shared<size_t>(cur.buckets.size());
+      if (*left == 0) {
+        rp.deliver(std::vector<bucket_stats>{});
+        return rp;
+      }
+      for (auto& [name, b] : cur.buckets) {
+        self->request(b, cur.opts.options.op_timeout, stats_atom::value)
+          .then(
+            [=](bucket_stats& s) mutable {
+              out->push_back(std::move(s));
+              if (--*left == 0) {
+                rp.deliver(std::move(*out));
+              }
+            },
+            [=](caf::error&) mutable {
+              if (--*left == 0) {
+                rp.deliver(std::move(*out));
+              }
+            });
+      }
+      return rp;
+    },
+    [=](members_atom) {
+      return storage_view(self);
+    },
+    [=](owners_atom, std::string& bucket,
+        std::string& key) -> caf::result<std::vector<std::string>> {
+      auto& cur = self->state;
+      auto i = cur.buckets.find(bucket);
+      if (i == cur.buckets.end()) {
+        return make_caf_error(
+          error{errc::unknown_bucket, "no bucket named " + bucket});
+      }
+      return self->delegate(i->second, owners_atom::value, std::move(key));
+    },
+    [=](drain_atom) -> caf::result<uint64_t> {
+      auto& cur = self->state;
+      cur.draining = true;
+      cur.storage.erase(cur.opts.name);
+      auto view = storage_view(self);
+      MYCORRIZAL_LOG_INFO(component,
+                          "{}: draining {} buckets to {} storage members",
+                          cur.opts.name, cur.buckets.size(), view.size());
+      auto rp = self->make_response_promise<uint64_t>();
+      auto left = std::make_shared<size_t>(cur.buckets.size());
+      auto failed = std::make_shared<uint64_t>(0);
+      if (*left == 0) {
+        rp.deliver(uint64_t{0});
+        return rp;
+      }
+      for (auto& [name, b] : cur.buckets) {
+        self->send(b, view_atom::value, view, cur.opts.name);
+        self->request(b, caf::infinite, drain_atom::value)
+          .then(
+            [=](uint64_t n) mutable {
+              *failed += n;
+              if (--*left == 0) {
+                rp.deliver(*failed);
+              }
+            },
+            [=](caf::error&) mutable {
+              if (--*left == 0) {
+                rp.deliver(*failed);
+              }
+            });
+      }
+      return rp;
+    },
+    [=](gossip::member_event& ev) {
+      on_member(self, ev.who);
+    },
+    [=](tick_atom, std::string& node, int attempt) {
+      push_registry(self, node, attempt);
+    },
+    [=](repair_atom) {
+      // Every round, the whole registry to everyone: what a lost message
+      // left out arrives with the next round.
+      announce(self);
+      self->delayed_send(self, self->state.opts.options.anti_entropy_interval,
+                         repair_atom::value);
+    },
+    [=](app_request& req) -> caf::result<raw_bytes> {
+      auto& cur = self->state;
+      auto msg = proto::decode(req.payload);
+      if (!msg) {
+        MYCORRIZAL_LOG_WARN_RL(component, 1,
+                               "{}: malformed cache message from {}: {}",
+                               cur.opts.name, req.node, to_string(msg.error()));
+        return make_caf_error(msg.error());
+      }
+      if (auto* defs = std::get_if<proto::buckets>(&*msg)) {
+        for (auto& d : defs->defs) {
+          merge(self, d);
+        }
+        return raw_bytes{proto::encode(proto::op_reply{})};
+      }
+      // A bucket's message that came before we made the bucket's streams
+      // (a peer opened the stream first): the bucket takes it.
+      auto name = std::visit(
+        [](const auto& x) -> std::string {
+          if constexpr (requires { x.bucket; }) {
+            return x.bucket;
+          } else {
+            return {};
+          }
+        },
+        *msg);
+      auto i = cur.buckets.find(name);
+      if (i == cur.buckets.end()) {
+        return make_caf_error(
+          error{errc::unknown_bucket,
+                cur.opts.name + " has no bucket named '" + name + "' (yet)"});
+      }
+      return self->delegate(i->second, std::move(req));
+    },
+    [=](app_message& m) {
+      auto msg = proto::decode(m.payload);
+      if (auto* defs = msg ? std::get_if<proto::buckets>(&*msg) : nullptr) {
+        for (auto& d : defs->defs) {
+          merge(self, d);
+        }
+      }
+    },
+  };
+}
+
+} // namespace
+
+expected<cache_actor> spawn_cache(caf::actor_system& sys,
+                                  cache_actor_options opts) {
+  if (auto ok = opts.options.validate(); !ok) {
+    return unexpected{ok.error()};
+  }
+  return caf::actor_cast<cache_actor>(sys.spawn(cache_impl, std::move(opts)));
+}
+
+} // namespace mycorrizal

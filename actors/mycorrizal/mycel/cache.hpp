@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+// Mycel, the replicated cache: the per-node `cache` actor and what actor
+// code sends it (docs/cache.md).
+#pragma once
+
+#include "mycorrizal/apps/application.hpp"
+#include "mycorrizal/cache/codec.hpp"
+#include "mycorrizal/expected.hpp"
+#include "mycorrizal/gossip/membership.hpp"
+#include "mycorrizal/interfaces.hpp"
+#include "mycorrizal/type_ids.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+/// A node runs one `cache` actor. It registers the application `mycel`
+/// with the router, keeps the cluster-wide registry of buckets, follows the
+/// membership to know the storage members (those whose gossip metadata
+/// carries `gossip::cache_storage`), and runs one `bucket` actor per
+/// bucket. Each bucket talks to its peers on three named streams of
+/// `mycel`: `o:<bucket>` (operations forwarded to a primary), `r:<bucket>`
+/// (replication, never waits, so an operation waiting for its replicas
+/// cannot block the acknowledgements it waits for) and `h:<bucket>`
+/// (hand-off and repair, so a rebalancing bucket never delays reads).
+namespace mycorrizal {
+
+using bucket_options = cache::proto::bucket_options;
+
+/// Settings of a node's cache.
+struct cache_options {
+  /// Store partitions (false: a client only, like Hazelcast's lite
+  /// members; it still creates buckets and runs operations).
+  bool storage = true;
+  /// How long one attempt of a remote operation waits.
+  caf::timespan op_timeout = std::chrono::seconds{5};
+  /// How often a primary compares digests with the other owners.
+  caf::timespan anti_entropy_interval = std::chrono::seconds{30};
+  /// Bytes of records per hand-off message.
+  size_t handoff_batch_bytes = size_t{256} * 1024;
+  /// Attempts of one hand-off before it is abandoned (counted).
+  int handoff_attempts = 5;
+  /// How long a delete's tombstone is kept.
+  caf::timespan tombstone_lifetime = std::chrono::minutes{10};
+  /// Entries one active-expiry step removes at most.
+  size_t expiry_budget = 500;
+  /// How long a graceful stop waits for this node's copies to reach their
+  /// new owners before it leaves (`node::stop`).
+  caf::timespan drain_timeout = std::chrono::seconds{30};
+
+  /// @returns `errc::invalid_config` naming the bad field.
+  expected<void> validate() const;
+};
+
+/// A bucket in the registry.
+struct bucket_info {
+  std::string name;
+  bucket_options options;
+};
+
+/// Counters of one bucket on one node.
+struct bucket_stats {
+  std::string name;
+  uint64_t entries = 0;
+  uint64_t bytes = 0;
+  uint64_t tombstones = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t evictions = 0;
+  uint64_t expirations = 0;
+  /// Partitions this node owns, and of those it is the primary of.
+  uint64_t partitions_owned = 0;
+  uint64_t partitions_primary = 0;
+  uint64_t handoffs_sent = 0;
+  uint64_t handoffs_received = 0;
+  /// Hand-offs given up after `handoff_attempts` (or whose target left).
+  uint64_t handoffs_abandoned = 0;
+  /// Partitions gained with no old owner left to copy them from.
+  uint64_t partitions_orphaned = 0;
+  /// Records repaired by anti-entropy (sent and received).
+  uint64_t repairs = 0;
+  /// Cache messages from peers that did not decode (dropped).
+  uint64_t malformed = 0;
+};
+
+/// One operation on one bucket, as actor code sends it to the `cache`
+/// actor (or to a bucket handle); the answer is a `cache::proto::op_reply`
+/// (see `cache::bucket_core::execute` for what its fields mean), or an
+/// error: `unknown_bucket`, `no_owner`, `timeout`, `node_down`,
+/// `connection_lost`, `too_large`, `wrong_type`, `version_mismatch`,
+/// `shutting_down`.
+struct cache_op {
+  std::string bucket;
+  cache::proto::op_request op;
+};
+
+/// The `cache` actor.
+using cache_actor = caf::typed_actor<
+  /// Creates a bucket cluster-wide: true if created, false if it existed
+  /// with the same options; `bucket_exists` if with others.
+  caf::replies_to<create_bucket_atom, std::string, bucket_options>::with<bool>,
+  /// Drops a bucket cluster-wide: whether it existed.
+  caf::replies_to<drop_bucket_atom, std::string>::with<bool>,
+  caf::replies_to<list_buckets_atom>::with<std::vector<bucket_info>>,
+  caf::replies_to<cache_op>::with<cache::proto::op_reply>,
+  /// Scans a bucket: the keys of partitions [cursor, next), and next (the
+  /// partition count when done).
+  caf::replies_to<scan_atom, std::string, uint32_t,
+                  uint32_t>::with<cache::proto::scan_reply>,
+  caf::replies_to<stats_atom>::with<std::vector<bucket_stats>>,
+  /// The storage members this node places partitions on, sorted. Nodes
+  /// whose lists differ (a change still spreading) may each act as a
+  /// partition's primary: incr and cas are atomic only at one primary.
+  caf::replies_to<members_atom>::with<std::vector<std::string>>,
+  /// The owners of a key of a bucket in this node's view, primary first.
+  caf::replies_to<owners_atom, std::string,
+                  std::string>::with<std::vector<std::string>>,
+  /// Stops storing: places every partition on the other storage members,
+  /// hands this node's copies to their new owners, and answers once they
+  /// took them, with the number of partitions whose hand-off failed (0:
+  /// all went). Announcing the change (the gossip roles) and leaving
+  /// afterwards are the caller's part (`node::stop` does both).
+  caf::replies_to<drain_atom>::with<uint64_t>,
+  /// From the membership subscription.
+  caf::reacts_to<gossip::member_event>,
+  /// The registry from peers (default stream of `mycel`).
+  caf::replies_to<app_request>::with<raw_bytes>, caf::reacts_to<app_message>>;
+
+/// What the cache actor needs.
+struct cache_actor_options {
+  /// Our node name.
+  std::string name;
+  cache_options options;
+  membership_actor membership;
+  router_actor router;
+};
+
+/// Spawns the cache actor: it subscribes to the membership and registers
+/// `mycel` with the router.
+/// @returns `errc::invalid_config` for bad options.
+expected<cache_actor> spawn_cache(caf::actor_system& sys,
+                                  cache_actor_options opts);
+
+} // namespace mycorrizal

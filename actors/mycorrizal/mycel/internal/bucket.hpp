@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+// The bucket actor: one bucket on one node (not installed; the cache actor
+// spawns it).
+#pragma once
+
+#include "mycorrizal/mycel/cache.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <string>
+#include <vector>
+
+namespace mycorrizal::detail {
+
+/// One bucket on one node: owns a `cache::bucket_core`, runs operations
+/// as the primary (replicating to the other owners), forwards them to the
+/// primary otherwise, serves its peers on its three streams, hands
+/// partitions off when the view changes, expires entries and runs
+/// anti-entropy.
+using bucket_actor = caf::typed_actor<
+  caf::replies_to<cache_op>::with<cache::proto::op_reply>,
+  caf::replies_to<scan_atom, uint32_t,
+                  uint32_t>::with<cache::proto::scan_reply>,
+  /// Peers' messages on `o:`, `r:` and `h:` of the bucket.
+  caf::replies_to<app_request>::with<raw_bytes>,
+  /// The storage members now, and a member that drains before it goes.
+  caf::reacts_to<view_atom, std::vector<std::string>, std::string>,
+  caf::replies_to<stats_atom>::with<bucket_stats>,
+  /// The owners of a key in our view, primary first.
+  caf::replies_to<owners_atom, std::string>::with<std::vector<std::string>>,
+  /// After a view without us: answers once every copy we hold went to its
+  /// new owners, with the partitions whose hand-off failed (0: all went).
+  caf::replies_to<drain_atom>::with<uint64_t>>;
+
+struct bucket_actor_options {
+  /// Our node name.
+  std::string self;
+  std::string name;
+  bucket_options options;
+  cache_options cache;
+  router_actor router;
+  /// Whether we store partitions (else we only forward).
+  bool storage = true;
+};
+
+bucket_actor spawn_bucket(caf::actor_system& sys, bucket_actor_options opts);
+
+/// The names of a bucket's streams.
+inline std::string ops_stream(const std::string& bucket) {
+  return "o:" + bucket;
+}
+inline std::string replication_stream(const std::string& bucket) {
+  return "r:" + bucket;
+}
+inline std::string handoff_stream(const std::string& bucket) {
+  return "h:" + bucket;
+}
+
+} // namespace mycorrizal::detail
