@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 
 namespace mycorrizal {
@@ -34,6 +35,8 @@ struct node_shared {
   std::condition_variable cv;
   bool ready = false;
   size_t seeds_joined = 0;
+  /// Set when an actor of the node ended on its own.
+  std::optional<error> failure;
 
   void set_ready(size_t joined) {
     {
@@ -108,9 +111,41 @@ caf::behavior root_impl(root_actor* self, std::vector<caf::actor> children,
                         std::vector<std::string> seeds,
                         std::shared_ptr<node_shared> shared, std::string name,
                         caf::timespan retry_min, caf::timespan retry_max) {
+  auto names = std::make_shared<std::map<caf::actor_addr, std::string>>();
   for (auto& c : children) {
     self->link_to(c);
+    auto* a = caf::actor_cast<caf::abstract_actor*>(c);
+    if (auto* local = dynamic_cast<caf::local_actor*>(a)) {
+      (*names)[c.address()] = local->name();
+    }
   }
+  // A child that ends, even normally, leaves the node without a part:
+  // everything stops, and the facade tells why (`node::failure`). An exit
+  // from elsewhere (node::stop) just stops.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& cur = self->state;
+    auto reason = msg.reason;
+    if (msg.source && msg.source != self->address()) {
+      auto why = from_caf_error(msg.reason);
+      if (!why) {
+        why = error{errc::shutting_down, "an actor of the node ended"};
+        reason = make_caf_error(why);
+      }
+      std::string who = "an actor";
+      if (auto i = names->find(msg.source); i != names->end()) {
+        who = i->second;
+      }
+      MYCORRIZAL_LOG_ERROR(component, "{}: {} ended ({}); the node stops",
+                           cur.node_name, who, to_string(why));
+      {
+        std::lock_guard<std::mutex> guard{cur.shared->mtx};
+        if (!cur.shared->failure) {
+          cur.shared->failure = why;
+        }
+      }
+    }
+    self->quit(reason);
+  });
   auto& st = self->state;
   st.membership = std::move(membership);
   st.seeds = std::move(seeds);
@@ -439,6 +474,12 @@ void node::stop() {
 
 bool node::stopped() const noexcept {
   return impl_->stopped.load();
+}
+
+std::optional<error> node::failure() const {
+  auto& s = *impl_->shared;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  return s.failure;
 }
 
 bool node::wait_ready(caf::timespan wait) const {

@@ -176,6 +176,12 @@ public:
   /// Whether `stop` was called.
   bool stopped() const noexcept;
 
+  /// Why the node ended without `stop`: one of its actors (membership,
+  /// transport, peers, router, cache) ended, and took the others with it,
+  /// as CAF's links do. Empty while the node runs. A program should exit
+  /// (and be restarted) when it is set: the node no longer serves.
+  std::optional<error> failure() const;
+
   /// Waits until the first join attempt finished.
   /// @returns false on timeout.
   bool wait_ready(caf::timespan wait) const;

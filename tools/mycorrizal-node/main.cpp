@@ -180,8 +180,9 @@ std::string status_line(node& n, const flags& f) {
                      f.demo ? "; running the demo application" : "");
 }
 
-/// Waits for SIGINT or SIGTERM (blocked in every thread); prints the
-/// status line once the node is ready. @returns the signal.
+/// Waits for SIGINT or SIGTERM (blocked in every thread) or for the node
+/// to fail; prints the status line once the node is ready. @returns the
+/// signal, or 0 when the node failed.
 int run_until_signal(node& n, const flags& f, const sigset_t& sigs) {
   bool printed = false;
   for (;;) {
@@ -189,6 +190,10 @@ int run_until_signal(node& n, const flags& f, const sigset_t& sigs) {
     auto sig = sigtimedwait(&sigs, nullptr, &ts);
     if (sig > 0) {
       return sig;
+    }
+    if (auto why = n.failure()) {
+      tools::say(f.name, "failed: " + to_string(*why));
+      return 0;
     }
     if (!printed && n.ready()) {
       printed = true;
@@ -209,7 +214,8 @@ int main(int argc, char** argv) {
     "then membership and connection changes as '[NAME] ...' lines on "
     "stdout (logs go to stderr), and runs until SIGINT or SIGTERM, when it "
     "leaves the cluster and exits 0. Exit status: 1 if the node cannot "
-    "start, 2 for bad flags.",
+    "start or fails while running (a part of it ended: it prints "
+    "'[NAME] failed: ...'), 2 for bad flags.",
     "mycorrizal-node"};
   app
     .add_option("--name", f.name,
@@ -395,8 +401,12 @@ int main(int argc, char** argv) {
   }
   if (rc == 0) {
     auto sig = run_until_signal(*n, f, sigs);
-    tools::say(f.name, fmt::format("stopping ({}): leaving the cluster",
-                                   sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    if (sig == 0) {
+      rc = 1;
+    } else {
+      tools::say(f.name, fmt::format("stopping ({}): leaving the cluster",
+                                     sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    }
   }
   {
     caf::scoped_actor self{sys};

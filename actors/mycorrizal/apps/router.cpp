@@ -69,6 +69,10 @@ struct router_state {
     std::string app;
     std::string stream;
     bool inbound = false;
+    /// Closed or told to exit by us; kept until its exit message arrives
+    /// (links deliver exactly one), so that a late exit is known as a
+    /// channel's and not taken for the node's.
+    bool forgotten = false;
   };
 
   router_options opts;
@@ -136,24 +140,26 @@ void announce(router_self self) {
   }
 }
 
-/// Forgets the channels `pred` selects and hands each (if still alive,
-/// unlinked) to `f`.
+/// Forgets the channels `pred` selects and hands each (if still alive) to
+/// `f`. Their entries stay, marked, until their exit message arrives.
 template <class Pred, class F>
 void forget_channels(router_self self, Pred pred, F f) {
   auto& st = self->state;
-  for (auto i = st.channels.begin(); i != st.channels.end();) {
-    if (!pred(i->second)) {
-      ++i;
+  for (auto& [addr, e] : st.channels) {
+    if (e.forgotten || !pred(e)) {
       continue;
     }
-    if (!i->second.inbound) {
-      st.outgoing.erase({i->second.peer, i->second.app, i->second.stream});
+    e.forgotten = true;
+    if (!e.inbound) {
+      auto k = key{e.peer, e.app, e.stream};
+      if (auto i = st.outgoing.find(k);
+          i != st.outgoing.end() && i->second.address() == addr) {
+        st.outgoing.erase(i);
+      }
     }
-    if (auto ch = caf::actor_cast<caf::actor>(i->first)) {
-      self->unlink_from(ch);
+    if (auto ch = caf::actor_cast<caf::actor>(addr)) {
       f(ch);
     }
-    i = st.channels.erase(i);
   }
 }
 
@@ -313,7 +319,7 @@ void on_peer_down(router_self self, const peer_down& msg) {
   }
   bool unreachable = u != st.unreachable.end();
   for (auto& [addr, e] : st.channels) {
-    if (e.peer == msg.name) {
+    if (e.peer == msg.name && !e.forgotten) {
       if (auto ch = caf::actor_cast<caf::actor>(addr)) {
         caf::anon_send(ch, detail::channel_lost{unreachable ? u->second
                                                             : msg.reason,
@@ -385,7 +391,7 @@ std::vector<app_stats> stats_of(router_self self) {
   auto& st = self->state;
   std::map<std::pair<std::string, std::string>, std::set<std::string>> active;
   for (auto& [addr, e] : st.channels) {
-    if (st.connections.count(e.peer) > 0) {
+    if (!e.forgotten && st.connections.count(e.peer) > 0) {
       active[{e.app, e.stream}].insert(e.peer);
     }
   }
@@ -420,9 +426,15 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
     if (auto i = st.channels.find(msg.source); i != st.channels.end()) {
-      // A channel ended on its own (an inbound stream finished).
-      if (!i->second.inbound) {
-        st.outgoing.erase({i->second.peer, i->second.app, i->second.stream});
+      // A channel ended: on its own (an inbound stream finished, or nobody
+      // holds it any more), or after we closed it.
+      auto& e = i->second;
+      if (!e.inbound) {
+        auto k = key{e.peer, e.app, e.stream};
+        if (auto j = st.outgoing.find(k);
+            j != st.outgoing.end() && j->second.address() == msg.source) {
+          st.outgoing.erase(j);
+        }
       }
       st.channels.erase(i);
       return;
