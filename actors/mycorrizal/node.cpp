@@ -852,7 +852,7 @@ expected<std::optional<cache_entry>> node::get(const std::string& bucket,
 }
 
 expected<bool> node::put(const std::string& bucket, const std::string& key,
-                         std::vector<std::byte> value,
+                         const std::vector<std::byte>& value,
                          const put_options& opts) {
   auto op = put_request(key, value, opts);
   if (!op) {
@@ -932,10 +932,11 @@ expected<int64_t> node::incr(const std::string& bucket, const std::string& key,
   return r->number;
 }
 
-expected<void>
-node::compare_and_set(const std::string& bucket, const std::string& key,
-                      cache::version expected_version,
-                      std::vector<std::byte> value, const put_options& opts) {
+expected<void> node::compare_and_set(const std::string& bucket,
+                                     const std::string& key,
+                                     cache::version expected_version,
+                                     const std::vector<std::byte>& value,
+                                     const put_options& opts) {
   auto op = put_request(key, value, opts);
   if (!op) {
     return unexpected{op.error()};

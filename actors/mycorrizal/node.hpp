@@ -309,7 +309,7 @@ public:
   /// Stores `value` under `key`: true if written, false if a condition
   /// (`only_if_absent`, `only_if_present`) did not hold.
   expected<bool> put(const std::string& bucket, const std::string& key,
-                     std::vector<std::byte> value,
+                     const std::vector<std::byte>& value,
                      const put_options& opts = {});
   /// Whether the key existed.
   expected<bool> del(const std::string& bucket, const std::string& key);
@@ -329,10 +329,11 @@ public:
                          int64_t delta = 1);
   /// Stores `value` if the key holds version `expected` (the empty
   /// version: if it is absent); else `errc::version_mismatch`.
-  expected<void>
-  compare_and_set(const std::string& bucket, const std::string& key,
-                  cache::version expected_version, std::vector<std::byte> value,
-                  const put_options& opts = {});
+  expected<void> compare_and_set(const std::string& bucket,
+                                 const std::string& key,
+                                 cache::version expected_version,
+                                 const std::vector<std::byte>& value,
+                                 const put_options& opts = {});
   /// The values of `keys` (in parallel), in their order.
   expected<std::vector<std::optional<cache_entry>>>
   get_many(const std::string& bucket, const std::vector<std::string>& keys);
@@ -361,7 +362,7 @@ public:
     }
     std::vector<std::byte> bytes(buf.size());
     std::memcpy(bytes.data(), buf.data(), buf.size());
-    return put(bucket, key, std::move(bytes), opts);
+    return put(bucket, key, bytes, opts);
   }
   /// Reads a value `put_as<T>` stored; `errc::wrong_type` when the bytes
   /// are no `T`.

@@ -362,8 +362,8 @@ void fan_out(router_self self, std::vector<std::string> nodes,
   for (auto& node : nodes) {
     st->results.emplace_back(node, caf::error{});
   }
-  auto finish = [st](size_t i, caf::error e) {
-    st->results[i].second = std::move(e);
+  auto finish = [st](size_t i, const caf::error& e) {
+    st->results[i].second = e;
     if (--st->left == 0) {
       st->done(st->results);
     }

@@ -561,15 +561,17 @@ void anti_entropy(bucket_self self) {
       shared[owners[i]].push_back(p);
     }
   }
-  for (auto& [peer, parts] : shared) {
-    auto mine = core.digests(parts);
+  for (const auto& entry : shared) {
+    const std::string& peer = entry.first;
+    auto mine = core.digests(entry.second);
+    auto payload = encoded(mine);
     self
       ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
-                peer, std::string{app_id}, encoded(mine),
+                peer, std::string{app_id}, std::move(payload),
                 caf::timespan{st.opts.cache.op_timeout},
                 handoff_stream(st.opts.name))
       .then(
-        [=, mine = std::move(mine)](raw_bytes& bytes) {
+        [self, peer, mine = std::move(mine)](raw_bytes& bytes) {
           auto msg = proto::decode(bytes.data);
           auto* theirs = msg ? std::get_if<proto::digests>(&*msg) : nullptr;
           if (theirs == nullptr || theirs->parts.size() != mine.parts.size()) {

@@ -210,7 +210,7 @@ void pump(stream_self self) {
 
 /// Ends the stream: reports to the consumer (after what it still has to
 /// get), fails waiters, and quits when nothing is left to deliver.
-void finish(stream_self self, error why) {
+void finish(stream_self self, const error& why) {
   auto& st = self->state;
   if (!st.ended) {
     st.ended = why;
@@ -278,7 +278,7 @@ void decode(stream_self self, const std::vector<std::byte>& data) {
       send_untyped(self, st.args.connection,
                    stream_abort{st.args.stream_id,
                                 static_cast<uint64_t>(why.code())});
-      finish(self, std::move(why));
+      finish(self, why);
       return;
     }
     st.ready.push_back({std::move(owned), size, consume});
@@ -494,7 +494,7 @@ stream_impl::behavior_type running(stream_self self) {
       pump(self);
     },
     [=](stream_gone& x) {
-      finish(self, std::move(x.reason));
+      finish(self, x.reason);
     },
     [=](stream_released&) {
       // The buffer is freed with this message, on this actor's turn.
