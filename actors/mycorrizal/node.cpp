@@ -682,7 +682,11 @@ error no_cache(const std::string& name) {
                name + " runs no cache (node_config::cache is empty)"};
 }
 
-cache_entry entry_of(cache::proto::op_reply& r) {
+/// The value an answer found, if it found one.
+std::optional<cache_entry> entry_of(const cache::proto::op_reply& r) {
+  if (!r.found) {
+    return std::nullopt;
+  }
   cache_entry e;
   e.value.resize(r.value.size());
   std::memcpy(e.value.data(), r.value.data(), r.value.size());
@@ -784,6 +788,14 @@ expected<std::vector<std::string>> node::cache_members() {
     impl_->cfg.facade_timeout, impl_->cache, members_atom::value);
 }
 
+expected<bucket_handle> node::bucket(const std::string& bucket) {
+  if (!impl_->cache) {
+    return unexpected{no_cache(impl_->cfg.name)};
+  }
+  return impl_->ask<bucket_handle>(impl_->cfg.facade_timeout, impl_->cache,
+                                   bucket_atom::value, bucket);
+}
+
 expected<std::vector<std::string>> node::owners(const std::string& bucket,
                                                 const std::string& key) {
   if (!impl_->cache) {
@@ -845,10 +857,7 @@ expected<std::optional<cache_entry>> node::get(const std::string& bucket,
   if (!r) {
     return unexpected{r.error()};
   }
-  if (!r->found) {
-    return std::optional<cache_entry>{};
-  }
-  return std::optional<cache_entry>{entry_of(*r)};
+  return entry_of(*r);
 }
 
 expected<bool> node::put(const std::string& bucket, const std::string& key,
@@ -863,6 +872,22 @@ expected<bool> node::put(const std::string& bucket, const std::string& key,
     return unexpected{r.error()};
   }
   return r->number != 0;
+}
+
+expected<std::optional<cache_entry>>
+node::get_and_put(const std::string& bucket, const std::string& key,
+                  const std::vector<std::byte>& value,
+                  const put_options& opts) {
+  auto op = put_request(key, value, opts);
+  if (!op) {
+    return unexpected{op.error()};
+  }
+  op->flags |= cache::proto::return_previous;
+  auto r = execute(bucket, std::move(*op));
+  if (!r) {
+    return unexpected{r.error()};
+  }
+  return entry_of(*r);
 }
 
 expected<bool> node::del(const std::string& bucket, const std::string& key) {
@@ -932,7 +957,7 @@ expected<int64_t> node::incr(const std::string& bucket, const std::string& key,
   return r->number;
 }
 
-expected<void> node::compare_and_set(const std::string& bucket,
+expected<cache::version> node::compare_and_set(const std::string& bucket,
                                      const std::string& key,
                                      cache::version expected_version,
                                      const std::vector<std::byte>& value,
@@ -947,7 +972,7 @@ expected<void> node::compare_and_set(const std::string& bucket,
   if (!r) {
     return unexpected{r.error()};
   }
-  return {};
+  return r->ver;
 }
 
 expected<std::vector<std::optional<cache_entry>>>
@@ -970,10 +995,8 @@ node::get_many(const std::string& bucket,
         first = r.error();
       }
       out.emplace_back();
-    } else if (r->found) {
-      out.emplace_back(entry_of(*r));
     } else {
-      out.emplace_back();
+      out.emplace_back(entry_of(*r));
     }
   }
   if (first) {

@@ -287,6 +287,9 @@ public:
   /// Drops a bucket cluster-wide: whether it existed.
   expected<bool> drop_bucket(const std::string& bucket);
   expected<std::vector<bucket_info>> buckets();
+  /// The handle of `bucket` that actor code sends its operations to
+  /// (`bucket_handle`, mycel/cache.hpp).
+  expected<bucket_handle> bucket(const std::string& bucket);
   /// The counters of every bucket on this node.
   expected<std::vector<bucket_stats>> cache_stats();
   /// The storage members this node places partitions on.
@@ -311,6 +314,14 @@ public:
   expected<bool> put(const std::string& bucket, const std::string& key,
                      const std::vector<std::byte>& value,
                      const put_options& opts = {});
+  /// `put` that answers the value it replaced (empty: the key was absent),
+  /// like Redis's SET ... GET and Hazelcast's `IMap.put`. With a condition
+  /// that did not hold nothing is written, and the answer is the value the
+  /// key holds.
+  expected<std::optional<cache_entry>>
+  get_and_put(const std::string& bucket, const std::string& key,
+              const std::vector<std::byte>& value,
+              const put_options& opts = {});
   /// Whether the key existed.
   expected<bool> del(const std::string& bucket, const std::string& key);
   /// Sets the key to expire after `ttl` (a `ttl` <= 0 deletes it, as
@@ -328,8 +339,10 @@ public:
   expected<int64_t> incr(const std::string& bucket, const std::string& key,
                          int64_t delta = 1);
   /// Stores `value` if the key holds version `expected` (the empty
-  /// version: if it is absent); else `errc::version_mismatch`.
-  expected<void> compare_and_set(const std::string& bucket,
+  /// version: if it is absent), atomically at the key's primary: the
+  /// version it stored (for the next compare-and-set); else
+  /// `errc::version_mismatch`, naming the version the key holds.
+  expected<cache::version> compare_and_set(const std::string& bucket,
                                  const std::string& key,
                                  cache::version expected_version,
                                  const std::vector<std::byte>& value,

@@ -74,6 +74,7 @@ using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using view_atom = caf::atom_constant<caf::atom("view")>;
 using owners_atom = caf::atom_constant<caf::atom("owners")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using bucket_atom = caf::atom_constant<caf::atom("bucket")>;
 
 // -- everyone -----------------------------------------------------------------
 
@@ -92,6 +93,7 @@ using retry_join_atom = caf::atom_constant<caf::atom("rejoin")>;
 using repair_atom = caf::atom_constant<caf::atom("repair")>;
 using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
 // -- types of local-only messages ---------------------------------------------
 

@@ -29,7 +29,8 @@ using namespace cache;
 /// What the bucket tells itself.
 using bucket_impl_actor = bucket_actor::extend<
   caf::reacts_to<tick_atom, int64_t>, caf::reacts_to<repair_atom>,
-  caf::reacts_to<handoff_atom>, caf::reacts_to<retry_atom, uint64_t>>;
+  caf::reacts_to<handoff_atom, uint64_t>, caf::reacts_to<retry_atom, uint64_t>,
+  caf::reacts_to<sweep_atom>>;
 
 /// One partition's copy to one new owner, batch by batch.
 struct transfer_job {
@@ -50,8 +51,16 @@ struct bucket_state {
   time_point base_actor{};
   /// The expiry tick pending (wall ms), or 0.
   int64_t expiry_armed = 0;
+  /// Hand-offs waiting to start, and those started (a batch in flight or
+  /// a retry pending), by id: at most `handoff_parallelism` at once, one
+  /// per target, so that one slow receiver holds up only its own.
   std::deque<transfer_job> jobs;
-  bool job_running = false;
+  std::map<uint64_t, transfer_job> running;
+  uint64_t next_job = 0;
+  /// When the queue last went from empty to busy, and the jobs ended since.
+  std::optional<time_point> busy_since;
+  uint64_t jobs_sent = 0;
+  uint64_t jobs_abandoned = 0;
   /// Sends still to finish per partition we lose (drop when 0).
   std::map<uint32_t, int> sends_left;
   /// Partitions to drop once their sends are done.
@@ -70,6 +79,8 @@ struct bucket_state {
   uint64_t next_retry = 0;
   /// Drain requests waiting for the hand-off queue to empty.
   std::vector<caf::typed_response_promise<uint64_t>> drains;
+  /// A sweep is pending (`arm_sweep`).
+  bool sweep_armed = false;
 
   std::string who() const {
     return opts.self + "/" + opts.name;
@@ -83,6 +94,17 @@ using bucket_self = bucket_impl_actor::stateful_pointer<bucket_state>;
 /// (k times this): about 2.75 s in all, within one `op_timeout`.
 constexpr int max_view_retries = 10;
 constexpr auto view_retry_delay = std::chrono::milliseconds{50};
+
+/// How soon after a view change, or a replicated write for a partition we
+/// do not own, the sweep hands stray copies to their primary: long enough
+/// for the change to reach the other views, short against anti-entropy's
+/// interval (which sweeps too). Without it, the copies a lagging primary
+/// replicated to us stayed until the next anti-entropy round: 25 extra
+/// copies for 27 s after growing to five nodes under load.
+constexpr auto stray_sweep_delay = std::chrono::seconds{2};
+
+/// Hand-offs running at once (one per target).
+constexpr size_t handoff_parallelism = 4;
 
 int64_t wall_now(bucket_self self) {
   auto& st = self->state;
@@ -118,6 +140,7 @@ bool is_read(proto::op_code op) {
 }
 
 void arm_expiry(bucket_self self);
+void arm_sweep(bucket_self self);
 
 /// Sends records to their other owners; the answers are not waited for.
 void send_out(bucket_self self, const std::vector<replication>& out) {
@@ -357,25 +380,102 @@ uint64_t stray_partitions(bucket_self self) {
   return n;
 }
 
+void send_batch(bucket_self self, uint64_t id);
+
+/// A running job ended (sent, or given up): frees its slot.
+void end_job(bucket_self self, uint64_t id, bool ok) {
+  auto& st = self->state;
+  auto i = st.running.find(id);
+  if (i == st.running.end()) {
+    return;
+  }
+  auto partition = i->second.partition;
+  st.running.erase(i);
+  if (ok) {
+    ++st.stats.handoffs_sent;
+    ++st.jobs_sent;
+  } else {
+    ++st.stats.handoffs_abandoned;
+    ++st.jobs_abandoned;
+  }
+  finish_send(self, partition, ok);
+}
+
+/// Starts waiting jobs while there is room; answers drains once nothing is
+/// left.
 void run_jobs(bucket_self self) {
   auto& st = self->state;
-  if (!st.job_running && st.jobs.empty() && !st.drains.empty()) {
+  if (!st.busy_since && !st.jobs.empty()) {
+    st.busy_since = actor_now(self);
+  }
+  auto busy = [&](const std::string& to) {
+    return std::any_of(st.running.begin(), st.running.end(),
+                       [&](const auto& kv) {
+                         return kv.second.to == to;
+                       });
+  };
+  for (auto i = st.jobs.begin();
+       i != st.jobs.end() && st.running.size() < handoff_parallelism;) {
+    if (busy(i->to)) {
+      ++i;
+      continue;
+    }
+    auto id = ++st.next_job;
+    st.running.emplace(id, std::move(*i));
+    i = st.jobs.erase(i);
+    send_batch(self, id);
+  }
+  if (st.running.empty() && st.jobs.empty() && st.busy_since) {
+    MYCORRIZAL_LOG_INFO(component,
+                        "{}: hand-offs done: {} sent, {} abandoned in {} ms",
+                        st.who(), st.jobs_sent, st.jobs_abandoned,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                          actor_now(self) - *st.busy_since)
+                          .count());
+    st.busy_since.reset();
+    st.jobs_sent = 0;
+    st.jobs_abandoned = 0;
+  }
+  if (st.running.empty() && st.jobs.empty() && !st.drains.empty()) {
     auto left = stray_partitions(self);
     for (auto& rp : st.drains) {
       rp.deliver(left);
     }
     st.drains.clear();
   }
-  if (st.job_running || st.jobs.empty()) {
+}
+
+/// One failed attempt of job `id`: again after a pause that grows with
+/// the attempts, or given up.
+void job_failed(bucket_self self, uint64_t id, const std::string& why) {
+  auto& st = self->state;
+  auto& j = st.running.at(id);
+  if (++j.attempts >= st.opts.cache.handoff_attempts) {
+    MYCORRIZAL_LOG_WARN(component,
+                        "{}: hand-off of partition {} to {} abandoned after {} "
+                        "attempts: {}",
+                        st.who(), j.partition, j.to, j.attempts, why);
+    end_job(self, id, false);
+    run_jobs(self);
     return;
   }
-  auto& job = st.jobs.front();
+  self->delayed_send(self, std::chrono::milliseconds{200} * j.attempts,
+                     handoff_atom::value, id);
+}
+
+/// Sends the next batch of running job `id`.
+void send_batch(bucket_self self, uint64_t id) {
+  auto& st = self->state;
+  auto it = st.running.find(id);
+  if (it == st.running.end()) {
+    return; // ended meanwhile (its target left)
+  }
+  auto& job = it->second;
   if (job.batches.empty()) {
     job.batches = st.core->export_partition(job.partition,
                                             proto::transfer::handoff,
                                             st.opts.cache.handoff_batch_bytes);
   }
-  st.job_running = true;
   auto payload = encoded(job.batches[job.next]);
   self
     ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
@@ -385,56 +485,36 @@ void run_jobs(bucket_self self) {
     .then(
       [=](raw_bytes& bytes) {
         auto& cur = self->state;
-        cur.job_running = false;
-        auto& j = cur.jobs.front();
+        auto i = cur.running.find(id);
+        if (i == cur.running.end()) {
+          return; // ended meanwhile
+        }
+        auto& j = i->second;
         auto msg = proto::decode(bytes.data);
         auto* reply = msg ? std::get_if<proto::op_reply>(&*msg) : nullptr;
         if (reply == nullptr || reply->status != errc::none) {
           // The receiver refused: its view may lag behind ours (it does
           // not know yet that it owns the partition). Try again later.
-          if (++j.attempts >= cur.opts.cache.handoff_attempts) {
-            ++cur.stats.handoffs_abandoned;
-            MYCORRIZAL_LOG_WARN(
-              component, "{}: {} refused partition {} {} times: {}", cur.who(),
-              j.to, j.partition, j.attempts,
-              reply ? reply->message : std::string{"a malformed answer"});
-            finish_send(self, j.partition, false);
-            cur.jobs.pop_front();
-          } else {
-            self->delayed_send(self,
-                               std::chrono::milliseconds{200} * j.attempts,
-                               handoff_atom::value);
-            return;
-          }
-        } else if (++j.next == j.batches.size()) {
-          ++cur.stats.handoffs_sent;
-          finish_send(self, j.partition, true);
-          cur.jobs.pop_front();
-        }
-        run_jobs(self);
-      },
-      [=](caf::error& err) {
-        auto& cur = self->state;
-        cur.job_running = false;
-        auto& j = cur.jobs.front();
-        auto why = from_caf_error(err);
-        // node_down too is retried: the router may not know a member yet
-        // that the membership already shows us.
-        if (++j.attempts >= cur.opts.cache.handoff_attempts) {
-          ++cur.stats.handoffs_abandoned;
-          MYCORRIZAL_LOG_WARN(component,
-                              "{}: hand-off of partition {} to {} abandoned "
-                              "after {} attempts: {}",
-                              cur.who(), j.partition, j.to, j.attempts,
-                              to_string(why));
-          finish_send(self, j.partition, false);
-          cur.jobs.pop_front();
-          run_jobs(self);
+          job_failed(self, id,
+                     j.to + " refused: "
+                       + (reply ? reply->message
+                                : std::string{"a malformed answer"}));
           return;
         }
-        // Retry this batch after a pause that grows with the attempts.
-        self->delayed_send(self, std::chrono::milliseconds{200} * j.attempts,
-                           handoff_atom::value);
+        if (++j.next == j.batches.size()) {
+          end_job(self, id, true);
+          run_jobs(self);
+        } else {
+          send_batch(self, id);
+        }
+      },
+      [=](caf::error& err) {
+        if (self->state.running.count(id) == 0) {
+          return;
+        }
+        // node_down too is retried: the router may not know a member yet
+        // that the membership already shows us.
+        job_failed(self, id, to_string(from_caf_error(err)));
       });
 }
 
@@ -449,7 +529,7 @@ void on_view(bucket_self self, std::vector<std::string> members,
     return std::find(now_members.begin(), now_members.end(), j.to)
            == now_members.end();
   };
-  for (size_t i = st.job_running ? 1 : 0; i < st.jobs.size();) {
+  for (size_t i = 0; i < st.jobs.size();) {
     if (gone(st.jobs[i])) {
       auto p = st.jobs[i].partition;
       ++st.stats.handoffs_abandoned;
@@ -458,6 +538,15 @@ void on_view(bucket_self self, std::vector<std::string> members,
     } else {
       ++i;
     }
+  }
+  std::vector<uint64_t> gone_running;
+  for (auto& [id, j] : st.running) {
+    if (gone(j)) {
+      gone_running.push_back(id);
+    }
+  }
+  for (auto id : gone_running) {
+    end_job(self, id, false);
   }
   st.stats.partitions_orphaned += plan.orphaned.size();
   for (auto& t : plan.send) {
@@ -480,6 +569,7 @@ void on_view(bucket_self self, std::vector<std::string> members,
                         plan.orphaned.size());
   }
   run_jobs(self);
+  arm_sweep(self);
 }
 
 // -- anti-entropy -------------------------------------------------------------
@@ -544,6 +634,14 @@ void sweep(bucket_self self) {
     st.jobs.push_back(transfer_job{p, core.owners_of(p).front(), {}, 0, 0});
   }
   run_jobs(self);
+}
+
+void arm_sweep(bucket_self self) {
+  auto& st = self->state;
+  if (!st.sweep_armed) {
+    st.sweep_armed = true;
+    self->delayed_send(self, stray_sweep_delay, sweep_atom::value);
+  }
 }
 
 /// One round: for each other owner, the digests of the partitions we are
@@ -628,6 +726,14 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
     }
     auto applied = core.apply(e->records, now);
     arm_expiry(self);
+    if (!core.owns(e->partition)) {
+      MYCORRIZAL_LOG_DEBUG_RL(component, 10,
+                              "{}: {} records of partition {} from {} ({}), "
+                              "which we do not own",
+                              st.who(), e->records.size(), e->partition,
+                              req.node, static_cast<int>(e->why));
+      arm_sweep(self); // a primary whose view lags replicated to us
+    }
     send_out(self, applied.out);
     if (e->why == proto::transfer::handoff && e->last) {
       ++st.stats.handoffs_received;
@@ -704,6 +810,7 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
                      repair_atom::value);
   return {
     [=](cache_op& x) -> caf::result<proto::op_reply> {
+      x.op.bucket = self->state.opts.name; // a handle's callers may omit it
       return on_op(self, std::move(x.op));
     },
     [=](scan_atom, uint32_t cursor,
@@ -770,8 +877,12 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
       self->delayed_send(self, self->state.opts.cache.anti_entropy_interval,
                          repair_atom::value);
     },
-    [=](handoff_atom) {
-      run_jobs(self);
+    [=](handoff_atom, uint64_t id) {
+      send_batch(self, id);
+    },
+    [=](sweep_atom) {
+      self->state.sweep_armed = false;
+      sweep(self);
     },
     [=](retry_atom, uint64_t id) {
       auto& cur = self->state;

@@ -317,6 +317,15 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
       }
       return self->delegate(i->second, std::move(x));
     },
+    [=](bucket_atom, std::string& bucket) -> caf::result<bucket_handle> {
+      auto& cur = self->state;
+      auto i = cur.buckets.find(bucket);
+      if (i == cur.buckets.end()) {
+        return make_caf_error(
+          error{errc::unknown_bucket, "no bucket named " + bucket});
+      }
+      return bucket_handle{i->second};
+    },
     [=](scan_atom, std::string& bucket, uint32_t cursor,
         uint32_t count) -> caf::result<proto::scan_reply> {
       auto& cur = self->state;

@@ -101,6 +101,24 @@ struct cache_op {
   cache::proto::op_request op;
 };
 
+/// A bucket as actor code holds it (`bucket_atom` to the `cache` actor,
+/// or `node::bucket`): the bucket's own actor on this node, so that an
+/// operation skips the `cache` actor's registry lookup. It runs each
+/// operation where it belongs (here if this node is the key's primary,
+/// else at its owners) and answers as the `cache` actor does; `bucket` of
+/// a `cache_op` sent to it is ignored. The handle ends, with a down
+/// message to its monitors, when the bucket is dropped or the node stops;
+/// requests to it then fail with `caf::sec::request_receiver_down`.
+using bucket_handle = caf::typed_actor<
+  caf::replies_to<cache_op>::with<cache::proto::op_reply>,
+  /// The keys of partitions [cursor, cursor + count), and the next cursor
+  /// (the partition count when done).
+  caf::replies_to<scan_atom, uint32_t,
+                  uint32_t>::with<cache::proto::scan_reply>,
+  caf::replies_to<stats_atom>::with<bucket_stats>,
+  /// The owners of a key in this node's view, primary first.
+  caf::replies_to<owners_atom, std::string>::with<std::vector<std::string>>>;
+
 /// The `cache` actor.
 using cache_actor = caf::typed_actor<
   /// Creates a bucket cluster-wide: true if created, false if it existed
@@ -110,6 +128,8 @@ using cache_actor = caf::typed_actor<
   caf::replies_to<drop_bucket_atom, std::string>::with<bool>,
   caf::replies_to<list_buckets_atom>::with<std::vector<bucket_info>>,
   caf::replies_to<cache_op>::with<cache::proto::op_reply>,
+  /// The bucket's handle; `unknown_bucket` if there is none.
+  caf::replies_to<bucket_atom, std::string>::with<bucket_handle>,
   /// Scans a bucket: the keys of partitions [cursor, next), and next (the
   /// partition count when done).
   caf::replies_to<scan_atom, std::string, uint32_t,
