@@ -688,6 +688,37 @@ void anti_entropy(bucket_self self) {
 
 // -- peers' messages ----------------------------------------------------------
 
+/// What is wrong with a peer's message that names a partition the bucket
+/// does not have, if it names one.
+template <class Message>
+std::optional<std::string>
+partition_out_of_range(const Message& msg, uint32_t partitions) {
+  auto check = [&](uint32_t p) -> std::optional<std::string> {
+    if (p < partitions) {
+      return std::nullopt;
+    }
+    return "partition " + std::to_string(p) + " of a bucket with "
+           + std::to_string(partitions);
+  };
+  if (auto* e = std::get_if<proto::entries>(&msg)) {
+    return check(e->partition);
+  }
+  if (auto* v = std::get_if<proto::versions>(&msg)) {
+    return check(v->partition);
+  }
+  if (auto* s = std::get_if<proto::scan_request>(&msg)) {
+    return check(s->partition);
+  }
+  if (auto* d = std::get_if<proto::digests>(&msg)) {
+    for (const auto& x : d->parts) {
+      if (auto bad = check(x.partition)) {
+        return bad;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
   auto& st = self->state;
   auto& core = *st.core;
@@ -697,6 +728,13 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
     MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: malformed message from {}: {}",
                            st.who(), req.node, to_string(msg.error()));
     return make_caf_error(msg.error());
+  }
+  if (auto bad = partition_out_of_range(*msg, core.view().partitions())) {
+    // The codec takes any partition number; our placement knows ours only.
+    ++st.stats.malformed;
+    MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: malformed message from {}: {}",
+                           st.who(), req.node, *bad);
+    return failure(errc::malformed_frame, *bad);
   }
   auto now = wall_now(self);
   if (auto* op = std::get_if<proto::op_request>(&*msg)) {

@@ -185,6 +185,9 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms) {
       if (!cur) {
         return res; // number 0: no such key
       }
+      if (op.expires_ms == no_expiry && cur->expires_ms == no_expiry) {
+        return res; // number 0: persist of a key without a TTL (Redis)
+      }
       auto ver = clock_.next(now_ms);
       ++counters_.writes;
       reply.number = 1;

@@ -129,6 +129,14 @@ expected<apply_result> store::put(std::string_view key, bytes value, version v,
       too_large(fmt::format("a {}-byte value exceeds the {}-byte limit",
                             value.size(), max_value_size))};
   }
+  if (key.size() + value.size() > max_record_size) {
+    // A record travels whole in one message (replication, hand-off,
+    // repair): key and value together must fit in it.
+    return unexpected{too_large(fmt::format(
+      "a {}-byte key and a {}-byte value exceed the {}-byte limit of the two "
+      "together",
+      key.size(), value.size(), max_record_size))};
+  }
   auto need = cost(key, value.size());
   if (cfg_.max_bytes != 0 && need > cfg_.max_bytes) {
     return unexpected{too_large(fmt::format(

@@ -31,9 +31,13 @@ using bytes = std::vector<std::byte>;
 /// docs/cache.md).
 inline constexpr int64_t no_expiry = 0;
 
-/// The documented limits of a key and a value.
+/// The documented limits of a key, a value, and the two together: a record
+/// travels whole in one message (replication, hand-off, repair) of at most
+/// 16 MiB - 64 bytes, with at most ~320 bytes of its own (a 253-byte bucket
+/// name, the version, expiry and lengths).
 inline constexpr size_t max_key_size = size_t{64} * 1024;
 inline constexpr size_t max_value_size = (size_t{16} << 20) - 1024;
+inline constexpr size_t max_record_size = (size_t{16} << 20) - 512;
 
 /// Settings of one bucket's store.
 struct store_config {
