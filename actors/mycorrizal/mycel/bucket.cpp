@@ -30,7 +30,7 @@ using namespace cache;
 using bucket_impl_actor = bucket_actor::extend<
   caf::reacts_to<tick_atom, int64_t>, caf::reacts_to<repair_atom>,
   caf::reacts_to<handoff_atom, uint64_t>, caf::reacts_to<retry_atom, uint64_t>,
-  caf::reacts_to<sweep_atom>>;
+  caf::reacts_to<sweep_atom>, caf::reacts_to<flush_atom>>;
 
 /// One partition's copy to one new owner, batch by batch.
 struct transfer_job {
@@ -39,6 +39,41 @@ struct transfer_job {
   std::vector<proto::entries> batches;
   size_t next = 0;
   int attempts = 0;
+};
+
+/// A local caller's promise, shared by every path its operation takes
+/// (forwards, retries, replica waits), so that whichever ends first answers
+/// once, and a bucket that ends (dropped, or its node stopping) answers
+/// every caller still waiting instead of leaving it to its own timeout.
+class op_promise {
+public:
+  op_promise() = default;
+  explicit op_promise(caf::typed_response_promise<proto::op_reply> rp)
+      : rp_(std::make_shared<caf::typed_response_promise<proto::op_reply>>(
+        std::move(rp))) {}
+
+  bool pending() const {
+    return rp_ && rp_->pending();
+  }
+
+  void deliver(proto::op_reply r) {
+    if (pending()) {
+      rp_->deliver(std::move(r));
+    }
+  }
+
+  void deliver(caf::error e) {
+    if (pending()) {
+      rp_->deliver(std::move(e));
+    }
+  }
+
+  std::weak_ptr<caf::typed_response_promise<proto::op_reply>> watch() const {
+    return rp_;
+  }
+
+private:
+  std::shared_ptr<caf::typed_response_promise<proto::op_reply>> rp_;
 };
 
 struct bucket_state {
@@ -57,6 +92,9 @@ struct bucket_state {
   std::deque<transfer_job> jobs;
   std::map<uint64_t, transfer_job> running;
   uint64_t next_job = 0;
+  /// Batches exported ahead for waiting jobs (one pass over the store for
+  /// many partitions); cleared on every view change.
+  std::map<uint32_t, std::vector<proto::entries>> exported;
   /// When the queue last went from empty to busy, and the jobs ended since.
   std::optional<time_point> busy_since;
   uint64_t jobs_sent = 0;
@@ -72,13 +110,19 @@ struct bucket_state {
   /// not own the key in its view (a membership change still spreading).
   struct retry {
     proto::op_request op;
-    caf::typed_response_promise<proto::op_reply> rp;
+    op_promise rp;
     int attempts = 0;
   };
+  /// Every local caller's promise given out (answered ones expire).
+  std::vector<std::weak_ptr<caf::typed_response_promise<proto::op_reply>>> open;
   std::map<uint64_t, retry> retries;
   uint64_t next_retry = 0;
   /// Drain requests waiting for the hand-off queue to empty.
   std::vector<caf::typed_response_promise<uint64_t>> drains;
+  /// Partitions to drop in one pass (`flush_drops`), and whether that
+  /// pass is due.
+  std::vector<uint32_t> drops_due;
+  bool drop_armed = false;
   /// A sweep is pending (`arm_sweep`).
   bool sweep_armed = false;
 
@@ -123,8 +167,7 @@ caf::error failure(errc code, std::string what) {
 
 /// Delivers an op_reply, its own error (an operation that failed at the
 /// primary) as the caller's error.
-void deliver_reply(caf::typed_response_promise<proto::op_reply>& rp,
-                   proto::op_reply r) {
+void deliver_reply(op_promise& rp, proto::op_reply r) {
   if (r.status != errc::none) {
     rp.deliver(failure(r.status, std::move(r.message)));
   } else {
@@ -244,16 +287,15 @@ void execute_here(bucket_self self, const proto::op_request& op,
   }
 }
 
-void retry_later(bucket_self self, proto::op_request op,
-                 caf::typed_response_promise<proto::op_reply> rp, int attempt,
-                 proto::op_reply last);
+void retry_later(bucket_self self, proto::op_request op, op_promise rp,
+                 int attempt, proto::op_reply last);
 
 /// Asks `targets[i]` (then the next ones, for reads) to run `op`; an
 /// owner whose view says it owns nothing of the key makes us try again
 /// after a pause (`attempt` counts those tries).
 void forward(bucket_self self, proto::op_request op,
-             std::vector<std::string> targets, size_t i,
-             caf::typed_response_promise<proto::op_reply> rp, int attempt) {
+             std::vector<std::string> targets, size_t i, op_promise rp,
+             int attempt) {
   auto& st = self->state;
   auto to = targets[i];
   if (to == st.opts.self) {
@@ -302,8 +344,8 @@ void forward(bucket_self self, proto::op_request op,
 }
 
 /// Runs `op` here if we are its primary, else at its owners.
-void dispatch(bucket_self self, proto::op_request op,
-              caf::typed_response_promise<proto::op_reply> rp, int attempt) {
+void dispatch(bucket_self self, proto::op_request op, op_promise rp,
+              int attempt) {
   auto& st = self->state;
   auto& core = *st.core;
   auto p = core.partition_of(op.key);
@@ -328,9 +370,8 @@ void dispatch(bucket_self self, proto::op_request op,
   forward(self, std::move(op), std::move(targets), 0, std::move(rp), attempt);
 }
 
-void retry_later(bucket_self self, proto::op_request op,
-                 caf::typed_response_promise<proto::op_reply> rp, int attempt,
-                 proto::op_reply last) {
+void retry_later(bucket_self self, proto::op_request op, op_promise rp,
+                 int attempt, proto::op_reply last) {
   auto& st = self->state;
   if (attempt > max_view_retries) {
     deliver_reply(rp, std::move(last));
@@ -343,12 +384,63 @@ void retry_later(bucket_self self, proto::op_request op,
 
 /// An operation from local actor code: here, or at the owners.
 caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request op) {
-  auto rp = self->make_response_promise<proto::op_reply>();
+  auto& st = self->state;
+  auto promise = self->make_response_promise<proto::op_reply>();
+  op_promise rp{promise};
+  if (st.open.size() >= 1024) {
+    std::erase_if(st.open, [](const auto& w) {
+      return w.expired();
+    });
+  }
+  st.open.push_back(rp.watch());
   dispatch(self, std::move(op), rp, 0);
-  return rp;
+  return promise;
+}
+
+/// The bucket ends: every local caller still waiting gets `why`.
+void answer_all(bucket_self self, const caf::error& why) {
+  auto& st = self->state;
+  for (auto& w : st.open) {
+    if (auto rp = w.lock(); rp && rp->pending()) {
+      rp->deliver(why);
+    }
+  }
+  st.open.clear();
+  for (auto& rp : st.drains) {
+    rp.deliver(why);
+  }
+  st.drains.clear();
 }
 
 // -- hand-off -----------------------------------------------------------------
+
+/// Drops the partitions due in one pass over the store (a pass per
+/// partition costs the whole store each time).
+void flush_drops(bucket_self self) {
+  auto& st = self->state;
+  st.drop_armed = false;
+  std::vector<uint32_t> parts;
+  for (auto p : st.drops_due) {
+    if (!st.core->owns(p) && st.sends_left.count(p) == 0) {
+      parts.push_back(p);
+    }
+  }
+  st.drops_due.clear();
+  if (!parts.empty()) {
+    st.core->drop_partitions(parts);
+  }
+}
+
+/// Drops `partition` once the messages queued now are handled (others
+/// ending meanwhile go in the same pass).
+void drop_soon(bucket_self self, uint32_t partition) {
+  auto& st = self->state;
+  st.drops_due.push_back(partition);
+  if (!st.drop_armed) {
+    st.drop_armed = true;
+    self->send(self, flush_atom::value);
+  }
+}
 
 /// One send of `partition` ended. Our copy of a partition we lost goes
 /// only when every send of it succeeded; after a failed one it stays, and
@@ -364,7 +456,7 @@ void finish_send(bucket_self self, uint32_t partition, bool ok) {
     bool failed = st.failed_sends.erase(partition) > 0;
     if (st.to_drop.erase(partition) > 0 && !failed
         && !st.core->owns(partition)) {
-      st.core->drop_partition(partition);
+      drop_soon(self, partition);
     }
   }
 }
@@ -437,6 +529,7 @@ void run_jobs(bucket_self self) {
     st.jobs_abandoned = 0;
   }
   if (st.running.empty() && st.jobs.empty() && !st.drains.empty()) {
+    flush_drops(self); // before counting what is left
     auto left = stray_partitions(self);
     for (auto& rp : st.drains) {
       rp.deliver(left);
@@ -463,6 +556,44 @@ void job_failed(bucket_self self, uint64_t id, const std::string& why) {
                      handoff_atom::value, id);
 }
 
+/// Partitions exported in one pass over the store at most.
+constexpr size_t export_pass_partitions = 64;
+
+/// Gives `job` its partition's batches: from an earlier pass, or from a
+/// new pass that exports the waiting jobs' partitions too.
+void take_export(bucket_self self, transfer_job& job) {
+  auto& st = self->state;
+  if (st.exported.count(job.partition) == 0) {
+    std::vector<uint32_t> parts{job.partition};
+    for (const auto& w : st.jobs) {
+      if (parts.size() >= export_pass_partitions) {
+        break;
+      }
+      if (st.exported.count(w.partition) == 0
+          && std::find(parts.begin(), parts.end(), w.partition)
+               == parts.end()) {
+        parts.push_back(w.partition);
+      }
+    }
+    auto more = st.core->export_partitions(parts, proto::transfer::handoff,
+                                           st.opts.cache.handoff_batch_bytes);
+    for (auto& [p, batches] : more) {
+      st.exported[p] = std::move(batches);
+    }
+  }
+  auto i = st.exported.find(job.partition);
+  bool wanted_again = std::any_of(st.jobs.begin(), st.jobs.end(),
+                                  [&](const transfer_job& w) {
+                                    return w.partition == job.partition;
+                                  });
+  if (wanted_again) {
+    job.batches = i->second;
+  } else {
+    job.batches = std::move(i->second);
+    st.exported.erase(i);
+  }
+}
+
 /// Sends the next batch of running job `id`.
 void send_batch(bucket_self self, uint64_t id) {
   auto& st = self->state;
@@ -472,9 +603,7 @@ void send_batch(bucket_self self, uint64_t id) {
   }
   auto& job = it->second;
   if (job.batches.empty()) {
-    job.batches = st.core->export_partition(job.partition,
-                                            proto::transfer::handoff,
-                                            st.opts.cache.handoff_batch_bytes);
+    take_export(self, job);
   }
   auto payload = encoded(job.batches[job.next]);
   self
@@ -522,6 +651,7 @@ void on_view(bucket_self self, std::vector<std::string> members,
              const std::string& leaving) {
   auto& st = self->state;
   auto plan = st.core->set_members(std::move(members), leaving);
+  st.exported.clear();
   // Copies queued for a member that is gone now will not arrive: end them
   // (our copy stays; the sweep hands it to the current primary).
   const auto& now_members = st.core->view().members();
@@ -555,7 +685,7 @@ void on_view(bucket_self self, std::vector<std::string> members,
   }
   for (auto p : plan.drop) {
     if (st.sends_left.count(p) == 0) {
-      st.core->drop_partition(p);
+      drop_soon(self, p);
     } else {
       st.to_drop.insert(p);
     }
@@ -846,6 +976,15 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
                       .count();
   self->delayed_send(self, st.opts.cache.anti_entropy_interval,
                      repair_atom::value);
+  // Dropped (the cache actor's exit) or the node stopping (a linked
+  // exit): nobody waits in vain.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    answer_all(self, failure(errc::unknown_bucket,
+                             "bucket " + self->state.opts.name
+                               + " ended (dropped, or its node stops): "
+                               + to_string(msg.reason)));
+    self->quit(msg.reason);
+  });
   return {
     [=](cache_op& x) -> caf::result<proto::op_reply> {
       x.op.bucket = self->state.opts.name; // a handle's callers may omit it
@@ -917,6 +1056,9 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
     },
     [=](handoff_atom, uint64_t id) {
       send_batch(self, id);
+    },
+    [=](flush_atom) {
+      flush_drops(self);
     },
     [=](sweep_atom) {
       self->state.sweep_armed = false;

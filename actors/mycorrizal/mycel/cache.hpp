@@ -107,8 +107,9 @@ struct cache_op {
 /// operation where it belongs (here if this node is the key's primary,
 /// else at its owners) and answers as the `cache` actor does; `bucket` of
 /// a `cache_op` sent to it is ignored. The handle ends, with a down
-/// message to its monitors, when the bucket is dropped or the node stops;
-/// requests to it then fail with `caf::sec::request_receiver_down`.
+/// message to its monitors, when the bucket is dropped or the node stops:
+/// operations it had taken end then with `errc::unknown_bucket`, later
+/// requests fail at once with `caf::sec::request_receiver_down`.
 using bucket_handle = caf::typed_actor<
   caf::replies_to<cache_op>::with<cache::proto::op_reply>,
   /// The keys of partitions [cursor, cursor + count), and the next cursor

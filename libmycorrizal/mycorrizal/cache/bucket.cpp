@@ -347,37 +347,71 @@ std::vector<replication> bucket_core::on_time(int64_t now_ms, size_t budget) {
 std::vector<proto::entries>
 bucket_core::export_partition(uint32_t partition, proto::transfer why,
                               size_t batch_bytes) const {
-  std::vector<proto::entries> out;
-  auto fresh = [&] {
+  return std::move(export_partitions({partition}, why, batch_bytes)[partition]);
+}
+
+std::map<uint32_t, std::vector<proto::entries>>
+bucket_core::export_partitions(const std::vector<uint32_t>& partitions,
+                               proto::transfer why, size_t batch_bytes) const {
+  struct building {
+    std::vector<proto::entries> batches;
+    size_t bytes_in_batch = 0;
+  };
+  std::map<uint32_t, building> out;
+  std::vector<building*> of(view().partitions(), nullptr);
+  auto fresh = [&](uint32_t p, building& b) {
     proto::entries e;
     e.bucket = name_;
-    e.partition = partition;
+    e.partition = p;
     e.why = why;
-    out.push_back(std::move(e));
+    b.batches.push_back(std::move(e));
+    b.bytes_in_batch = 0;
   };
-  fresh();
-  size_t bytes_in_batch = 0;
+  for (auto p : partitions) {
+    if (out.count(p) != 0) {
+      continue;
+    }
+    auto& b = out[p];
+    fresh(p, b);
+    if (p < of.size()) {
+      of[p] = &b;
+    }
+  }
   store_.for_each_record(
-    [partition](uint32_t p) {
-      return p == partition;
+    [&](uint32_t p) {
+      return p < of.size() && of[p] != nullptr;
     },
     [&](const record_view& r) {
+      auto& b = *of[r.partition];
       auto size = r.key.size() + r.value.size() + 32;
-      if (bytes_in_batch > 0 && bytes_in_batch + size > batch_bytes) {
-        fresh();
-        bytes_in_batch = 0;
+      if (b.bytes_in_batch > 0 && b.bytes_in_batch + size > batch_bytes) {
+        fresh(r.partition, b);
       }
-      out.back().records.push_back(to_record(r));
-      bytes_in_batch += size;
+      b.batches.back().records.push_back(to_record(r));
+      b.bytes_in_batch += size;
     });
-  out.back().last = true;
-  return out;
+  std::map<uint32_t, std::vector<proto::entries>> result;
+  for (auto& [p, b] : out) {
+    b.batches.back().last = true;
+    result.emplace(p, std::move(b.batches));
+  }
+  return result;
 }
 
 size_t bucket_core::drop_partition(uint32_t partition) {
-  ++counters_.partitions_dropped;
-  return store_.drop_partitions([partition](uint32_t p) {
-    return p == partition;
+  return drop_partitions({partition});
+}
+
+size_t bucket_core::drop_partitions(const std::vector<uint32_t>& partitions) {
+  std::vector<bool> gone(view().partitions(), false);
+  for (auto p : partitions) {
+    if (p < gone.size() && !gone[p]) {
+      gone[p] = true;
+      ++counters_.partitions_dropped;
+    }
+  }
+  return store_.drop_partitions([&](uint32_t p) {
+    return p < gone.size() && gone[p];
   });
 }
 

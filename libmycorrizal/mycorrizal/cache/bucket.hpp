@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -132,8 +133,17 @@ public:
                                                proto::transfer why,
                                                size_t batch_bytes) const;
 
+  /// `export_partition` of each of `partitions` in one pass over the
+  /// store (a pass per partition costs the whole store each time: 20 s to
+  /// re-replicate a fifth of 1M entries).
+  std::map<uint32_t, std::vector<proto::entries>>
+  export_partitions(const std::vector<uint32_t>& partitions,
+                    proto::transfer why, size_t batch_bytes) const;
+
   /// Forgets `partition` (we no longer own it).
   size_t drop_partition(uint32_t partition);
+  /// Forgets `partitions` in one pass over the store.
+  size_t drop_partitions(const std::vector<uint32_t>& partitions);
 
   /// Our digests of `partitions`.
   proto::digests digests(const std::vector<uint32_t>& partitions) const;
