@@ -491,4 +491,53 @@ TEST(cache_bucket, a_scan_over_the_primaries_sees_every_key_once) {
   EXPECT_LT(calls, 31) << "consecutive partitions of one primary batch up";
 }
 
+TEST(cache_bucket, one_export_pass_equals_one_export_per_partition) {
+  solo s;
+  for (int i = 0; i < 400; ++i) {
+    s.run(op(proto::op_code::put, "k" + std::to_string(i),
+             std::string(static_cast<size_t>(i % 50), 'v')));
+  }
+  s.run(op(proto::op_code::del, "k3")); // a tombstone travels too
+  auto keys_of = [](const std::vector<proto::entries>& batches) {
+    std::multiset<std::string> out;
+    for (auto& b : batches) {
+      for (auto& r : b.records) {
+        out.insert(r.key
+                   + (r.kind == proto::record_kind::tombstone ? "-" : ""));
+      }
+    }
+    return out;
+  };
+  // Partitions 0..6, one twice, and one the bucket does not have.
+  std::vector<uint32_t> parts{0, 2, 3, 5, 6, 2, 9};
+  auto all = s.core.export_partitions(parts, proto::transfer::handoff, 512);
+  EXPECT_EQ(all.size(), 6u);
+  size_t records = 0;
+  for (uint32_t p : {0u, 2u, 3u, 5u, 6u}) {
+    auto one = s.core.export_partition(p, proto::transfer::handoff, 512);
+    ASSERT_EQ(all.count(p), 1u) << p;
+    EXPECT_EQ(keys_of(all[p]), keys_of(one)) << "partition " << p;
+    EXPECT_EQ(all[p].size(), one.size()) << "batches of partition " << p;
+    for (size_t i = 0; i < all[p].size(); ++i) {
+      EXPECT_EQ(all[p][i].partition, p);
+      EXPECT_EQ(all[p][i].last, i + 1 == all[p].size());
+    }
+    records += keys_of(one).size();
+  }
+  EXPECT_GT(records, 200u) << "5 of 7 partitions hold most keys";
+  // The unknown partition: one empty last batch, as export_partition says.
+  ASSERT_EQ(all[9].size(), 1u);
+  EXPECT_TRUE(all[9][0].records.empty());
+  EXPECT_TRUE(all[9][0].last);
+  // One drop pass takes what a drop per partition would.
+  auto before = s.core.data().size();
+  auto dropped = s.core.drop_partitions({0, 2, 2, 9});
+  size_t expected = keys_of(all[0]).size() + keys_of(all[2]).size();
+  EXPECT_EQ(dropped, expected);
+  EXPECT_LE(s.core.data().size(), before - (expected - 1));
+  EXPECT_EQ(s.core.data().digest(0).count, 0u);
+  EXPECT_EQ(s.core.data().digest(2).count, 0u);
+  EXPECT_GT(s.core.data().digest(3).count, 0u);
+}
+
 } // namespace
