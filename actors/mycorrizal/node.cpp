@@ -957,11 +957,11 @@ expected<int64_t> node::incr(const std::string& bucket, const std::string& key,
   return r->number;
 }
 
-expected<cache::version> node::compare_and_set(const std::string& bucket,
-                                     const std::string& key,
-                                     cache::version expected_version,
-                                     const std::vector<std::byte>& value,
-                                     const put_options& opts) {
+expected<cache::version>
+node::compare_and_set(const std::string& bucket, const std::string& key,
+                      cache::version expected_version,
+                      const std::vector<std::byte>& value,
+                      const put_options& opts) {
   auto op = put_request(key, value, opts);
   if (!op) {
     return unexpected{op.error()};

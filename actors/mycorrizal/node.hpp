@@ -343,10 +343,10 @@ public:
   /// version it stored (for the next compare-and-set); else
   /// `errc::version_mismatch`, naming the version the key holds.
   expected<cache::version> compare_and_set(const std::string& bucket,
-                                 const std::string& key,
-                                 cache::version expected_version,
-                                 const std::vector<std::byte>& value,
-                                 const put_options& opts = {});
+                                           const std::string& key,
+                                           cache::version expected_version,
+                                           const std::vector<std::byte>& value,
+                                           const put_options& opts = {});
   /// The values of `keys` (in parallel), in their order.
   expected<std::vector<std::optional<cache_entry>>>
   get_many(const std::string& bucket, const std::vector<std::string>& keys);
