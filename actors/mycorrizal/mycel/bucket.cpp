@@ -457,6 +457,8 @@ void finish_send(bucket_self self, uint32_t partition, bool ok) {
     if (st.to_drop.erase(partition) > 0 && !failed
         && !st.core->owns(partition)) {
       drop_soon(self, partition);
+    } else if (!st.core->owns(partition)) {
+      arm_sweep(self); // a copy we keep but do not own goes to the primary
     }
   }
 }
@@ -900,7 +902,13 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
                               "which we do not own",
                               st.who(), e->records.size(), e->partition,
                               req.node, static_cast<int>(e->why));
-      arm_sweep(self); // a primary whose view lags replicated to us
+      // A primary whose view lags replicated to us, perhaps after our copy
+      // of the partition was exported for its new owner: this write is in
+      // no hand-off. Our copy must not be dropped now; the sweep hands it
+      // (this write with it) to the primary, then drops it.
+      st.to_drop.erase(e->partition);
+      std::erase(st.drops_due, e->partition);
+      arm_sweep(self);
     }
     send_out(self, applied.out);
     if (e->why == proto::transfer::handoff && e->last) {
