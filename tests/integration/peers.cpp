@@ -538,9 +538,12 @@ TEST_F(peers_test, when_both_dial_the_connection_of_the_smaller_name_stays) {
     ->request(b.transport.actor, 5s, dial_atom::value, a.transport.local,
               std::string{"node-a"}, caf::timespan{2s})
     .receive([](connection_info&) {}, [](caf::error&) {});
+  // The side that learns of the second connection first closes it; the
+  // other may see it end before its peers actor took it in (a clean CI run
+  // saw node-b count none), so the two counts add up to at least one.
   ASSERT_TRUE(test::eventually(
     [&] {
-      return stats(a).duplicates_closed >= 1 && stats(b).duplicates_closed >= 1
+      return stats(a).duplicates_closed + stats(b).duplicates_closed >= 1
              && connections_of(a).size() == 1 && connections_of(b).size() == 1;
     },
     10s))
