@@ -689,7 +689,9 @@ std::optional<cache_entry> entry_of(const cache::proto::op_reply& r) {
   }
   cache_entry e;
   e.value.resize(r.value.size());
-  std::memcpy(e.value.data(), r.value.data(), r.value.size());
+  if (!r.value.empty()) {
+    std::memcpy(e.value.data(), r.value.data(), r.value.size());
+  }
   e.ver = r.ver;
   e.expires_ms = r.expires_ms;
   return e;
@@ -697,7 +699,9 @@ std::optional<cache_entry> entry_of(const cache::proto::op_reply& r) {
 
 cache::proto::bytes to_cache_bytes(const std::vector<std::byte>& x) {
   cache::proto::bytes out(x.size());
-  std::memcpy(out.data(), x.data(), x.size());
+  if (!x.empty()) {
+    std::memcpy(out.data(), x.data(), x.size());
+  }
   return out;
 }
 

@@ -374,7 +374,9 @@ public:
         error{errc::not_serializable, "cannot serialize the value of " + key}};
     }
     std::vector<std::byte> bytes(buf.size());
-    std::memcpy(bytes.data(), buf.data(), buf.size());
+    if (!buf.empty()) {
+      std::memcpy(bytes.data(), buf.data(), buf.size());
+    }
     return put(bucket, key, bytes, opts);
   }
   /// Reads a value `put_as<T>` stored; `errc::wrong_type` when the bytes

@@ -54,7 +54,9 @@ constexpr auto edge_op_timeout = std::chrono::seconds{2};
 
 std::vector<std::byte> edge_bytes(const std::string& s) {
   std::vector<std::byte> out(s.size());
-  std::memcpy(out.data(), s.data(), s.size());
+  if (!s.empty()) {
+    std::memcpy(out.data(), s.data(), s.size());
+  }
   return out;
 }
 
