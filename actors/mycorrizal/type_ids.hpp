@@ -85,6 +85,7 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using init_atom = caf::atom_constant<caf::atom("init")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using drained_atom = caf::atom_constant<caf::atom("drained")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using pump_atom = caf::atom_constant<caf::atom("pump")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;

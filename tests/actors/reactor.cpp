@@ -247,6 +247,24 @@ public:
     cv_.notify_all();
   }
 
+  /// Notes how many datagrams had arrived when a mark arrived.
+  void mark() {
+    std::lock_guard guard{mtx_};
+    marks_.push_back(datagrams_.size());
+    cv_.notify_all();
+  }
+
+  /// Waits for the first mark; returns the datagram count it saw.
+  std::optional<size_t> wait_mark(std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock guard{mtx_};
+    if (!cv_.wait_for(guard, timeout, [this] {
+          return !marks_.empty();
+        })) {
+      return std::nullopt;
+    }
+    return marks_.front();
+  }
+
   /// Waits until `pred(datagrams, tcp_events)` holds.
   template <class Pred>
   bool wait(Pred pred, std::chrono::milliseconds timeout = 10s) {
@@ -346,7 +364,10 @@ private:
   std::vector<net::udp_datagram> datagrams_;
   std::vector<size_t> batch_sizes_;
   std::vector<tcp_event> tcp_;
+  std::vector<size_t> marks_;
 };
+
+using mark_atom = caf::atom_constant<caf::atom("mark")>;
 
 /// An owner that records everything into `log`.
 caf::behavior recorder(caf::event_based_actor*,
@@ -369,6 +390,9 @@ caf::behavior recorder(caf::event_based_actor*,
     },
     [log](net::tcp_closed& x) {
       log->add(tcp_event{std::move(x)});
+    },
+    [log](mark_atom) {
+      log->mark();
     },
   };
 }
@@ -594,6 +618,60 @@ TEST_F(reactor_udp, ten_thousand_datagrams_arrive_in_batches) {
   std::cout << fmt::format("[ info ] {} datagrams in {} batches (largest {}), "
                            "{:.0f} datagrams/s\n",
                            n, sizes.size(), largest, n / secs);
+}
+
+TEST_F(reactor_udp, drain_hands_over_what_waited_before_the_reply) {
+  auto r = make_reactor();
+  auto [owner, log] = make_owner();
+  auto rx = r->open_udp(localhost(), owner);
+  ASSERT_TRUE(rx.has_value()) << to_string(rx.error());
+  // More than one wakeup reads (8 batches of 32): without the drain, the
+  // reply would overtake most of them. Sized to fit the receive buffer
+  // (a small datagram costs about 1 KiB of it).
+  auto n = std::min<size_t>(1500, rx->receive_buffer / 2048);
+  ASSERT_GT(n, size_t{600}) << "receive buffer " << rx->receive_buffer;
+  raw_socket tx{SOCK_DGRAM};
+  ASSERT_NE(tx.bind_localhost(), 0);
+  ASSERT_TRUE(tx.connect_localhost(rx->local.port()));
+  for (size_t i = 0; i < n; ++i) {
+    auto p = seq_payload(static_cast<uint32_t>(i), 64);
+    ASSERT_EQ(::send(tx.fd(), p.data(), p.size(), 0), 64) << "at " << i;
+  }
+  ASSERT_TRUE(
+    r->drain_udp(rx->id, caf::make_message(mark_atom::value)).has_value());
+  auto seen = log->wait_mark();
+  ASSERT_TRUE(seen.has_value()) << "no reply; " << log->describe_all();
+  EXPECT_EQ(*seen, n) << log->describe_all();
+  auto st = r->stats(rx->id);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->datagrams_in, n) << "datagrams lost in the kernel";
+}
+
+TEST_F(reactor_udp, drain_errors) {
+  auto idle = make_reactor(false);
+  auto [owner, log] = make_owner();
+  auto s = idle->open_udp(localhost(), owner);
+  ASSERT_TRUE(s.has_value()) << to_string(s.error());
+  auto not_running = idle->drain_udp(s->id,
+                                     caf::make_message(mark_atom::value));
+  ASSERT_FALSE(not_running.has_value());
+  EXPECT_EQ(not_running.error().code(), errc::shutting_down);
+  auto r = make_reactor();
+  auto unknown = r->drain_udp(s->id, caf::make_message(mark_atom::value));
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code(), errc::connection_lost)
+    << to_string(unknown.error());
+  auto t = r->open_udp(localhost(), owner);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_TRUE(r->close_udp(t->id).has_value());
+  auto closed = r->drain_udp(t->id, caf::make_message(mark_atom::value));
+  ASSERT_FALSE(closed.has_value());
+  EXPECT_EQ(closed.error().code(), errc::connection_lost);
+  r->stop();
+  auto stopped = r->drain_udp(t->id, caf::make_message(mark_atom::value));
+  ASSERT_FALSE(stopped.has_value());
+  EXPECT_EQ(stopped.error().code(), errc::shutting_down);
+  EXPECT_FALSE(log->wait_mark(50ms).has_value()) << "a refused drain replied";
 }
 
 TEST_F(reactor_udp, datagram_sizes_from_0_to_65507) {

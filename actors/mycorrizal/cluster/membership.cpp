@@ -27,6 +27,11 @@ namespace {
 
 constexpr std::string_view component = "gossip";
 
+/// A tick later than this makes the actor read its socket before the
+/// core's timers run (see the tick handler). Well above the lateness of a
+/// busy but running process, well below a probe timeout.
+constexpr duration late_tick = std::chrono::milliseconds{100};
+
 gossip::byte_buffer to_bytes(const std::string& s) {
   gossip::byte_buffer out(s.size());
   std::transform(s.begin(), s.end(), out.begin(), [](char c) {
@@ -86,6 +91,10 @@ struct membership_state {
   /// The tick for the core's next deadline.
   deadline_timer timer;
 
+  /// A late tick asked the reactor to read the gossip socket first; the
+  /// core's timers run when `drained_atom` comes back.
+  bool draining = false;
+
   uint64_t send_errors = 0;
   uint64_t tcp_errors = 0;
 
@@ -115,9 +124,10 @@ membership_state::~membership_state() {
 /// the reactor send it.
 using membership_impl = membership_actor::extend<
   caf::reacts_to<init_atom, init_ptr>, caf::reacts_to<tick_atom, int64_t>,
-  caf::reacts_to<net::udp_batch>, caf::reacts_to<net::tcp_accepted>,
-  caf::reacts_to<net::tcp_connected>, caf::reacts_to<net::tcp_received>,
-  caf::reacts_to<net::tcp_eof>, caf::reacts_to<net::tcp_closed>>;
+  caf::reacts_to<drained_atom>, caf::reacts_to<net::udp_batch>,
+  caf::reacts_to<net::tcp_accepted>, caf::reacts_to<net::tcp_connected>,
+  caf::reacts_to<net::tcp_received>, caf::reacts_to<net::tcp_eof>,
+  caf::reacts_to<net::tcp_closed>>;
 
 using membership_self = membership_impl::stateful_pointer<membership_state>;
 
@@ -355,6 +365,30 @@ membership_impl::behavior_type membership_fn(membership_self self) {
       if (!st.timer.fire(armed_ns)) {
         return; // superseded by an earlier deadline
       }
+      if (st.draining) {
+        return; // `drained_atom` runs the timers
+      }
+      // A tick this late means the process did not run for a while
+      // (stopped, starved): the acks and refutations sent to us meanwhile
+      // may still sit in the socket, and CAF's clock can hand us the tick
+      // before the reactor hands us those datagrams. The core's timers
+      // wait until the reactor has read the socket.
+      auto now = actor_now(self);
+      auto armed = time_point{duration{armed_ns}};
+      if (now - armed > late_tick && st.reactor) {
+        auto asked = st.reactor->drain_udp(
+          st.udp, caf::make_message(drained_atom::value));
+        if (asked) {
+          st.draining = true;
+          return;
+        }
+      }
+      st.core->on_timeout(now);
+      flush(self);
+    },
+    [=](drained_atom) {
+      auto& st = self->state;
+      st.draining = false;
       st.core->on_timeout(actor_now(self));
       flush(self);
     },

@@ -442,6 +442,8 @@ void reactor::impl::teardown() {
       caf::anon_send(x->owner,
                      tcp_closed{tcp_conn_id{x->id},
                                 error{errc::shutting_down, "reactor stopped"}});
+    } else if (auto* d = std::get_if<cmd_drain_udp>(&cmd)) {
+      caf::anon_send(d->owner, std::move(d->done));
     } else if (std::holds_alternative<cmd_add_udp>(cmd)) {
       open_udp_.fetch_sub(1, std::memory_order_relaxed);
     } else if (std::holds_alternative<cmd_add_listener>(cmd)) {
@@ -519,6 +521,10 @@ expected<size_t> reactor::send_udp_many(udp_socket_id id,
 
 expected<void> reactor::close_udp(udp_socket_id id) {
   return impl_->close_udp(static_cast<uint64_t>(id));
+}
+
+expected<void> reactor::drain_udp(udp_socket_id id, caf::message done) {
+  return impl_->drain_udp(static_cast<uint64_t>(id), std::move(done));
 }
 
 expected<tcp_listener> reactor::listen_tcp(const ip_endpoint& bind,

@@ -7,6 +7,7 @@
 #include "mycorrizal/net/events.hpp"
 
 #include <caf/actor.hpp>
+#include <caf/message.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -364,6 +365,20 @@ public:
   /// @returns `errc::connection_lost` for an unknown id;
   ///          `errc::shutting_down` after `stop()`.
   expected<void> close_udp(udp_socket_id id);
+
+  /// Reads what socket `id` has received so far, hands it to the socket's
+  /// owner, then sends `done` to the owner. The loop sends both, so the
+  /// owner gets every datagram that waited in the socket when the loop ran
+  /// this ahead of `done`: an owner that did not run for a while (a
+  /// stopped process, a starved machine) looks at what others sent it
+  /// meanwhile before it judges a timeout. At most 16 rounds of
+  /// `max_batches_per_wakeup` batches are read first.
+  /// `done` is sent once the loop took the request, also when the socket
+  /// closed or the reactor stopped meanwhile.
+  /// @returns `errc::connection_lost` for an unknown or closed socket;
+  ///          `errc::shutting_down` when the loop does not run (before
+  ///          `start()` or after `stop()`); then nothing is sent.
+  expected<void> drain_udp(udp_socket_id id, caf::message done);
 
   // -- TCP --------------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 #include "mycorrizal/net/reactor.hpp"
 #include "mycorrizal/runtime/log.hpp"
 
+#include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 
 #include <fmt/format.h>
@@ -86,6 +87,7 @@ expected<udp_socket> reactor::impl::open_udp(const ip_endpoint& bind,
   shared->fd = std::move(fd);
   shared->family = family;
   shared->gso.store(opts.gso, std::memory_order_relaxed);
+  shared->owner = owner.address();
   auto posted = post(cmd_add_udp{id, shared, owner, opts}, [&] {
     std::unique_lock guard{registry_mutex_};
     udp_registry_.emplace(id, shared);
@@ -375,6 +377,24 @@ expected<void> reactor::impl::close_udp(uint64_t id) {
   return {};
 }
 
+expected<void> reactor::impl::drain_udp(uint64_t id, caf::message done) {
+  if (!running()) {
+    return unexpected{error{errc::shutting_down, "reactor not running"}};
+  }
+  auto sock = find_udp(id);
+  if (!sock) {
+    return unexpected{unknown_udp(id)};
+  }
+  auto owner = caf::actor_cast<caf::actor>(sock->owner);
+  if (!owner) {
+    return unexpected{unknown_udp(id)};
+  }
+  if (!post(cmd_drain_udp{id, std::move(owner), std::move(done)}, [] {})) {
+    return unexpected{stopped_error()};
+  }
+  return {};
+}
+
 expected<udp_stats> reactor::impl::stats(uint64_t id) const {
   auto s = find_udp(id);
   if (!s) {
@@ -430,6 +450,19 @@ void reactor::impl::handle(cmd_close_udp& cmd) {
   }
 }
 
+void reactor::impl::handle(cmd_drain_udp& cmd) {
+  if (auto i = udp_.find(cmd.id); i != udp_.end()) {
+    // Bounded: a sender that keeps the socket full cannot hold the loop.
+    constexpr size_t max_rounds = 16;
+    for (size_t round = 0; round < max_rounds; ++round) {
+      if (on_udp_readable(i->second)) {
+        break;
+      }
+    }
+  }
+  caf::anon_send(cmd.owner, std::move(cmd.done));
+}
+
 // -- UDP receive path ---------------------------------------------------------
 
 void reactor::impl::deliver_udp(udp_entry& e, udp_batch&& batch) {
@@ -470,7 +503,7 @@ void reactor::impl::take_datagram(udp_entry& e, udp_batch& out,
   }
 }
 
-void reactor::impl::on_udp_readable(udp_entry& e) {
+bool reactor::impl::on_udp_readable(udp_entry& e) {
   const auto batch = e.opts.batch_size;
   const auto cap = e.opts.max_datagram_size;
   const auto fd = e.socket->fd.get();
@@ -496,7 +529,7 @@ void reactor::impl::on_udp_readable(udp_entry& e) {
     if (n < 0) {
       auto err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        return;
+        return true;
       }
       if (err == EINTR) {
         continue;
@@ -505,7 +538,7 @@ void reactor::impl::on_udp_readable(udp_entry& e) {
       MYCORRIZAL_LOG_WARN_RL("reactor", 10, "recvmmsg on {}: {}",
                              to_string(udp_socket_id{e.id}),
                              system_message(err));
-      return;
+      return true;
     }
     udp_batch out;
     out.socket = udp_socket_id{e.id};
@@ -564,9 +597,10 @@ void reactor::impl::on_udp_readable(udp_entry& e) {
       deliver_udp(e, std::move(out));
     }
     if (static_cast<size_t>(n) < batch) {
-      return; // drained
+      return true; // drained
     }
   }
+  return false;
 }
 
 // -- route MTU ----------------------------------------------------------------

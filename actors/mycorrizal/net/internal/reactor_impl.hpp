@@ -20,6 +20,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
+#include <caf/message.hpp>
 
 #include <fmt/format.h>
 #include <sys/socket.h>
@@ -232,6 +233,8 @@ struct udp_shared {
   /// `udp_options::gso` was asked for and the kernel did not refuse it yet.
   std::atomic<bool> gso{false};
   udp_counters counters;
+  /// Who gets the datagrams (weak: the loop's entry holds the handle).
+  caf::actor_addr owner;
 };
 
 /// Control buffer for one received datagram's UDP_GRO segment size.
@@ -308,10 +311,16 @@ struct cmd_owner_down {
   caf::actor_addr owner;
 };
 
+struct cmd_drain_udp {
+  uint64_t id;
+  caf::actor owner;
+  caf::message done;
+};
+
 using command
   = std::variant<cmd_add_udp, cmd_close_udp, cmd_add_listener,
                  cmd_close_listener, cmd_connect, cmd_write, cmd_shutdown_write,
-                 cmd_close_conn, cmd_owner_down>;
+                 cmd_close_conn, cmd_owner_down, cmd_drain_udp>;
 
 // -- loop-side state ----------------------------------------------------------
 
@@ -417,6 +426,7 @@ public:
   expected<size_t> send_udp_many(uint64_t id,
                                  std::span<const udp_send_item> items);
   expected<void> close_udp(uint64_t id);
+  expected<void> drain_udp(uint64_t id, caf::message done);
   expected<tcp_listener> listen_tcp(const ip_endpoint& bind,
                                     const caf::actor& owner,
                                     const tcp_options& opts);
@@ -502,8 +512,11 @@ private:
   void handle(cmd_shutdown_write& cmd);
   void handle(cmd_close_conn& cmd);
   void handle(cmd_owner_down& cmd);
+  void handle(cmd_drain_udp& cmd);
 
-  void on_udp_readable(udp_entry& e);
+  /// Reads up to `max_batches_per_wakeup` batches; returns whether the
+  /// socket had nothing more (or failed).
+  bool on_udp_readable(udp_entry& e);
   void deliver_udp(udp_entry& e, udp_batch&& batch);
   void on_accept(listener_entry& l);
   void on_conn_event(conn_entry& c, uint32_t events);
