@@ -11,6 +11,10 @@ pkg_check_modules(NGTCP2 REQUIRED IMPORTED_TARGET libngtcp2>=0.12
 if(NOT MYCORRIZAL_CORE_ONLY)
   include(mycorrizal_caf)
   find_package(spdlog 1.10 REQUIRED CONFIG)
+  # The HTTP front door (serve/http.cpp): Debian's compiled cpp-httplib and
+  # nlohmann's JSON for /status.
+  pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib>=0.11)
+  find_package(nlohmann_json 3.10 REQUIRED CONFIG)
 endif()
 # Only the test suites need GoogleTest (the fuzz targets do not).
 if(MYCORRIZAL_BUILD_TESTS)

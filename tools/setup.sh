@@ -12,11 +12,15 @@ packages=(
   # runtime dependencies (PLATFORM.md §0, §8)
   libcaf-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev gnutls-bin
   libspdlog-dev libfmt-dev libmsgpack-cxx-dev libcli11-dev nlohmann-json3-dev
+  libcpp-httplib-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # the Redis yardstick: redis-server, redis-cli and redis-benchmark, and the
   # Python client (bench/cache, the RESP front door's tests)
   redis-server redis-tools python3-redis
+  # the HTTP front door's tests: promtool and a Prometheus server that
+  # scrapes a cluster, headless Chromium for the status page
+  prometheus chromium
   # system tests: a real HashiCorp memberlist peer built offline from Debian's Go sources
   # (PLATFORM.md §8), and network namespaces for partition and loss tests
   golang-go golang-github-hashicorp-memberlist-dev iproute2 iptables

@@ -14,6 +14,7 @@
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/cert_files.hpp"
 #include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/serve/node_metrics.hpp"
 #include "mycorrizal/transport/transport.hpp"
 
 #include <caf/all.hpp>
@@ -264,6 +265,7 @@ struct node::impl {
   std::mutex mtx;
   std::vector<caf::actor> callback_handlers;
   std::atomic<bool> stopped{false};
+  metrics::registry registry;
 
   /// Asks `dest` and waits for a reply of type `R` (void: any reply).
   template <class R, class Handle, class... Ts>
@@ -671,6 +673,78 @@ expected<std::vector<peer_info>> node::connections() {
 expected<std::vector<app_stats>> node::stats() {
   return impl_->ask<std::vector<app_stats>>(impl_->cfg.facade_timeout,
                                             impl_->router, stats_atom::value);
+}
+
+// -- metrics ------------------------------------------------------------------
+
+metrics::registry& node::metrics_registry() noexcept {
+  return impl_->registry;
+}
+
+node_snapshot node::snapshot(caf::timespan wait) {
+  // One deadline for the whole snapshot: a part that does not answer costs
+  // the rest of the wait once, not once per part, and the parts after it
+  // are left out (a scrape is bounded by `wait`).
+  node_snapshot snap;
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  auto& x = *impl_;
+  auto keep = [&](auto& slot, auto ask_part) {
+    auto left = std::chrono::duration_cast<caf::timespan>(
+      deadline - std::chrono::steady_clock::now());
+    if (left <= caf::timespan::zero()) {
+      return;
+    }
+    if (auto answer = ask_part(left)) {
+      slot.emplace(std::move(*answer));
+    }
+  };
+  keep(snap.members, [&](caf::timespan t) {
+    return x.ask<std::vector<gossip::member>>(t, x.membership,
+                                              members_atom::value);
+  });
+  keep(snap.health_score, [&](caf::timespan t) {
+    return x.ask<int>(t, x.membership, health_atom::value);
+  });
+  keep(snap.membership, [&](caf::timespan t) {
+    return x.ask<membership_counters>(t, x.membership, stats_atom::value);
+  });
+  keep(snap.transport, [&](caf::timespan t) {
+    return x.ask<transport_stats>(t, x.transport, stats_atom::value);
+  });
+  keep(snap.connections, [&](caf::timespan t) {
+    return x.ask<std::vector<connection_info>>(t, x.transport,
+                                               connections_atom::value);
+  });
+  keep(snap.peers, [&](caf::timespan t) {
+    return x.ask<peers_stats>(t, x.peers, stats_atom::value);
+  });
+  keep(snap.apps, [&](caf::timespan t) {
+    return x.ask<std::vector<app_stats>>(t, x.router, stats_atom::value);
+  });
+  keep(snap.peer_list, [&](caf::timespan t) {
+    return x.ask<std::vector<peer_info>>(t, x.peers, connections_atom::value);
+  });
+  if (x.cache) {
+    snap.has_cache = true;
+    keep(snap.buckets, [&](caf::timespan t) {
+      return x.ask<std::vector<bucket_stats>>(t, x.cache, stats_atom::value);
+    });
+    keep(snap.bucket_infos, [&](caf::timespan t) {
+      return x.ask<std::vector<bucket_info>>(t, x.cache,
+                                             list_buckets_atom::value);
+    });
+    keep(snap.cache_members, [&](caf::timespan t) {
+      return x.ask<std::vector<std::string>>(t, x.cache, members_atom::value);
+    });
+  }
+  return snap;
+}
+
+std::string node::metrics_text(caf::timespan wait) {
+  auto snap = snapshot(wait);
+  return impl_->registry.text([&snap](metrics::collector_sink& out) {
+    report_node(snap, out);
+  });
 }
 
 // -- cache facade -------------------------------------------------------------

@@ -12,9 +12,11 @@
 #include "mycorrizal/gossip/config.hpp"
 #include "mycorrizal/gossip/membership.hpp"
 #include "mycorrizal/interfaces.hpp"
+#include "mycorrizal/metrics/registry.hpp"
 #include "mycorrizal/mycel/cache.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
+#include "mycorrizal/serve/node_snapshot.hpp"
 #include "mycorrizal/transport/stream_options.hpp"
 
 #include <caf/actor.hpp>
@@ -401,6 +403,24 @@ public:
     }
     return std::optional<T>{std::move(out)};
   }
+
+  // -- metrics (docs/metrics.md) ---------------------------------------------
+
+  /// The node's registry: the host may add its own families (they appear
+  /// in `metrics_text`), and the node's servers count into it.
+  metrics::registry& metrics_registry() noexcept;
+
+  /// Everything in the Prometheus text format: the registry's families and
+  /// what the node's actors report when asked (`snapshot`, within `wait`
+  /// in all; a part that did not answer is left out and shows as
+  /// `mycorrizal_scrape_part_up{part=...} 0`). For hosts that serve their
+  /// own HTTP; blocks the caller, so call it from a non-actor thread.
+  std::string metrics_text(caf::timespan wait = std::chrono::seconds{2});
+
+  /// What the node's actors report about themselves now, asked one after
+  /// the other within `wait` in all (what did not answer in time stays
+  /// empty): the status page's and the metrics' source.
+  node_snapshot snapshot(caf::timespan wait = std::chrono::seconds{2});
 
   /// The actor system the node runs in.
   caf::actor_system& system() const noexcept;

@@ -2,7 +2,8 @@
 // mycorrizal-node: one Mycorrizal node as a process. It starts a node in
 // its own CAF actor system, prints a status line once the first join
 // attempt is done, prints membership and connection changes, optionally
-// runs the example application `demo` (--demo), and runs until SIGINT or
+// runs the example application `demo` (--demo), serves HTTP (--http:
+// metrics, health, status), and runs until SIGINT or
 // SIGTERM, when it leaves the cluster and exits 0.
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/node.hpp"
@@ -10,6 +11,7 @@
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
+#include "mycorrizal/serve/http.hpp"
 
 #include "base64.hpp"
 #include "console.hpp"
@@ -26,6 +28,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +63,8 @@ struct flags {
   bool demo = false;
   std::string cache = "storage";
   bool console = false;
+  std::string http;
+  std::string http_token_file;
 };
 
 int usage(const std::string& text) {
@@ -71,6 +76,31 @@ int usage(const std::string& text) {
 int fail(const std::string& text) {
   std::fprintf(stderr, "mycorrizal-node: %s\n", text.c_str());
   return exit_failure;
+}
+
+/// The HTTP server's options from `--http` and `--http-token-file`.
+expected<http_options> http_options_of(const flags& f) {
+  http_options out;
+  auto ep = ip_endpoint::parse(f.http, 0);
+  if (!ep) {
+    return unexpected{
+      error{errc::invalid_config, "--http: " + to_string(ep.error())}};
+  }
+  out.bind = *ep;
+  if (!f.http_token_file.empty()) {
+    std::ifstream in{f.http_token_file};
+    std::getline(in, out.token);
+    if (!in || out.token.empty()) {
+      return unexpected{
+        error{errc::invalid_config,
+              "--http-token-file: no token on the first line of "
+                + f.http_token_file}};
+    }
+  }
+  if (auto ok = out.validate(); !ok) {
+    return unexpected{ok.error()};
+  }
+  return out;
 }
 
 /// Turns the flags into a node configuration (without the credentials
@@ -316,6 +346,20 @@ int main(int argc, char** argv) {
                "Read cache commands from stdin, one per line, and print each "
                "answer as '[NAME] COMMAND -> ANSWER' ('help' lists them: "
                "mkbucket, put, get, del, incr, owners, keys, stats, ...)");
+  app
+    .add_option(
+      "--http", f.http,
+      "Serve HTTP on HOST:PORT (port 0 picks one; the stdout line "
+      "'[NAME] HTTP on ...' names it): /metrics (Prometheus), /health, "
+      "/ready, /status (JSON) and / (the status page). Off unless "
+      "given; keep it on loopback or set --http-token-file")
+    ->type_name("HOST:PORT");
+  app
+    .add_option("--http-token-file", f.http_token_file,
+                "A file whose first line is the bearer token every HTTP path "
+                "but /health then requires")
+    ->type_name("FILE")
+    ->check(CLI::ExistingFile);
   app.footer("Example, three nodes on one machine:\n"
              "  mycorrizal-node --name n1 --gossip 127.0.0.1:7946 "
              "--profile local --demo\n"
@@ -391,6 +435,18 @@ int main(int argc, char** argv) {
                             to_string(ok.error())));
     }
   }
+  std::unique_ptr<http_server> http;
+  if (rc == 0 && !f.http.empty()) {
+    auto opts = http_options_of(f);
+    if (!opts) {
+      rc = fail(to_string(opts.error()));
+    } else if (auto srv = http_server::start(n, std::move(*opts)); !srv) {
+      rc = fail(fmt::format("cannot serve HTTP: {}", to_string(srv.error())));
+    } else {
+      http = std::move(*srv);
+      tools::say(f.name, fmt::format("HTTP on {}", to_string(http->local())));
+    }
+  }
   std::optional<tools::console> console;
   if (rc == 0 && f.console) {
     if (f.cache == "off") {
@@ -419,6 +475,9 @@ int main(int argc, char** argv) {
   }
   ours.clear();
   console.reset();
+  if (http) {
+    http->stop();
+  }
   n->stop();
   n.reset();
   if (rc == 0) {

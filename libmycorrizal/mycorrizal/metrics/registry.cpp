@@ -395,7 +395,7 @@ public:
 
 private:
   void add(kind what, std::string_view name, std::string_view help,
-           std::span<const label> labels, std::string value) {
+           std::span<const label> labels, const std::string& value) {
     if (!valid_metric_name(name)) {
       return;
     }

@@ -139,6 +139,11 @@ std::string_view to_string(kind k) noexcept;
 /// What a collector reports: whole families, read at exposition time.
 class collector_sink {
 public:
+  collector_sink() = default;
+  collector_sink(const collector_sink&) = delete;
+  collector_sink& operator=(const collector_sink&) = delete;
+  collector_sink(collector_sink&&) = delete;
+  collector_sink& operator=(collector_sink&&) = delete;
   virtual ~collector_sink();
 
   /// One sample of family `name`. Samples of one family must agree on kind
@@ -238,6 +243,9 @@ public:
 
   registry(const registry&) = delete;
   registry& operator=(const registry&) = delete;
+  registry(registry&&) = delete;
+  registry& operator=(registry&&) = delete;
+  ~registry() = default;
 
   /// Registers (or finds) a family.
   /// @returns `errc::invalid_config` for an invalid metric or label name,
