@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -1382,6 +1383,123 @@ TEST_F(reactor_tcp, received_bytes_limit) {
   auto closed = server_log->wait_for<net::tcp_closed>(accepted->conn);
   ASSERT_TRUE(closed) << server_log->describe_all();
   EXPECT_EQ(closed->reason.code(), errc::too_large);
+}
+
+/// Sets `fd` non-blocking.
+void set_nonblocking(int fd) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+TEST_F(reactor_tcp, start_paused_hands_the_whole_stream_to_a_new_owner) {
+  auto r = make_reactor();
+  auto [server, server_log] = make_owner();
+  auto [handler, handler_log] = make_owner();
+  net::tcp_options opts;
+  opts.start_paused = true;
+  auto listener = r->listen_tcp(localhost(), server, opts);
+  ASSERT_TRUE(listener.has_value());
+  raw_socket peer{SOCK_STREAM};
+  ASSERT_TRUE(peer.connect_localhost(listener->local.port()));
+  ASSERT_EQ(::write(peer.fd(), "hello ", 6), 6);
+  auto accepted = server_log->wait_for<net::tcp_accepted>();
+  ASSERT_TRUE(accepted) << server_log->describe_all();
+  // Unpaused, the listener's owner would get "hello " right after the
+  // accept; the hand-over below comes later and still gets every byte.
+  ASSERT_TRUE(r->read_tcp(accepted->conn, true, handler));
+  ASSERT_EQ(::write(peer.fd(), "world", 5), 5);
+  auto conn = accepted->conn;
+  ASSERT_TRUE(eventually([&, l = handler_log] {
+    return l->received_text(conn) == "hello world";
+  }))
+    << handler_log->describe_all();
+  EXPECT_EQ(server_log->received_text(conn), "") << server_log->describe_all();
+  // Writing is the new owner's, and so is the end.
+  ASSERT_TRUE(r->write_tcp(conn, text("bye")));
+  char buf[8] = {};
+  ASSERT_EQ(::read(peer.fd(), buf, 3), 3);
+  EXPECT_EQ(std::string_view(buf, 3), "bye");
+  peer.close();
+  ASSERT_TRUE(handler_log->wait_for<net::tcp_closed>(conn))
+    << handler_log->describe_all();
+  EXPECT_FALSE(server_log->wait_for<net::tcp_closed>(conn, 0ms));
+}
+
+TEST_F(reactor_tcp,
+       paused_reading_stops_the_sender_and_resuming_loses_nothing) {
+  auto r = make_reactor();
+  auto [server, server_log] = make_owner();
+  auto listener = r->listen_tcp(localhost(), server);
+  ASSERT_TRUE(listener.has_value());
+  raw_socket peer{SOCK_STREAM};
+  ASSERT_TRUE(peer.connect_localhost(listener->local.port()));
+  auto accepted = server_log->wait_for<net::tcp_accepted>();
+  ASSERT_TRUE(accepted);
+  auto conn = accepted->conn;
+  ASSERT_EQ(::write(peer.fd(), "x", 1), 1);
+  ASSERT_TRUE(eventually([&, l = server_log] {
+    return l->received_text(conn) == "x";
+  }));
+  ASSERT_TRUE(r->read_tcp(conn, false));
+  // The pause is a command to the loop: once a marker written after it
+  // came back through a write, the loop has taken it.
+  ASSERT_TRUE(r->write_tcp(conn, text("m")));
+  char m = 0;
+  ASSERT_EQ(::read(peer.fd(), &m, 1), 1);
+  size_t before = server_log->received_text(conn).size();
+  // The peer writes until its kernel says no more: the reactor reads
+  // nothing, so the buffers fill. Unpaused it would read everything and
+  // 256 MiB would go through.
+  set_nonblocking(peer.fd());
+  std::string chunk(64 * 1024, 'y');
+  size_t sent = 0;
+  bool blocked = false;
+  ASSERT_TRUE(eventually(
+    [&] {
+      auto n = ::write(peer.fd(), chunk.data(), chunk.size());
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        return sent > (size_t{256} << 20);
+      }
+      blocked = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+      return blocked;
+    },
+    20s))
+    << "sent " << sent;
+  ASSERT_TRUE(blocked) << "sent " << sent << " bytes into a paused connection";
+  EXPECT_EQ(server_log->received_text(conn).size(), before);
+  ASSERT_TRUE(r->read_tcp(conn, true));
+  ASSERT_TRUE(eventually(
+    [&, l = server_log] {
+      return l->received_text(conn).size() == 1 + sent;
+    },
+    20s))
+    << "received " << server_log->received_text(conn).size() << " of "
+    << 1 + sent;
+}
+
+TEST_F(reactor_tcp, a_reset_while_paused_ends_the_connection) {
+  auto r = make_reactor();
+  auto [server, server_log] = make_owner();
+  net::tcp_options opts;
+  opts.start_paused = true;
+  auto listener = r->listen_tcp(localhost(), server, opts);
+  ASSERT_TRUE(listener.has_value());
+  raw_socket peer{SOCK_STREAM};
+  ASSERT_TRUE(peer.connect_localhost(listener->local.port()));
+  ASSERT_EQ(::write(peer.fd(), "unread", 6), 6);
+  auto accepted = server_log->wait_for<net::tcp_accepted>();
+  ASSERT_TRUE(accepted);
+  linger lg{1, 0};
+  ::setsockopt(peer.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  peer.close(); // RST
+  auto closed = server_log->wait_for<net::tcp_closed>(accepted->conn);
+  ASSERT_TRUE(closed) << server_log->describe_all();
+  EXPECT_EQ(closed->reason.code(), errc::connection_lost)
+    << to_string(closed->reason);
+  EXPECT_EQ(server_log->received_text(accepted->conn), "");
+  auto late = r->read_tcp(accepted->conn, true);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code(), errc::connection_lost);
 }
 
 // -- lifecycle ----------------------------------------------------------------

@@ -563,6 +563,11 @@ expected<void> reactor::close_tcp(tcp_conn_id conn, close_mode mode) {
   return impl_->close_tcp(static_cast<uint64_t>(conn), mode);
 }
 
+expected<void> reactor::read_tcp(tcp_conn_id conn, bool on,
+                                 const caf::actor& new_owner) {
+  return impl_->read_tcp(static_cast<uint64_t>(conn), on, new_owner);
+}
+
 reactor_stats reactor::stats() const noexcept {
   return impl_->stats();
 }

@@ -179,6 +179,11 @@ struct tcp_options {
   /// Listeners only: the `listen` backlog.
   int backlog = 128;
 
+  /// Listeners only: an accepted connection reads nothing until its owner
+  /// calls `read_tcp(conn, true, ...)`, so that the listener's owner can
+  /// hand it to an actor of its own before a byte is delivered.
+  bool start_paused = false;
+
   /// Checks every field.
   /// @returns `errc::invalid_config` naming the bad field.
   expected<void> validate() const;
@@ -432,6 +437,24 @@ public:
   ///          connection; `errc::shutting_down` after `stop()`.
   expected<void> close_tcp(tcp_conn_id conn,
                            close_mode mode = close_mode::flush);
+
+  /// Pauses (`on` false) or resumes (`on` true) reading from `conn`. While
+  /// paused the reactor reads nothing: the kernel's receive buffer fills
+  /// and TCP's flow control stops the peer, so an owner that falls behind
+  /// bounds what it holds (a Redis client pipelining faster than the node
+  /// answers). Writing goes on. A peer that resets a paused connection
+  /// ends it with `tcp_closed{connection_lost}`; a FIN is seen once
+  /// reading resumes.
+  ///
+  /// With `new_owner`, every later event of `conn` goes to it (and the
+  /// reactor closes `conn` when it dies), e.g. a listener's owner handing
+  /// an accepted connection to an actor of its own: with
+  /// `tcp_options::start_paused` nothing was delivered before, so the new
+  /// owner gets the whole stream.
+  /// @returns `errc::connection_lost` for an unknown or closed connection;
+  ///          `errc::shutting_down` after `stop()`.
+  expected<void> read_tcp(tcp_conn_id conn, bool on,
+                          const caf::actor& new_owner = {});
 
   // -- observers --------------------------------------------------------------
 

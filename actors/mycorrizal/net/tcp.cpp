@@ -312,6 +312,38 @@ void reactor::impl::handle(cmd_write& cmd) {
   }
 }
 
+expected<void> reactor::impl::read_tcp(uint64_t id, bool on,
+                                       const caf::actor& owner) {
+  if (stopped()) {
+    return unexpected{stopped_error()};
+  }
+  if (!find_tcp(id)) {
+    return unexpected{unknown_conn(id)};
+  }
+  if (owner) {
+    watch(owner);
+  }
+  if (!post(cmd_read_control{id, on, owner})) {
+    return unexpected{stopped_error()};
+  }
+  return {};
+}
+
+void reactor::impl::handle(cmd_read_control& cmd) {
+  auto i = conns_.find(cmd.id);
+  if (i == conns_.end()) {
+    return;
+  }
+  auto& c = i->second;
+  if (cmd.owner) {
+    c.owner = std::move(cmd.owner);
+  }
+  c.reading = cmd.reading;
+  if (c.state == conn_state::open) {
+    update_interest(c);
+  }
+}
+
 void reactor::impl::handle(cmd_shutdown_write& cmd) {
   auto i = conns_.find(cmd.id);
   if (i == conns_.end()) {
@@ -403,7 +435,8 @@ void reactor::impl::on_accept(listener_entry& l) {
     if (c.opts.deadline.count() > 0) {
       c.deadline = now + c.opts.deadline;
     }
-    c.interest = EPOLLIN;
+    c.reading = !l.opts.start_paused;
+    c.interest = c.reading ? static_cast<uint32_t>(EPOLLIN) : 0U;
     {
       std::unique_lock guard{registry_mutex_};
       tcp_registry_.emplace(id, shared);
@@ -428,7 +461,7 @@ void reactor::impl::update_interest(conn_entry& c) {
   if (c.state == conn_state::connecting) {
     want = EPOLLOUT;
   } else {
-    if (!c.read_eof) {
+    if (!c.read_eof && c.reading) {
       want |= EPOLLIN;
     }
     if (!c.out.empty()) {
@@ -499,7 +532,15 @@ void reactor::impl::on_conn_event(conn_entry& c, uint32_t events) {
     }
     events &= ~static_cast<uint32_t>(EPOLLOUT); // just wrote
   }
-  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !c.read_eof) {
+  if (!c.reading && !c.read_eof && (events & (EPOLLHUP | EPOLLERR)) != 0) {
+    // Paused: the bytes stay unread, the peer reset the connection.
+    auto err = socket_error(c.fd.get());
+    close_conn(c, sys_error(fmt::format("connection to {}", to_string(c.peer)),
+                            err == 0 ? ECONNRESET : err));
+    return;
+  }
+  if (c.reading && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0
+      && !c.read_eof) {
     if (!do_read(c)) {
       return;
     }

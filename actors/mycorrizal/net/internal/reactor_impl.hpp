@@ -311,16 +311,22 @@ struct cmd_owner_down {
   caf::actor_addr owner;
 };
 
+struct cmd_read_control {
+  uint64_t id;
+  bool reading;
+  caf::actor owner; // null: keep the owner
+};
+
 struct cmd_drain_udp {
   uint64_t id;
   caf::actor owner;
   caf::message done;
 };
 
-using command
-  = std::variant<cmd_add_udp, cmd_close_udp, cmd_add_listener,
-                 cmd_close_listener, cmd_connect, cmd_write, cmd_shutdown_write,
-                 cmd_close_conn, cmd_owner_down, cmd_drain_udp>;
+using command = std::variant<cmd_add_udp, cmd_close_udp, cmd_add_listener,
+                             cmd_close_listener, cmd_connect, cmd_write,
+                             cmd_shutdown_write, cmd_close_conn, cmd_owner_down,
+                             cmd_drain_udp, cmd_read_control>;
 
 // -- loop-side state ----------------------------------------------------------
 
@@ -361,6 +367,8 @@ struct conn_entry {
   bool shut_requested = false;
   bool shut_done = false;
   bool close_requested = false;
+  /// Off while the owner paused reading (`read_tcp`).
+  bool reading = true;
   std::deque<std::vector<std::byte>> out;
   size_t out_offset = 0; // bytes of out.front() already written
   uint64_t received = 0;
@@ -437,6 +445,7 @@ public:
   expected<void> write_tcp(uint64_t id, std::vector<std::byte>&& data);
   expected<void> shutdown_tcp_write(uint64_t id);
   expected<void> close_tcp(uint64_t id, close_mode mode);
+  expected<void> read_tcp(uint64_t id, bool on, const caf::actor& owner);
   reactor_stats stats() const noexcept;
   expected<udp_stats> stats(uint64_t id) const;
 
@@ -513,6 +522,7 @@ private:
   void handle(cmd_close_conn& cmd);
   void handle(cmd_owner_down& cmd);
   void handle(cmd_drain_udp& cmd);
+  void handle(cmd_read_control& cmd);
 
   /// Reads up to `max_batches_per_wakeup` batches; returns whether the
   /// socket had nothing more (or failed).
