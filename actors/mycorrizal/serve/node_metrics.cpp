@@ -289,14 +289,14 @@ void report_cache(const node_snapshot& snap, metrics::collector_sink& out) {
     out.gauge("mycorrizal_cache_partitions_primary",
               "Partitions of a bucket this node is the primary of.", l,
               static_cast<double>(b.partitions_primary));
-    out.gauge("mycorrizal_cache_partitions_orphaned",
-              "Partitions this node holds without owning them, waiting for "
-              "a hand-off.",
-              l, static_cast<double>(b.partitions_orphaned));
     counters(
       out,
       {
         {"mycorrizal_cache_hits_total", "Reads that found their key.", b.hits},
+        {"mycorrizal_cache_partitions_orphaned_total",
+         "Partitions this node came to own with no earlier owner left to "
+         "hand them over (a bucket's creation counts all it owns).",
+         b.partitions_orphaned},
         {"mycorrizal_cache_misses_total", "Reads that did not find their key.",
          b.misses},
         {"mycorrizal_cache_evictions_total",
