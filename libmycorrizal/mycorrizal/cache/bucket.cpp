@@ -43,13 +43,20 @@ proto::op_reply failure(errc code, std::string what) {
   return r;
 }
 
-/// Redis's rule for INCR: the value is a decimal 64-bit integer, written
-/// without spaces or a plus sign.
+/// Redis's rule for INCR (string2ll): the value is a decimal 64-bit
+/// integer, written without spaces, a plus sign or leading zeros ("007" and
+/// "-0" are no numbers; "0" is).
 std::optional<int64_t> parse_integer(std::span<const std::byte> value) {
   std::string_view text{reinterpret_cast<const char*>(value.data()),
                         value.size()};
   if (text.empty() || text.size() > 20) {
     return std::nullopt;
+  }
+  if (text != "0") {
+    size_t first = text[0] == '-' ? 1 : 0;
+    if (first == text.size() || text[first] < '1' || text[first] > '9') {
+      return std::nullopt;
+    }
   }
   int64_t x = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);

@@ -241,6 +241,15 @@ TEST(cache_bucket, incr_follows_redis) {
   EXPECT_EQ(as_text(s.run(op(proto::op_code::get, "n")).value), "-2");
   s.run(op(proto::op_code::put, "n", " 1"));
   EXPECT_EQ(by(1).status, errc::wrong_type) << "spaces are no integer";
+  for (const char* text : {"007", "-0", "+1", "-", "1.0", ""}) {
+    s.run(op(proto::op_code::put, "n", text));
+    EXPECT_EQ(by(1).status, errc::wrong_type)
+      << "'" << text << "' is no integer to Redis (string2ll)";
+  }
+  s.run(op(proto::op_code::put, "n", "0"));
+  EXPECT_EQ(by(1).number, 1);
+  s.run(op(proto::op_code::put, "n", "-10"));
+  EXPECT_EQ(by(1).number, -9);
   s.run(op(proto::op_code::put, "n", "9223372036854775807"));
   auto over = by(1);
   EXPECT_EQ(over.status, errc::wrong_type);
