@@ -540,6 +540,13 @@ cache_actor node::cache() const {
   return impl_->cache;
 }
 
+std::shared_ptr<net::reactor> node::reactor() const {
+  if (impl_->stopped.load()) {
+    return nullptr;
+  }
+  return impl_->reactor;
+}
+
 expected<void> node::register_app(const std::string& app, caf::actor handler,
                                   app_options opts) {
   return impl_->ask<void>(impl_->cfg.facade_timeout, impl_->router,

@@ -207,6 +207,9 @@ public:
   router_actor router() const;
   /// The cache actor (invalid when `node_config::cache` is empty).
   cache_actor cache() const;
+  /// The node's socket reactor, for servers that run beside the node (the
+  /// Redis front door); null once the node stopped.
+  std::shared_ptr<net::reactor> reactor() const;
 
   // -- facade (blocking; each waits at most `timeout`)
   // -------------------------

@@ -12,6 +12,7 @@
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/serve/http.hpp"
+#include "mycorrizal/serve/resp.hpp"
 
 #include "base64.hpp"
 #include "console.hpp"
@@ -65,6 +66,8 @@ struct flags {
   bool console = false;
   std::string http;
   std::string http_token_file;
+  std::string resp;
+  std::string requirepass_file;
 };
 
 int usage(const std::string& text) {
@@ -78,6 +81,41 @@ int fail(const std::string& text) {
   return exit_failure;
 }
 
+/// The first line of `file`, for the flag `flag`.
+expected<std::string> first_line(const std::string& flag,
+                                 const std::string& file) {
+  std::ifstream in{file};
+  std::string line;
+  std::getline(in, line);
+  if (!in || line.empty()) {
+    return unexpected{error{errc::invalid_config,
+                            flag + ": nothing on the first line of " + file}};
+  }
+  return line;
+}
+
+/// The Redis front door's options from `--resp` and `--requirepass-file`.
+expected<resp_options> resp_options_of(const flags& f) {
+  resp_options out;
+  auto ep = ip_endpoint::parse(f.resp, 6379);
+  if (!ep) {
+    return unexpected{
+      error{errc::invalid_config, "--resp: " + to_string(ep.error())}};
+  }
+  out.bind = *ep;
+  if (!f.requirepass_file.empty()) {
+    auto pass = first_line("--requirepass-file", f.requirepass_file);
+    if (!pass) {
+      return unexpected{pass.error()};
+    }
+    out.password = std::move(*pass);
+  }
+  if (auto ok = out.validate(); !ok) {
+    return unexpected{ok.error()};
+  }
+  return out;
+}
+
 /// The HTTP server's options from `--http` and `--http-token-file`.
 expected<http_options> http_options_of(const flags& f) {
   http_options out;
@@ -88,14 +126,11 @@ expected<http_options> http_options_of(const flags& f) {
   }
   out.bind = *ep;
   if (!f.http_token_file.empty()) {
-    std::ifstream in{f.http_token_file};
-    std::getline(in, out.token);
-    if (!in || out.token.empty()) {
-      return unexpected{
-        error{errc::invalid_config,
-              "--http-token-file: no token on the first line of "
-                + f.http_token_file}};
+    auto token = first_line("--http-token-file", f.http_token_file);
+    if (!token) {
+      return unexpected{token.error()};
     }
+    out.token = std::move(*token);
   }
   if (auto ok = out.validate(); !ok) {
     return unexpected{ok.error()};
@@ -360,6 +395,20 @@ int main(int argc, char** argv) {
                 "but /health then requires")
     ->type_name("FILE")
     ->check(CLI::ExistingFile);
+  app
+    .add_option("--resp", f.resp,
+                "Serve the cache over the Redis protocol on HOST[:PORT] (port "
+                "6379 if none; 0 picks one; the stdout line '[NAME] Redis "
+                "protocol on ...' names it): redis-cli and Redis clients "
+                "reach every key from any node; database n is the bucket "
+                "'db<n>' (docs/resp.md). Needs the cache")
+    ->type_name("HOST[:PORT]");
+  app
+    .add_option("--requirepass-file", f.requirepass_file,
+                "A file whose first line is the password Redis clients must "
+                "give with AUTH (Redis's requirepass)")
+    ->type_name("FILE")
+    ->check(CLI::ExistingFile);
   app.footer("Example, three nodes on one machine:\n"
              "  mycorrizal-node --name n1 --gossip 127.0.0.1:7946 "
              "--profile local --demo\n"
@@ -447,6 +496,22 @@ int main(int argc, char** argv) {
       tools::say(f.name, fmt::format("HTTP on {}", to_string(http->local())));
     }
   }
+  std::unique_ptr<resp_server> resp;
+  if (rc == 0 && !f.resp.empty()) {
+    auto opts = resp_options_of(f);
+    if (!opts) {
+      rc = fail(to_string(opts.error()));
+    } else if (f.cache == "off") {
+      rc = fail("--resp needs the cache (--cache storage or client)");
+    } else if (auto srv = resp_server::start(n, std::move(*opts)); !srv) {
+      rc = fail(fmt::format("cannot serve the Redis protocol: {}",
+                            to_string(srv.error())));
+    } else {
+      resp = std::move(*srv);
+      tools::say(f.name,
+                 fmt::format("Redis protocol on {}", to_string(resp->local())));
+    }
+  }
   std::optional<tools::console> console;
   if (rc == 0 && f.console) {
     if (f.cache == "off") {
@@ -475,6 +540,9 @@ int main(int argc, char** argv) {
   }
   ours.clear();
   console.reset();
+  if (resp) {
+    resp->stop();
+  }
   if (http) {
     http->stop();
   }
