@@ -144,7 +144,8 @@ struct batch {
 };
 
 void send_op(caf::event_based_actor* self, const command_env& env,
-             std::shared_ptr<batch> b, size_t i, cache_op op, bool may_create);
+             const std::shared_ptr<batch>& b, size_t i, const cache_op& op,
+             bool may_create);
 
 void run_ops(const context& c, std::vector<op_request> ops,
              std::function<void(reply_writer&, op_results&)> f) {
@@ -168,7 +169,8 @@ void run_ops(const context& c, std::vector<op_request> ops,
 }
 
 void send_op(caf::event_based_actor* self, const command_env& env,
-             std::shared_ptr<batch> b, size_t i, cache_op op, bool may_create) {
+             const std::shared_ptr<batch>& b, size_t i, const cache_op& op,
+             bool may_create) {
   auto cache = env.cache;
   auto timeout = env.timeout;
   auto complete = [b, i](expected<op_reply> r) {
@@ -186,7 +188,7 @@ void send_op(caf::event_based_actor* self, const command_env& env,
           complete(std::move(r));
         }
       },
-      [self, cache, timeout, b, i, op, may_create,
+      [self, cache, timeout, op, may_create,
        complete](caf::error& err) mutable {
         auto e = from_caf_error(err);
         if (e != errc::unknown_bucket || !may_create) {
