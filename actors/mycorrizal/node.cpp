@@ -722,6 +722,19 @@ node_snapshot node::snapshot(caf::timespan wait) {
     return x.ask<std::vector<connection_info>>(t, x.transport,
                                                connections_atom::value);
   });
+  if (snap.connections) {
+    // The transport lists the connections; each connection actor knows its
+    // own figures (RTT, window, bytes, losses).
+    for (auto& c : *snap.connections) {
+      std::optional<connection_info> full;
+      keep(full, [&](caf::timespan t) {
+        return x.ask<connection_info>(t, c.connection, stats_atom::value);
+      });
+      if (full) {
+        c.stats = full->stats;
+      }
+    }
+  }
   keep(snap.peers, [&](caf::timespan t) {
     return x.ask<peers_stats>(t, x.peers, stats_atom::value);
   });

@@ -245,6 +245,22 @@ TEST_F(http_test, serves_health_ready_metrics_status_and_the_page) {
   EXPECT_EQ(st["buckets"][0]["name"], "web");
   EXPECT_EQ(st["buckets"][0]["owners"].size(), 2u) << st.dump(2);
 
+  // The connection to b with the figures its connection actor keeps.
+  nlohmann::json conns;
+  EXPECT_TRUE(test::eventually(
+    [&] {
+      auto [c, body] = get(s, "/status");
+      if (c != 200) {
+        return false;
+      }
+      conns = nlohmann::json::parse(body)["connections"];
+      return conns.size() == 1 && conns[0]["bytes_sent"].get<double>() > 0
+             && conns[0]["rtt_ms"].get<double>() > 0;
+    },
+    20s))
+    << conns.dump(2);
+  EXPECT_EQ(conns[0]["peer"], "http-b") << conns.dump(2);
+
   auto [pcode, page] = get(s, "/");
   EXPECT_EQ(pcode, 200);
   EXPECT_TRUE(page.starts_with("<!DOCTYPE html>")) << page.substr(0, 100);
