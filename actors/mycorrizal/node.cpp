@@ -692,12 +692,14 @@ node_snapshot node::snapshot(caf::timespan wait) {
   // One deadline for the whole snapshot: a part that does not answer costs
   // the rest of the wait once, not once per part, and the parts after it
   // are left out (a scrape is bounded by `wait`).
+  // The actor system's clock, as everywhere in the actor tier.
   node_snapshot snap;
-  auto deadline = std::chrono::steady_clock::now() + wait;
   auto& x = *impl_;
+  auto& clock = x.sys->clock();
+  auto deadline = clock.now() + wait;
   auto keep = [&](auto& slot, auto ask_part) {
-    auto left = std::chrono::duration_cast<caf::timespan>(
-      deadline - std::chrono::steady_clock::now());
+    auto left
+      = std::chrono::duration_cast<caf::timespan>(deadline - clock.now());
     if (left <= caf::timespan::zero()) {
       return;
     }

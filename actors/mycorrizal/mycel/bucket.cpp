@@ -79,11 +79,9 @@ private:
 struct bucket_state {
   bucket_actor_options opts;
   std::optional<bucket_core> core;
-  /// Wall clock = base_wall_ms + (actor clock - base_actor): the store's
-  /// times are wall-clock milliseconds (they travel), the actor's clock
-  /// may be virtual in tests.
-  int64_t base_wall_ms = 0;
-  time_point base_actor{};
+  /// The store's times are wall-clock milliseconds (they travel), the
+  /// actor's clock may be virtual in tests.
+  wall_clock wall;
   /// The expiry tick pending (wall ms), or 0.
   int64_t expiry_armed = 0;
   /// Hand-offs waiting to start, and those started (a batch in flight or
@@ -151,10 +149,7 @@ constexpr auto stray_sweep_delay = std::chrono::seconds{2};
 constexpr size_t handoff_parallelism = 4;
 
 int64_t wall_now(bucket_self self) {
-  auto& st = self->state;
-  auto since = actor_now(self) - st.base_actor;
-  return st.base_wall_ms
-         + std::chrono::duration_cast<std::chrono::milliseconds>(since).count();
+  return self->state.wall.now_ms(self);
 }
 
 raw_bytes encoded(const proto::message& m) {
@@ -978,10 +973,7 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
                     opts.cache.tombstone_lifetime)
                     .count());
   st.opts = std::move(opts);
-  st.base_actor = actor_now(self);
-  st.base_wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+  st.wall = wall_clock{self};
   self->delayed_send(self, st.opts.cache.anti_entropy_interval,
                      repair_atom::value);
   // Dropped (the cache actor's exit) or the node stopping (a linked

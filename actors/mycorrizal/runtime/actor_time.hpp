@@ -8,6 +8,7 @@
 #include <caf/local_actor.hpp>
 
 #include <chrono>
+#include <cstdint>
 
 namespace mycorrizal {
 
@@ -19,5 +20,35 @@ namespace mycorrizal {
 inline time_point actor_now(const caf::local_actor* self) {
   return std::chrono::time_point_cast<duration>(self->clock().now());
 }
+
+/// Wall-clock milliseconds (Unix time) as an actor reads them: the wall
+/// clock is read once, when the actor starts, and later times add what the
+/// actor clock counted since, so they advance in virtual time in tests.
+/// For times that leave the actor (cache expiries, Redis TTLs).
+class wall_clock {
+public:
+  wall_clock() = default;
+
+  /// Anchors the wall clock to `self`'s actor clock now.
+  explicit wall_clock(const caf::local_actor* self)
+      : base_wall_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count()),
+        base_actor_(actor_now(self)) {
+    // nop
+  }
+
+  /// Unix milliseconds now, by `self`'s actor clock.
+  int64_t now_ms(const caf::local_actor* self) const {
+    auto since = actor_now(self) - base_actor_;
+    return base_wall_ms_
+           + std::chrono::duration_cast<std::chrono::milliseconds>(since)
+               .count();
+  }
+
+private:
+  int64_t base_wall_ms_ = 0;
+  time_point base_actor_{};
+};
 
 } // namespace mycorrizal

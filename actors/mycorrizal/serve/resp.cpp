@@ -47,6 +47,8 @@ struct resp_conn_state {
   net::tcp_conn_id conn{};
   resp::request_parser parser;
   resp::session session;
+  /// Unix time for TTLs, by this actor's clock.
+  wall_clock wall;
   /// Replies in request order; the front ones that are done are written.
   std::deque<std::shared_ptr<resp::pending_reply>> slots;
   bool paused = false;
@@ -136,15 +138,16 @@ void parse_and_run(resp_conn_actor* self) {
     }
     auto slot = std::make_shared<resp::pending_reply>();
     st.slots.push_back(slot);
-    resp::run_command(**cmd, st.session, slot,
-                      resp::command_env{self, st.shared->cache,
-                                        st.shared->opts.op_timeout,
-                                        st.shared->opts.password,
-                                        st.shared->opts.databases, [self] {
-                                          // An asynchronous reply came in:
-                                          // write what is now in order.
-                                          write_ready(self);
-                                        }});
+    resp::run_command(
+      **cmd, st.session, slot,
+      resp::command_env{self, st.shared->cache, st.shared->opts.op_timeout,
+                        st.shared->opts.password, st.shared->opts.databases,
+                        [self] {
+                          // An asynchronous reply came in:
+                          // write what is now in order.
+                          write_ready(self);
+                        },
+                        st.wall});
     st.parser.auth_required(!st.session.authenticated);
   }
   if (!st.closing && st.slots.size() >= st.shared->opts.max_pipeline
@@ -162,6 +165,7 @@ caf::behavior resp_conn(resp_conn_actor* self,
   init.shared = std::move(shared);
   init.conn = conn;
   init.parser = resp::request_parser{init.shared->opts.limits};
+  init.wall = wall_clock{self};
   init.session.id = init.shared->next_client_id.fetch_add(1);
   init.session.authenticated = init.shared->opts.password.empty();
   init.parser.auth_required(!init.session.authenticated);

@@ -38,12 +38,6 @@ constexpr std::string_view syntax_error = "ERR syntax error";
 /// answer with is 7.0's.
 constexpr std::string_view redis_version = "7.0.15";
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 std::string lower(std::string_view x) {
   std::string out{x};
   for (auto& c : out) {
@@ -237,6 +231,25 @@ const error* first_error(const op_results& rs) {
     }
   }
   return nullptr;
+}
+
+/// Runs one operation; an error becomes the error reply, an answer goes to
+/// `f`.
+void run_one(const context& c, op_request op,
+             std::function<void(reply_writer&, const op_reply&)> f) {
+  run_ops(c, {std::move(op)},
+          [f = std::move(f)](reply_writer& w, op_results& rs) {
+            if (!rs[0]) {
+              w.error(error_text(rs[0].error()));
+            } else {
+              f(w, *rs[0]);
+            }
+          });
+}
+
+/// Replies 1 when the operation changed the key, else 0.
+void reply_changed(reply_writer& w, const op_reply& r) {
+  w.integer(r.number == 1 ? 1 : 0);
 }
 
 // -- connection commands ------------------------------------------------------
@@ -445,14 +458,12 @@ void cmd_command(const context& c) {
 // -- strings ------------------------------------------------------------------
 
 void cmd_get(const context& c) {
-  run_ops(c, {make(op_code::get, c.arg(1))},
-          [](reply_writer& w, op_results& rs) {
-            if (!rs[0]) {
-              w.error(error_text(rs[0].error()));
-            } else if (!rs[0]->found) {
-              w.null();
+  run_one(c, make(op_code::get, c.arg(1)),
+          [](reply_writer& w, const op_reply& r) {
+            if (r.found) {
+              w.bulk_string(as_view(r.value));
             } else {
-              w.bulk_string(as_view(rs[0]->value));
+              w.null();
             }
           });
 }
@@ -478,7 +489,7 @@ bool expire_at(const context& c, std::string_view text, int64_t unit_ms,
   }
   v *= unit_ms;
   if (!absolute) {
-    auto now = now_ms();
+    auto now = c.env.wall.now_ms(c.env.self);
     if (v > llong_max - now) {
       return invalid();
     }
@@ -495,14 +506,7 @@ void put(const context& c, std::string_view key, std::string_view value,
   op.value = to_bytes(value);
   op.flags = op_flags;
   op.expires_ms = expires_ms;
-  run_ops(c, {std::move(op)},
-          [f = std::move(f)](reply_writer& w, op_results& rs) {
-            if (!rs[0]) {
-              w.error(error_text(rs[0].error()));
-            } else {
-              f(w, *rs[0]);
-            }
-          });
+  run_one(c, std::move(op), std::move(f));
 }
 
 void cmd_set(const context& c) {
@@ -571,9 +575,7 @@ void cmd_set(const context& c) {
 
 void cmd_setnx(const context& c) {
   put(c, c.arg(1), c.arg(2), flags::only_if_absent, cache::no_expiry,
-      [](reply_writer& w, const op_reply& r) {
-        w.integer(r.number == 1 ? 1 : 0);
-      });
+      reply_changed);
 }
 
 void setex_like(const context& c, int64_t unit, std::string_view name) {
@@ -608,12 +610,8 @@ void cmd_getset(const context& c) {
 void incr_by(const context& c, int64_t delta) {
   auto op = make(op_code::incr, c.arg(1));
   op.delta = delta;
-  run_ops(c, {std::move(op)}, [](reply_writer& w, op_results& rs) {
-    if (!rs[0]) {
-      w.error(error_text(rs[0].error()));
-    } else {
-      w.integer(rs[0]->number);
-    }
+  run_one(c, std::move(op), [](reply_writer& w, const op_reply& r) {
+    w.integer(r.number);
   });
 }
 
@@ -704,16 +702,19 @@ void cmd_mget(const context& c) {
 }
 
 void ttl_like(const context& c, bool millis) {
-  run_ops(c, {make(op_code::ttl, c.arg(1))},
-          [millis](reply_writer& w, op_results& rs) {
-            if (!rs[0]) {
-              w.error(error_text(rs[0].error()));
-            } else if (!rs[0]->found) {
+  // The reply comes later, from the connection actor (`self`), whose state
+  // holds `wall`.
+  auto* self = c.env.self;
+  const auto& wall = c.env.wall;
+  run_one(c, make(op_code::ttl, c.arg(1)),
+          [millis, self, &wall](reply_writer& w, const op_reply& r) {
+            if (!r.found) {
               w.integer(-2);
-            } else if (rs[0]->expires_ms == cache::no_expiry) {
+            } else if (r.expires_ms == cache::no_expiry) {
               w.integer(-1);
             } else {
-              auto left = std::max<int64_t>(rs[0]->expires_ms - now_ms(), 0);
+              auto left = std::max<int64_t>(r.expires_ms - wall.now_ms(self),
+                                            0);
               w.integer(millis ? left : (left + 500) / 1000);
             }
           });
@@ -745,7 +746,7 @@ void expire_like(const context& c, int64_t unit, std::string_view name) {
     return;
   }
   v *= unit;
-  auto now = now_ms();
+  auto now = c.env.wall.now_ms(c.env.self);
   if (v > llong_max - now) {
     invalid();
     return;
@@ -754,13 +755,7 @@ void expire_like(const context& c, int64_t unit, std::string_view name) {
   // At or before now the key goes (Redis deletes it): a time long past, so
   // that a primary whose clock is behind ours deletes too.
   op.expires_ms = v <= 0 ? 1 : v + now;
-  run_ops(c, {std::move(op)}, [](reply_writer& w, op_results& rs) {
-    if (!rs[0]) {
-      w.error(error_text(rs[0].error()));
-    } else {
-      w.integer(rs[0]->number == 1 ? 1 : 0);
-    }
-  });
+  run_one(c, std::move(op), reply_changed);
 }
 
 void cmd_expire(const context& c) {
@@ -774,13 +769,7 @@ void cmd_pexpire(const context& c) {
 void cmd_persist(const context& c) {
   auto op = make(op_code::expire, c.arg(1));
   op.expires_ms = cache::no_expiry;
-  run_ops(c, {std::move(op)}, [](reply_writer& w, op_results& rs) {
-    if (!rs[0]) {
-      w.error(error_text(rs[0].error()));
-    } else {
-      w.integer(rs[0]->number == 1 ? 1 : 0);
-    }
-  });
+  run_one(c, std::move(op), reply_changed);
 }
 
 // -- the table ----------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include "mycorrizal/mycel/cache.hpp"
 #include "mycorrizal/resp/reply.hpp"
 #include "mycorrizal/resp/request.hpp"
+#include "mycorrizal/runtime/actor_time.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/timespan.hpp>
@@ -62,6 +63,8 @@ struct command_env {
   uint32_t databases;
   /// Called when an asynchronous reply completed.
   std::function<void()> on_done;
+  /// Unix time for TTLs and expiries, by `self`'s actor clock.
+  const wall_clock& wall;
 };
 
 /// Runs `cmd`: completes `slot` now, or later from `env.self`'s responses.
