@@ -53,6 +53,8 @@ struct resp_conn_state {
   std::deque<std::shared_ptr<resp::pending_reply>> slots;
   bool paused = false;
   bool closing = false;
+  /// The client sent FIN: close once the replies it waits for are out.
+  bool eof = false;
 };
 
 using resp_conn_actor = caf::stateful_actor<resp_conn_state>;
@@ -110,10 +112,16 @@ void write_ready(resp_conn_actor* self) {
     close_client(self, net::close_mode::flush);
     return;
   }
+
   if (st.paused && st.slots.size() < st.shared->opts.max_pipeline / 2) {
     st.paused = false;
     static_cast<void>(st.shared->reactor->read_tcp(st.conn, true));
     parse_and_run(self);
+  }
+  // After a FIN: once every command that arrived whole has its reply out
+  // (an unfinished last one never will), close.
+  if (st.eof && st.slots.empty() && !st.paused) {
+    close_client(self, net::close_mode::flush);
   }
 }
 
@@ -187,7 +195,10 @@ caf::behavior resp_conn(resp_conn_actor* self,
       parse_and_run(self);
     },
     [self](net::tcp_eof&) {
-      close_client(self, net::close_mode::flush);
+      // `printf 'SET a 1\r\nGET a\r\n' | nc`: the commands before the
+      // FIN still get their replies, then the connection closes.
+      self->state.eof = true;
+      write_ready(self);
     },
     [self](net::tcp_closed&) {
       self->quit();
