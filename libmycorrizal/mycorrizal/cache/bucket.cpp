@@ -174,6 +174,22 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms) {
       return put(plain, now_ms);
     }
     case proto::op_code::incr: return incr(op, now_ms);
+    default: break;
+  }
+  if ((op.flags & proto::only_if_version) != 0
+      && (op.op == proto::op_code::del || op.op == proto::op_code::expire)) {
+    auto cur = store_.peek(op.key, now_ms);
+    auto held = cur ? cur->ver : version{};
+    if (held != op.expected) {
+      reply = failure(errc::version_mismatch,
+                      fmt::format("{} holds version {}", op.key,
+                                  cur ? to_string(held) : "none (absent)"));
+      reply.found = cur.has_value();
+      reply.ver = held;
+      return res;
+    }
+  }
+  switch (op.op) {
     case proto::op_code::del: {
       if (!store_.peek(op.key, now_ms)) {
         return res; // number 0: nothing deleted
@@ -214,6 +230,7 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms) {
       res.out.push_back(replication{p, others(p), std::move(rec)});
       return res;
     }
+    default: break;
   }
   reply = failure(errc::malformed_frame, "unknown operation");
   return res;

@@ -124,8 +124,12 @@ enum op_flags : uint8_t {
   return_previous = 4,
   /// Keep the key's expiry (SET KEEPTTL).
   keep_ttl = 8,
+  /// del and expire: only if the key holds version `expected` (a
+  /// read-modify-write such as GETDEL, GETEX or EXPIRE GT; `version_mismatch`
+  /// otherwise).
+  only_if_version = 16,
 };
-inline constexpr uint8_t op_flags_mask = 15;
+inline constexpr uint8_t op_flags_mask = 31;
 
 /// A client operation, sent to a partition's primary (or, for reads, the
 /// next owner).

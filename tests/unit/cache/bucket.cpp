@@ -274,6 +274,37 @@ TEST(cache_bucket, compare_and_set_takes_the_version_it_names) {
   EXPECT_EQ(as_text(s.run(op(proto::op_code::get, "k")).value), "second");
 }
 
+TEST(cache_bucket, del_and_expire_with_a_version_change_only_that_version) {
+  solo s;
+  s.run(op(proto::op_code::put, "k", "v1"));
+  auto v1 = s.run(op(proto::op_code::get, "k")).ver;
+  s.run(op(proto::op_code::put, "k", "v2"));
+  auto v2 = s.run(op(proto::op_code::get, "k")).ver;
+  auto del = op(proto::op_code::del, "k");
+  del.flags = proto::only_if_version;
+  del.expected = v1;
+  auto stale = s.run(del);
+  EXPECT_EQ(stale.status, errc::version_mismatch);
+  EXPECT_EQ(stale.ver, v2) << "the answer names the version held";
+  EXPECT_EQ(as_text(s.run(op(proto::op_code::get, "k")).value), "v2");
+  auto exp = op(proto::op_code::expire, "k");
+  exp.flags = proto::only_if_version;
+  exp.expected = v1;
+  exp.expires_ms = s.now + 100'000;
+  EXPECT_EQ(s.run(exp).status, errc::version_mismatch);
+  EXPECT_EQ(s.run(op(proto::op_code::ttl, "k")).expires_ms, no_expiry);
+  exp.expected = v2;
+  EXPECT_EQ(s.run(exp).number, 1);
+  auto v3 = s.run(op(proto::op_code::ttl, "k")).ver;
+  del.expected = v3;
+  EXPECT_EQ(s.run(del).number, 1);
+  EXPECT_FALSE(s.run(op(proto::op_code::get, "k")).found);
+  del.expected = {};
+  EXPECT_EQ(s.run(del).status, errc::none)
+    << "the empty version: only if absent, and absent deletes nothing";
+  EXPECT_EQ(s.run(del).number, 0);
+}
+
 TEST(cache_bucket, a_too_large_value_is_refused_and_changes_nothing) {
   solo s;
   s.run(op(proto::op_code::put, "k", "small"));

@@ -136,9 +136,9 @@ TEST(cache_codec, bad_enums_and_flags_are_malformed) {
                                 0x00, 0x00, 0x00, 0x00, 0x00, 0x00}));
   ASSERT_FALSE(op);
   EXPECT_EQ(op.error().code(), errc::malformed_frame);
-  // flags 0x10, outside the mask.
+  // flags 0x20, outside the mask.
   auto flags = decode(test::bytes({0x01, 0x01, 0x01, 0x01, 0x62, 0x01, 0x6b,
-                                   0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00}));
+                                   0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00}));
   ASSERT_FALSE(flags);
   EXPECT_EQ(flags.error().code(), errc::malformed_frame);
   // A reply whose status names no errc.
