@@ -6,4 +6,5 @@ mycorrizal_add_test(resp_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/request.cpp
     ${CMAKE_CURRENT_LIST_DIR}/inline.cpp
     ${CMAKE_CURRENT_LIST_DIR}/reply.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/glob.cpp
   LIBS mycorrizal::core)
