@@ -4,6 +4,7 @@
 #include "mycorrizal/config_check.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/error.hpp"
+#include "mycorrizal/metrics/registry.hpp"
 #include "mycorrizal/net/events.hpp"
 #include "mycorrizal/net/reactor.hpp"
 #include "mycorrizal/node.hpp"
@@ -16,8 +17,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,9 +39,40 @@ struct resp_shared {
   std::string node_name;
   /// CLIENT ID: counting from 1, as Redis does.
   std::atomic<int64_t> next_client_id{1};
+  /// Clients and counters (CLIENT LIST, INFO, the metrics).
+  resp::server_state server{resp::command_count()};
 };
 
 // -- one client ---------------------------------------------------------------
+
+/// A command with its own copy of the arguments.
+struct owned_command {
+  explicit owned_command(const resp::command& cmd)
+      : args(cmd.args.begin(), cmd.args.end()), form(cmd.form) {
+    for (const auto& a : args) {
+      views.emplace_back(a);
+    }
+  }
+
+  owned_command(owned_command&& other) noexcept
+      : args(std::move(other.args)), views(std::move(other.views)),
+        form(other.form) {
+    // Moving the vector keeps the strings (and so the views) in place.
+  }
+
+  owned_command& operator=(owned_command&&) = delete;
+  owned_command(const owned_command&) = delete;
+  owned_command& operator=(const owned_command&) = delete;
+  ~owned_command() = default;
+
+  resp::command view() const {
+    return resp::command{views, form};
+  }
+
+  std::vector<std::string> args;
+  std::vector<std::string_view> views;
+  resp::request_form form;
+};
 
 struct resp_conn_state {
   static inline const char* name = "mycorrizal.resp.conn";
@@ -55,12 +89,38 @@ struct resp_conn_state {
   bool closing = false;
   /// The client sent FIN: close once the replies it waits for are out.
   bool eof = false;
+  /// A command parsed but not yet run: it waits for a sequential command
+  /// before it, or is sequential and waits for those before it.
+  std::optional<owned_command> held;
+  /// The sequential command running (its reply not yet done).
+  std::shared_ptr<resp::pending_reply> barrier;
 };
 
 using resp_conn_actor = caf::stateful_actor<resp_conn_state>;
 
 void write_ready(resp_conn_actor* self);
 void parse_and_run(resp_conn_actor* self);
+
+/// Whether the held command must wait: a client's commands take effect in
+/// the order it sent them. Single-operation commands keep that order on
+/// their own (their operations travel in order to the key's primary); a
+/// sequential command (a read-modify-write, a walk over the key space)
+/// runs alone: after every command before it has answered, and before
+/// any after it starts.
+bool blocked(resp_conn_state& st, const resp::command& next) {
+  if (st.barrier) {
+    if (!st.barrier->done()) {
+      return true;
+    }
+    st.barrier.reset();
+  }
+  if (resp::is_sequential(next)) {
+    return std::any_of(st.slots.begin(), st.slots.end(), [](const auto& s) {
+      return !s->done();
+    });
+  }
+  return false;
+}
 
 /// Closes the connection after what is queued (a protocol error, QUIT) or
 /// at once (the output limit), and ends the actor once the reactor
@@ -83,6 +143,7 @@ void write_ready(resp_conn_actor* self) {
   while (!st.slots.empty() && st.slots.front()->done()) {
     auto& s = *st.slots.front();
     out += s.bytes();
+    st.shared->server.count_reply(s.command, s.bytes());
     close_after = close_after || s.close_after;
     st.slots.pop_front();
     if (close_after) {
@@ -117,18 +178,55 @@ void write_ready(resp_conn_actor* self) {
     st.paused = false;
     static_cast<void>(st.shared->reactor->read_tcp(st.conn, true));
     parse_and_run(self);
+  } else if (st.held && !blocked(st, st.held->view())) {
+    parse_and_run(self);
   }
   // After a FIN: once every command that arrived whole has its reply out
   // (an unfinished last one never will), close.
-  if (st.eof && st.slots.empty() && !st.paused) {
+  if (st.eof && st.slots.empty() && !st.paused && !st.held) {
     close_client(self, net::close_mode::flush);
+  }
+}
+
+/// Runs one command; a sequential one that has not answered at once
+/// becomes the barrier.
+void run_now(resp_conn_actor* self, const resp::command& cmd) {
+  auto& st = self->state;
+  auto slot = std::make_shared<resp::pending_reply>();
+  st.slots.push_back(slot);
+  resp::run_command(
+    cmd, st.session, slot,
+    resp::command_env{self, st.shared->cache, st.shared->opts.op_timeout,
+                      st.shared->opts.password, st.shared->opts.databases,
+                      [self] {
+                        // An asynchronous reply came in: write what is
+                        // now in order.
+                        write_ready(self);
+                      },
+                      st.wall, st.shared->server});
+  st.parser.auth_required(!st.session.authenticated);
+  if (!slot->done() && resp::is_sequential(cmd)) {
+    st.barrier = slot;
   }
 }
 
 /// Runs the commands the parser holds, as many as the pipeline takes.
 void parse_and_run(resp_conn_actor* self) {
   auto& st = self->state;
+  bool ran = false;
   while (!st.closing && st.slots.size() < st.shared->opts.max_pipeline) {
+    if (st.held) {
+      // Waiting for its turn: its arguments are copies (the parser's
+      // buffer moves on).
+      if (blocked(st, st.held->view())) {
+        break;
+      }
+      auto held = std::move(*st.held);
+      st.held.reset();
+      run_now(self, held.view());
+      ran = true;
+      continue;
+    }
     auto cmd = st.parser.next();
     if (!cmd) {
       // Redis answers a protocol error and closes the connection.
@@ -144,19 +242,15 @@ void parse_and_run(resp_conn_actor* self) {
     if (!*cmd) {
       break;
     }
-    auto slot = std::make_shared<resp::pending_reply>();
-    st.slots.push_back(slot);
-    resp::run_command(
-      **cmd, st.session, slot,
-      resp::command_env{self, st.shared->cache, st.shared->opts.op_timeout,
-                        st.shared->opts.password, st.shared->opts.databases,
-                        [self] {
-                          // An asynchronous reply came in:
-                          // write what is now in order.
-                          write_ready(self);
-                        },
-                        st.wall});
-    st.parser.auth_required(!st.session.authenticated);
+    if (blocked(st, **cmd)) {
+      st.held.emplace(**cmd);
+      break;
+    }
+    run_now(self, **cmd);
+    ran = true;
+  }
+  if (ran) {
+    st.shared->server.update(st.session);
   }
   if (!st.closing && st.slots.size() >= st.shared->opts.max_pipeline
       && !st.paused) {
@@ -168,13 +262,23 @@ void parse_and_run(resp_conn_actor* self) {
 
 caf::behavior resp_conn(resp_conn_actor* self,
                         std::shared_ptr<resp_shared> shared,
-                        net::tcp_conn_id conn) {
+                        net::tcp_accepted accepted) {
+  auto conn = accepted.conn;
   auto& init = self->state;
   init.shared = std::move(shared);
   init.conn = conn;
   init.parser = resp::request_parser{init.shared->opts.limits};
   init.wall = wall_clock{self};
   init.session.id = init.shared->next_client_id.fetch_add(1);
+  init.session.addr = to_string(accepted.peer);
+  init.session.laddr = to_string(accepted.local);
+  init.session.created_ms = init.wall.now_ms(self);
+  init.session.last_ms = init.session.created_ms;
+  init.shared->server.update(init.session);
+  init.shared->server.connections_total.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([shared = init.shared, id = init.session.id] {
+    shared->server.remove(id);
+  });
   init.session.authenticated = init.shared->opts.password.empty();
   init.parser.auth_required(!init.session.authenticated);
   return {
@@ -235,9 +339,11 @@ caf::behavior resp_listener(resp_listener_actor* self,
         static_cast<void>(
           r.write_tcp(x.conn, std::vector<std::byte>(p, p + msg.size())));
         static_cast<void>(r.close_tcp(x.conn));
+        st.shared->server.rejected_total.fetch_add(1,
+                                                   std::memory_order_relaxed);
         return;
       }
-      auto c = self->spawn<caf::linked>(resp_conn, st.shared, x.conn);
+      auto c = self->spawn<caf::linked>(resp_conn, st.shared, x);
       self->monitor(c);
       ++st.clients;
       if (!r.read_tcp(x.conn, true, c)) {
@@ -251,6 +357,30 @@ caf::behavior resp_listener(resp_listener_actor* self,
       // Nothing: refused connections read nothing worth answering.
     },
   };
+}
+
+/// The front door's metrics, read at scrape time.
+void collect(const resp::server_state& srv, metrics::collector_sink& out) {
+  out.gauge("mycorrizal_resp_clients", "Redis protocol clients connected now",
+            static_cast<double>(srv.client_count()));
+  out.counter("mycorrizal_resp_connections_total",
+              "Redis protocol connections accepted",
+              srv.connections_total.load(std::memory_order_relaxed));
+  out.counter("mycorrizal_resp_rejected_connections_total",
+              "Redis protocol connections refused (max clients)",
+              srv.rejected_total.load(std::memory_order_relaxed));
+  for (size_t i = 0; i <= resp::command_count(); ++i) {
+    std::vector<metrics::label> labels{
+      {"command", std::string{resp::command_name(i)}}};
+    out.counter("mycorrizal_resp_commands_total",
+                "Redis protocol commands answered, by command (unknown: "
+                "commands the front door does not have)",
+                labels, srv.calls[i].load(std::memory_order_relaxed));
+    out.counter("mycorrizal_resp_command_errors_total",
+                "Redis protocol commands answered with an error reply, by "
+                "command",
+                labels, srv.failed[i].load(std::memory_order_relaxed));
+  }
 }
 
 } // namespace
@@ -276,6 +406,9 @@ expected<void> resp_options::validate() const {
 
 struct resp_server::impl {
   caf::actor_system* sys = nullptr;
+  /// The node whose metrics registry holds our collector.
+  std::weak_ptr<node> owner;
+  uint64_t collector = 0;
   caf::actor listener;
   ip_endpoint local;
   std::shared_ptr<resp_shared> shared;
@@ -329,6 +462,19 @@ resp_server::start(std::shared_ptr<node> n, resp_options opts) {
     return unexpected{l.error()};
   }
   x->local = l->local;
+  auto& srv = shared->server;
+  srv.node_name = n->name();
+  srv.started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  srv.port = x->local.port();
+  srv.max_clients = shared->opts.max_clients;
+  srv.databases = shared->opts.databases;
+  x->owner = n;
+  x->collector = n->metrics_registry().add_collector(
+    [shared](metrics::collector_sink& out) {
+      collect(shared->server, out);
+    });
   MYCORRIZAL_LOG_INFO(resp_component, "Redis protocol on {}{}",
                       to_string(x->local),
                       shared->opts.password.empty() ? "" : " (AUTH required)");
@@ -345,6 +491,9 @@ void resp_server::stop() {
     return;
   }
   impl_->stopped = true;
+  if (auto n = impl_->owner.lock()) {
+    n->metrics_registry().remove_collector(impl_->collector);
+  }
   // The connections are linked to the listener: they end with it, and the
   // reactor closes the sockets of owners that are gone.
   caf::scoped_actor self{*impl_->sys};

@@ -4,14 +4,19 @@
 #include "mycorrizal/cache/store.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/serve/resp_internal.hpp"
 
 #include <caf/all.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -20,23 +25,66 @@
 
 namespace mycorrizal::resp {
 
-namespace {
+// -- server_state -------------------------------------------------------------
 
-using cache::proto::op_code;
-using cache::proto::op_reply;
-using cache::proto::op_request;
+server_state::server_state(size_t commands)
+    : calls(new std::atomic<uint64_t>[commands + 1]),
+      failed(new std::atomic<uint64_t>[commands + 1]), commands_(commands) {
+  for (size_t i = 0; i <= commands; ++i) {
+    calls[i] = 0;
+    failed[i] = 0;
+  }
+}
+
+void server_state::update(const session& s) {
+  std::lock_guard guard{mtx_};
+  auto& x = clients_[s.id];
+  x.id = s.id;
+  x.addr = s.addr;
+  x.laddr = s.laddr;
+  x.name = s.name;
+  x.created_ms = s.created_ms;
+  x.last_ms = s.last_ms;
+  x.db = s.db;
+  x.resp = s.version == protocol_version::resp3 ? 3 : 2;
+  x.last_command = s.last_command;
+}
+
+void server_state::remove(int64_t id) {
+  std::lock_guard guard{mtx_};
+  clients_.erase(id);
+}
+
+std::vector<client_info> server_state::clients() const {
+  std::lock_guard guard{mtx_};
+  std::vector<client_info> out;
+  out.reserve(clients_.size());
+  for (const auto& [id, x] : clients_) {
+    out.push_back(x);
+  }
+  return out;
+}
+
+size_t server_state::client_count() const {
+  std::lock_guard guard{mtx_};
+  return clients_.size();
+}
+
+void server_state::count_reply(int index, std::string_view bytes) {
+  auto i = index < 0 || static_cast<size_t>(index) >= commands_
+             ? commands_
+             : static_cast<size_t>(index);
+  calls[i].fetch_add(1, std::memory_order_relaxed);
+  commands_total.fetch_add(1, std::memory_order_relaxed);
+  if (!bytes.empty() && (bytes[0] == '-' || bytes[0] == '!')) {
+    failed[i].fetch_add(1, std::memory_order_relaxed);
+    error_replies_total.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+namespace detail {
+
 namespace flags = cache::proto;
-
-constexpr int64_t llong_max = std::numeric_limits<int64_t>::max();
-constexpr int64_t llong_min = std::numeric_limits<int64_t>::min();
-
-constexpr std::string_view not_an_integer
-  = "ERR value is not an integer or out of range";
-constexpr std::string_view syntax_error = "ERR syntax error";
-
-/// Redis's server version as HELLO and INFO report it: the behaviour we
-/// answer with is 7.0's.
-constexpr std::string_view redis_version = "7.0.15";
 
 std::string lower(std::string_view x) {
   std::string out{x};
@@ -52,7 +100,6 @@ bool iequals(std::string_view x, std::string_view y) {
   return x.size() == y.size() && lower(x) == y;
 }
 
-/// Redis's string2ll: strict decimal, no spaces, no `+`, no leading zeros.
 bool parse_ll(std::string_view s, int64_t& out) {
   if (s.empty() || s.size() > 20) {
     return false;
@@ -83,7 +130,6 @@ std::string_view as_view(const cache::proto::bytes& b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
-/// How a cache error reads as a Redis error reply.
 std::string error_text(const error& e) {
   if (e == errc::wrong_type) {
     return "ERR " + e.context();
@@ -91,45 +137,44 @@ std::string error_text(const error& e) {
   return fmt::format("ERR mycel: {}", to_string(e));
 }
 
+namespace {
+
 std::string finish_error(protocol_version v, std::string_view text) {
   reply_writer w{v};
   w.error(text);
   return w.take();
 }
 
-struct context {
-  const command& cmd;
-  session& s;
-  std::shared_ptr<pending_reply> slot;
-  const command_env& env;
+} // namespace
 
-  std::string_view arg(size_t i) const {
-    return cmd.args[i];
-  }
+void context::reply(const std::function<void(reply_writer&)>& f,
+                    bool close) const {
+  reply_writer w{s.version};
+  f(w);
+  slot->finish(w.take(), close);
+}
 
-  size_t argc() const {
-    return cmd.args.size();
-  }
+void context::error(std::string_view text) const {
+  slot->finish(finish_error(s.version, text));
+}
 
-  void reply(const std::function<void(reply_writer&)>& f,
-             bool close = false) const {
-    reply_writer w{s.version};
-    f(w);
-    slot->finish(w.take(), close);
-  }
+std::string context::bucket() const {
+  return fmt::format("db{}", s.db);
+}
 
-  void error(std::string_view text) const {
-    slot->finish(finish_error(s.version, text));
-  }
+async_reply::async_reply(const context& c)
+    : version(c.s.version), slot(c.slot), on_done(c.env.on_done) {
+  // nop
+}
 
-  std::string bucket() const {
-    return fmt::format("db{}", s.db);
-  }
-};
+void async_reply::finish(const std::function<void(reply_writer&)>& f) const {
+  reply_writer w{version};
+  f(w);
+  slot->finish(w.take());
+  on_done();
+}
 
-/// Runs `ops` against the cache (in parallel), creating the bucket when it
-/// does not exist yet, and calls `done` with every answer, in order.
-using op_results = std::vector<expected<op_reply>>;
+namespace {
 
 struct batch {
   op_results results;
@@ -137,36 +182,16 @@ struct batch {
   std::function<void(op_results&)> done;
 };
 
-void send_op(caf::event_based_actor* self, const command_env& env,
-             const std::shared_ptr<batch>& b, size_t i, const cache_op& op,
-             bool may_create);
-
-void run_ops(const context& c, std::vector<op_request> ops,
-             std::function<void(reply_writer&, op_results&)> f) {
-  auto b = std::make_shared<batch>();
-  b->results.resize(ops.size(), unexpected{error{errc::timeout}});
-  b->remaining = ops.size();
-  auto version = c.s.version;
-  auto slot = c.slot;
-  auto on_done = c.env.on_done;
-  b->done = [version, slot, on_done, f = std::move(f)](op_results& rs) {
-    reply_writer w{version};
-    f(w, rs);
-    slot->finish(w.take());
-    on_done();
-  };
-  auto bucket = c.bucket();
-  for (size_t i = 0; i < ops.size(); ++i) {
-    ops[i].bucket = bucket;
-    send_op(c.env.self, c.env, b, i, cache_op{bucket, std::move(ops[i])}, true);
+expected<op_reply> checked(op_reply& r) {
+  if (r.status != errc::none) {
+    return unexpected{error{r.status, r.message}};
   }
+  return std::move(r);
 }
 
-void send_op(caf::event_based_actor* self, const command_env& env,
-             const std::shared_ptr<batch>& b, size_t i, const cache_op& op,
-             bool may_create) {
-  auto cache = env.cache;
-  auto timeout = env.timeout;
+void send_op(caf::event_based_actor* self, cache_actor cache,
+             caf::timespan timeout, const std::shared_ptr<batch>& b, size_t i,
+             const cache_op& op, bool may_create) {
   auto complete = [b, i](expected<op_reply> r) {
     b->results[i] = std::move(r);
     if (--b->remaining == 0) {
@@ -176,11 +201,7 @@ void send_op(caf::event_based_actor* self, const command_env& env,
   self->request(cache, timeout, op)
     .then(
       [complete](op_reply& r) {
-        if (r.status != errc::none) {
-          complete(unexpected{error{r.status, r.message}});
-        } else {
-          complete(std::move(r));
-        }
+        complete(checked(r));
       },
       [self, cache, timeout, op, may_create,
        complete](caf::error& err) mutable {
@@ -200,11 +221,7 @@ void send_op(caf::event_based_actor* self, const command_env& env,
               self->request(cache, timeout, op)
                 .then(
                   [complete](op_reply& r) {
-                    if (r.status != errc::none) {
-                      complete(unexpected{error{r.status, r.message}});
-                    } else {
-                      complete(std::move(r));
-                    }
+                    complete(checked(r));
                   },
                   [complete](caf::error& e2) {
                     complete(unexpected{from_caf_error(e2)});
@@ -216,6 +233,38 @@ void send_op(caf::event_based_actor* self, const command_env& env,
       });
 }
 
+} // namespace
+
+void exec_ops(caf::event_based_actor* self, cache_actor cache,
+              caf::timespan timeout, const std::string& bucket,
+              std::vector<op_request> ops,
+              std::function<void(op_results&)> done) {
+  auto b = std::make_shared<batch>();
+  b->results.resize(ops.size(), unexpected{error{errc::timeout}});
+  b->remaining = ops.size();
+  b->done = std::move(done);
+  if (ops.empty()) {
+    b->done(b->results);
+    return;
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    ops[i].bucket = bucket;
+    send_op(self, cache, timeout, b, i, cache_op{bucket, std::move(ops[i])},
+            true);
+  }
+}
+
+void run_ops(const context& c, std::vector<op_request> ops,
+             std::function<void(reply_writer&, op_results&)> f) {
+  async_reply out{c};
+  exec_ops(c.env.self, c.env.cache, c.env.timeout, c.bucket(), std::move(ops),
+           [out, f = std::move(f)](op_results& rs) {
+             out.finish([&](reply_writer& w) {
+               f(w, rs);
+             });
+           });
+}
+
 op_request make(op_code code, std::string_view key) {
   op_request op;
   op.op = code;
@@ -223,7 +272,6 @@ op_request make(op_code code, std::string_view key) {
   return op;
 }
 
-/// The first error among `rs`, or null.
 const error* first_error(const op_results& rs) {
   for (const auto& r : rs) {
     if (!r) {
@@ -233,8 +281,6 @@ const error* first_error(const op_results& rs) {
   return nullptr;
 }
 
-/// Runs one operation; an error becomes the error reply, an answer goes to
-/// `f`.
 void run_one(const context& c, op_request op,
              std::function<void(reply_writer&, const op_reply&)> f) {
   run_ops(c, {std::move(op)},
@@ -247,9 +293,123 @@ void run_one(const context& c, op_request op,
           });
 }
 
+namespace {
+
+/// How often a read-modify-write starts over before it gives up.
+constexpr int max_rmw_attempts = 64;
+
+struct rmw_state {
+  caf::event_based_actor* self;
+  cache_actor cache;
+  caf::timespan timeout;
+  std::string bucket;
+  std::string key;
+  op_code read;
+  std::function<rmw_plan(const op_reply&)> decide;
+  async_reply out;
+  int attempts = 0;
+};
+
+void rmw_step(const std::shared_ptr<rmw_state>& st) {
+  ++st->attempts;
+  exec_ops(st->self, st->cache, st->timeout, st->bucket,
+           {make(st->read, st->key)}, [st](op_results& rs) {
+             if (!rs[0]) {
+               auto text = error_text(rs[0].error());
+               st->out.finish([&](reply_writer& w) {
+                 w.error(text);
+               });
+               return;
+             }
+             auto current = std::move(*rs[0]);
+             auto plan = st->decide(current);
+             if (!plan.error.empty()) {
+               st->out.finish([&](reply_writer& w) {
+                 w.error(plan.error);
+               });
+               return;
+             }
+             if (!plan.write) {
+               st->out.finish([&](reply_writer& w) {
+                 plan.reply(w, current);
+               });
+               return;
+             }
+             auto op = std::move(*plan.write);
+             op.key = st->key;
+             op.expected = current.found ? current.ver : cache::version{};
+             if (op.op == op_code::put) {
+               op.op = op_code::cas;
+             } else {
+               op.flags |= flags::only_if_version;
+             }
+             auto reply = std::move(plan.reply);
+             exec_ops(st->self, st->cache, st->timeout, st->bucket,
+                      {std::move(op)}, [st, reply](op_results& ws) {
+                        if (!ws[0] && ws[0].error() == errc::version_mismatch
+                            && st->attempts < max_rmw_attempts) {
+                          rmw_step(st); // another write came first: again
+                          return;
+                        }
+                        st->out.finish([&](reply_writer& w) {
+                          if (!ws[0]) {
+                            w.error(error_text(ws[0].error()));
+                          } else {
+                            reply(w, *ws[0]);
+                          }
+                        });
+                      });
+           });
+}
+
+} // namespace
+
+void read_modify_write(
+  const context& c, std::string key, op_code read,
+  std::function<rmw_plan(const op_reply& current)> decide) {
+  auto st = std::make_shared<rmw_state>(
+    rmw_state{c.env.self, c.env.cache, c.env.timeout, c.bucket(),
+              std::move(key), read, std::move(decide), async_reply{c}});
+  rmw_step(st);
+}
+
+std::optional<std::string> expire_at(const context& c, std::string_view text,
+                                     int64_t unit_ms, bool absolute,
+                                     std::string_view cmd_name, int64_t& out) {
+  int64_t v = 0;
+  if (!parse_ll(text, v)) {
+    return std::string{not_an_integer};
+  }
+  auto invalid = fmt::format("ERR invalid expire time in '{}' command",
+                             cmd_name);
+  if (v <= 0 || v > llong_max / unit_ms) {
+    return invalid;
+  }
+  v *= unit_ms;
+  if (!absolute) {
+    auto now = c.env.wall.now_ms(c.env.self);
+    if (v > llong_max - now) {
+      return invalid;
+    }
+    v += now;
+  }
+  out = v;
+  return std::nullopt;
+}
+
+namespace {
+
 /// Replies 1 when the operation changed the key, else 0.
 void reply_changed(reply_writer& w, const op_reply& r) {
   w.integer(r.number == 1 ? 1 : 0);
+}
+
+void reply_value(reply_writer& w, const op_reply& r) {
+  if (r.found) {
+    w.bulk_string(as_view(r.value));
+  } else {
+    w.null();
+  }
 }
 
 // -- connection commands ------------------------------------------------------
@@ -400,103 +560,10 @@ void cmd_hello(const context& c) {
   });
 }
 
-void cmd_client(const context& c) {
-  auto sub = lower(c.arg(1));
-  if (sub == "id" && c.argc() == 2) {
-    c.reply([&](reply_writer& w) {
-      w.integer(c.s.id);
-    });
-  } else if (sub == "getname" && c.argc() == 2) {
-    c.reply([&](reply_writer& w) {
-      if (c.s.name.empty()) {
-        w.null();
-      } else {
-        w.bulk_string(c.s.name);
-      }
-    });
-  } else if (sub == "setname" && c.argc() == 3) {
-    auto name = c.arg(2);
-    for (auto ch : name) {
-      if (ch < '!' || ch > '~') {
-        c.error("ERR Client names cannot contain spaces, newlines or special "
-                "characters.");
-        return;
-      }
-    }
-    c.s.name = std::string{name};
-    c.reply([](reply_writer& w) {
-      w.simple_string("OK");
-    });
-  } else if (sub == "id" || sub == "getname" || sub == "setname") {
-    c.error(fmt::format("ERR wrong number of arguments for 'client|{}' command",
-                        sub));
-  } else {
-    c.error(fmt::format("ERR unknown subcommand '{}'. Try CLIENT HELP.",
-                        c.arg(1).substr(0, 128)));
-  }
-}
-
-void cmd_command(const context& c) {
-  if (c.argc() >= 2 && iequals(c.arg(1), "count")) {
-    c.reply([](reply_writer& w) {
-      w.integer(static_cast<int64_t>(command_count()));
-    });
-    return;
-  }
-  if (c.argc() >= 2 && iequals(c.arg(1), "docs")) {
-    // No documentation yet: clients (redis-cli) go on without hints.
-    c.reply([](reply_writer& w) {
-      w.map(0);
-    });
-    return;
-  }
-  c.reply([](reply_writer& w) {
-    w.array(0);
-  });
-}
-
 // -- strings ------------------------------------------------------------------
 
 void cmd_get(const context& c) {
-  run_one(c, make(op_code::get, c.arg(1)),
-          [](reply_writer& w, const op_reply& r) {
-            if (r.found) {
-              w.bulk_string(as_view(r.value));
-            } else {
-              w.null();
-            }
-          });
-}
-
-/// Milliseconds from a relative or absolute time in `unit_ms`; false with
-/// the error replied.
-bool expire_at(const context& c, std::string_view text, int64_t unit_ms,
-               bool absolute, std::string_view cmd_name, int64_t& out) {
-  int64_t v = 0;
-  if (!parse_ll(text, v)) {
-    c.error(not_an_integer);
-    return false;
-  }
-  auto invalid = [&] {
-    c.error(fmt::format("ERR invalid expire time in '{}' command", cmd_name));
-    return false;
-  };
-  if (v <= 0) {
-    return invalid();
-  }
-  if (v > llong_max / unit_ms) {
-    return invalid();
-  }
-  v *= unit_ms;
-  if (!absolute) {
-    auto now = c.env.wall.now_ms(c.env.self);
-    if (v > llong_max - now) {
-      return invalid();
-    }
-    v += now;
-  }
-  out = v;
-  return true;
+  run_one(c, make(op_code::get, c.arg(1)), reply_value);
 }
 
 void put(const context& c, std::string_view key, std::string_view value,
@@ -509,7 +576,10 @@ void put(const context& c, std::string_view key, std::string_view value,
   run_one(c, std::move(op), std::move(f));
 }
 
-void cmd_set(const context& c) {
+/// SET's and GETEX's options, parsed as Redis 7.0's
+/// parseExtendedStringArgumentsOrReply does: an expiry option may repeat
+/// (the last one counts) but not mix with another kind.
+struct string_options {
   enum : unsigned {
     nx = 1,
     xx = 2,
@@ -518,53 +588,89 @@ void cmd_set(const context& c) {
     ex = 16,
     px = 32,
     exat = 64,
-    pxat = 128
+    pxat = 128,
+    persist = 256,
   };
-  constexpr unsigned any_expire = ex | px | exat | pxat;
+  static constexpr unsigned any_expire = ex | px | exat | pxat;
   unsigned fl = 0;
   std::string_view when;
-  for (size_t j = 3; j < c.argc(); ++j) {
-    auto opt = lower(c.arg(j));
-    bool has_next = j + 1 < c.argc();
-    if (opt == "nx" && (fl & xx) == 0) {
-      fl |= nx;
-    } else if (opt == "xx" && (fl & nx) == 0) {
-      fl |= xx;
-    } else if (opt == "get") {
-      fl |= get;
-    } else if (opt == "keepttl" && (fl & any_expire) == 0) {
-      fl |= keepttl;
-    } else if ((opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat")
-               && (fl & (keepttl | any_expire)) == 0 && has_next) {
-      fl |= opt == "ex" ? ex : opt == "px" ? px : opt == "exat" ? exat : pxat;
-      when = c.arg(++j);
-    } else {
-      c.error(syntax_error);
-      return;
+
+  /// From argument `first`; `for_set`: SET's options, else GETEX's.
+  bool parse(const context& c, size_t first, bool for_set) {
+    for (size_t j = first; j < c.argc(); ++j) {
+      auto opt = lower(c.arg(j));
+      bool has_next = j + 1 < c.argc();
+      auto expiry = [&](unsigned kind) {
+        return (fl & (keepttl | persist | (any_expire & ~kind))) == 0
+               && has_next;
+      };
+      if (opt == "nx" && (fl & xx) == 0 && for_set) {
+        fl |= nx;
+      } else if (opt == "xx" && (fl & nx) == 0 && for_set) {
+        fl |= xx;
+      } else if (opt == "get" && for_set) {
+        fl |= get;
+      } else if (opt == "keepttl" && (fl & (persist | any_expire)) == 0
+                 && for_set) {
+        fl |= keepttl;
+      } else if (opt == "persist" && !for_set
+                 && (fl & (any_expire | keepttl)) == 0) {
+        fl |= persist;
+      } else if (opt == "ex" && expiry(ex)) {
+        fl |= ex;
+        when = c.arg(++j);
+      } else if (opt == "px" && expiry(px)) {
+        fl |= px;
+        when = c.arg(++j);
+      } else if (opt == "exat" && expiry(exat)) {
+        fl |= exat;
+        when = c.arg(++j);
+      } else if (opt == "pxat" && expiry(pxat)) {
+        fl |= pxat;
+        when = c.arg(++j);
+      } else {
+        return false;
+      }
     }
+    return true;
   }
-  int64_t expires = cache::no_expiry;
-  if ((fl & any_expire) != 0) {
+
+  bool has_expiry() const {
+    return (fl & any_expire) != 0;
+  }
+
+  /// The absolute expiry, or the error text.
+  std::optional<std::string> expiry_ms(const context& c, std::string_view cmd,
+                                       int64_t& out) const {
     int64_t unit = (fl & (ex | exat)) != 0 ? 1000 : 1;
     bool absolute = (fl & (exat | pxat)) != 0;
-    if (!expire_at(c, when, unit, absolute, "set", expires)) {
+    return expire_at(c, when, unit, absolute, cmd, out);
+  }
+};
+
+void cmd_set(const context& c) {
+  string_options o;
+  if (!o.parse(c, 3, true)) {
+    c.error(syntax_error);
+    return;
+  }
+  int64_t expires = cache::no_expiry;
+  if (o.has_expiry()) {
+    if (auto err = o.expiry_ms(c, "set", expires)) {
+      c.error(*err);
       return;
     }
   }
   uint8_t of = 0;
-  of |= (fl & nx) != 0 ? flags::only_if_absent : 0;
-  of |= (fl & xx) != 0 ? flags::only_if_present : 0;
-  of |= (fl & get) != 0 ? flags::return_previous : 0;
-  of |= (fl & keepttl) != 0 ? flags::keep_ttl : 0;
-  bool with_get = (fl & get) != 0;
+  of |= (o.fl & string_options::nx) != 0 ? flags::only_if_absent : 0;
+  of |= (o.fl & string_options::xx) != 0 ? flags::only_if_present : 0;
+  of |= (o.fl & string_options::get) != 0 ? flags::return_previous : 0;
+  of |= (o.fl & string_options::keepttl) != 0 ? flags::keep_ttl : 0;
+  bool with_get = (o.fl & string_options::get) != 0;
   put(c, c.arg(1), c.arg(2), of, expires,
       [with_get](reply_writer& w, const op_reply& r) {
         if (with_get) {
-          if (r.found) {
-            w.bulk_string(as_view(r.value));
-          } else {
-            w.null();
-          }
+          reply_value(w, r);
         } else if (r.number == 1) {
           w.simple_string("OK");
         } else {
@@ -580,7 +686,8 @@ void cmd_setnx(const context& c) {
 
 void setex_like(const context& c, int64_t unit, std::string_view name) {
   int64_t expires = 0;
-  if (!expire_at(c, c.arg(2), unit, false, name, expires)) {
+  if (auto err = expire_at(c, c.arg(2), unit, false, name, expires)) {
+    c.error(*err);
     return;
   }
   put(c, c.arg(1), c.arg(3), 0, expires, [](reply_writer& w, const op_reply&) {
@@ -598,13 +705,246 @@ void cmd_psetex(const context& c) {
 
 void cmd_getset(const context& c) {
   put(c, c.arg(1), c.arg(2), flags::return_previous, cache::no_expiry,
-      [](reply_writer& w, const op_reply& r) {
-        if (r.found) {
-          w.bulk_string(as_view(r.value));
-        } else {
-          w.null();
-        }
-      });
+      reply_value);
+}
+
+void cmd_getdel(const context& c) {
+  read_modify_write(c, std::string{c.arg(1)}, op_code::get,
+                    [](const op_reply& cur) {
+                      rmw_plan plan;
+                      if (cur.found) {
+                        plan.write = make(op_code::del, "");
+                      }
+                      auto value = cur;
+                      plan.reply = [value](reply_writer& w, const op_reply&) {
+                        reply_value(w, value);
+                      };
+                      return plan;
+                    });
+}
+
+void cmd_getex(const context& c) {
+  string_options o;
+  if (!o.parse(c, 2, false)) {
+    c.error(syntax_error);
+    return;
+  }
+  // Redis 7.0 looks the key up before it checks the time: a missing key
+  // answers nil whatever the time says.
+  int64_t expires = cache::no_expiry;
+  std::optional<std::string> bad_time;
+  if (o.has_expiry()) {
+    bad_time = o.expiry_ms(c, "getex", expires);
+  }
+  bool persist = (o.fl & string_options::persist) != 0;
+  bool change = o.has_expiry() || persist;
+  read_modify_write(c, std::string{c.arg(1)}, op_code::get,
+                    [bad_time, change, persist, expires](const op_reply& cur) {
+                      rmw_plan plan;
+                      if (cur.found && bad_time) {
+                        plan.error = *bad_time;
+                        return plan;
+                      }
+                      if (cur.found && change
+                          && !(persist && cur.expires_ms == cache::no_expiry)) {
+                        auto op = make(op_code::expire, "");
+                        op.expires_ms = persist ? cache::no_expiry : expires;
+                        plan.write = std::move(op);
+                      }
+                      auto value = cur;
+                      plan.reply = [value](reply_writer& w, const op_reply&) {
+                        reply_value(w, value);
+                      };
+                      return plan;
+                    });
+}
+
+void cmd_strlen(const context& c) {
+  run_one(c, make(op_code::get, c.arg(1)),
+          [](reply_writer& w, const op_reply& r) {
+            w.integer(r.found ? static_cast<int64_t>(r.value.size()) : 0);
+          });
+}
+
+void cmd_getrange(const context& c) {
+  int64_t start = 0;
+  int64_t end = 0;
+  if (!parse_ll(c.arg(2), start) || !parse_ll(c.arg(3), end)) {
+    c.error(not_an_integer);
+    return;
+  }
+  run_one(c, make(op_code::get, c.arg(1)),
+          [start, end](reply_writer& w, const op_reply& r) mutable {
+            auto len = static_cast<int64_t>(r.value.size());
+            if (!r.found || (start < 0 && end < 0 && start > end)) {
+              w.bulk_string(std::string_view{});
+              return;
+            }
+            if (start < 0) {
+              start += len;
+            }
+            if (end < 0) {
+              end += len;
+            }
+            start = std::max<int64_t>(start, 0);
+            end = std::max<int64_t>(end, 0);
+            if (end >= len) {
+              end = len - 1;
+            }
+            if (start > end || len == 0) {
+              w.bulk_string(std::string_view{});
+              return;
+            }
+            w.bulk_string(
+              as_view(r.value).substr(static_cast<size_t>(start),
+                                      static_cast<size_t>(end - start + 1)));
+          });
+}
+
+/// Redis's proto-max-bulk-len: no string grows past 512 MB.
+constexpr int64_t max_string = int64_t{512} << 20;
+constexpr std::string_view too_big
+  = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+void cmd_append(const context& c) {
+  std::string tail{c.arg(2)};
+  read_modify_write(
+    c, std::string{c.arg(1)}, op_code::get, [tail](const op_reply& cur) {
+      rmw_plan plan;
+      auto total = static_cast<int64_t>(cur.value.size() + tail.size());
+      if (total > max_string) {
+        plan.error = std::string{too_big};
+        return plan;
+      }
+      auto op = make(op_code::put, "");
+      op.value = cur.value;
+      auto more = to_bytes(tail);
+      op.value.insert(op.value.end(), more.begin(), more.end());
+      op.flags = flags::keep_ttl;
+      plan.write = std::move(op);
+      plan.reply = [total](reply_writer& w, const op_reply&) {
+        w.integer(total);
+      };
+      return plan;
+    });
+}
+
+void cmd_setrange(const context& c) {
+  int64_t offset = 0;
+  if (!parse_ll(c.arg(2), offset)) {
+    c.error(not_an_integer);
+    return;
+  }
+  if (offset < 0) {
+    c.error("ERR offset is out of range");
+    return;
+  }
+  std::string value{c.arg(3)};
+  read_modify_write(
+    c, std::string{c.arg(1)}, op_code::get,
+    [offset, value](const op_reply& cur) {
+      rmw_plan plan;
+      auto len = static_cast<int64_t>(cur.value.size());
+      if (value.empty()) {
+        plan.reply = [len](reply_writer& w, const op_reply&) {
+          w.integer(len); // 0 for a missing key: nothing is created
+        };
+        return plan;
+      }
+      auto vlen = static_cast<int64_t>(value.size());
+      if (offset > max_string - vlen) {
+        plan.error = std::string{too_big};
+        return plan;
+      }
+      auto op = make(op_code::put, "");
+      op.value = cur.value;
+      auto need = static_cast<size_t>(offset + vlen);
+      if (op.value.size() < need) {
+        op.value.resize(need, std::byte{0});
+      }
+      std::memcpy(op.value.data() + offset, value.data(), value.size());
+      op.flags = flags::keep_ttl;
+      auto total = static_cast<int64_t>(op.value.size());
+      plan.write = std::move(op);
+      plan.reply = [total](reply_writer& w, const op_reply&) {
+        w.integer(total);
+      };
+      return plan;
+    });
+}
+
+void cmd_mset(const context& c) {
+  if (c.argc() % 2 == 0) {
+    c.error(fmt::format("ERR wrong number of arguments for '{}' command",
+                        lower(c.arg(0))));
+    return;
+  }
+  std::vector<op_request> ops;
+  for (size_t i = 1; i + 1 < c.argc(); i += 2) {
+    auto op = make(op_code::put, c.arg(i));
+    op.value = to_bytes(c.arg(i + 1));
+    ops.push_back(std::move(op));
+  }
+  run_ops(c, std::move(ops), [](reply_writer& w, op_results& rs) {
+    if (auto* e = first_error(rs)) {
+      w.error(error_text(*e));
+      return;
+    }
+    w.simple_string("OK");
+  });
+}
+
+void cmd_msetnx(const context& c) {
+  if (c.argc() % 2 == 0) {
+    c.error("ERR wrong number of arguments for 'msetnx' command");
+    return;
+  }
+  // Across owners this is no transaction: the keys are checked, then each
+  // is set only if still absent (a key another client sets in between
+  // keeps that client's value).
+  std::vector<op_request> checks;
+  std::vector<op_request> puts;
+  for (size_t i = 1; i + 1 < c.argc(); i += 2) {
+    checks.push_back(make(op_code::ttl, c.arg(i)));
+    auto op = make(op_code::put, c.arg(i));
+    op.value = to_bytes(c.arg(i + 1));
+    op.flags = flags::only_if_absent;
+    puts.push_back(std::move(op));
+  }
+  async_reply out{c};
+  auto* self = c.env.self;
+  auto cache = c.env.cache;
+  auto timeout = c.env.timeout;
+  auto bucket = c.bucket();
+  exec_ops(self, cache, timeout, bucket, std::move(checks),
+           [out, self, cache, timeout, bucket,
+            puts = std::move(puts)](op_results& rs) mutable {
+             if (auto* e = first_error(rs)) {
+               auto text = error_text(*e);
+               out.finish([&](reply_writer& w) {
+                 w.error(text);
+               });
+               return;
+             }
+             for (auto& r : rs) {
+               if (r->found) {
+                 out.finish([](reply_writer& w) {
+                   w.integer(0);
+                 });
+                 return;
+               }
+             }
+             exec_ops(self, cache, timeout, bucket, std::move(puts),
+                      [out](op_results& ws) {
+                        out.finish([&](reply_writer& w) {
+                          if (auto* e = first_error(ws)) {
+                            w.error(error_text(*e));
+                          } else {
+                            w.integer(1);
+                          }
+                        });
+                      });
+           });
 }
 
 void incr_by(const context& c, int64_t delta) {
@@ -643,6 +983,89 @@ void cmd_decrby(const context& c) {
     return;
   }
   incr_by(c, -d);
+}
+
+/// Redis's MAX_LONG_DOUBLE_CHARS.
+constexpr size_t max_long_double_chars = size_t{5} * 1024;
+
+/// Redis's string2ld: strtold over the whole text, no leading space, no
+/// NaN, no overflow.
+bool parse_ld(std::string_view s, long double& out) {
+  if (s.empty() || s.size() >= max_long_double_chars) {
+    return false;
+  }
+  std::string buf{s};
+  if (buf.find('\0') != std::string::npos) {
+    return false;
+  }
+  char* end = nullptr;
+  errno = 0;
+  auto v = std::strtold(buf.c_str(), &end);
+  if (std::isspace(static_cast<unsigned char>(buf[0])) != 0 || *end != '\0'
+      || (errno == ERANGE
+          && (v == HUGE_VALL || v == -HUGE_VALL
+              || std::fpclassify(v) == FP_ZERO))
+      || errno == EINVAL || std::isnan(v)) {
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+/// Redis's ld2string in its human mode: 17 decimals, trailing zeros and
+/// point dropped, "-0" as "0".
+std::string format_ld(long double v) {
+  std::array<char, max_long_double_chars> buf{};
+  auto n = std::snprintf(buf.data(), buf.size(), "%.17Lf", v);
+  if (n <= 0) {
+    return "0";
+  }
+  std::string out{buf.data(), static_cast<size_t>(n)};
+  if (out.find('.') != std::string::npos) {
+    while (!out.empty() && out.back() == '0') {
+      out.pop_back();
+    }
+    if (!out.empty() && out.back() == '.') {
+      out.pop_back();
+    }
+  }
+  if (out == "-0") {
+    out = "0";
+  }
+  return out;
+}
+
+void cmd_incrbyfloat(const context& c) {
+  long double incr = 0;
+  // Redis checks the value held first, then the increment; both fail
+  // with the same text, so the increment can be checked before the read.
+  if (!parse_ld(c.arg(2), incr)) {
+    c.error("ERR value is not a valid float");
+    return;
+  }
+  read_modify_write(
+    c, std::string{c.arg(1)}, op_code::get, [incr](const op_reply& cur) {
+      rmw_plan plan;
+      long double value = 0;
+      if (cur.found && !parse_ld(as_view(cur.value), value)) {
+        plan.error = "ERR value is not a valid float";
+        return plan;
+      }
+      value += incr;
+      if (std::isnan(value) || std::isinf(value)) {
+        plan.error = "ERR increment would produce NaN or Infinity";
+        return plan;
+      }
+      auto text = format_ld(value);
+      auto op = make(op_code::put, "");
+      op.value = to_bytes(text);
+      op.flags = flags::keep_ttl;
+      plan.write = std::move(op);
+      plan.reply = [text](reply_writer& w, const op_reply&) {
+        w.bulk_string(text);
+      };
+      return plan;
+    });
 }
 
 // -- keys ---------------------------------------------------------------------
@@ -684,6 +1107,13 @@ void cmd_exists(const context& c) {
   });
 }
 
+void cmd_type(const context& c) {
+  run_one(c, make(op_code::ttl, c.arg(1)),
+          [](reply_writer& w, const op_reply& r) {
+            w.simple_string(r.found ? "string" : "none");
+          });
+}
+
 void cmd_mget(const context& c) {
   run_ops(c, per_key(c, op_code::get, 1), [](reply_writer& w, op_results& rs) {
     if (auto* e = first_error(rs)) {
@@ -692,45 +1122,77 @@ void cmd_mget(const context& c) {
     }
     w.array(rs.size());
     for (auto& r : rs) {
-      if (r->found) {
-        w.bulk_string(as_view(r->value));
-      } else {
-        w.null();
-      }
+      reply_value(w, *r);
     }
   });
 }
 
-void ttl_like(const context& c, bool millis) {
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
+void ttl_like(const context& c, bool millis, bool absolute) {
   // The reply comes later, from the connection actor (`self`), whose state
   // holds `wall`.
   auto* self = c.env.self;
   const auto& wall = c.env.wall;
   run_one(c, make(op_code::ttl, c.arg(1)),
-          [millis, self, &wall](reply_writer& w, const op_reply& r) {
+          [millis, absolute, self, &wall](reply_writer& w, const op_reply& r) {
             if (!r.found) {
               w.integer(-2);
             } else if (r.expires_ms == cache::no_expiry) {
               w.integer(-1);
             } else {
-              auto left = std::max<int64_t>(r.expires_ms - wall.now_ms(self),
-                                            0);
-              w.integer(millis ? left : (left + 500) / 1000);
+              auto t = absolute
+                         ? r.expires_ms
+                         : std::max<int64_t>(r.expires_ms - wall.now_ms(self),
+                                             0);
+              w.integer(millis ? t : (t + 500) / 1000);
             }
           });
 }
 
 void cmd_ttl(const context& c) {
-  ttl_like(c, false);
+  ttl_like(c, false, false);
 }
 
 void cmd_pttl(const context& c) {
-  ttl_like(c, true);
+  ttl_like(c, true, false);
 }
 
-void expire_like(const context& c, int64_t unit, std::string_view name) {
-  if (c.argc() > 3) {
-    c.error(fmt::format("ERR Unsupported option {}", c.arg(3)));
+void cmd_expiretime(const context& c) {
+  ttl_like(c, false, true);
+}
+
+void cmd_pexpiretime(const context& c) {
+  ttl_like(c, true, true);
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX, XX, GT, LT (Redis 7.0's
+/// expireGenericCommand).
+void expire_like(const context& c, int64_t unit, bool absolute,
+                 std::string_view name) {
+  enum : unsigned { nx = 1, xx = 2, gt = 4, lt = 8 };
+  unsigned fl = 0;
+  for (size_t j = 3; j < c.argc(); ++j) {
+    auto opt = lower(c.arg(j));
+    if (opt == "nx") {
+      fl |= nx;
+    } else if (opt == "xx") {
+      fl |= xx;
+    } else if (opt == "gt") {
+      fl |= gt;
+    } else if (opt == "lt") {
+      fl |= lt;
+    } else {
+      c.error(fmt::format("ERR Unsupported option {}", c.arg(j)));
+      return;
+    }
+  }
+  if ((fl & nx) != 0 && (fl & (xx | gt | lt)) != 0) {
+    c.error("ERR NX and XX, GT or LT options at the same time are not "
+            "compatible");
+    return;
+  }
+  if ((fl & gt) != 0 && (fl & lt) != 0) {
+    c.error("ERR GT and LT options at the same time are not compatible");
     return;
   }
   int64_t v = 0;
@@ -738,32 +1200,67 @@ void expire_like(const context& c, int64_t unit, std::string_view name) {
     c.error(not_an_integer);
     return;
   }
-  auto invalid = [&] {
-    c.error(fmt::format("ERR invalid expire time in '{}' command", name));
-  };
+  auto invalid = fmt::format("ERR invalid expire time in '{}' command", name);
   if (v > llong_max / unit || v < llong_min / unit) {
-    invalid();
+    c.error(invalid);
     return;
   }
   v *= unit;
   auto now = c.env.wall.now_ms(c.env.self);
-  if (v > llong_max - now) {
-    invalid();
+  int64_t base = absolute ? 0 : now;
+  if (v > llong_max - base) {
+    c.error(invalid);
     return;
   }
-  auto op = make(op_code::expire, c.arg(1));
+  auto when = v + base;
   // At or before now the key goes (Redis deletes it): a time long past, so
   // that a primary whose clock is behind ours deletes too.
-  op.expires_ms = v <= 0 ? 1 : v + now;
-  run_one(c, std::move(op), reply_changed);
+  auto expires = when <= now ? int64_t{1} : when;
+  if (fl == 0) {
+    auto op = make(op_code::expire, c.arg(1));
+    op.expires_ms = expires;
+    run_one(c, std::move(op), reply_changed);
+    return;
+  }
+  read_modify_write(
+    c, std::string{c.arg(1)}, op_code::ttl,
+    [fl, when, expires](const op_reply& cur) {
+      rmw_plan plan;
+      auto zero = [](reply_writer& w, const op_reply&) {
+        w.integer(0);
+      };
+      plan.reply = zero;
+      if (!cur.found) {
+        return plan;
+      }
+      bool has = cur.expires_ms != cache::no_expiry;
+      if (((fl & nx) != 0 && has) || ((fl & xx) != 0 && !has)
+          || ((fl & gt) != 0 && (!has || when <= cur.expires_ms))
+          || ((fl & lt) != 0 && has && when >= cur.expires_ms)) {
+        return plan;
+      }
+      auto op = make(op_code::expire, "");
+      op.expires_ms = expires;
+      plan.write = std::move(op);
+      plan.reply = reply_changed;
+      return plan;
+    });
 }
 
 void cmd_expire(const context& c) {
-  expire_like(c, 1000, "expire");
+  expire_like(c, 1000, false, "expire");
 }
 
 void cmd_pexpire(const context& c) {
-  expire_like(c, 1, "pexpire");
+  expire_like(c, 1, false, "pexpire");
+}
+
+void cmd_expireat(const context& c) {
+  expire_like(c, 1000, true, "expireat");
+}
+
+void cmd_pexpireat(const context& c) {
+  expire_like(c, 1, true, "pexpireat");
 }
 
 void cmd_persist(const context& c) {
@@ -774,30 +1271,113 @@ void cmd_persist(const context& c) {
 
 // -- the table ----------------------------------------------------------------
 
-struct command_def {
-  std::string_view name;
-  /// Redis's arity: n exactly, -n at least n (the name counts).
-  int arity;
-  void (*run)(const context&);
-  /// Runs before AUTH.
-  bool no_auth = false;
-};
-
+// Sorted by name. Flags and key positions as redis-server 7.0's COMMAND
+// INFO gives them.
 constexpr command_def commands[] = {
-  {"auth", -2, cmd_auth, true}, {"client", -2, cmd_client},
-  {"command", -1, cmd_command}, {"decr", 2, cmd_decr},
-  {"decrby", 3, cmd_decrby},    {"del", -2, cmd_del},
-  {"echo", 2, cmd_echo},        {"exists", -2, cmd_exists},
-  {"expire", -3, cmd_expire},   {"get", 2, cmd_get},
-  {"getset", 3, cmd_getset},    {"hello", -1, cmd_hello, true},
-  {"incr", 2, cmd_incr},        {"incrby", 3, cmd_incrby},
-  {"mget", -2, cmd_mget},       {"persist", 2, cmd_persist},
-  {"pexpire", -3, cmd_pexpire}, {"ping", -1, cmd_ping},
-  {"psetex", 4, cmd_psetex},    {"pttl", 2, cmd_pttl},
-  {"quit", -1, cmd_quit, true}, {"select", 2, cmd_select},
-  {"set", -3, cmd_set},         {"setex", 4, cmd_setex},
-  {"setnx", 3, cmd_setnx},      {"ttl", 2, cmd_ttl},
-  {"unlink", -2, cmd_del},
+  {"append", 3, cmd_append, false, "write denyoom fast", 1, 1, 1, "string",
+   "Appends a string to the value of a key"},
+  {"auth", -2, cmd_auth, true, "noscript loading stale fast no_auth", 0, 0, 0,
+   "connection", "Authenticates the connection"},
+  {"client", -2, cmd_client, false, "", 0, 0, 0, "connection",
+   "A container for client connection commands"},
+  {"command", -1, cmd_command, false, "loading stale", 0, 0, 0, "server",
+   "Returns detailed information about all commands"},
+  {"config", -2, cmd_config, false, "", 0, 0, 0, "server",
+   "A container for server configuration commands"},
+  {"dbsize", 1, cmd_dbsize, false, "readonly fast", 0, 0, 0, "server",
+   "Returns the number of keys in the database"},
+  {"decr", 2, cmd_decr, false, "write denyoom fast", 1, 1, 1, "string",
+   "Decrements the integer value of a key by one"},
+  {"decrby", 3, cmd_decrby, false, "write denyoom fast", 1, 1, 1, "string",
+   "Decrements a number from the integer value of a key"},
+  {"del", -2, cmd_del, false, "write", 1, -1, 1, "generic",
+   "Deletes one or more keys"},
+  {"echo", 2, cmd_echo, false, "fast", 0, 0, 0, "connection",
+   "Returns the given string"},
+  {"exists", -2, cmd_exists, false, "readonly fast", 1, -1, 1, "generic",
+   "Determines whether one or more keys exist"},
+  {"expire", -3, cmd_expire, false, "write fast", 1, 1, 1, "generic",
+   "Sets the expiration time of a key in seconds"},
+  {"expireat", -3, cmd_expireat, false, "write fast", 1, 1, 1, "generic",
+   "Sets the expiration time of a key to a Unix timestamp"},
+  {"expiretime", 2, cmd_expiretime, false, "readonly fast", 1, 1, 1, "generic",
+   "Returns the expiration time of a key as a Unix timestamp"},
+  {"flushall", -1, cmd_flushall, false, "write", 0, 0, 0, "server",
+   "Removes all keys from all databases"},
+  {"flushdb", -1, cmd_flushdb, false, "write", 0, 0, 0, "server",
+   "Remove all keys from the current database"},
+  {"get", 2, cmd_get, false, "readonly fast", 1, 1, 1, "string",
+   "Returns the string value of a key"},
+  {"getdel", 2, cmd_getdel, false, "write fast", 1, 1, 1, "string",
+   "Returns the string value of a key after deleting the key"},
+  {"getex", -2, cmd_getex, false, "write fast", 1, 1, 1, "string",
+   "Returns the string value of a key after setting its expiration time"},
+  {"getrange", 4, cmd_getrange, false, "readonly", 1, 1, 1, "string",
+   "Returns a substring of the string stored at a key"},
+  {"getset", 3, cmd_getset, false, "write denyoom fast", 1, 1, 1, "string",
+   "Returns the previous string value of a key after setting it to a new "
+   "value"},
+  {"hello", -1, cmd_hello, true, "noscript loading stale fast no_auth", 0, 0, 0,
+   "connection", "Handshakes with the Redis server"},
+  {"incr", 2, cmd_incr, false, "write denyoom fast", 1, 1, 1, "string",
+   "Increments the integer value of a key by one"},
+  {"incrby", 3, cmd_incrby, false, "write denyoom fast", 1, 1, 1, "string",
+   "Increments the integer value of a key by a number"},
+  {"incrbyfloat", 3, cmd_incrbyfloat, false, "write denyoom fast", 1, 1, 1,
+   "string", "Increment the floating point value of a key by a number"},
+  {"info", -1, cmd_info, false, "loading stale", 0, 0, 0, "server",
+   "Returns information and statistics about the server"},
+  {"keys", 2, cmd_keys, false, "readonly", 0, 0, 0, "generic",
+   "Returns all key names that match a pattern"},
+  {"mget", -2, cmd_mget, false, "readonly fast", 1, -1, 1, "string",
+   "Atomically returns the string values of one or more keys"},
+  {"mset", -3, cmd_mset, false, "write denyoom", 1, -1, 2, "string",
+   "Sets the string values of one or more keys"},
+  {"msetnx", -3, cmd_msetnx, false, "write denyoom", 1, -1, 2, "string",
+   "Sets the string values of one or more keys, only if none exist"},
+  {"persist", 2, cmd_persist, false, "write fast", 1, 1, 1, "generic",
+   "Removes the expiration time of a key"},
+  {"pexpire", -3, cmd_pexpire, false, "write fast", 1, 1, 1, "generic",
+   "Sets the expiration time of a key in milliseconds"},
+  {"pexpireat", -3, cmd_pexpireat, false, "write fast", 1, 1, 1, "generic",
+   "Sets the expiration time of a key to a Unix milliseconds timestamp"},
+  {"pexpiretime", 2, cmd_pexpiretime, false, "readonly fast", 1, 1, 1,
+   "generic",
+   "Returns the expiration time of a key as a Unix milliseconds timestamp"},
+  {"ping", -1, cmd_ping, false, "fast", 0, 0, 0, "connection",
+   "Returns the server's liveliness response"},
+  {"psetex", 4, cmd_psetex, false, "write denyoom", 1, 1, 1, "string",
+   "Sets both string value and expiration time in milliseconds of a key"},
+  {"pttl", 2, cmd_pttl, false, "readonly fast", 1, 1, 1, "generic",
+   "Returns the expiration time in milliseconds of a key"},
+  {"quit", -1, cmd_quit, true, "noscript loading stale fast no_auth", 0, 0, 0,
+   "connection", "Closes the connection"},
+  {"randomkey", 1, cmd_randomkey, false, "readonly", 0, 0, 0, "generic",
+   "Returns a random key name from the database"},
+  {"reset", 1, cmd_reset, true, "noscript loading stale fast no_auth", 0, 0, 0,
+   "connection", "Resets the connection"},
+  {"scan", -2, cmd_scan, false, "readonly", 0, 0, 0, "generic",
+   "Iterates over the key names in the database"},
+  {"select", 2, cmd_select, false, "loading stale fast", 0, 0, 0, "connection",
+   "Changes the selected database"},
+  {"set", -3, cmd_set, false, "write denyoom", 1, 1, 1, "string",
+   "Sets the string value of a key, ignoring its type"},
+  {"setex", 4, cmd_setex, false, "write denyoom", 1, 1, 1, "string",
+   "Sets the string value and expiration time of a key"},
+  {"setnx", 3, cmd_setnx, false, "write denyoom fast", 1, 1, 1, "string",
+   "Set the string value of a key only when the key doesn't exist"},
+  {"setrange", 4, cmd_setrange, false, "write denyoom", 1, 1, 1, "string",
+   "Overwrites a part of a string value with another by an offset"},
+  {"strlen", 2, cmd_strlen, false, "readonly fast", 1, 1, 1, "string",
+   "Returns the length of a string value"},
+  {"time", 1, cmd_time, false, "loading stale fast", 0, 0, 0, "server",
+   "Returns the server time"},
+  {"ttl", 2, cmd_ttl, false, "readonly fast", 1, 1, 1, "generic",
+   "Returns the expiration time in seconds of a key"},
+  {"type", 2, cmd_type, false, "readonly fast", 1, 1, 1, "generic",
+   "Determines the type of value stored at a key"},
+  {"unlink", -2, cmd_del, false, "write fast", 1, -1, 1, "generic",
+   "Asynchronously deletes one or more keys"},
 };
 
 const command_def* find_command(std::string_view name) {
@@ -824,16 +1404,45 @@ std::string unknown_command(const command& cmd) {
 
 } // namespace
 
+std::span<const command_def> command_table() {
+  return {std::begin(commands), std::end(commands)};
+}
+
+} // namespace detail
+
+bool is_sequential(const command& cmd) {
+  // Several steps each (a read, then a write on what was read; a walk over
+  // partitions; a drop and a create): they run alone.
+  static constexpr std::string_view names[] = {
+    "append",    "dbsize",    "expire",      "expireat", "flushall", "flushdb",
+    "getdel",    "getex",     "incrbyfloat", "keys",     "msetnx",   "pexpire",
+    "pexpireat", "randomkey", "scan",        "setrange",
+  };
+  if (cmd.args.empty() || cmd.args[0].size() > 16) {
+    return false;
+  }
+  auto name = detail::lower(cmd.args[0]);
+  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
 size_t command_count() {
-  return std::size(commands);
+  return std::size(detail::commands);
+}
+
+std::string_view command_name(size_t i) {
+  return i < std::size(detail::commands) ? detail::commands[i].name
+                                         : std::string_view{"unknown"};
 }
 
 void run_command(const command& cmd, session& s,
                  const std::shared_ptr<pending_reply>& slot,
                  const command_env& env) {
+  using namespace detail;
   context c{cmd, s, slot, env};
   const auto* def = find_command(cmd.args[0]);
+  s.last_ms = env.wall.now_ms(env.self);
   if (def == nullptr) {
+    s.last_command = "unknown";
     if (!s.authenticated) {
       c.error("NOAUTH Authentication required.");
       return;
@@ -841,6 +1450,8 @@ void run_command(const command& cmd, session& s,
     c.error(unknown_command(cmd));
     return;
   }
+  slot->command = static_cast<int>(def - std::begin(commands));
+  s.last_command = std::string{def->name};
   if (!s.authenticated && !def->no_auth) {
     c.error("NOAUTH Authentication required.");
     return;

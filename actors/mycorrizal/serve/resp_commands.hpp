@@ -10,10 +10,15 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/timespan.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace mycorrizal::resp {
 
@@ -26,6 +31,65 @@ struct session {
   uint32_t db = 0;
   /// CLIENT SETNAME.
   std::string name;
+  /// The client's address and ours (CLIENT LIST), as `ip:port`.
+  std::string addr;
+  std::string laddr;
+  /// Unix ms of the connect and of the last command.
+  int64_t created_ms = 0;
+  int64_t last_ms = 0;
+  /// The last command's name, lower case (`client|list` for subcommands).
+  std::string last_command;
+};
+
+/// What CLIENT LIST shows of one client.
+struct client_info {
+  int64_t id = 0;
+  std::string addr;
+  std::string laddr;
+  std::string name;
+  int64_t created_ms = 0;
+  int64_t last_ms = 0;
+  uint32_t db = 0;
+  int resp = 2;
+  std::string last_command;
+};
+
+/// What every connection of one server shares: the clients (CLIENT LIST,
+/// INFO), and the counters INFO and the metrics report. The connection
+/// actors write, the scrape and other clients read; counters are atomics,
+/// the client list is under a mutex (written once per batch of commands).
+class server_state {
+public:
+  explicit server_state(size_t commands);
+
+  std::string node_name;
+  /// Unix ms when the server started (INFO uptime).
+  int64_t started_ms = 0;
+  uint16_t port = 0;
+  size_t max_clients = 0;
+  uint32_t databases = 16;
+
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> rejected_total{0};
+  std::atomic<uint64_t> commands_total{0};
+  std::atomic<uint64_t> error_replies_total{0};
+  /// Per command of the table (`command_name(i)`), and one more at the end
+  /// for commands the front door does not know.
+  std::unique_ptr<std::atomic<uint64_t>[]> calls;
+  std::unique_ptr<std::atomic<uint64_t>[]> failed;
+
+  void update(const session& s);
+  void remove(int64_t id);
+  std::vector<client_info> clients() const;
+  size_t client_count() const;
+
+  /// Counts a reply to command `index` (-1: unknown); `bytes` tell an error.
+  void count_reply(int index, std::string_view bytes);
+
+private:
+  size_t commands_;
+  mutable std::mutex mtx_;
+  std::map<int64_t, client_info> clients_;
 };
 
 /// The reply to one command: written at once, or when its cache
@@ -48,6 +112,8 @@ public:
   }
 
   bool close_after = false;
+  /// The command's index in the table (-1: unknown), for the counters.
+  int command = -1;
 
 private:
   bool done_ = false;
@@ -65,6 +131,8 @@ struct command_env {
   std::function<void()> on_done;
   /// Unix time for TTLs and expiries, by `self`'s actor clock.
   const wall_clock& wall;
+  /// The server's clients and counters.
+  server_state& server;
 };
 
 /// Runs `cmd`: completes `slot` now, or later from `env.self`'s responses.
@@ -72,8 +140,14 @@ void run_command(const command& cmd, session& s,
                  const std::shared_ptr<pending_reply>& slot,
                  const command_env& env);
 
-/// Names of the commands the front door knows, lower case (COMMAND COUNT,
-/// docs).
+/// Whether `cmd` must run alone (see resp.cpp): a read-modify-write or a
+/// walk over the key space, which takes several steps.
+bool is_sequential(const command& cmd);
+
+/// How many commands the front door knows (COMMAND COUNT).
 size_t command_count();
+
+/// The name of command `i` of the table, lower case.
+std::string_view command_name(size_t i);
 
 } // namespace mycorrizal::resp

@@ -183,6 +183,94 @@ SEQUENCES = {
         ["EXPIRE", "k1", "-1"], ["EXISTS", "k1"],
         ["SET", "k1", "a"], ["UNLINK", "k1", "k1"], ["DEL", "k1"],
     ],
+    "strings_more": [
+        ["DEL", "a1", "a2", "f1", "r1", "g1", "ms1", "ms2", "ms3", "ms4",
+         "nof", "s1"],
+        ["APPEND", "a1", "hello"], ["APPEND", "a1", " world"], ["GET", "a1"],
+        ["STRLEN", "a1"], ["STRLEN", "nokey"], ["APPEND", "a2", ""],
+        ["EXISTS", "a2"], ["GET", "a2"], ["APPEND", "a1"],
+        ["GETRANGE", "a1", "0", "4"], ["GETRANGE", "a1", "-5", "-1"],
+        ["GETRANGE", "a1", "6", "100"], ["GETRANGE", "a1", "-100", "2"],
+        ["GETRANGE", "a1", "5", "2"], ["GETRANGE", "a1", "-1", "-5"],
+        ["GETRANGE", "nokey", "0", "1"], ["GETRANGE", "a1", "x", "1"],
+        ["GETRANGE", "a1", "0"], ["GETRANGE", "a2", "0", "-1"],
+        ["SETRANGE", "r1", "5", "xy"], ["GET", "r1"],
+        ["SETRANGE", "r1", "0", "ab"], ["GET", "r1"],
+        ["SETRANGE", "r1", "1", ""], ["SETRANGE", "nokey2", "3", ""],
+        ["EXISTS", "nokey2"], ["SETRANGE", "r1", "-1", "a"],
+        ["SETRANGE", "r1", "536870911", "ab"], ["SETRANGE", "r1", "x", "a"],
+        ["SET", "f1", "10.5"], ["INCRBYFLOAT", "f1", "0.1"],
+        ["INCRBYFLOAT", "f1", "-5"], ["INCRBYFLOAT", "f1", "1e3"],
+        ["INCRBYFLOAT", "f1", "abc"], ["INCRBYFLOAT", "f1", " 1"],
+        ["INCRBYFLOAT", "f1", "inf"], ["INCRBYFLOAT", "nof", "3"],
+        ["INCRBYFLOAT", "nof", "-3"], ["GET", "nof"], ["SET", "f1", "abc"],
+        ["INCRBYFLOAT", "f1", "1"], ["SET", "f1", "5.0e3"],
+        ["INCRBYFLOAT", "f1", "2.0e2"], ["INCRBYFLOAT", "f1", "0x10"],
+        ["INCRBYFLOAT", "f1", "1.5", "x"], ["INCRBYFLOAT", "f1", ""],
+        ["SET", "g1", "v"], ["GETDEL", "g1"], ["GETDEL", "g1"],
+        ["EXISTS", "g1"], ["GETDEL", "g1", "x"],
+        ["SET", "g1", "v"], ["GETEX", "g1"], ["TTL", "g1"],
+        ["GETEX", "g1", "EX", "100"], ["TTL", "g1"],
+        ["GETEX", "g1", "PERSIST"], ["TTL", "g1"], ["GETEX", "g1", "EX", "0"],
+        ["GETEX", "g1", "EX", "x"], ["GETEX", "nokey", "EX", "0"],
+        ["GETEX", "g1", "EX", "10", "PX", "100"],
+        ["GETEX", "g1", "EX", "10", "EX", "20"], ["TTL", "g1"],
+        ["GETEX", "g1", "PERSIST", "EX", "10"], ["GETEX", "g1", "NX"],
+        ["GETEX", "g1", "PX"], ["GETEX", "g1", "PXAT", "1"], ["EXISTS", "g1"],
+        ["MSET", "ms1", "a", "ms2", "b"], ["MGET", "ms1", "ms2"],
+        ["MSET", "ms1"], ["MSET", "ms1", "a", "ms2"],
+        ["MSETNX", "ms2", "x", "ms3", "y"], ["GET", "ms3"],
+        ["MSETNX", "ms3", "y", "ms4", "z"], ["MGET", "ms3", "ms4"],
+        ["MSETNX", "ms1"],
+        ["SET", "s1", "v", "EX", "10", "EX", "20"], ["TTL", "s1"],
+        ["SET", "s1", "v", "PX", "100", "EX", "20"],
+        ["SET", "s1", "v", "NX", "NX"], ["SET", "s1", "v", "GET", "GET"],
+        ["DEL", "a1", "a2", "f1", "r1", "g1", "ms1", "ms2", "ms3", "ms4",
+         "nof", "s1"],
+    ],
+    "expiry_more": [
+        ["DEL", "e1", "e2"], ["SET", "e1", "v"], ["TYPE", "e1"],
+        ["TYPE", "nokey"], ["TYPE"],
+        ["EXPIRE", "e1", "100", "NX"], ["EXPIRE", "e1", "200", "NX"],
+        ["TTL", "e1"], ["EXPIRE", "e1", "50", "GT"],
+        ["EXPIRE", "e1", "500", "GT"], ["TTL", "e1"],
+        ["EXPIRE", "e1", "600", "LT"], ["EXPIRE", "e1", "60", "LT"],
+        ["TTL", "e1"], ["EXPIRE", "e1", "70", "XX"], ["TTL", "e1"],
+        ["PERSIST", "e1"], ["EXPIRE", "e1", "70", "XX"],
+        ["EXPIRE", "e1", "70", "GT"], ["EXPIRE", "e1", "70", "LT"],
+        ["TTL", "e1"], ["PERSIST", "e1"],
+        ["EXPIRE", "e1", "10", "NX", "XX"], ["EXPIRE", "e1", "10", "GT", "LT"],
+        ["EXPIRE", "e1", "10", "FOO"], ["EXPIRE", "nokey", "10", "NX"],
+        ["EXPIRE", "e1", "x", "NX"], ["EXPIRE", "e1", "10", "nx", "nx"],
+        ["EXPIRE", "e1", "5", "XX", "GT"], ["EXPIRE", "e1", "100", "XX", "GT"],
+        ["TTL", "e1"], ["PERSIST", "e1"],
+        ["EXPIRETIME", "e1"], ["PEXPIRETIME", "e1"], ["EXPIRETIME", "nokey"],
+        ["PEXPIRETIME", "nokey"],
+        ["EXPIREAT", "e1", "4102444800"], ["EXPIRETIME", "e1"],
+        ["PEXPIREAT", "e1", "4102444800123"], ["PEXPIRETIME", "e1"],
+        ["EXPIRETIME", "e1"], ["EXPIREAT", "e1", "4102444801", "LT"],
+        ["EXPIREAT", "e1", "4102444801", "GT"], ["EXPIRETIME", "e1"],
+        ["EXPIREAT", "e1", "100"], ["EXISTS", "e1"],
+        ["SET", "e2", "v"], ["PEXPIREAT", "e2", "-5"], ["EXISTS", "e2"],
+        ["EXPIREAT", "e2", "x"], ["EXPIREAT", "e2", "9223372036854775807"],
+        ["PEXPIREAT", "e2", "9223372036854775807"],
+    ],
+    "server": [
+        ["CONFIG", "GET", "databases"], ["CONFIG", "GET", "maxmemory"],
+        ["CONFIG", "GET", "nosuchparam"], ["CONFIG", "GET"],
+        ["CONFIG", "FOO"], ["CONFIG", "GET", "appendonly"],
+        ["COMMAND", "FOO"], ["COMMAND", "COUNT", "x"],
+        ["COMMAND", "INFO", "nosuchcmd"], ["CLIENT", "INFO", "x"],
+        ["CLIENT", "SETNAME", "before-reset"], ["SELECT", "3"],
+        ["RESET"], ["CLIENT", "GETNAME"], ["TIME", "x"], ["INFO", "nosuch"],
+        ["CLIENT", "LIST", "TYPE", "bogus"], ["CLIENT", "LIST", "ID", "x"],
+        ["CLIENT", "LIST", "ID", "99999"], ["CLIENT", "LIST", "FOO"],
+        ["DBSIZE", "x"], ["RANDOMKEY", "x"], ["KEYS"], ["SCAN"],
+        ["FLUSHDB", "x"], ["FLUSHDB", "ASYNC", "x"], ["FLUSHALL", "x"],
+        ["SCAN", "x"], ["SCAN", "-1x"], ["SCAN", " 0"],
+        ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT", "x"],
+        ["SCAN", "0", "FOO", "1"], ["SCAN", "0", "MATCH"],
+    ],
     "inline_and_pipeline": [
         b"PING\r\n", b"set in1 'a b'\r\n", b"GET in1\r\n", b"  \r\n",
         b'ECHO "x\\ty"\n', b"DEL in1\r\n",
@@ -280,6 +368,96 @@ class RespCompare(unittest.TestCase):
 
     def test_keys(self):
         self.compare("keys")
+
+    def test_strings_more(self):
+        self.compare("strings_more")
+
+    def test_expiry_more(self):
+        self.compare("expiry_more")
+
+    def test_server(self):
+        self.compare("server")
+
+    def test_keyspace(self):
+        """SCAN, KEYS, DBSIZE, RANDOMKEY, FLUSHDB and FLUSHALL on database
+        5; key lists compared as sets (their order is the server's own)."""
+        keys = ["k1", "k2", "user:1", "user:22", "user:333", "h[a]llo",
+                "hallo", "x\x00y", ""]
+        results = []
+        for server in self.servers:
+            sock, reader = server.connect()
+            try:
+                def call(*args):
+                    sock.sendall(encode(list(args)))
+                    return reader.reply()
+
+                def keys_of(reply):
+                    # An array of bulk strings, decoded.
+                    out, rest = [], reply
+                    head, rest = rest.split(b"\r\n", 1)
+                    for _ in range(int(head[1:])):
+                        n, rest = rest.split(b"\r\n", 1)
+                        size = int(n[1:])
+                        out.append(rest[:size])
+                        rest = rest[size + 2:]
+                    return sorted(out)
+
+                def scan_all(*opts):
+                    cursor, seen, calls = b"0", [], 0
+                    while True:
+                        sock.sendall(encode(["SCAN", cursor] + list(opts)))
+                        r = reader.reply()
+                        head, rest = r.split(b"\r\n", 1)
+                        n, rest = rest.split(b"\r\n", 1)
+                        cursor = rest[:int(n[1:])]
+                        seen += keys_of(rest[int(n[1:]) + 2:])
+                        calls += 1
+                        if cursor == b"0" or calls > 10000:
+                            return sorted(set(seen))
+
+                got = {}
+                got["select"] = call("SELECT", "5")
+                got["flush"] = call("FLUSHDB")
+                got["empty_dbsize"] = call("DBSIZE")
+                got["empty_random"] = call("RANDOMKEY")
+                got["empty_keys"] = call("KEYS", "*")
+                got["empty_scan"] = call("SCAN", "0")
+                for k in keys:
+                    call("SET", k, "v")
+                call("SET", "with-ttl", "v", "EX", "100")
+                got["dbsize"] = call("DBSIZE")
+                for pattern in ["*", "user:*", "user:?", "h[a]llo",
+                                "h\\[a\\]llo", "*[0-9]", "x*", "[^u]*",
+                                "nomatch*"]:
+                    got["keys " + pattern] = keys_of(call("KEYS", pattern))
+                got["scan"] = scan_all()
+                got["scan count"] = scan_all("COUNT", "2")
+                got["scan match"] = scan_all("MATCH", "user:*", "COUNT", "3")
+                got["scan type string"] = scan_all("TYPE", "string")
+                got["scan type hash"] = scan_all("TYPE", "hash")
+                r = call("RANDOMKEY")
+                got["random is a key"] = r.split(b"\r\n")[1] in [
+                    k.encode() for k in keys + ["with-ttl"]] or r == (
+                        b"$0\r\n\r\n")
+                got["select 6"] = call("SELECT", "6")
+                call("SET", "other", "v")
+                got["flushdb 6"] = call("FLUSHDB", "ASYNC")
+                got["dbsize 6"] = call("DBSIZE")
+                got["select 5"] = call("SELECT", "5")
+                got["dbsize 5 kept"] = call("DBSIZE")
+                got["flushall"] = call("FLUSHALL", "SYNC")
+                got["dbsize after flushall"] = call("DBSIZE")
+                got["keys after flushall"] = call("KEYS", "*")
+                got["set after flushall"] = call("SET", "k1", "again")
+                got["get after flushall"] = call("GET", "k1")
+                call("FLUSHALL")
+            finally:
+                sock.close()
+            results.append(got)
+        diffs = ["%s:\n  redis-server:    %r\n  mycorrizal-node: %r"
+                 % (k, results[0][k], results[1].get(k))
+                 for k in results[0] if results[0][k] != results[1].get(k)]
+        self.assertFalse(diffs, "\n".join(diffs))
 
     def test_inline_and_pipeline(self):
         self.compare("inline_and_pipeline")

@@ -1,0 +1,490 @@
+// SPDX-License-Identifier: Apache-2.0
+// The server and connection commands of the Redis front door that clients
+// and tools send around the data: CLIENT, COMMAND, INFO, CONFIG, TIME,
+// RESET.
+#include "mycorrizal/resp/glob.hpp"
+#include "mycorrizal/serve/resp_internal.hpp"
+
+#include <caf/all.hpp>
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mycorrizal::resp::detail {
+
+namespace {
+
+/// A CLIENT LIST line (Redis 7.0's fields; what Mycorrizal does not have is
+/// 0 or empty).
+std::string client_line(const client_info& x, int64_t now_ms) {
+  auto age = (now_ms - x.created_ms) / 1000;
+  auto idle = (now_ms - x.last_ms) / 1000;
+  return fmt::format(
+    "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} "
+    "sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
+    "obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 "
+    "resp={}\n",
+    x.id, x.addr, x.laddr, x.name, std::max<int64_t>(age, 0),
+    std::max<int64_t>(idle, 0), x.db,
+    x.last_command.empty() ? "NULL" : x.last_command, x.resp);
+}
+
+client_info info_of(const session& s) {
+  client_info x;
+  x.id = s.id;
+  x.addr = s.addr;
+  x.laddr = s.laddr;
+  x.name = s.name;
+  x.created_ms = s.created_ms;
+  x.last_ms = s.last_ms;
+  x.db = s.db;
+  x.resp = s.version == protocol_version::resp3 ? 3 : 2;
+  x.last_command = s.last_command;
+  return x;
+}
+
+void reply_ok(reply_writer& w) {
+  w.simple_string("OK");
+}
+
+std::vector<std::string> split_flags(std::string_view flags) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < flags.size()) {
+    auto j = flags.find(' ', i);
+    if (j == std::string_view::npos) {
+      j = flags.size();
+    }
+    if (j > i) {
+      out.emplace_back(flags.substr(i, j - i));
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+void write_command_info(reply_writer& w, const command_def& d) {
+  auto flags = split_flags(d.flags);
+  w.array(10);
+  w.bulk_string(d.name);
+  w.integer(d.arity);
+  w.set(flags.size());
+  for (auto& f : flags) {
+    w.simple_string(f);
+  }
+  w.integer(d.first_key);
+  w.integer(d.last_key);
+  w.integer(d.step);
+  bool write = d.flags.find("write") != std::string_view::npos;
+  bool read = d.flags.find("readonly") != std::string_view::npos;
+  bool fast = d.flags.find("fast") != std::string_view::npos;
+  std::vector<std::string> cats;
+  if (write) {
+    cats.emplace_back("@write");
+  }
+  if (read) {
+    cats.emplace_back("@read");
+  }
+  cats.push_back(fmt::format("@{}", d.group == "generic"  ? "keyspace"
+                                    : d.group == "server" ? "admin"
+                                                          : d.group));
+  cats.emplace_back(fast ? "@fast" : "@slow");
+  w.set(cats.size());
+  for (auto& cat : cats) {
+    w.simple_string(cat);
+  }
+  w.array(0); // tips
+  w.array(0); // key specs
+  w.array(0); // subcommands
+}
+
+const command_def* find_def(std::string_view name) {
+  auto key = lower(name);
+  for (const auto& d : command_table()) {
+    if (d.name == key) {
+      return &d;
+    }
+  }
+  return nullptr;
+}
+
+std::string section_server(const context& c) {
+  utsname u{};
+  std::string os = "Linux";
+  if (uname(&u) == 0) {
+    os = fmt::format("{} {} {}", u.sysname, u.release, u.machine);
+  }
+  auto& srv = c.env.server;
+  auto now = c.env.wall.now_ms(c.env.self);
+  auto up = std::max<int64_t>((now - srv.started_ms) / 1000, 0);
+  return fmt::format("# Server\r\n"
+                     "redis_version:{}\r\n"
+                     "redis_mode:standalone\r\n"
+                     "os:{}\r\n"
+                     "arch_bits:64\r\n"
+                     "process_id:{}\r\n"
+                     "tcp_port:{}\r\n"
+                     "server_time_usec:{}\r\n"
+                     "uptime_in_seconds:{}\r\n"
+                     "uptime_in_days:{}\r\n"
+                     "mycorrizal_node:{}\r\n",
+                     redis_version, os, getpid(), srv.port, now * 1000, up,
+                     up / 86400, srv.node_name);
+}
+
+std::string section_clients(const context& c) {
+  auto& srv = c.env.server;
+  return fmt::format("# Clients\r\n"
+                     "connected_clients:{}\r\n"
+                     "maxclients:{}\r\n",
+                     srv.client_count(), srv.max_clients);
+}
+
+std::string section_memory() {
+  long pages = 0;
+  long rss = 0;
+  if (auto* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &rss) != 2) {
+      rss = 0;
+    }
+    std::fclose(f);
+  }
+  auto bytes = static_cast<int64_t>(rss) * sysconf(_SC_PAGESIZE);
+  return fmt::format("# Memory\r\n"
+                     "used_memory_rss:{}\r\n"
+                     "maxmemory:0\r\n"
+                     "maxmemory_policy:allkeys-lru\r\n",
+                     bytes);
+}
+
+std::string section_stats(const context& c) {
+  auto& srv = c.env.server;
+  return fmt::format("# Stats\r\n"
+                     "total_connections_received:{}\r\n"
+                     "total_commands_processed:{}\r\n"
+                     "rejected_connections:{}\r\n"
+                     "total_error_replies:{}\r\n",
+                     srv.connections_total.load(), srv.commands_total.load(),
+                     srv.rejected_total.load(), srv.error_replies_total.load());
+}
+
+std::string section_cpu() {
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  auto secs = [](const timeval& t) {
+    return fmt::format("{}.{:06}", t.tv_sec, t.tv_usec);
+  };
+  return fmt::format("# CPU\r\n"
+                     "used_cpu_sys:{}\r\n"
+                     "used_cpu_user:{}\r\n",
+                     secs(self.ru_stime), secs(self.ru_utime));
+}
+
+} // namespace
+
+void cmd_client(const context& c) {
+  auto sub = lower(c.arg(1));
+  auto now = c.env.wall.now_ms(c.env.self);
+  if (sub == "id" && c.argc() == 2) {
+    c.reply([&](reply_writer& w) {
+      w.integer(c.s.id);
+    });
+  } else if (sub == "getname" && c.argc() == 2) {
+    c.reply([&](reply_writer& w) {
+      if (c.s.name.empty()) {
+        w.null();
+      } else {
+        w.bulk_string(c.s.name);
+      }
+    });
+  } else if (sub == "setname" && c.argc() == 3) {
+    auto name = c.arg(2);
+    for (auto ch : name) {
+      if (ch < '!' || ch > '~') {
+        c.error("ERR Client names cannot contain spaces, newlines or special "
+                "characters.");
+        return;
+      }
+    }
+    c.s.name = std::string{name};
+    c.reply(reply_ok);
+  } else if (sub == "info" && c.argc() == 2) {
+    c.s.last_command = "client|info";
+    auto line = client_line(info_of(c.s), now);
+    c.reply([&](reply_writer& w) {
+      w.verbatim(line, "txt");
+    });
+  } else if (sub == "list") {
+    c.s.last_command = "client|list";
+    c.env.server.update(c.s);
+    std::set<int64_t> ids;
+    bool filter_ids = false;
+    for (size_t i = 2; i < c.argc(); ++i) {
+      bool has_arg = i + 1 < c.argc();
+      if (iequals(c.arg(i), "type") && has_arg) {
+        auto t = lower(c.arg(i + 1));
+        if (t != "normal" && t != "master" && t != "replica" && t != "pubsub") {
+          c.error(fmt::format("ERR Unknown client type '{}'", c.arg(i + 1)));
+          return;
+        }
+        if (t != "normal") {
+          filter_ids = true; // no such clients here
+        }
+        ++i;
+      } else if (iequals(c.arg(i), "id") && has_arg) {
+        filter_ids = true;
+        for (++i; i < c.argc(); ++i) {
+          int64_t id = 0;
+          if (!parse_ll(c.arg(i), id) || id <= 0) {
+            c.error("ERR Invalid client ID");
+            return;
+          }
+          ids.insert(id);
+        }
+      } else {
+        c.error(syntax_error);
+        return;
+      }
+    }
+    std::string text;
+    for (auto& x : c.env.server.clients()) {
+      if (!filter_ids || ids.count(x.id) != 0) {
+        text += client_line(x, now);
+      }
+    }
+    c.reply([&](reply_writer& w) {
+      w.verbatim(text, "txt");
+    });
+  } else if (sub == "help" && c.argc() == 2) {
+    c.reply([](reply_writer& w) {
+      constexpr std::string_view lines[]
+        = {"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+           "GETNAME",
+           "    Return the name of the current connection.",
+           "ID",
+           "    Return the ID of the current connection.",
+           "INFO",
+           "    Return information about the current client connection.",
+           "LIST [options ...]",
+           "    Return information about client connections. Options:",
+           "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+           "      Return clients of specified type.",
+           "    * ID <client-id> [<client-id> ...]",
+           "      Return clients of specified IDs only.",
+           "SETNAME <name>",
+           "    Assign the name <name> to the current connection.",
+           "HELP",
+           "    Print this help."};
+      w.array(std::size(lines));
+      for (auto l : lines) {
+        w.simple_string(l);
+      }
+    });
+  } else if (sub == "id" || sub == "getname" || sub == "setname"
+             || sub == "info" || sub == "help") {
+    c.error(fmt::format("ERR wrong number of arguments for 'client|{}' command",
+                        sub));
+  } else {
+    c.error(fmt::format("ERR unknown subcommand '{}'. Try CLIENT HELP.",
+                        c.arg(1).substr(0, 128)));
+  }
+}
+
+void cmd_command(const context& c) {
+  auto table = command_table();
+  if (c.argc() == 1) {
+    c.reply([&](reply_writer& w) {
+      w.array(table.size());
+      for (const auto& d : table) {
+        write_command_info(w, d);
+      }
+    });
+    return;
+  }
+  auto sub = lower(c.arg(1));
+  if (sub == "count" && c.argc() == 2) {
+    c.reply([&](reply_writer& w) {
+      w.integer(static_cast<int64_t>(table.size()));
+    });
+  } else if (sub == "list" && c.argc() == 2) {
+    c.reply([&](reply_writer& w) {
+      w.array(table.size());
+      for (const auto& d : table) {
+        w.bulk_string(d.name);
+      }
+    });
+  } else if (sub == "info") {
+    c.reply([&](reply_writer& w) {
+      if (c.argc() == 2) {
+        w.array(table.size());
+        for (const auto& d : table) {
+          write_command_info(w, d);
+        }
+        return;
+      }
+      w.array(c.argc() - 2);
+      for (size_t i = 2; i < c.argc(); ++i) {
+        if (const auto* d = find_def(c.arg(i))) {
+          write_command_info(w, *d);
+        } else {
+          w.null();
+        }
+      }
+    });
+  } else if (sub == "docs") {
+    std::vector<const command_def*> defs;
+    if (c.argc() == 2) {
+      for (const auto& d : table) {
+        defs.push_back(&d);
+      }
+    } else {
+      for (size_t i = 2; i < c.argc(); ++i) {
+        if (const auto* d = find_def(c.arg(i))) {
+          defs.push_back(d);
+        }
+      }
+    }
+    c.reply([&](reply_writer& w) {
+      w.map(defs.size());
+      for (const auto* d : defs) {
+        w.bulk_string(d->name);
+        w.map(2);
+        w.bulk_string("summary").bulk_string(d->summary);
+        w.bulk_string("group").bulk_string(d->group);
+      }
+    });
+  } else if (sub == "count" || sub == "list") {
+    c.error(fmt::format(
+      "ERR wrong number of arguments for 'command|{}' command", sub));
+  } else {
+    c.error(fmt::format("ERR unknown subcommand '{}'. Try COMMAND HELP.",
+                        c.arg(1).substr(0, 128)));
+  }
+}
+
+void cmd_info(const context& c) {
+  std::set<std::string> want;
+  for (size_t i = 1; i < c.argc(); ++i) {
+    want.insert(lower(c.arg(i)));
+  }
+  bool all = want.empty() || want.count("all") != 0 || want.count("default")
+             || want.count("everything") != 0;
+  auto has = [&](const char* name) {
+    return all || want.count(name) != 0;
+  };
+  std::vector<std::string> parts;
+  if (has("server")) {
+    parts.push_back(section_server(c));
+  }
+  if (has("clients")) {
+    parts.push_back(section_clients(c));
+  }
+  if (has("memory")) {
+    parts.push_back(section_memory());
+  }
+  if (has("stats")) {
+    parts.push_back(section_stats(c));
+  }
+  if (has("replication")) {
+    parts.emplace_back(
+      "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
+  }
+  if (has("cpu")) {
+    parts.push_back(section_cpu());
+  }
+  if (has("keyspace")) {
+    // Per database key counts would take a walk over every partition of
+    // the cluster (DBSIZE does that on request); INFO stays cheap.
+    parts.emplace_back("# Keyspace\r\n");
+  }
+  std::string text;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) {
+      text += "\r\n";
+    }
+    text += parts[i];
+  }
+  c.reply([&](reply_writer& w) {
+    w.verbatim(text, "txt");
+  });
+}
+
+void cmd_config(const context& c) {
+  auto sub = lower(c.arg(1));
+  if (sub == "get") {
+    if (c.argc() < 3) {
+      c.error("ERR wrong number of arguments for 'config|get' command");
+      return;
+    }
+    auto& srv = c.env.server;
+    const std::pair<std::string, std::string> params[] = {
+      {"appendonly", "no"},
+      {"bind", c.s.laddr.substr(0, c.s.laddr.rfind(':'))},
+      {"cluster-enabled", "no"},
+      {"databases", std::to_string(c.env.databases)},
+      {"maxclients", std::to_string(srv.max_clients)},
+      {"maxmemory", "0"},
+      {"maxmemory-policy", "allkeys-lru"},
+      {"port", std::to_string(srv.port)},
+      {"proto-max-bulk-len", "536870912"},
+      {"requirepass", c.env.password},
+      {"save", ""},
+      {"tcp-keepalive", "300"},
+      {"timeout", "0"},
+    };
+    std::vector<const std::pair<std::string, std::string>*> hits;
+    for (const auto& p : params) {
+      for (size_t i = 2; i < c.argc(); ++i) {
+        if (glob_match(c.arg(i), p.first, true)) {
+          hits.push_back(&p);
+          break;
+        }
+      }
+    }
+    c.reply([&](reply_writer& w) {
+      w.map(hits.size());
+      for (const auto* p : hits) {
+        w.bulk_string(p->first).bulk_string(p->second);
+      }
+    });
+  } else if (sub == "resetstat" && c.argc() == 2) {
+    c.reply(reply_ok);
+  } else if (sub == "set") {
+    c.error("ERR CONFIG SET is not supported: mycorrizal-node takes its "
+            "settings on the command line");
+  } else if (sub == "rewrite") {
+    c.error("ERR The server is running without a config file");
+  } else {
+    c.error(fmt::format("ERR unknown subcommand '{}'. Try CONFIG HELP.",
+                        c.arg(1).substr(0, 128)));
+  }
+}
+
+void cmd_time(const context& c) {
+  auto ms = c.env.wall.now_ms(c.env.self);
+  c.reply([&](reply_writer& w) {
+    w.array(2);
+    w.bulk_string(std::to_string(ms / 1000));
+    w.bulk_string(std::to_string((ms % 1000) * 1000));
+  });
+}
+
+void cmd_reset(const context& c) {
+  c.s.version = protocol_version::resp2;
+  c.s.db = 0;
+  c.s.name.clear();
+  c.s.authenticated = c.env.password.empty();
+  c.reply([](reply_writer& w) {
+    w.simple_string("RESET");
+  });
+}
+
+} // namespace mycorrizal::resp::detail
