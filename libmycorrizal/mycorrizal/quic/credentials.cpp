@@ -143,6 +143,46 @@ std::string verify_against(gnutls_x509_crt_t crt,
   return out.text();
 }
 
+std::string verify_peer_certificate(gnutls_session_t sess,
+                                    std::chrono::system_clock::time_point now,
+                                    std::string& cn) {
+  unsigned n = 0;
+  const auto* certs = gnutls_certificate_get_peers(sess, &n);
+  if (certs == nullptr || n == 0) {
+    return "the peer sent no certificate";
+  }
+  auto leaf = new_crt();
+  if (!leaf
+      || gnutls_x509_crt_import(leaf.get(), &certs[0], GNUTLS_X509_FMT_DER)
+           < 0) {
+    return "the peer's certificate is unparsable";
+  }
+  cn = common_name(leaf.get());
+  auto label = cn.empty() ? std::string{"(no CN)"} : "CN=" + cn;
+  unsigned status = 0;
+  if (auto rc = gnutls_certificate_verify_peers2(sess, &status); rc < 0) {
+    return fmt::format("verifying the peer's certificate ({}) failed: {}",
+                       label, gnutls_text(rc));
+  }
+  if (status != 0) {
+    datum_guard out;
+    std::string text = fmt::format("status {:#x}", status);
+    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+                                                     &out.d, 0)
+        >= 0) {
+      text = out.text();
+    }
+    return fmt::format("the peer's certificate ({}) is not signed by our "
+                       "cluster CA: {}",
+                       label, text);
+  }
+  if (auto ok = check_validity(leaf.get(), now, "the peer's certificate");
+      !ok) {
+    return ok.error().context();
+  }
+  return {};
+}
+
 } // namespace internal
 
 namespace {

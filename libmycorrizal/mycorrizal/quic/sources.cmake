@@ -10,6 +10,7 @@ target_sources(mycorrizal_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/endpoint.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cid_router.cpp
   ${CMAKE_CURRENT_LIST_DIR}/scheduler.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/tls_stream.cpp
   ${CMAKE_CURRENT_LIST_DIR}/transport_config.cpp
 )
 target_link_libraries(mycorrizal_core PRIVATE PkgConfig::NGTCP2

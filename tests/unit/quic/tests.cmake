@@ -11,4 +11,5 @@ mycorrizal_add_test(quic_tests LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/endpoint.cpp
     ${CMAKE_CURRENT_LIST_DIR}/scheduler.cpp
     ${CMAKE_CURRENT_LIST_DIR}/transport_config.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tls_stream.cpp
   LIBS mycorrizal::core PkgConfig::GNUTLS)

@@ -134,4 +134,13 @@ expected<void> check_validity(gnutls_x509_crt_t crt,
 ///          GnuTLS explanation ("The certificate issuer is unknown.").
 std::string verify_against(gnutls_x509_crt_t crt, std::span<const crt_ptr> cas);
 
+/// Checks the peer certificate of a session whose handshake got it: sent,
+/// parsable, signed by a CA the session's credentials trust (their time
+/// checks are off), and valid at `now`; sets `cn` to its subject CN.
+/// @returns an empty string when it passes, else why not (for logs and
+///          errors).
+std::string verify_peer_certificate(gnutls_session_t sess,
+                                    std::chrono::system_clock::time_point now,
+                                    std::string& cn);
+
 } // namespace mycorrizal::quic::internal
