@@ -3,6 +3,7 @@
 // and the blocking facade over them.
 #include "mycorrizal/node.hpp"
 
+#include "mycorrizal/cluster/keyring.hpp"
 #include "mycorrizal/cluster/membership.hpp"
 #include "mycorrizal/cluster/peers.hpp"
 #include "mycorrizal/cluster/stack.hpp"
@@ -260,6 +261,8 @@ struct node::impl {
   peers_actor peers;
   router_actor router;
   cache_actor cache;
+  /// The handler of `keyring_app_id`.
+  caf::actor keyring;
   ip_endpoint gossip_local;
   ip_endpoint quic_local;
   std::mutex mtx;
@@ -383,6 +386,32 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
     x->cache = *c;
     children.push_back(caf::actor_cast<caf::actor>(x->cache));
   }
+  // Every node serves keyring operations for the others (cluster/keyring.hpp).
+  x->keyring = spawn_keyring_handler(sys, x->membership);
+  {
+    caf::scoped_actor self{sys};
+    std::optional<error> failed;
+    self
+      ->request(x->router, cfg.facade_timeout, register_atom::value,
+                std::string{keyring_app_id}, x->keyring, app_options{})
+      .receive([] {},
+               [&](caf::error& e) {
+                 failed = from_caf_error(e);
+               });
+    if (failed) {
+      caf::anon_send_exit(x->keyring, caf::exit_reason::user_shutdown);
+      for (auto& c : children) {
+        caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+      }
+      for (auto& c : children) {
+        self->wait_for(c);
+      }
+      self->wait_for(x->keyring);
+      x->reactor->stop();
+      return unexpected{*failed};
+    }
+  }
+  children.push_back(x->keyring);
   x->root = sys.spawn(root_impl, std::move(children), x->membership, cfg.seeds,
                       x->shared, cfg.name, cfg.backoff_min, cfg.backoff_max);
   MYCORRIZAL_LOG_INFO(component, "{} started: gossip {}, QUIC {}", cfg.name,
@@ -456,7 +485,7 @@ void node::stop() {
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   }
   caf::anon_send_exit(x.root, caf::exit_reason::user_shutdown);
-  for (auto& a : {x.root, caf::actor_cast<caf::actor>(x.cache),
+  for (auto& a : {x.root, x.keyring, caf::actor_cast<caf::actor>(x.cache),
                   caf::actor_cast<caf::actor>(x.router),
                   caf::actor_cast<caf::actor>(x.peers),
                   caf::actor_cast<caf::actor>(x.transport),
@@ -680,6 +709,129 @@ expected<std::vector<peer_info>> node::connections() {
 expected<std::vector<app_stats>> node::stats() {
   return impl_->ask<std::vector<app_stats>>(impl_->cfg.facade_timeout,
                                             impl_->router, stats_atom::value);
+}
+
+// -- keyring ------------------------------------------------------------------
+
+namespace {
+
+/// Sends the keyring request `payload` to every alive Mycorrizal member
+/// (this node through its own handler) and collects the answers.
+expected<keyring_report>
+keyring_fanout(node& n, caf::actor_system& sys, const caf::actor& local_handler,
+               std::optional<key_op> op, const std::vector<std::byte>& key,
+               caf::timespan wait) {
+  if (op) {
+    if (auto ok = gossip::keyring::validate_key(key); !ok) {
+      return unexpected{ok.error()};
+    }
+  }
+  auto ms = n.members();
+  if (!ms) {
+    return unexpected{ms.error()};
+  }
+  auto payload = detail::encode_keyring_request(op, key);
+  using answer = expected<std::vector<std::byte>>;
+  std::vector<std::pair<std::string, std::future<answer>>> pending;
+  std::vector<std::string> targets;
+  for (const auto& m : *ms) {
+    if (m.state != gossip::node_state::alive) {
+      continue;
+    }
+    if (m.name != n.name()) {
+      auto meta = gossip::decode_node_meta(m.meta);
+      if (!meta || !*meta || (*meta)->quic_port == 0) {
+        continue; // a plain memberlist member: not ours to ask
+      }
+      pending.emplace_back(m.name,
+                           n.request_async(m.name, std::string{keyring_app_id},
+                                           payload, wait));
+    }
+  }
+  keyring_report out;
+  // This node through its own handler: the same code path as the others.
+  {
+    keyring_member_reply mine;
+    mine.node = n.name();
+    caf::scoped_actor self{sys};
+    app_request req{n.name(), std::string{keyring_app_id}, "", payload, wait};
+    self->request(local_handler, wait, std::move(req))
+      .receive(
+        [&](raw_bytes& r) {
+          if (!op) {
+            if (auto keys = detail::decode_keyring_list(r.data)) {
+              mine.keys = std::move(*keys);
+            } else {
+              mine.failure = keys.error();
+            }
+          }
+        },
+        [&](caf::error& e) {
+          mine.failure = from_caf_error(e);
+        });
+    out.replies.push_back(std::move(mine));
+  }
+  for (auto& [name, fut] : pending) {
+    keyring_member_reply r;
+    r.node = name;
+    auto got = fut.get();
+    if (!got) {
+      r.failure = got.error();
+    } else if (!op) {
+      if (auto keys = detail::decode_keyring_list(*got)) {
+        r.keys = std::move(*keys);
+      } else {
+        r.failure = keys.error();
+      }
+    }
+    out.replies.push_back(std::move(r));
+  }
+  std::sort(out.replies.begin(), out.replies.end(),
+            [](const auto& a, const auto& b) {
+              return a.node < b.node;
+            });
+  return out;
+}
+
+} // namespace
+
+expected<keyring_report> node::keyring_list(caf::timespan wait) {
+  if (impl_->stopped.load()) {
+    return unexpected{
+      error{errc::shutting_down, impl_->cfg.name + " is stopped"}};
+  }
+  return keyring_fanout(*this, *impl_->sys, impl_->keyring, std::nullopt, {},
+                        wait);
+}
+
+expected<keyring_report>
+node::keyring_install(const std::vector<std::byte>& key, caf::timespan wait) {
+  if (impl_->stopped.load()) {
+    return unexpected{
+      error{errc::shutting_down, impl_->cfg.name + " is stopped"}};
+  }
+  return keyring_fanout(*this, *impl_->sys, impl_->keyring, key_op::install,
+                        key, wait);
+}
+
+expected<keyring_report> node::keyring_use(const std::vector<std::byte>& key,
+                                           caf::timespan wait) {
+  if (impl_->stopped.load()) {
+    return unexpected{
+      error{errc::shutting_down, impl_->cfg.name + " is stopped"}};
+  }
+  return keyring_fanout(*this, *impl_->sys, impl_->keyring, key_op::use, key,
+                        wait);
+}
+
+expected<keyring_report> node::keyring_remove(const std::vector<std::byte>& key,
+                                              caf::timespan wait) {
+  if (impl_->stopped.load()) {
+    return unexpected{
+      error{errc::shutting_down, impl_->cfg.name + " is stopped"}};
+  }
+  return keyring_fanout(*this, *impl_->sys, impl_->keyring, key_op::remove, key,
+                        wait);
 }
 
 // -- metrics ------------------------------------------------------------------

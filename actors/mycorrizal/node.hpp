@@ -5,6 +5,7 @@
 
 #include "mycorrizal/apps/application.hpp"
 #include "mycorrizal/apps/router.hpp"
+#include "mycorrizal/cluster/keyring.hpp"
 #include "mycorrizal/cluster/peers.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/error.hpp"
@@ -406,6 +407,33 @@ public:
     }
     return std::optional<T>{std::move(out)};
   }
+
+  // -- keyring (cluster/keyring.hpp, docs/api.md) --------------------------
+  //
+  // Each call asks every alive Mycorrizal member (this node included) and
+  // waits at most `wait` for their answers, as serf's key manager does; the
+  // report names every member asked and what failed where. Errors of the
+  // call itself: `invalid_config` for a key that is not 16, 24 or 32 bytes
+  // long, `timeout` or `shutting_down` when this node's membership does not
+  // answer.
+
+  /// Every member's keys, primary first (serf's `keys -list`).
+  expected<keyring_report>
+  keyring_list(caf::timespan wait = std::chrono::seconds{5});
+  /// Adds `key` to every member's keyring (it encrypts nothing until used).
+  expected<keyring_report>
+  keyring_install(const std::vector<std::byte>& key,
+                  caf::timespan wait = std::chrono::seconds{5});
+  /// Makes the installed `key` every member's primary key (the one that
+  /// encrypts); members without it refuse.
+  expected<keyring_report>
+  keyring_use(const std::vector<std::byte>& key,
+              caf::timespan wait = std::chrono::seconds{5});
+  /// Removes `key` from every member's keyring; a member whose primary key
+  /// it is refuses (as memberlist does).
+  expected<keyring_report>
+  keyring_remove(const std::vector<std::byte>& key,
+                 caf::timespan wait = std::chrono::seconds{5});
 
   // -- metrics (docs/metrics.md) ---------------------------------------------
 
