@@ -6,6 +6,7 @@
 // bearer token, bad options, a port in use, and a stopped node.
 #include "mycorrizal/serve/http.hpp"
 
+#include "mycorrizal/base64.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/node.hpp"
 
@@ -18,6 +19,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <future>
 #include <map>
 #include <memory>
 #include <regex>
@@ -49,8 +51,12 @@ protected:
   }
 
   std::shared_ptr<node> start(const std::string& name, uint8_t host,
-                              const node* seed) {
+                              const node* seed,
+                              const std::vector<std::byte>& gossip_key = {}) {
     auto cfg = node_config::local(name);
+    if (!gossip_key.empty()) {
+      EXPECT_TRUE(cfg.gossip.keys.install(gossip_key));
+    }
     cfg.credentials = test::test_pki::get().credentials(name);
     cfg.gossip_bind = ip_endpoint::v4(127, 0, 0, host, 0);
     cfg.quic_bind = ip_endpoint::v4(127, 0, 0, host, 0);
@@ -360,6 +366,189 @@ TEST_F(http_test, a_stopped_node_is_neither_healthy_nor_ready) {
   s.stop();
   s.stop(); // idempotent
   EXPECT_EQ(get(s, "/health").first, -1);
+}
+
+// -- the API under /v1/ (the CLI's) ------------------------------------------
+
+/// A call's status and body; status -1 when no answer came.
+struct reply {
+  int status = -1;
+  std::string body;
+  std::string expires;
+
+  nlohmann::json json() const {
+    return nlohmann::json::parse(body, nullptr, false);
+  }
+};
+
+reply call(const http_server& s, const std::string& method,
+           const std::string& path, const std::string& body = {},
+           const httplib::Headers& headers = {}) {
+  httplib::Client c{s.local().address_string(), s.local().port()};
+  c.set_connection_timeout(5, 0);
+  c.set_read_timeout(20, 0);
+  httplib::Result res{nullptr, httplib::Error::Unknown};
+  if (method == "GET") {
+    res = c.Get(path.c_str(), headers);
+  } else if (method == "PUT") {
+    res = c.Put(path.c_str(), headers, body, "application/octet-stream");
+  } else if (method == "POST") {
+    res = c.Post(path.c_str(), headers, body, "application/json");
+  } else {
+    res = c.Delete(path.c_str(), headers);
+  }
+  if (!res) {
+    return {-1, httplib::to_string(res.error()), {}};
+  }
+  return {res->status, res->body,
+          res->get_header_value("X-Mycorrizal-Expires-Ms")};
+}
+
+TEST_F(http_test, api_members_and_the_cache_with_binary_values) {
+  auto a = start("api-a", 40, nullptr);
+  auto b = start("api-b", 41, a.get());
+  auto& sa = serve(a);
+  auto& sb = serve(b);
+  nlohmann::json seen;
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      auto r = call(sb, "GET", "/v1/members");
+      seen = r.json();
+      if (r.status != 200 || !seen.contains("members")) {
+        return false;
+      }
+      size_t alive = 0;
+      for (const auto& m : seen["members"]) {
+        alive += m["state"] == "alive" ? 1 : 0;
+      }
+      return alive == 2;
+    },
+    20s))
+    << seen.dump();
+  EXPECT_EQ(seen["node"], "api-b");
+  auto st = call(sa, "GET", "/v1/status").json();
+  EXPECT_EQ(st["node"]["name"], "api-a");
+  // A binary value with a NUL and a key with '/', ' ' and '?' (encoded).
+  std::string value{"a\0b\xff\n", 5};
+  auto put = call(sa, "PUT", "/v1/cache/web/k%2F1%20%3F?ttl=60", value);
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.json()["bucket_created"], true);
+  auto got = call(sb, "GET", "/v1/cache/web/k%2F1%20%3F");
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.body, value);
+  EXPECT_GT(std::stoll(got.expires), 0);
+  auto missing = call(sb, "GET", "/v1/cache/web/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.json()["code"], "key_not_found") << missing.body;
+  auto no_bucket = call(sb, "GET", "/v1/cache/nobucket/k");
+  EXPECT_EQ(no_bucket.status, 404);
+  EXPECT_EQ(no_bucket.json()["code"], "unknown_bucket") << no_bucket.body;
+  EXPECT_EQ(call(sa, "PUT", "/v1/cache/web/k?ttl=soon", "v").status, 400);
+  auto buckets = call(sb, "GET", "/v1/cache").json();
+  ASSERT_EQ(buckets["buckets"].size(), 1u) << buckets.dump();
+  EXPECT_EQ(buckets["buckets"][0]["name"], "web");
+  auto stats = call(sa, "GET", "/v1/cache-stats");
+  EXPECT_EQ(stats.status, 200);
+  EXPECT_EQ(stats.json()["buckets"][0]["name"], "web") << stats.body;
+  EXPECT_EQ(call(sb, "DELETE", "/v1/cache/web/k%2F1%20%3F").status, 200);
+  EXPECT_EQ(call(sb, "DELETE", "/v1/cache/web/k%2F1%20%3F").status, 404);
+  EXPECT_EQ(call(sa, "GET", "/v1/cache/web/k%2F1%20%3F").status, 404);
+  auto unknown = call(sa, "GET", "/v1/nothing");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.json()["code"], "not_found") << unknown.body;
+}
+
+TEST_F(http_test, api_keyring_rotation_on_every_member) {
+  std::vector<std::byte> k1(32, std::byte{1});
+  std::vector<std::byte> k2(16, std::byte{2});
+  auto a = start("key-a", 42, nullptr, k1);
+  auto b = start("key-b", 43, a.get(), k1);
+  auto c = start("key-c", 44, a.get(), k1);
+  http_options opts;
+  opts.token = "tok";
+  auto& s = serve(b, opts);
+  httplib::Headers auth{{"Authorization", "Bearer tok"}};
+  EXPECT_EQ(call(s, "GET", "/v1/keyring").status, 401);
+  EXPECT_EQ(call(s, "GET", "/v1/keyring").json()["code"], "unauthorized");
+  // Every member must be a peer of b before the fan-out can reach it.
+  nlohmann::json seen;
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      auto r = call(s, "GET", "/v1/keyring", {}, auth);
+      seen = r.json();
+      return r.status == 200 && seen["members"] == 3;
+    },
+    20s))
+    << seen.dump();
+  ASSERT_EQ(seen["keys"].size(), 1u) << seen.dump();
+  EXPECT_EQ(seen["keys"][0]["key"], encode_base64(k1));
+  EXPECT_EQ(seen["keys"][0]["members"], 3);
+  EXPECT_EQ(seen["keys"][0]["primary"], 3);
+  auto op = [&](const std::string& what, const std::vector<std::byte>& key) {
+    nlohmann::json body{{"op", what}, {"key", encode_base64(key)}};
+    return call(s, "POST", "/v1/keyring", body.dump(), auth);
+  };
+  auto r = op("install", k2);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["members"], 3);
+  EXPECT_TRUE(r.json()["failed"].empty());
+  ASSERT_EQ(op("use", k2).status, 200);
+  // The key in use cannot go: every member refuses.
+  auto refused = op("remove", k2);
+  EXPECT_EQ(refused.status, 500);
+  EXPECT_EQ(refused.json()["failed"].size(), 3u) << refused.body;
+  ASSERT_EQ(op("remove", k1).status, 200);
+  auto list = call(s, "GET", "/v1/keyring", {}, auth).json();
+  ASSERT_EQ(list["keys"].size(), 1u) << list.dump();
+  EXPECT_EQ(list["keys"][0]["key"], encode_base64(k2));
+  EXPECT_EQ(list["keys"][0]["primary"], 3);
+  for (auto* n : {a.get(), b.get(), c.get()}) {
+    auto keys = n->keyring_list();
+    ASSERT_TRUE(keys) << to_string(keys.error());
+    EXPECT_EQ(keys->failed(), 0u);
+  }
+  // Bad input is the caller's error, before anything is sent.
+  EXPECT_EQ(op("install", std::vector<std::byte>(7, std::byte{3})).status, 400);
+  EXPECT_EQ(op("rotate", k2).status, 400);
+  EXPECT_EQ(call(s, "POST", "/v1/keyring", "{\"op\":\"use\",\"key\":\"%%\"}",
+                 auth)
+              .status,
+            400);
+  EXPECT_EQ(call(s, "POST", "/v1/keyring", "not json", auth).status, 400);
+  // Still one cluster under the new key.
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      auto ms = a->members();
+      return ms && std::count_if(ms->begin(), ms->end(), [](const auto& m) {
+                     return m.state == gossip::node_state::alive;
+                   }) == 3;
+    },
+    10s));
+}
+
+TEST_F(http_test, api_leave_answers_then_leaves) {
+  auto a = start("leave-a", 45, nullptr);
+  auto b = start("leave-b", 46, a.get());
+  auto left = std::make_shared<std::promise<void>>();
+  auto fut = left->get_future();
+  http_options opts;
+  opts.on_leave = [left] {
+    left->set_value();
+  };
+  auto& s = serve(b, opts);
+  auto r = call(s, "POST", "/v1/leave");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["node"], "leave-b");
+  ASSERT_EQ(fut.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(call(s, "POST", "/v1/leave").status, 503);
+  // Without a hook the server stops the node itself.
+  auto& sa = serve(a);
+  EXPECT_EQ(call(sa, "POST", "/v1/leave").status, 200);
+  EXPECT_TRUE(test::eventually(
+    [&] {
+      return a->stopped();
+    },
+    10s));
 }
 
 } // namespace

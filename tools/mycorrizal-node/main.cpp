@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -116,6 +117,9 @@ expected<resp_options> resp_options_of(const flags& f) {
   return out;
 }
 
+/// Set by the HTTP server after it answered `POST /v1/leave`.
+std::atomic<bool> leave_requested{false};
+
 /// The HTTP server's options from `--http` and `--http-token-file`.
 expected<http_options> http_options_of(const flags& f) {
   http_options out;
@@ -125,6 +129,10 @@ expected<http_options> http_options_of(const flags& f) {
       error{errc::invalid_config, "--http: " + to_string(ep.error())}};
   }
   out.bind = *ep;
+  // POST /v1/leave: the main thread stops the node and the process exits 0.
+  out.on_leave = [] {
+    leave_requested = true;
+  };
   if (!f.http_token_file.empty()) {
     auto token = first_line("--http-token-file", f.http_token_file);
     if (!token) {
@@ -245,9 +253,12 @@ std::string status_line(node& n, const flags& f) {
                      f.demo ? "; running the demo application" : "");
 }
 
-/// Waits for SIGINT or SIGTERM (blocked in every thread) or for the node
-/// to fail; prints the status line once the node is ready. @returns the
-/// signal, or 0 when the node failed.
+/// What `run_until_signal` returns for a leave over HTTP.
+constexpr int leave_over_http = -1;
+
+/// Waits for SIGINT or SIGTERM (blocked in every thread), for a leave over
+/// HTTP or for the node to fail; prints the status line once the node is
+/// ready. @returns the signal, `leave_over_http`, or 0 when the node failed.
 int run_until_signal(node& n, const flags& f, const sigset_t& sigs) {
   bool printed = false;
   for (;;) {
@@ -255,6 +266,9 @@ int run_until_signal(node& n, const flags& f, const sigset_t& sigs) {
     auto sig = sigtimedwait(&sigs, nullptr, &ts);
     if (sig > 0) {
       return sig;
+    }
+    if (leave_requested.load()) {
+      return leave_over_http;
     }
     if (auto why = n.failure()) {
       tools::say(f.name, "failed: " + to_string(*why));
@@ -386,8 +400,10 @@ int main(int argc, char** argv) {
       "--http", f.http,
       "Serve HTTP on HOST:PORT (port 0 picks one; the stdout line "
       "'[NAME] HTTP on ...' names it): /metrics (Prometheus), /health, "
-      "/ready, /status (JSON) and / (the status page). Off unless "
-      "given; keep it on loopback or set --http-token-file")
+      "/ready, /status (JSON), / (the status page) and the API under "
+      "/v1/ that the 'mycorrizal' CLI uses (POST /v1/leave makes this "
+      "process leave the cluster and exit 0). Off unless given; keep it "
+      "on loopback or set --http-token-file")
     ->type_name("HOST:PORT");
   app
     .add_option("--http-token-file", f.http_token_file,
@@ -526,7 +542,9 @@ int main(int argc, char** argv) {
       rc = 1;
     } else {
       tools::say(f.name, fmt::format("stopping ({}): leaving the cluster",
-                                     sig == SIGINT ? "SIGINT" : "SIGTERM"));
+                                     sig == leave_over_http ? "leave over HTTP"
+                                     : sig == SIGINT        ? "SIGINT"
+                                                            : "SIGTERM"));
     }
   }
   {

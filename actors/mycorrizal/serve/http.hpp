@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,11 @@
 /// with RTT, applications, buckets with owners and sizes (docs/http.md) | |
 /// `GET /` | the status page: one self-contained HTML document that fetches
 /// `/status` every 2 s |
+///
+/// The API under `/v1/` (JSON; docs/http.md) is what the `mycorrizal` CLI
+/// talks to: members, status, the cache (get, put, delete, buckets,
+/// stats), the keyring on every member (`node::keyring_*`) and a graceful
+/// leave.
 ///
 /// With a token, every path but `/health` wants `Authorization: Bearer
 /// <token>` (401 with `WWW-Authenticate: Bearer` otherwise); the status
@@ -45,6 +51,13 @@ struct http_options {
   size_t threads = 4;
   /// How long a request waits for each of the node's actors.
   caf::timespan node_wait = std::chrono::seconds{2};
+  /// How long a keyring operation waits for every member's answer.
+  caf::timespan keyring_wait = std::chrono::seconds{5};
+  /// Called once, after the reply to `POST /v1/leave` was written, on the
+  /// thread that served it. Empty: the server calls `node::stop` itself
+  /// there. A process that should exit after the leave (mycorrizal-node)
+  /// wakes its main thread here, which stops the node.
+  std::function<void()> on_leave;
 
   /// @returns `errc::invalid_config` naming the bad field.
   expected<void> validate() const;
