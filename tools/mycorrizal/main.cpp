@@ -280,9 +280,14 @@ std::string joined(const json& arr) {
   return out.empty() ? "-" : out;
 }
 
+/// The members, sorted by name.
 void members_table(const json& members) {
+  std::vector<json> sorted(members.begin(), members.end());
+  std::sort(sorted.begin(), sorted.end(), [](const json& a, const json& b) {
+    return a.value("name", "") < b.value("name", "");
+  });
   table t{{"NAME", "ADDRESS", "STATE", "INCARNATION", "QUIC_PORT", "ROLES"}};
-  for (const auto& m : members) {
+  for (const auto& m : sorted) {
     std::string roles = "-";
     if (m.contains("roles")) {
       roles = (m["roles"].get<int>() & 1) != 0 ? "storage" : "client";
