@@ -8,6 +8,7 @@
 #include "mycorrizal/net/events.hpp"
 #include "mycorrizal/net/reactor.hpp"
 #include "mycorrizal/node.hpp"
+#include "mycorrizal/quic/tls_stream.hpp"
 #include "mycorrizal/resp/reply.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
 #include "mycorrizal/runtime/log.hpp"
@@ -94,6 +95,8 @@ struct resp_conn_state {
   std::optional<owned_command> held;
   /// The sequential command running (its reply not yet done).
   std::shared_ptr<resp::pending_reply> barrier;
+  /// With `--resp-tls`: the session between the socket and the parser.
+  std::optional<quic::tls_stream> tls;
 };
 
 using resp_conn_actor = caf::stateful_actor<resp_conn_state>;
@@ -125,10 +128,21 @@ bool blocked(resp_conn_state& st, const resp::command& next) {
 /// Closes the connection after what is queued (a protocol error, QUIT) or
 /// at once (the output limit), and ends the actor once the reactor
 /// confirms.
+/// Writes `bytes` to the socket as they are (TLS records or plain RESP).
+/// @returns false if the connection ends (over its output limit, gone).
+bool write_raw(resp_conn_actor* self, std::string_view bytes);
+
 void close_client(resp_conn_actor* self, net::close_mode mode) {
   auto& st = self->state;
   if (st.closing) {
     return;
+  }
+  if (st.tls && mode == net::close_mode::flush) {
+    st.tls->close(); // close_notify after the last reply
+    write_raw(self, st.tls->take_output());
+    if (st.closing) {
+      return;
+    }
   }
   st.closing = true;
   if (!st.shared->reactor->close_tcp(st.conn, mode)) {
@@ -151,20 +165,14 @@ void write_ready(resp_conn_actor* self) {
     }
   }
   if (!out.empty() && !st.closing) {
-    auto* p = reinterpret_cast<const std::byte*>(out.data());
-    auto ok = st.shared->reactor->write_tcp(
-      st.conn, std::vector<std::byte>(p, p + out.size()));
-    if (!ok) {
-      if (ok.error() == errc::queue_full) {
-        MYCORRIZAL_LOG_INFO(resp_component,
-                            "{}: closing a client over its output limit of "
-                            "{} bytes (it does not read its replies)",
-                            to_string(st.conn),
-                            st.shared->opts.max_output_buffer);
+    if (st.tls) {
+      if (!st.tls->send(out)) {
         close_client(self, net::close_mode::abort);
-      } else {
-        self->quit();
+        return;
       }
+      out = st.tls->take_output();
+    }
+    if (!write_raw(self, out)) {
       return;
     }
   }
@@ -186,6 +194,29 @@ void write_ready(resp_conn_actor* self) {
   if (st.eof && st.slots.empty() && !st.paused && !st.held) {
     close_client(self, net::close_mode::flush);
   }
+}
+
+bool write_raw(resp_conn_actor* self, std::string_view bytes) {
+  auto& st = self->state;
+  if (bytes.empty() || st.closing) {
+    return !st.closing;
+  }
+  auto* p = reinterpret_cast<const std::byte*>(bytes.data());
+  auto ok = st.shared->reactor->write_tcp(
+    st.conn, std::vector<std::byte>(p, p + bytes.size()));
+  if (ok) {
+    return true;
+  }
+  if (ok.error() == errc::queue_full) {
+    MYCORRIZAL_LOG_INFO(resp_component,
+                        "{}: closing a client over its output limit of "
+                        "{} bytes (it does not read its replies)",
+                        to_string(st.conn), st.shared->opts.max_output_buffer);
+    close_client(self, net::close_mode::abort);
+  } else {
+    self->quit();
+  }
+  return false;
 }
 
 /// Runs one command; a sequential one that has not answered at once
@@ -276,6 +307,22 @@ caf::behavior resp_conn(resp_conn_actor* self,
   init.session.last_ms = init.session.created_ms;
   init.shared->server.update(init.session);
   init.shared->server.connections_total.fetch_add(1, std::memory_order_relaxed);
+  if (init.shared->opts.tls) {
+    auto now = std::chrono::system_clock::time_point{
+      std::chrono::milliseconds{init.wall.now_ms(self)}};
+    auto t = quic::tls_stream::server(*init.shared->opts.tls,
+                                      init.shared->opts.tls_auth, now);
+    if (t) {
+      init.tls.emplace(std::move(*t));
+    } else {
+      MYCORRIZAL_LOG_WARN(resp_component, "{}: {}", to_string(conn),
+                          t.error().context());
+      init.closing = true;
+      if (!init.shared->reactor->close_tcp(conn, net::close_mode::abort)) {
+        self->quit();
+      }
+    }
+  }
   self->attach_functor([shared = init.shared, id = init.session.id] {
     shared->server.remove(id);
   });
@@ -287,8 +334,27 @@ caf::behavior resp_conn(resp_conn_actor* self,
       if (st.closing) {
         return;
       }
-      auto ok = st.parser.append(
-        {reinterpret_cast<const char*>(x.data.data()), x.data.size()});
+      std::string_view in{reinterpret_cast<const char*>(x.data.data()),
+                          x.data.size()};
+      std::string plain;
+      bool peer_closed = false;
+      if (st.tls) {
+        auto got = st.tls->receive(x.data, plain);
+        // Handshake records, or the alert that says why it failed.
+        if (!write_raw(self, st.tls->take_output())) {
+          return;
+        }
+        if (!got) {
+          MYCORRIZAL_LOG_INFO(resp_component, "{}: {}", to_string(st.conn),
+                              got.error().context());
+          st.tls.reset(); // no close_notify on a failed session
+          close_client(self, net::close_mode::flush);
+          return;
+        }
+        in = plain;
+        peer_closed = st.tls->peer_closed();
+      }
+      auto ok = st.parser.append(in);
       if (!ok) {
         // Over the query buffer limit: Redis closes without a reply.
         MYCORRIZAL_LOG_INFO(resp_component, "{}: {}", to_string(st.conn),
@@ -297,6 +363,11 @@ caf::behavior resp_conn(resp_conn_actor* self,
         return;
       }
       parse_and_run(self);
+      if (peer_closed) {
+        // close_notify: as a FIN.
+        st.eof = true;
+        write_ready(self);
+      }
     },
     [self](net::tcp_eof&) {
       // `printf 'SET a 1\r\nGET a\r\n' | nc`: the commands before the
@@ -475,8 +546,14 @@ resp_server::start(std::shared_ptr<node> n, resp_options opts) {
     [shared](metrics::collector_sink& out) {
       collect(shared->server, out);
     });
-  MYCORRIZAL_LOG_INFO(resp_component, "Redis protocol on {}{}",
-                      to_string(x->local),
+  const char* tls = !shared->opts.tls ? ""
+                    : shared->opts.tls_auth == quic::client_auth::required
+                      ? " over TLS (client certificates required)"
+                    : shared->opts.tls_auth == quic::client_auth::optional
+                      ? " over TLS (client certificates optional)"
+                      : " over TLS";
+  MYCORRIZAL_LOG_INFO(resp_component, "Redis protocol on {}{}{}",
+                      to_string(x->local), tls,
                       shared->opts.password.empty() ? "" : " (AUTH required)");
   return std::unique_ptr<resp_server>{new resp_server{std::move(x)}};
 }

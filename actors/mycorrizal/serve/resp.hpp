@@ -5,6 +5,8 @@
 
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/expected.hpp"
+#include "mycorrizal/quic/credentials.hpp"
+#include "mycorrizal/quic/tls_stream.hpp"
 #include "mycorrizal/resp/request.hpp"
 
 #include <caf/actor.hpp>
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 /// `resp_server` serves a node's cache to Redis clients (docs/resp.md):
@@ -53,6 +56,13 @@ struct resp_options {
   caf::timespan op_timeout = std::chrono::seconds{5};
   /// The parser's limits (Redis's by default).
   resp::request_limits limits = resp::request_limits::defaults();
+  /// TLS for every client (`redis-cli --tls`): the node's certificate, and
+  /// the CA bundle that client certificates must be signed by. None: plain
+  /// TCP.
+  std::optional<quic::credentials> tls;
+  /// Redis's `tls-auth-clients`: whether clients must show a certificate
+  /// (`required`, Redis's default), may (`optional`) or need not (`none`).
+  quic::client_auth tls_auth = quic::client_auth::required;
 
   /// @returns `errc::invalid_config` naming the bad field.
   expected<void> validate() const;
