@@ -10,6 +10,7 @@
 #include "mycorrizal/quic/certs.hpp"
 #include "mycorrizal/quic/credentials.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/cert_files.hpp"
 #include "mycorrizal/runtime/log.hpp"
 #include "mycorrizal/serve/http.hpp"
 #include "mycorrizal/serve/resp.hpp"
@@ -69,6 +70,9 @@ struct flags {
   std::string http_token_file;
   std::string resp;
   std::string requirepass_file;
+  bool resp_tls = false;
+  std::string resp_tls_auth_clients = "yes";
+  size_t resp_max_clients = 10'000;
 };
 
 int usage(const std::string& text) {
@@ -110,6 +114,19 @@ expected<resp_options> resp_options_of(const flags& f) {
       return unexpected{pass.error()};
     }
     out.password = std::move(*pass);
+  }
+  out.max_clients = f.resp_max_clients;
+  const auto& auth = f.resp_tls_auth_clients;
+  if (auth == "yes") {
+    out.tls_auth = quic::client_auth::required;
+  } else if (auth == "optional") {
+    out.tls_auth = quic::client_auth::optional;
+  } else if (auth == "no") {
+    out.tls_auth = quic::client_auth::none;
+  } else {
+    return unexpected{
+      error{errc::invalid_config, "--resp-tls-auth-clients: '" + auth
+                                    + "' is none of yes, optional, no"}};
   }
   if (auto ok = out.validate(); !ok) {
     return unexpected{ok.error()};
@@ -425,6 +442,21 @@ int main(int argc, char** argv) {
                 "give with AUTH (Redis's requirepass)")
     ->type_name("FILE")
     ->check(CLI::ExistingFile);
+  app.add_flag("--resp-tls", f.resp_tls,
+               "Redis clients speak TLS (redis-cli --tls --cacert CA): the "
+               "node's certificate (--ca/--cert/--key, or the dev-mode ones "
+               "in --data-dir) serves them, and client certificates must be "
+               "signed by the cluster CA");
+  app
+    .add_option("--resp-tls-auth-clients", f.resp_tls_auth_clients,
+                "Redis's tls-auth-clients: yes (a client certificate is "
+                "required; the default), optional, or no")
+    ->type_name("yes|optional|no");
+  app
+    .add_option("--resp-max-clients", f.resp_max_clients,
+                "Redis's maxclients: connections beyond it get '-ERR max "
+                "number of clients reached' (default 10000)")
+    ->type_name("N");
   app.footer("Example, three nodes on one machine:\n"
              "  mycorrizal-node --name n1 --gossip 127.0.0.1:7946 "
              "--profile local --demo\n"
@@ -466,7 +498,17 @@ int main(int argc, char** argv) {
         fmt::format("cannot start {}: {}", f.name, to_string(creds.error())));
     }
     cfg->credentials = std::move(*creds);
+  } else if (f.resp_tls) {
+    // Development mode: the same certificate the node makes for itself.
+    auto creds = certs::dev_credentials(f.data_dir, f.name);
+    if (!creds) {
+      return fail(
+        fmt::format("cannot start {}: {}", f.name, to_string(creds.error())));
+    }
+    cfg->credentials = std::move(*creds);
   }
+  // The Redis front door's TLS serves with the node's own identity.
+  std::optional<quic::credentials> resp_credentials = cfg->credentials;
   // Signals are taken with sigtimedwait in this thread: block them in every
   // thread, before the actor system starts its threads.
   sigset_t sigs;
@@ -519,6 +561,8 @@ int main(int argc, char** argv) {
       rc = fail(to_string(opts.error()));
     } else if (f.cache == "off") {
       rc = fail("--resp needs the cache (--cache storage or client)");
+    } else if (f.resp_tls && !(opts->tls = resp_credentials)) {
+      rc = fail("--resp-tls: the node has no certificate");
     } else if (auto srv = resp_server::start(n, std::move(*opts)); !srv) {
       rc = fail(fmt::format("cannot serve the Redis protocol: {}",
                             to_string(srv.error())));

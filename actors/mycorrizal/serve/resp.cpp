@@ -32,6 +32,9 @@ namespace {
 
 constexpr std::string_view resp_component = "resp";
 
+/// The listener cuts a refused connection that its client keeps open.
+using refused_close_atom = caf::atom_constant<caf::atom("rfsdclose")>;
+
 /// What every connection of one server shares.
 struct resp_shared {
   resp_options opts;
@@ -403,13 +406,24 @@ caf::behavior resp_listener(resp_listener_actor* self,
       auto& st = self->state;
       auto& r = *st.shared->reactor;
       if (st.clients >= st.shared->opts.max_clients) {
-        // Redis: the error, then close.
-        constexpr std::string_view msg
-          = "-ERR max number of clients reached\r\n";
-        auto* p = reinterpret_cast<const std::byte*>(msg.data());
-        static_cast<void>(
-          r.write_tcp(x.conn, std::vector<std::byte>(p, p + msg.size())));
-        static_cast<void>(r.close_tcp(x.conn));
+        // Redis: the error, then close. Over TLS nothing can be said
+        // before a handshake: just close. What the client sent meanwhile
+        // is read and dropped, so that closing does not reset the
+        // connection before the error arrives; one that stays open is cut
+        // after a while.
+        if (st.shared->opts.tls) {
+          static_cast<void>(r.close_tcp(x.conn, net::close_mode::abort));
+        } else {
+          constexpr std::string_view msg
+            = "-ERR max number of clients reached\r\n";
+          auto* p = reinterpret_cast<const std::byte*>(msg.data());
+          static_cast<void>(
+            r.write_tcp(x.conn, std::vector<std::byte>(p, p + msg.size())));
+          static_cast<void>(r.shutdown_tcp_write(x.conn));
+          static_cast<void>(r.read_tcp(x.conn, true));
+          self->delayed_send(self, std::chrono::seconds{5},
+                             refused_close_atom::value, x.conn);
+        }
         st.shared->server.rejected_total.fetch_add(1,
                                                    std::memory_order_relaxed);
         return;
@@ -423,6 +437,10 @@ caf::behavior resp_listener(resp_listener_actor* self,
     },
     [](net::tcp_closed&) {
       // A connection refused above.
+    },
+    [self](refused_close_atom, net::tcp_conn_id conn) {
+      static_cast<void>(
+        self->state.shared->reactor->close_tcp(conn, net::close_mode::abort));
     },
     [](net::tcp_received&) {
       // Nothing: refused connections read nothing worth answering.

@@ -36,6 +36,11 @@ as the yardstick for error texts:
 
 After each bad input, a fresh connection's PING must answer PONG.
 
+TlsClients: one node on 127.0.0.107 with --resp-tls and certificates from
+mycorrizal-certs: redis-cli --tls and python3-redis (ssl=True) with a client
+certificate; without one, with one of another CA, plain RESP: refused, and
+the node goes on serving.
+
 AuthClients: one node on 127.0.0.104 with --requirepass-file, and
 redis-server with the same requirepass on 127.0.0.105: NOAUTH before AUTH,
 WRONGPASS for a wrong password (the same bytes as redis-server), python3-
@@ -94,6 +99,7 @@ REDIS_IP = "127.0.0.103"
 AUTH_IP = "127.0.0.104"
 AUTH_REDIS_IP = "127.0.0.105"
 MAXCLI_IP = "127.0.0.106"
+TLS_IP = "127.0.0.107"
 
 START_TIMEOUT = 30.0
 FORM_TIMEOUT = 45.0
@@ -1125,6 +1131,114 @@ class AuthClients(Base):
         p = run("--user", "default", "--pass", self.PASSWORD,
                 "--no-auth-warning", "DEL", "cli")
         self.assertEqual((p.returncode, p.stdout), (0, b"1\n"), p)
+
+
+class TlsClients(Base):
+    """--resp-tls with certificates from mycorrizal-certs: redis-cli --tls
+    and python3-redis over TLS with a client certificate; without one, with
+    one of another CA, and plain RESP on the TLS port, each refused while
+    the node goes on serving."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="resp-tls-")
+        cls.procs = []
+        try:
+            certs = os.path.join(os.path.dirname(CONFIG["bin"]),
+                                 "mycorrizal-certs")
+            d = cls.work
+
+            def run(*args):
+                subprocess.run([certs] + list(args), check=True,
+                               stdout=subprocess.DEVNULL, timeout=60)
+            run("ca", "--out", os.path.join(d, "ca"))
+            run("node", "--ca", os.path.join(d, "ca"), "--name", "rc-tls",
+                "--out", os.path.join(d, "node"))
+            run("node", "--ca", os.path.join(d, "ca"), "--name", "app-client",
+                "--out", os.path.join(d, "client"))
+            run("ca", "--out", os.path.join(d, "other-ca"), "--cn", "Other")
+            run("node", "--ca", os.path.join(d, "other-ca"), "--name",
+                "intruder", "--out", os.path.join(d, "intruder"))
+            cls.ca = os.path.join(d, "ca", "ca.pem")
+            cls.cert = os.path.join(d, "client", "app-client.pem")
+            cls.key = os.path.join(d, "client", "app-client.key")
+            cls.bad_cert = os.path.join(d, "intruder", "intruder.pem")
+            cls.bad_key = os.path.join(d, "intruder", "intruder.key")
+            cls.node = Node("rc-tls", TLS_IP, cls.work, extra=[
+                "--ca", cls.ca, "--cert", os.path.join(d, "node", "rc-tls.pem"),
+                "--key", os.path.join(d, "node", "rc-tls.key"),
+                "--resp-tls"])
+            cls.procs.append(cls.node)
+            cls.node.wait_started()
+        except BaseException:
+            cls._cleanup_class()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._cleanup_class()
+
+    def cli(self, *args, cert=True, bad=False):
+        base = ["redis-cli", "-h", self.node.ip, "-p", str(self.node.port),
+                "--tls", "--cacert", self.ca]
+        if cert:
+            base += ["--cert", self.bad_cert if bad else self.cert,
+                     "--key", self.bad_key if bad else self.key]
+        return subprocess.run(base + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=30)
+
+    def assert_tls_serves(self, after):
+        self.assertTrue(self.node.running(), failure_text(
+            "%s died after %s" % (self.node.name, after), "", [self.node], 40))
+        p = self.cli("PING")
+        self.assertEqual((p.returncode, p.stdout), (0, b"PONG\n"),
+                         failure_text("PING over TLS after %s" % after,
+                                      repr(p), [self.node]))
+
+    def test_redis_cli_tls(self):
+        need_tool(self, "redis-cli")
+        p = self.cli("SET", "tls-key", "tls value")
+        self.assertEqual((p.returncode, p.stdout), (0, b"OK\n"), p)
+        p = self.cli("GET", "tls-key")
+        self.assertEqual((p.returncode, p.stdout), (0, b"tls value\n"), p)
+        p = self.cli("CLIENT", "INFO")
+        self.assertIn(b"laddr=" + self.node.ip.encode(), p.stdout, p)
+
+    def test_redis_cli_without_certificate_is_refused(self):
+        need_tool(self, "redis-cli")
+        p = self.cli("PING", cert=False)
+        self.assertNotIn(b"PONG", p.stdout, p)
+        self.assert_tls_serves("a client without certificate")
+
+    def test_certificate_of_another_ca_is_refused(self):
+        need_tool(self, "redis-cli")
+        p = self.cli("PING", bad=True)
+        self.assertNotIn(b"PONG", p.stdout, p)
+        self.assert_tls_serves("a certificate of another CA")
+
+    def test_plain_resp_on_the_tls_port_is_closed(self):
+        got = exchange_until_close(self.node.ip, self.node.port,
+                                   encode("PING"), timeout=10)
+        self.assertNotIn(b"PONG", got)
+        self.assertNotIn(b"<no EOF", got, "the node closes it")
+        self.assert_tls_serves("plain RESP on the TLS port")
+
+    def test_redis_py_over_tls_with_binary_values(self):
+        need_redis_py(self)
+        c = redis.Redis(host=self.node.ip, port=self.node.port, ssl=True,
+                        ssl_ca_certs=self.ca, ssl_certfile=self.cert,
+                        ssl_keyfile=self.key, socket_timeout=10)
+        try:
+            pipe = c.pipeline(transaction=False)
+            values = {("tls:%d" % i).encode(): bytes([i % 256]) * (i * 37 % 5000)
+                      + b"\x00\r\n\xff" for i in range(2000)}
+            for k, v in values.items():
+                pipe.set(k, v)
+            self.assertTrue(all(pipe.execute()))
+            got = c.mget(list(values))
+            self.assertEqual(got, list(values.values()))
+        finally:
+            c.close()
 
 
 class Result(unittest.TextTestResult):
