@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +36,10 @@ constexpr std::string_view resp_component = "resp";
 
 /// The listener cuts a refused connection that its client keeps open.
 using refused_close_atom = caf::atom_constant<caf::atom("rfsdclose")>;
+
+/// A connection's timer (op_access::later) and its deferred write.
+using conn_timer_atom = caf::atom_constant<caf::atom("conntimer")>;
+using conn_flush_atom = caf::atom_constant<caf::atom("connflush")>;
 
 /// What every connection of one server shares.
 struct resp_shared {
@@ -100,6 +106,13 @@ struct resp_conn_state {
   std::shared_ptr<resp::pending_reply> barrier;
   /// With `--resp-tls`: the session between the socket and the parser.
   std::optional<quic::tls_stream> tls;
+  /// How commands reach Mycel (bucket handles, retries).
+  std::shared_ptr<resp::op_access> access;
+  /// op_access::later's callbacks by id.
+  std::map<uint64_t, std::function<void()>> timers;
+  uint64_t next_timer = 1;
+  /// A conn_flush_atom is on its way.
+  bool flush_pending = false;
 };
 
 using resp_conn_actor = caf::stateful_actor<resp_conn_state>;
@@ -153,21 +166,26 @@ void close_client(resp_conn_actor* self, net::close_mode mode) {
   }
 }
 
+/// Replies go to the socket in writes of about this many bytes.
+constexpr size_t write_chunk = size_t{256} * 1024;
+
 void write_ready(resp_conn_actor* self) {
   auto& st = self->state;
-  std::string out;
   bool close_after = false;
-  while (!st.slots.empty() && st.slots.front()->done()) {
-    auto& s = *st.slots.front();
-    out += s.bytes();
-    st.shared->server.count_reply(s.command, s.bytes());
-    close_after = close_after || s.close_after;
-    st.slots.pop_front();
-    if (close_after) {
-      break;
+  while (!close_after && !st.closing && !st.slots.empty()
+         && st.slots.front()->done()) {
+    std::string out;
+    while (!st.slots.empty() && st.slots.front()->done()
+           && out.size() < write_chunk) {
+      auto& s = *st.slots.front();
+      out += s.bytes();
+      st.shared->server.count_reply(s.command, s.bytes());
+      close_after = close_after || s.close_after;
+      st.slots.pop_front();
+      if (close_after) {
+        break;
+      }
     }
-  }
-  if (!out.empty() && !st.closing) {
     if (st.tls) {
       if (!st.tls->send(out)) {
         close_client(self, net::close_mode::abort);
@@ -222,6 +240,29 @@ bool write_raw(resp_conn_actor* self, std::string_view bytes) {
   return false;
 }
 
+/// An asynchronous reply completed. With more replies of this client
+/// still out, the write waits for a message to ourselves: the replies
+/// already in the mailbox come first and leave in one write (a pipeline's
+/// replies in one syscall, not one each). The last one writes at once.
+void reply_came(resp_conn_actor* self) {
+  auto& st = self->state;
+  // Replies ready to go at the front, and whether others are still out.
+  size_t ready = 0;
+  auto i = st.slots.begin();
+  for (; i != st.slots.end() && (*i)->done() && ready < write_chunk; ++i) {
+    ready += (*i)->bytes().size();
+  }
+  bool more = std::any_of(i, st.slots.end(), [](const auto& x) {
+    return !x->done();
+  });
+  if (!more || ready >= write_chunk) {
+    write_ready(self);
+  } else if (!st.flush_pending) {
+    st.flush_pending = true;
+    self->send(self, conn_flush_atom::value);
+  }
+}
+
 /// Runs one command; a sequential one that has not answered at once
 /// becomes the barrier.
 void run_now(resp_conn_actor* self, const resp::command& cmd) {
@@ -233,11 +274,9 @@ void run_now(resp_conn_actor* self, const resp::command& cmd) {
     resp::command_env{self, st.shared->cache, st.shared->opts.op_timeout,
                       st.shared->opts.password, st.shared->opts.databases,
                       [self] {
-                        // An asynchronous reply came in: write what is
-                        // now in order.
-                        write_ready(self);
+                        reply_came(self);
                       },
-                      st.wall, st.shared->server});
+                      st.wall, st.shared->server, st.access});
   st.parser.auth_required(!st.session.authenticated);
   if (!slot->done() && resp::is_sequential(cmd)) {
     st.barrier = slot;
@@ -303,6 +342,14 @@ caf::behavior resp_conn(resp_conn_actor* self,
   init.conn = conn;
   init.parser = resp::request_parser{init.shared->opts.limits};
   init.wall = wall_clock{self};
+  init.access = std::make_shared<resp::op_access>();
+  init.access->cache = init.shared->cache;
+  init.access->later = [self](caf::timespan delay, std::function<void()> f) {
+    auto& st = self->state;
+    auto id = st.next_timer++;
+    st.timers.emplace(id, std::move(f));
+    self->delayed_send(self, delay, conn_timer_atom::value, id);
+  };
   init.session.id = init.shared->next_client_id.fetch_add(1);
   init.session.addr = to_string(accepted.peer);
   init.session.laddr = to_string(accepted.local);
@@ -380,6 +427,19 @@ caf::behavior resp_conn(resp_conn_actor* self,
     },
     [self](net::tcp_closed&) {
       self->quit();
+    },
+    [self](conn_flush_atom) {
+      self->state.flush_pending = false;
+      write_ready(self);
+    },
+    [self](conn_timer_atom, uint64_t id) {
+      auto& timers = self->state.timers;
+      auto i = timers.find(id);
+      if (i != timers.end()) {
+        auto f = std::move(i->second);
+        timers.erase(i);
+        f();
+      }
     },
   };
 }

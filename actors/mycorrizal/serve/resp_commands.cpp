@@ -159,7 +159,7 @@ void context::error(std::string_view text) const {
 }
 
 std::string context::bucket() const {
-  return fmt::format("db{}", s.db);
+  return s.bucket.empty() ? fmt::format("db{}", s.db) : s.bucket;
 }
 
 async_reply::async_reply(const context& c)
@@ -189,55 +189,94 @@ expected<op_reply> checked(op_reply& r) {
   return std::move(r);
 }
 
-void send_op(caf::event_based_actor* self, cache_actor cache,
-             caf::timespan timeout, const std::shared_ptr<batch>& b, size_t i,
-             const cache_op& op, bool may_create) {
+/// How often an operation on a bucket that an owner does not know yet is
+/// tried (a bucket just created spreads through the cluster), and how long
+/// it waits before the n-th try.
+constexpr int max_bucket_tries = 25;
+
+caf::timespan backoff(int attempt) {
+  return std::chrono::milliseconds{std::min(10 * attempt, 200)};
+}
+
+void send_op(caf::event_based_actor* self,
+             const std::shared_ptr<op_access>& access, caf::timespan timeout,
+             const std::shared_ptr<batch>& b, size_t i, cache_op op,
+             int attempt) {
   auto complete = [b, i](expected<op_reply> r) {
     b->results[i] = std::move(r);
     if (--b->remaining == 0) {
       b->done(b->results);
     }
   };
-  self->request(cache, timeout, op)
-    .then(
-      [complete](op_reply& r) {
-        complete(checked(r));
-      },
-      [self, cache, timeout, op, may_create,
-       complete](caf::error& err) mutable {
-        auto e = from_caf_error(err);
-        if (e != errc::unknown_bucket || !may_create) {
-          complete(unexpected{std::move(e)});
-          return;
-        }
-        // The database's bucket does not exist yet: create it with the
-        // defaults (a second create by another client or node is fine).
-        auto name = op.bucket;
-        self
-          ->request(cache, timeout, create_bucket_atom::value, name,
-                    bucket_options{})
-          .then(
-            [self, cache, timeout, op, complete](bool) mutable {
-              self->request(cache, timeout, op)
-                .then(
-                  [complete](op_reply& r) {
-                    complete(checked(r));
-                  },
-                  [complete](caf::error& e2) {
-                    complete(unexpected{from_caf_error(e2)});
-                  });
-            },
-            [complete](caf::error& e2) {
-              complete(unexpected{from_caf_error(e2)});
-            });
+  auto& handles = access->handles;
+  auto h = handles.find(op.bucket);
+  bool direct = h != handles.end() && h->second;
+  if (h == handles.end()) {
+    // Ask for the bucket's own actor once; until it comes, through the
+    // cache actor.
+    handles.emplace(op.bucket, bucket_handle{});
+    self->request(access->cache, timeout, bucket_atom::value, op.bucket)
+      .then(
+        [access, name = op.bucket](bucket_handle& bh) {
+          access->handles[name] = std::move(bh);
+        },
+        [access, name = op.bucket](caf::error&) {
+          access->handles.erase(name);
+        });
+  }
+  auto on_error = [self, access, timeout, b, i, op, attempt, direct,
+                   complete](caf::error& err) mutable {
+    auto e = from_caf_error(err);
+    if (direct
+        && (err == caf::sec::request_receiver_down
+            || e == errc::unknown_bucket)) {
+      // The bucket's actor ended (dropped, FLUSHDB): forget it, and go
+      // through the cache actor.
+      access->handles.erase(op.bucket);
+      send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
+      return;
+    }
+    if (e != errc::unknown_bucket || attempt >= max_bucket_tries) {
+      complete(unexpected{std::move(e)});
+      return;
+    }
+    if (attempt > 0) {
+      // An owner has not heard of the bucket yet: again in a while.
+      access->later(backoff(attempt), [self, access, timeout, b, i, op,
+                                       attempt]() mutable {
+        send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
       });
+      return;
+    }
+    // The database's bucket does not exist yet: create it with the
+    // defaults (a second create by another client or node is fine).
+    auto name = op.bucket;
+    self
+      ->request(access->cache, timeout, create_bucket_atom::value, name,
+                bucket_options{})
+      .then(
+        [self, access, timeout, b, i, op](bool) mutable {
+          send_op(self, access, timeout, b, i, std::move(op), 1);
+        },
+        [complete](caf::error& e2) {
+          complete(unexpected{from_caf_error(e2)});
+        });
+  };
+  auto on_reply = [complete](op_reply& r) {
+    complete(checked(r));
+  };
+  if (direct) {
+    self->request(h->second, timeout, op).then(on_reply, on_error);
+  } else {
+    self->request(access->cache, timeout, op).then(on_reply, on_error);
+  }
 }
 
 } // namespace
 
-void exec_ops(caf::event_based_actor* self, cache_actor cache,
-              caf::timespan timeout, const std::string& bucket,
-              std::vector<op_request> ops,
+void exec_ops(caf::event_based_actor* self,
+              const std::shared_ptr<op_access>& access, caf::timespan timeout,
+              const std::string& bucket, std::vector<op_request> ops,
               std::function<void(op_results&)> done) {
   auto b = std::make_shared<batch>();
   b->results.resize(ops.size(), unexpected{error{errc::timeout}});
@@ -249,15 +288,15 @@ void exec_ops(caf::event_based_actor* self, cache_actor cache,
   }
   for (size_t i = 0; i < ops.size(); ++i) {
     ops[i].bucket = bucket;
-    send_op(self, cache, timeout, b, i, cache_op{bucket, std::move(ops[i])},
-            true);
+    send_op(self, access, timeout, b, i, cache_op{bucket, std::move(ops[i])},
+            0);
   }
 }
 
 void run_ops(const context& c, std::vector<op_request> ops,
              std::function<void(reply_writer&, op_results&)> f) {
   async_reply out{c};
-  exec_ops(c.env.self, c.env.cache, c.env.timeout, c.bucket(), std::move(ops),
+  exec_ops(c.env.self, c.env.access, c.env.timeout, c.bucket(), std::move(ops),
            [out, f = std::move(f)](op_results& rs) {
              out.finish([&](reply_writer& w) {
                f(w, rs);
@@ -300,7 +339,7 @@ constexpr int max_rmw_attempts = 64;
 
 struct rmw_state {
   caf::event_based_actor* self;
-  cache_actor cache;
+  std::shared_ptr<op_access> access;
   caf::timespan timeout;
   std::string bucket;
   std::string key;
@@ -312,7 +351,7 @@ struct rmw_state {
 
 void rmw_step(const std::shared_ptr<rmw_state>& st) {
   ++st->attempts;
-  exec_ops(st->self, st->cache, st->timeout, st->bucket,
+  exec_ops(st->self, st->access, st->timeout, st->bucket,
            {make(st->read, st->key)}, [st](op_results& rs) {
              if (!rs[0]) {
                auto text = error_text(rs[0].error());
@@ -344,7 +383,7 @@ void rmw_step(const std::shared_ptr<rmw_state>& st) {
                op.flags |= flags::only_if_version;
              }
              auto reply = std::move(plan.reply);
-             exec_ops(st->self, st->cache, st->timeout, st->bucket,
+             exec_ops(st->self, st->access, st->timeout, st->bucket,
                       {std::move(op)}, [st, reply](op_results& ws) {
                         if (!ws[0] && ws[0].error() == errc::version_mismatch
                             && st->attempts < max_rmw_attempts) {
@@ -368,7 +407,7 @@ void read_modify_write(
   const context& c, std::string key, op_code read,
   std::function<rmw_plan(const op_reply& current)> decide) {
   auto st = std::make_shared<rmw_state>(
-    rmw_state{c.env.self, c.env.cache, c.env.timeout, c.bucket(),
+    rmw_state{c.env.self, c.env.access, c.env.timeout, c.bucket(),
               std::move(key), read, std::move(decide), async_reply{c}});
   rmw_step(st);
 }
@@ -455,6 +494,7 @@ void cmd_select(const context& c) {
     return;
   }
   c.s.db = static_cast<uint32_t>(db);
+  c.s.bucket.clear();
   c.reply([](reply_writer& w) {
     w.simple_string("OK");
   });
@@ -913,11 +953,11 @@ void cmd_msetnx(const context& c) {
   }
   async_reply out{c};
   auto* self = c.env.self;
-  auto cache = c.env.cache;
+  auto access = c.env.access;
   auto timeout = c.env.timeout;
   auto bucket = c.bucket();
-  exec_ops(self, cache, timeout, bucket, std::move(checks),
-           [out, self, cache, timeout, bucket,
+  exec_ops(self, access, timeout, bucket, std::move(checks),
+           [out, self, access, timeout, bucket,
             puts = std::move(puts)](op_results& rs) mutable {
              if (auto* e = first_error(rs)) {
                auto text = error_text(*e);
@@ -934,7 +974,7 @@ void cmd_msetnx(const context& c) {
                  return;
                }
              }
-             exec_ops(self, cache, timeout, bucket, std::move(puts),
+             exec_ops(self, access, timeout, bucket, std::move(puts),
                       [out](op_results& ws) {
                         out.finish([&](reply_writer& w) {
                           if (auto* e = first_error(ws)) {
@@ -1335,6 +1375,10 @@ constexpr command_def commands[] = {
    "Sets the string values of one or more keys"},
   {"msetnx", -3, cmd_msetnx, false, "write denyoom", 1, -1, 2, "string",
    "Sets the string values of one or more keys, only if none exist"},
+  {"mycel.bucket", -2, cmd_mycel_bucket, false, "admin", 0, 0, 0, "server",
+   "Creates, drops, lists and describes Mycel buckets"},
+  {"mycel.use", 2, cmd_mycel_use, false, "fast", 0, 0, 0, "connection",
+   "Switches the connection to a named Mycel bucket"},
   {"persist", 2, cmd_persist, false, "write fast", 1, 1, 1, "generic",
    "Removes the expiration time of a key"},
   {"pexpire", -3, cmd_pexpire, false, "write fast", 1, 1, 1, "generic",
@@ -1414,9 +1458,10 @@ bool is_sequential(const command& cmd) {
   // Several steps each (a read, then a write on what was read; a walk over
   // partitions; a drop and a create): they run alone.
   static constexpr std::string_view names[] = {
-    "append",    "dbsize",    "expire",      "expireat", "flushall", "flushdb",
-    "getdel",    "getex",     "incrbyfloat", "keys",     "msetnx",   "pexpire",
-    "pexpireat", "randomkey", "scan",        "setrange",
+    "append",   "dbsize",       "expire",    "expireat",    "flushall",
+    "flushdb",  "getdel",       "getex",     "incrbyfloat", "keys",
+    "msetnx",   "pexpire",      "pexpireat", "randomkey",   "scan",
+    "setrange", "mycel.bucket",
   };
   if (cmd.args.empty() || cmd.args[0].size() > 16) {
     return false;

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace mycorrizal::resp {
@@ -31,6 +32,8 @@ struct session {
   uint32_t db = 0;
   /// CLIENT SETNAME.
   std::string name;
+  /// MYCEL.USE: a named bucket instead of `db<db>` (empty: none).
+  std::string bucket;
   /// The client's address and ours (CLIENT LIST), as `ip:port`.
   std::string addr;
   std::string laddr;
@@ -120,6 +123,18 @@ private:
   std::string bytes_;
 };
 
+/// How a connection's cache operations reach Mycel: through the bucket's
+/// own actor once its handle is known (one hop less than the cache
+/// actor), and with a timer on the connection's actor for retries.
+struct op_access {
+  cache_actor cache;
+  /// Runs `f` on the connection's actor after `delay` (not after the
+  /// connection ended).
+  std::function<void(caf::timespan delay, std::function<void()> f)> later;
+  /// Bucket handles by name; an invalid handle: being asked for.
+  std::unordered_map<std::string, bucket_handle> handles;
+};
+
 /// What a command may use.
 struct command_env {
   caf::event_based_actor* self;
@@ -133,6 +148,8 @@ struct command_env {
   const wall_clock& wall;
   /// The server's clients and counters.
   server_state& server;
+  /// The connection's way to the cache for operations.
+  std::shared_ptr<op_access> access;
 };
 
 /// Runs `cmd`: completes `slot` now, or later from `env.self`'s responses.

@@ -84,11 +84,11 @@ struct async_reply {
 };
 
 /// Sends `ops` (in parallel) to the bucket, creating it with the defaults
-/// when it does not exist yet, and calls `done` with every answer, in
-/// order.
-void exec_ops(caf::event_based_actor* self, cache_actor cache,
-              caf::timespan timeout, const std::string& bucket,
-              std::vector<op_request> ops,
+/// when it does not exist yet (and trying again for a while where an owner
+/// has not heard of it yet), and calls `done` with every answer, in order.
+void exec_ops(caf::event_based_actor* self,
+              const std::shared_ptr<op_access>& access, caf::timespan timeout,
+              const std::string& bucket, std::vector<op_request> ops,
               std::function<void(op_results&)> done);
 
 /// `exec_ops` for a command: `f` writes the reply.
@@ -167,5 +167,10 @@ void cmd_info(const context& c);
 void cmd_config(const context& c);
 void cmd_time(const context& c);
 void cmd_reset(const context& c);
+
+// -- commands of resp_buckets.cpp ---------------------------------------------
+
+void cmd_mycel_bucket(const context& c);
+void cmd_mycel_use(const context& c);
 
 } // namespace mycorrizal::resp::detail

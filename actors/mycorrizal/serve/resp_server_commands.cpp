@@ -480,6 +480,7 @@ void cmd_time(const context& c) {
 void cmd_reset(const context& c) {
   c.s.version = protocol_version::resp2;
   c.s.db = 0;
+  c.s.bucket.clear();
   c.s.name.clear();
   c.s.authenticated = c.env.password.empty();
   c.reply([](reply_writer& w) {

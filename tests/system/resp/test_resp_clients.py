@@ -659,6 +659,55 @@ class ClusterClients(Base):
                            stderr=subprocess.PIPE, timeout=timeout)
         return p
 
+    def test_bucket_administration(self):
+        """MYCEL.BUCKET creates a bucket cluster-wide through one node;
+        the others list and describe it, MYCEL.USE reaches it from any
+        node, DROP removes it everywhere."""
+        a, b, c = self.nodes
+
+        def call(node, *args):
+            s, r = connect(node.ip, node.port)
+            with s:
+                s.sendall(b"".join(encode(*x) for x in args))
+                return [r.reply() for _ in args]
+
+        got = call(a, ("MYCEL.BUCKET", "CREATE", "admin-b", "RF", "3",
+                       "PARTITIONS", "61", "ACK", "ALL", "TTL", "600000"),
+                   ("MYCEL.BUCKET", "CREATE", "admin-b", "RF", "2"),
+                   ("MYCEL.BUCKET", "CREATE", "admin-c", "RF", "x"),
+                   ("MYCEL.BUCKET", "NOSUCH"))
+        self.assertEqual(got[0], b":1\r\n", got)
+        self.assertTrue(got[1].startswith(b"-ERR bucket admin-b exists"), got)
+        self.assertEqual(got[2], b"-ERR value is not an integer or out of "
+                         b"range\r\n", got)
+        self.assertTrue(got[3].startswith(b"-ERR unknown subcommand"), got)
+
+        def listed(node, want):
+            def fn():
+                names = call(node, ("MYCEL.BUCKET", "LIST"))[0]
+                return (b"admin-b" in names) == want, names
+            return fn
+        for n in (b, c):
+            wait_until(listed(n, True), 20, "%s lists admin-b" % n.name,
+                       self.nodes)
+        info = call(c, ("MYCEL.BUCKET", "INFO", "admin-b"))[0]
+        for part in (b"$2\r\nrf\r\n:3\r\n", b"$10\r\npartitions\r\n:61",
+                     b"$3\r\nttl\r\n:600000"):
+            self.assertIn(part, info)
+        got = call(b, ("MYCEL.USE", "admin-b"), ("SET", "k", "v"),
+                   ("TTL", "k"), ("SELECT", "0"), ("EXISTS", "k"))
+        self.assertEqual(got[:2], [b"+OK\r\n", b"+OK\r\n"], got)
+        self.assertIn(got[2], (b":600\r\n", b":599\r\n"),
+                      "the bucket's default TTL: %r" % got)
+        self.assertEqual(got[4], b":0\r\n", "db0 is another bucket")
+        got = call(c, ("MYCEL.USE", "admin-b"), ("GET", "k"))
+        self.assertEqual(got[1], b"$1\r\nv\r\n", got)
+        self.assertEqual(call(a, ("MYCEL.BUCKET", "DROP", "admin-b"))[0],
+                         b":1\r\n")
+        for n in (b, c):
+            wait_until(listed(n, False), 20, "%s forgets admin-b" % n.name,
+                       self.nodes)
+
     def test_redis_cli_set_get(self):
         p = self.redis_cli(self.a, "SET", "cli:k", "hello world")
         self.assertEqual((p.returncode, p.stdout), (0, b"OK\n"), p)
