@@ -175,6 +175,7 @@ void write_ready(resp_conn_actor* self) {
   while (!close_after && !st.closing && !st.slots.empty()
          && st.slots.front()->done()) {
     std::string out;
+    out.reserve(std::min(write_chunk, size_t{64} * 1024));
     while (!st.slots.empty() && st.slots.front()->done()
            && out.size() < write_chunk) {
       auto& s = *st.slots.front();
