@@ -5,6 +5,7 @@
 // runs the example application `demo` (--demo), serves HTTP (--http:
 // metrics, health, status), and runs until SIGINT or
 // SIGTERM, when it leaves the cluster and exits 0.
+#include "mycorrizal/base64.hpp"
 #include "mycorrizal/endpoint.hpp"
 #include "mycorrizal/node.hpp"
 #include "mycorrizal/quic/certs.hpp"
@@ -15,7 +16,6 @@
 #include "mycorrizal/serve/http.hpp"
 #include "mycorrizal/serve/resp.hpp"
 
-#include "base64.hpp"
 #include "console.hpp"
 #include "demo.hpp"
 
@@ -222,7 +222,7 @@ std::optional<node_config> make_config(const flags& f, std::string& why) {
       std::chrono::duration<double>{f.reconnect_interval});
   }
   if (!f.gossip_key.empty()) {
-    auto key = tools::decode_base64(f.gossip_key);
+    auto key = decode_base64(f.gossip_key);
     if (!key) {
       why = "--gossip-key: not valid base64";
       return std::nullopt;

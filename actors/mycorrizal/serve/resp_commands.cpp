@@ -271,7 +271,7 @@ void send_op(caf::event_based_actor* self,
     // owners it forwards to, unknown_bucket when it ends), and CAF bounces
     // what reaches it after it ended. A timeout per request would put
     // every operation into CAF's clock (a locked tree and a thread woken:
-    // 5 % of the node's CPU under redis-benchmark).
+    // about 6 % of the node's CPU under redis-benchmark).
     self->request(h->second, caf::infinite, op).then(on_reply, on_error);
   } else {
     self->request(access->cache, timeout, op).then(on_reply, on_error);
