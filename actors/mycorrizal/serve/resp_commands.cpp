@@ -852,6 +852,15 @@ constexpr int64_t max_string = int64_t{512} << 20;
 constexpr std::string_view too_big
   = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
+/// A value past Mycel's limit, refused before it is built (SETRANGE at a
+/// large offset would otherwise allocate it first): the text the store
+/// would answer.
+std::string too_large_for_mycel(int64_t size) {
+  return error_text(error{
+    errc::too_large, fmt::format("a {}-byte value exceeds the {}-byte limit",
+                                 size, cache::max_value_size)});
+}
+
 void cmd_append(const context& c) {
   std::string tail{c.arg(2)};
   read_modify_write(
@@ -860,6 +869,10 @@ void cmd_append(const context& c) {
       auto total = static_cast<int64_t>(cur.value.size() + tail.size());
       if (total > max_string) {
         plan.error = std::string{too_big};
+        return plan;
+      }
+      if (total > static_cast<int64_t>(cache::max_value_size)) {
+        plan.error = too_large_for_mycel(total);
         return plan;
       }
       auto op = make(op_code::put, "");
@@ -900,6 +913,10 @@ void cmd_setrange(const context& c) {
       auto vlen = static_cast<int64_t>(value.size());
       if (offset > max_string - vlen) {
         plan.error = std::string{too_big};
+        return plan;
+      }
+      if (offset + vlen > static_cast<int64_t>(cache::max_value_size)) {
+        plan.error = too_large_for_mycel(offset + vlen);
         return plan;
       }
       auto op = make(op_code::put, "");
