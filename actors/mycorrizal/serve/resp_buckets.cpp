@@ -146,20 +146,24 @@ void cmd_mycel_bucket(const context& c) {
         });
   } else if (sub == "help" && c.argc() == 2) {
     c.reply([](reply_writer& w) {
-      constexpr std::string_view lines[] = {
-        "MYCEL.BUCKET <subcommand> [<arg> ...]. Subcommands are:",
-        "CREATE <name> [RF <n>] [PARTITIONS <n>] [ACK ALL|PRIMARY] [TTL <ms>] "
-        "[MAXENTRIES <n>] [MAXBYTES <n>]",
-        "    Create a bucket cluster-wide: 1, or 0 if it exists with these "
-        "options.",
-        "DROP <name>",
-        "    Drop a bucket cluster-wide: 1, or 0 if there was none.",
-        "LIST",
-        "    The buckets' names.",
-        "INFO <name>",
-        "    A bucket's options, or nil.",
-        "HELP",
-        "    Print this help."};
+      constexpr std::string_view create
+        = "CREATE <name> [RF <n>] [PARTITIONS <n>] [ACK ALL|PRIMARY] "
+          "[TTL <ms>] [MAXENTRIES <n>] [MAXBYTES <n>]";
+      constexpr std::string_view create_text
+        = "    Create a bucket cluster-wide: 1, or 0 if it exists with "
+          "these options.";
+      constexpr std::string_view lines[]
+        = {"MYCEL.BUCKET <subcommand> [<arg> ...]. Subcommands are:",
+           create,
+           create_text,
+           "DROP <name>",
+           "    Drop a bucket cluster-wide: 1, or 0 if there was none.",
+           "LIST",
+           "    The buckets' names.",
+           "INFO <name>",
+           "    A bucket's options, or nil.",
+           "HELP",
+           "    Print this help."};
       w.array(std::size(lines));
       for (auto l : lines) {
         w.simple_string(l);
