@@ -319,13 +319,26 @@ class RespCompare(unittest.TestCase):
              "--save", "", "--appendonly", "no", "--dir", cls.tmp],
             stdout=cls.files[0], stderr=subprocess.STDOUT)
         nport = free_port(HOST_NODE)
-        cls.node = subprocess.Popen(
+        try:
+            cls.node = cls.start_node(nport)
+        except BaseException:
+            # tearDownClass does not run after a failed setUpClass.
+            cls.redis.terminate()
+            cls.redis.wait()
+            for f in cls.files:
+                f.close()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+        cls.servers = [Server("redis-server", "127.0.0.1", rport, cls.redis),
+                       Server("mycorrizal-node", HOST_NODE, nport, cls.node)]
+
+    @classmethod
+    def start_node(cls, nport):
+        return subprocess.Popen(
             [CONFIG["bin"], "--name", "resp-cmp", "--gossip", HOST_NODE + ":0",
              "--profile", "local", "--data-dir", os.path.join(cls.tmp, "d"),
              "--resp", "%s:%d" % (HOST_NODE, nport)],
             stdout=cls.files[1], stderr=cls.files[2])
-        cls.servers = [Server("redis-server", "127.0.0.1", rport, cls.redis),
-                       Server("mycorrizal-node", HOST_NODE, nport, cls.node)]
 
     @classmethod
     def tearDownClass(cls):
