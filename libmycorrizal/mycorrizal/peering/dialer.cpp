@@ -198,9 +198,16 @@ void dialer::on_connection_down(connection_id id, const error& reason,
     publish_down{name, error{errc::connection_lost,
                              "connection lost: " + to_string(reason)}});
   if (p.alive) {
-    // The dialer redials; the other side waits for that again.
+    // The dialer redials; the other side waits for that again. A peer that
+    // closed because it saw *us* leave is not redialed at once: our own
+    // leave is on its way to us too (the membership's event and the
+    // peer's close race), and the backup redial finds `leaving_` set by
+    // then. Had the peer seen stale news, the backup redial reconnects.
     schedule_redial(i, now);
-    maybe_dial(i, now);
+    auto we_left = to_string(close_reason::member_left);
+    if (reason.context().find(we_left) == std::string::npos) {
+      maybe_dial(i, now);
+    }
   }
 }
 

@@ -695,6 +695,48 @@ TEST(peering_dialer, after_our_leave_nothing_is_dialed) {
   EXPECT_EQ(f.core->stats().dials, 2u); // b and z before the leave
 }
 
+TEST(peering_dialer, a_peer_closing_on_our_leave_is_not_redialed_before_it) {
+  // The peer saw our leave and closed before our own membership told us:
+  // no dial at once; the backup redial finds us leaving and dials nothing.
+  fixture f{"a"};
+  f.core->on_member(alive("b", 2), t0);
+  f.take();
+  f.core->on_dial_succeeded("b", t0 + 5ms);
+  f.core->on_connection_up(up(1, "b", false), t0 + 5ms);
+  f.take();
+  f.core->on_connection_down(
+    1,
+    error{errc::connection_lost, "the peer closed the connection (application "
+                                 "error 0x0: member left)"},
+    false, t0 + 1s);
+  auto cs = f.take();
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_EQ(as<publish_down>(cs[0]).peer, "b");
+  f.core->on_member(gone(member_change::left, "a", 1), t0 + 1s + 1ms);
+  f.core->on_timeout(t0 + 2s);
+  EXPECT_TRUE(f.take().empty());
+  EXPECT_EQ(f.core->stats().dials, 1u);
+}
+
+TEST(peering_dialer, a_peer_closing_on_stale_news_of_our_leave_is_redialed) {
+  // We did not leave (the peer's news was stale): the backup redial
+  // reconnects.
+  fixture f{"a"};
+  f.core->on_member(alive("b", 2), t0);
+  f.take();
+  f.core->on_dial_succeeded("b", t0 + 5ms);
+  f.core->on_connection_up(up(1, "b", false), t0 + 5ms);
+  f.take();
+  f.core->on_connection_down(1, error{errc::connection_lost, "member left"},
+                             false, t0 + 1s);
+  f.take();
+  ASSERT_NE(f.core->next_deadline(), never);
+  f.core->on_timeout(f.core->next_deadline());
+  auto cs = f.take();
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_EQ(as<dial>(cs[0]).peer, "b");
+}
+
 TEST(peering_dialer, another_member_leaving_does_not_stop_us) {
   fixture f{"a"};
   f.core->on_member(gone(member_change::left, "x", 7), t0);
