@@ -184,8 +184,12 @@ void flush(const context& c, std::vector<uint32_t> dbs) {
         auto next = std::make_shared<std::function<void()>>();
         *next = [self, cache, timeout, out, fail, todo, next] {
           if (todo->empty()) {
-            *next = nullptr; // ends the cycle through the capture
-            out.finish([](reply_writer& w) {
+            // Resetting `next` ends the cycle through the capture and
+            // destroys this very closure: only locals after it.
+            auto done = out;
+            auto keep = next;
+            *keep = nullptr;
+            done.finish([](reply_writer& w) {
               w.simple_string("OK");
             });
             return;
