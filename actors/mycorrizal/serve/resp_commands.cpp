@@ -36,9 +36,8 @@ server_state::server_state(size_t commands)
   }
 }
 
-void server_state::update(const session& s) {
-  std::lock_guard guard{mtx_};
-  auto& x = clients_[s.id];
+client_info info_of(const session& s) {
+  client_info x;
   x.id = s.id;
   x.addr = s.addr;
   x.laddr = s.laddr;
@@ -48,6 +47,13 @@ void server_state::update(const session& s) {
   x.db = s.db;
   x.resp = s.version == protocol_version::resp3 ? 3 : 2;
   x.last_command = s.last_command;
+  return x;
+}
+
+void server_state::update(const session& s) {
+  auto x = info_of(s);
+  std::lock_guard guard{mtx_};
+  clients_[s.id] = std::move(x);
 }
 
 void server_state::remove(int64_t id) {

@@ -57,6 +57,9 @@ struct client_info {
   std::string last_command;
 };
 
+/// What CLIENT LIST shows of the client of session `s`.
+client_info info_of(const session& s);
+
 /// What every connection of one server shares: the clients (CLIENT LIST,
 /// INFO), and the counters INFO and the metrics report. The connection
 /// actors write, the scrape and other clients read; counters are atomics,

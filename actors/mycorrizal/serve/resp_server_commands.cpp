@@ -37,20 +37,6 @@ std::string client_line(const client_info& x, int64_t now_ms) {
     x.last_command.empty() ? "NULL" : x.last_command, x.resp);
 }
 
-client_info info_of(const session& s) {
-  client_info x;
-  x.id = s.id;
-  x.addr = s.addr;
-  x.laddr = s.laddr;
-  x.name = s.name;
-  x.created_ms = s.created_ms;
-  x.last_ms = s.last_ms;
-  x.db = s.db;
-  x.resp = s.version == protocol_version::resp3 ? 3 : 2;
-  x.last_command = s.last_command;
-  return x;
-}
-
 void reply_ok(reply_writer& w) {
   w.simple_string("OK");
 }
