@@ -98,6 +98,7 @@ struct connection_args;
 struct routed_datagrams;
 struct connection_routes;
 struct connection_named;
+struct handshake_failed;
 struct stream_input;
 struct stream_taken;
 struct stream_gone;

@@ -277,6 +277,104 @@ TEST_F(http_test, serves_health_ready_metrics_status_and_the_page) {
   EXPECT_EQ(get(s, "/nope").first, 404);
 }
 
+TEST_F(http_test, scrape_has_latencies_errors_handshakes_and_gossip_types) {
+  auto a = start("http-a", 1, nullptr);
+  auto b = start("http-b", 2, a.get());
+  auto& s = serve(a);
+  // An application on both nodes that answers, and one only `a` has.
+  app_callbacks echo;
+  echo.on_request = [](const app_request& r) -> app_reply {
+    return r.payload;
+  };
+  ASSERT_TRUE(a->register_app("echo", echo));
+  ASSERT_TRUE(b->register_app("echo", echo));
+  ASSERT_TRUE(a->register_app("lonely", app_callbacks{}));
+  std::vector<std::byte> ping{std::byte{'p'}};
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return a->request("http-b", "echo", ping, 2s).has_value();
+    },
+    20s));
+  for (int i = 0; i < 4; ++i) {
+    auto r = a->request("http-b", "echo", ping, 2s);
+    ASSERT_TRUE(r) << to_string(r.error());
+  }
+  auto refused = a->request("http-b", "lonely", ping, 2s);
+  ASSERT_FALSE(refused);
+  std::printf("request to an application http-b lacks: %s\n",
+              to_string(refused.error()).c_str());
+  ASSERT_TRUE(a->create_bucket("lat"));
+  std::vector<std::byte> v{std::byte{'x'}};
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return a->put("lat", "k", v).has_value();
+    },
+    20s));
+  ASSERT_TRUE(a->get("lat", "k"));
+  ASSERT_TRUE(a->get("lat", "absent"));
+
+  std::map<std::string, double> m;
+  std::string text;
+  auto scrape = [&] {
+    text = get(s, "/metrics").second;
+    std::string problem;
+    m = parse_exposition(text, problem);
+    EXPECT_TRUE(problem.empty()) << problem;
+  };
+  // Probes run once a second: wait for a ping and its ack each way.
+  EXPECT_TRUE(test::eventually(
+    [&] {
+      scrape();
+      return m[R"(mycorrizal_gossip_messages_total{type="ping",direction="sent"})"]
+               >= 1
+             && m[R"(mycorrizal_gossip_messages_total{type="ack",direction="received"})"]
+                  >= 1;
+    },
+    20s))
+    << text;
+  EXPECT_GT(
+    m[R"(mycorrizal_gossip_message_bytes_total{type="ping",direction="sent"})"],
+    m[R"(mycorrizal_gossip_messages_total{type="ping",direction="sent"})"]);
+
+  // Requests: five answered, one failed by its code; all in the histogram.
+  const std::string echo_l = R"(app="echo",stream="")";
+  EXPECT_GE(m["mycorrizal_app_request_duration_seconds_count{" + echo_l + "}"],
+            5)
+    << text;
+  EXPECT_GT(m["mycorrizal_app_request_duration_seconds_sum{" + echo_l + "}"],
+            0);
+  EXPECT_EQ(m["mycorrizal_app_request_duration_seconds_bucket{" + echo_l
+              + R"(,le="+Inf"})"],
+            m["mycorrizal_app_request_duration_seconds_count{" + echo_l + "}"]);
+  std::string lonely_err
+    = R"(mycorrizal_app_request_errors_total{app="lonely",stream="",errc=")";
+  lonely_err += to_string(refused.error().code());
+  lonely_err += "\"}";
+  EXPECT_EQ(m[lonely_err], 1) << lonely_err << "\n" << text;
+  EXPECT_EQ(
+    m[R"(mycorrizal_app_requests_failed_total{app="lonely",stream=""})"], 1);
+
+  // The cache's operations, timed where they were asked (a).
+  EXPECT_GE(
+    m[R"(mycorrizal_cache_operation_duration_seconds_count{bucket="lat",op="get"})"],
+    2)
+    << text;
+  EXPECT_GE(
+    m[R"(mycorrizal_cache_operation_duration_seconds_count{bucket="lat",op="put"})"],
+    1);
+  EXPECT_TRUE(
+    m.contains(R"(mycorrizal_cache_handoff_sent_bytes_total{bucket="lat"})"));
+
+  // The connection between a and b: one handshake completed here, none
+  // failed.
+  EXPECT_GE(m[R"(mycorrizal_quic_handshakes_total{outcome="completed"})"], 1)
+    << text;
+  EXPECT_EQ(
+    m[R"(mycorrizal_quic_handshakes_total{outcome="peer_certificate"})"], 0);
+  EXPECT_TRUE(
+    m.contains(R"(mycorrizal_quic_handshakes_total{outcome="timeout"})"));
+}
+
 TEST_F(http_test, host_families_appear_in_the_scrape) {
   auto a = start("http-host", 3, nullptr);
   auto fam = a->metrics_registry().add_counter(

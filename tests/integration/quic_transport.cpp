@@ -1235,13 +1235,19 @@ protected:
   /// address whose context contains `server_hint` (or at least counts a
   /// dropped datagram); neither handler reports connection_up for it; then
   /// a good client still gets through and echoes.
+  /// `client_why` and `server_why`: how each side counts the failed
+  /// handshake in its `transport_stats::handshakes_failed`.
   void expect_rejection(node& client, node& server, const std::string& name,
                         const std::string& client_hint,
-                        const std::string& server_hint) {
+                        const std::string& server_hint,
+                        quic::handshake_failure client_why,
+                        quic::handshake_failure server_why) {
     ASSERT_TRUE(client.ok());
     ASSERT_TRUE(server.ok());
     auto before = stats(server);
     ASSERT_TRUE(before) << to_string(before.error());
+    auto client_before = stats(client);
+    ASSERT_TRUE(client_before) << to_string(client_before.error());
     auto t0 = clock_type::now();
     auto r = dial(client, server, name, 5s);
     auto secs = seconds_since(t0);
@@ -1292,6 +1298,28 @@ protected:
               before->connections_accepted + before->datagrams_dropped + 1)
       << "the server's stats show nothing of the attempt: "
       << stats_text(server);
+    // Each side counts the failed handshake once, under its reason.
+    auto failed = [](const transport_stats& x) {
+      std::string out;
+      for (size_t i = 1; i < x.handshakes_failed.size(); ++i) {
+        out += ' ';
+        out += to_string(static_cast<quic::handshake_failure>(i));
+        out += '=';
+        out += std::to_string(x.handshakes_failed[i]);
+      }
+      return out;
+    };
+    auto si = static_cast<size_t>(server_why);
+    EXPECT_EQ(after->handshakes_failed[si], before->handshakes_failed[si] + 1)
+      << "server " << to_string(server_why) << "; counted:" << failed(*after);
+    EXPECT_EQ(after->handshakes_completed, before->handshakes_completed);
+    auto client_after = stats(client);
+    ASSERT_TRUE(client_after) << to_string(client_after.error());
+    auto ci = static_cast<size_t>(client_why);
+    EXPECT_EQ(client_after->handshakes_failed[ci],
+              client_before->handshakes_failed[ci] + 1)
+      << "client " << to_string(client_why)
+      << "; counted:" << failed(*client_after);
     // No connection_up for the rejected peer on either side.
     for (auto& u : server.log->snapshot().ups) {
       EXPECT_NE(u.info.remote, client.local)
@@ -1386,6 +1414,12 @@ TEST_F(quic_transport_test, handshake_and_echo_on_one_stream) {
     },
     5s))
     << a.log->describe() << b.log->describe();
+  // Each side counts one completed handshake (sent before its up).
+  for (auto* n : {&a, &b}) {
+    auto hs = stats(*n);
+    ASSERT_TRUE(hs) << to_string(hs.error());
+    EXPECT_EQ(hs->handshakes_completed, 1u) << n->name << stats_text(*n);
+  }
   auto bup = b.log->snapshot().ups;
   ASSERT_EQ(bup.size(), 1u) << b.log->describe();
   EXPECT_EQ(bup[0].info.peer_name, "node-a");
@@ -1648,7 +1682,9 @@ TEST_F(quic_transport_test, rejects_client_certificate_from_foreign_ca) {
                                  pki.ca().cert_pem + pki.foreign_ca().cert_pem);
   auto& client = start_node("node-a", o);
   expect_rejection(client, server, "node-b", "rejected our certificate",
-                   "not signed by our cluster CA");
+                   "not signed by our cluster CA",
+                   quic::handshake_failure::refused_by_peer,
+                   quic::handshake_failure::peer_certificate);
 }
 
 TEST_F(quic_transport_test, rejects_expired_client_certificate) {
@@ -1658,7 +1694,8 @@ TEST_F(quic_transport_test, rejects_expired_client_certificate) {
   o.creds = test::test_pki::load(pki.expired_node("node-a"), pki.ca());
   auto& client = start_node("node-a", o);
   expect_rejection(client, server, "node-b", "rejected our certificate",
-                   "expired at");
+                   "expired at", quic::handshake_failure::refused_by_peer,
+                   quic::handshake_failure::peer_certificate);
 }
 
 TEST_F(quic_transport_test, rejects_server_certificate_from_foreign_ca) {
@@ -1766,7 +1803,9 @@ TEST_F(quic_transport_test, rejects_wrong_alpn) {
   o.transport.alpn = "other/1";
   auto& client = start_node("node-a", o);
   expect_rejection(client, server, "node-b",
-                   "closed the connection during the handshake", "ALPN");
+                   "closed the connection during the handshake", "ALPN",
+                   quic::handshake_failure::refused_by_peer,
+                   quic::handshake_failure::alpn);
 }
 
 TEST_F(quic_transport_test, rejects_server_whose_name_is_not_the_dialed_one) {
@@ -1774,7 +1813,8 @@ TEST_F(quic_transport_test, rejects_server_whose_name_is_not_the_dialed_one) {
   auto& client = start_node("node-a");
   expect_rejection(client, server, "node-x",
                    "expected 'node-x', the certificate says 'node-b'",
-                   "peer closed");
+                   "peer closed", quic::handshake_failure::peer_certificate,
+                   quic::handshake_failure::refused_by_peer);
 }
 
 // -- 6. garbage ---------------------------------------------------------------

@@ -3,7 +3,9 @@
 // router actor that connects local handlers with their peers.
 #pragma once
 
+#include "mycorrizal/errc.hpp"
 #include "mycorrizal/expected.hpp"
+#include "mycorrizal/metrics/registry.hpp"
 #include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
@@ -15,7 +17,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 /// An **application** is an id (e.g. `"chat"`, `"mycel"`) that nodes
@@ -131,6 +135,9 @@ struct app_options {
 
 /// Counters of one stream of an application (all peers together).
 struct app_stream_stats {
+  /// The upper bounds (seconds) of `request_latency`'s buckets.
+  static std::span<const double> latency_bounds();
+
   /// "" for the default stream.
   std::string name;
   uint64_t bytes_in = 0;
@@ -145,6 +152,11 @@ struct app_stream_stats {
   uint64_t failed_sends = 0;
   /// Answers that came after their request had ended (dropped).
   uint64_t late_responses = 0;
+  /// `requests_failed` by error code, codes that occurred only, by code.
+  std::vector<std::pair<errc, uint64_t>> request_errors;
+  /// Seconds from a request's start to its end (answer, error or
+  /// timeout), over `latency_bounds()`.
+  metrics::histogram::snapshot request_latency;
   caf::timestamp created;
   /// Last message in or out (`created` until then).
   caf::timestamp last_active;

@@ -24,6 +24,15 @@
 #include <deque>
 #include <memory>
 
+namespace mycorrizal {
+
+std::span<const double> app_stream_stats::latency_bounds() {
+  static const std::vector<double> bounds = metrics::latency_buckets();
+  return bounds;
+}
+
+} // namespace mycorrizal
+
 namespace mycorrizal::detail {
 
 app_stream_stats stream_counters::snapshot(std::string name) const {
@@ -40,6 +49,12 @@ app_stream_stats stream_counters::snapshot(std::string name) const {
   out.requests_failed = get(requests_failed);
   out.failed_sends = get(failed_sends);
   out.late_responses = get(late_responses);
+  for (size_t code = 0; code < request_errors.size(); ++code) {
+    if (auto n = get(request_errors[code]); n > 0) {
+      out.request_errors.emplace_back(static_cast<errc>(code), n);
+    }
+  }
+  out.request_latency = request_latency.read();
   out.created = created;
   auto last = last_active.load(std::memory_order_relaxed);
   out.last_active = last == 0 ? created
@@ -61,6 +76,7 @@ struct waiting {
   caf::response_promise rp;
   /// A raw-bytes request: the answer is `raw_bytes`.
   bool raw = false;
+  time_point started;
 };
 
 struct channel_state {
@@ -96,6 +112,18 @@ struct channel_state {
 
   void count(std::atomic<uint64_t> stream_counters::*m, uint64_t n = 1) {
     opts.counters->add((*opts.counters).*m, n);
+  }
+
+  /// A request of ours ended at `now`: with an answer (`errc::none`) or
+  /// failed with `code`.
+  void ended(const waiting& w, time_point now, errc code) {
+    auto& c = *opts.counters;
+    c.request_latency.observe(
+      std::chrono::duration<double>(now - w.started).count());
+    if (code != errc::none) {
+      c.add(c.requests_failed);
+      c.add(c.request_errors[static_cast<uint8_t>(code)]);
+    }
   }
 
   std::string who() const {
@@ -155,9 +183,10 @@ void fail(channel_actor* self,
   if (entries.empty()) {
     return;
   }
-  self->state.count(&stream_counters::requests_failed, entries.size());
+  auto now = actor_now(self);
   auto err = make_caf_error(reason);
   for (auto& [id, w] : entries) {
+    self->state.ended(w, now, reason.code());
     w.rp.deliver(err);
   }
 }
@@ -344,7 +373,8 @@ void start_request(channel_actor* self, std::vector<std::byte> payload,
                    caf::timespan timeout) {
   auto& st = self->state;
   timeout = std::min(timeout, st.opts.options.request_timeout);
-  auto id = st.pending.add(waiting{rp, raw}, actor_now(self) + timeout);
+  auto now = actor_now(self);
+  auto id = st.pending.add(waiting{rp, raw, now}, now + timeout);
   if (!id) {
     st.count(&stream_counters::failed_sends);
     rp.deliver(make_caf_error(
@@ -578,6 +608,29 @@ void on_request(channel_actor* self, wire::owned_request& r,
       });
 }
 
+/// What answers a request of ours, given its RESPONSE frame.
+expected<caf::message> answer_of(channel_actor* self, const waiting& w,
+                                 wire::owned_response& r) {
+  if (r.status != errc::none) {
+    std::string text(reinterpret_cast<const char*>(r.payload.data()),
+                     r.payload.size());
+    return unexpected{error{r.status, std::move(text)}};
+  }
+  bool caf_msg = (r.flags & wire::flag_caf_message) != 0;
+  if (w.raw) {
+    if (caf_msg) {
+      return unexpected{
+        error{errc::remote_error, "a CAF message answered a raw request"}};
+    }
+    return caf::make_message(raw_bytes{std::move(r.payload)});
+  }
+  if (!caf_msg) {
+    return unexpected{
+      error{errc::remote_error, "raw bytes answered a CAF request"}};
+  }
+  return decode_caf_message(self->system(), r.payload);
+}
+
 void on_response(channel_actor* self, wire::owned_response& r) {
   auto& st = self->state;
   auto w = st.pending.take(r.id);
@@ -585,30 +638,9 @@ void on_response(channel_actor* self, wire::owned_response& r) {
     st.count(&stream_counters::late_responses);
     return;
   }
-  if (r.status != errc::none) {
-    st.count(&stream_counters::requests_failed);
-    std::string text(reinterpret_cast<const char*>(r.payload.data()),
-                     r.payload.size());
-    w->rp.deliver(make_caf_error(error{r.status, std::move(text)}));
-    return;
-  }
-  if (w->raw) {
-    if ((r.flags & wire::flag_caf_message) != 0) {
-      w->rp.deliver(make_caf_error(
-        error{errc::remote_error, "a CAF message answered a raw request"}));
-      return;
-    }
-    w->rp.deliver(raw_bytes{std::move(r.payload)});
-    return;
-  }
-  if ((r.flags & wire::flag_caf_message) == 0) {
-    w->rp.deliver(make_caf_error(
-      error{errc::remote_error, "raw bytes answered a CAF request"}));
-    return;
-  }
-  auto msg = decode_caf_message(self->system(), r.payload);
+  auto msg = answer_of(self, *w, r);
+  st.ended(*w, actor_now(self), msg ? errc::none : msg.error().code());
   if (!msg) {
-    st.count(&stream_counters::requests_failed);
     w->rp.deliver(make_caf_error(msg.error()));
     return;
   }

@@ -10,12 +10,23 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+
+namespace mycorrizal {
+
+std::span<const double> bucket_stats::latency_bounds() {
+  static const std::vector<double> bounds = metrics::latency_buckets();
+  return bounds;
+}
+
+} // namespace mycorrizal
 
 namespace mycorrizal::detail {
 
@@ -41,6 +52,32 @@ struct transfer_job {
   int attempts = 0;
 };
 
+/// Per operation code, the latency of local callers' operations.
+using op_latencies
+  = std::array<std::shared_ptr<metrics::histogram>, proto::max_op_code + 1>;
+
+/// A local caller's operation: its promise, and what times it.
+struct open_op {
+  caf::typed_response_promise<proto::op_reply> rp;
+  /// The bucket's clock, its latency series for this operation (may be
+  /// null), and when the operation started.
+  const caf::actor_clock* clock = nullptr;
+  std::shared_ptr<metrics::histogram> latency;
+  time_point started;
+
+  template <class T>
+  void deliver(T&& x) {
+    if (!rp.pending()) {
+      return;
+    }
+    if (latency && clock != nullptr) {
+      auto now = std::chrono::time_point_cast<duration>(clock->now());
+      latency->observe(std::chrono::duration<double>(now - started).count());
+    }
+    rp.deliver(std::forward<T>(x));
+  }
+};
+
 /// A local caller's promise, shared by every path its operation takes
 /// (forwards, retries, replica waits), so that whichever ends first answers
 /// once, and a bucket that ends (dropped, or its node stopping) answers
@@ -48,32 +85,31 @@ struct transfer_job {
 class op_promise {
 public:
   op_promise() = default;
-  explicit op_promise(caf::typed_response_promise<proto::op_reply> rp)
-      : rp_(std::make_shared<caf::typed_response_promise<proto::op_reply>>(
-        std::move(rp))) {}
+  explicit op_promise(open_op op)
+      : op_(std::make_shared<open_op>(std::move(op))) {}
 
   bool pending() const {
-    return rp_ && rp_->pending();
+    return op_ && op_->rp.pending();
   }
 
   void deliver(proto::op_reply r) {
-    if (pending()) {
-      rp_->deliver(std::move(r));
+    if (op_) {
+      op_->deliver(std::move(r));
     }
   }
 
   void deliver(caf::error e) {
-    if (pending()) {
-      rp_->deliver(std::move(e));
+    if (op_) {
+      op_->deliver(std::move(e));
     }
   }
 
-  std::weak_ptr<caf::typed_response_promise<proto::op_reply>> watch() const {
-    return rp_;
+  std::weak_ptr<open_op> watch() const {
+    return op_;
   }
 
 private:
-  std::shared_ptr<caf::typed_response_promise<proto::op_reply>> rp_;
+  std::shared_ptr<open_op> op_;
 };
 
 struct bucket_state {
@@ -112,7 +148,9 @@ struct bucket_state {
     int attempts = 0;
   };
   /// Every local caller's promise given out (answered ones expire).
-  std::vector<std::weak_ptr<caf::typed_response_promise<proto::op_reply>>> open;
+  std::vector<std::weak_ptr<open_op>> open;
+  /// Latency of local callers' operations, by op code (made on first use).
+  op_latencies latency;
   std::map<uint64_t, retry> retries;
   uint64_t next_retry = 0;
   /// Drain requests waiting for the hand-off queue to empty.
@@ -381,7 +419,17 @@ void retry_later(bucket_self self, proto::op_request op, op_promise rp,
 caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request op) {
   auto& st = self->state;
   auto promise = self->make_response_promise<proto::op_reply>();
-  op_promise rp{promise};
+  auto code = static_cast<size_t>(op.op);
+  std::shared_ptr<metrics::histogram> latency;
+  if (code < st.latency.size()) {
+    auto& h = st.latency[code];
+    if (!h) {
+      h = std::make_shared<metrics::histogram>(bucket_stats::latency_bounds());
+    }
+    latency = h;
+  }
+  op_promise rp{
+    open_op{promise, &self->clock(), std::move(latency), actor_now(self)}};
   if (st.open.size() >= 1024) {
     std::erase_if(st.open, [](const auto& w) {
       return w.expired();
@@ -396,8 +444,8 @@ caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request op) {
 void answer_all(bucket_self self, const caf::error& why) {
   auto& st = self->state;
   for (auto& w : st.open) {
-    if (auto rp = w.lock(); rp && rp->pending()) {
-      rp->deliver(why);
+    if (auto op = w.lock()) {
+      op->deliver(why);
     }
   }
   st.open.clear();
@@ -603,6 +651,7 @@ void send_batch(bucket_self self, uint64_t id) {
     take_export(self, job);
   }
   auto payload = encoded(job.batches[job.next]);
+  auto size = payload.data.size();
   self
     ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
               job.to, std::string{app_id}, std::move(payload),
@@ -627,6 +676,7 @@ void send_batch(bucket_self self, uint64_t id) {
                                 : std::string{"a malformed answer"}));
           return;
         }
+        cur.stats.handoff_bytes_sent += size;
         if (++j.next == j.batches.size()) {
           end_job(self, id, true);
           run_jobs(self);
@@ -906,6 +956,9 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
       arm_sweep(self);
     }
     send_out(self, applied.out);
+    if (e->why == proto::transfer::handoff) {
+      st.stats.handoff_bytes_received += req.payload.size();
+    }
     if (e->why == proto::transfer::handoff && e->last) {
       ++st.stats.handoffs_received;
     } else if (e->why == proto::transfer::repair) {
@@ -958,6 +1011,12 @@ bucket_stats stats_of(bucket_self self) {
   s.misses = data.stats().misses;
   s.evictions = data.stats().evictions;
   s.expirations = data.stats().expirations;
+  for (size_t code = 0; code < st.latency.size(); ++code) {
+    if (st.latency[code]) {
+      s.op_latency.emplace_back(static_cast<proto::op_code>(code),
+                                st.latency[code]->read());
+    }
+  }
   for (uint32_t p = 0; p < st.core->view().partitions(); ++p) {
     s.partitions_owned += st.core->owns(p) ? 1 : 0;
     s.partitions_primary += st.core->is_primary(p) ? 1 : 0;

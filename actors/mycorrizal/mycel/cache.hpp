@@ -8,6 +8,7 @@
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/gossip/membership.hpp"
 #include "mycorrizal/interfaces.hpp"
+#include "mycorrizal/metrics/registry.hpp"
 #include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor_system.hpp>
@@ -18,7 +19,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 /// A node runs one `cache` actor. It registers the application `mycel`
@@ -88,6 +91,18 @@ struct bucket_stats {
   uint64_t repairs = 0;
   /// Cache messages from peers that did not decode (dropped).
   uint64_t malformed = 0;
+  /// Encoded bytes of hand-off batches sent (and acknowledged), and of
+  /// those received for partitions this node owns.
+  uint64_t handoff_bytes_sent = 0;
+  uint64_t handoff_bytes_received = 0;
+  /// Seconds from a local caller's operation to its answer (its result or
+  /// its error), over `latency_bounds()`, by operation; only operations
+  /// that ran at least once.
+  std::vector<std::pair<cache::proto::op_code, metrics::histogram::snapshot>>
+    op_latency;
+
+  /// The upper bounds (seconds) of `op_latency`'s buckets.
+  static std::span<const double> latency_bounds();
 };
 
 /// One operation on one bucket, as actor code sends it to the `cache`

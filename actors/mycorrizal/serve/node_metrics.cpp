@@ -112,6 +112,31 @@ void report_membership(const node_snapshot& snap,
        "Gossip TCP exchanges that broke before a reply.",
        snap.membership->tcp_errors},
     });
+  constexpr std::array<std::string_view,
+                       gossip::membership_stats::message_types>
+    types{"ping",    "indirect_ping", "ack",      "suspect", "alive",
+          "dead",    "push_pull",     "compound", "user",    "compress",
+          "encrypt", "nack",          "has_crc",  "err"};
+  for (size_t t = 0; t < types.size(); ++t) {
+    if (c.messages_in[t] + c.messages_out[t] == 0) {
+      continue;
+    }
+    std::array<label, 2> in{label{"type", std::string{types[t]}},
+                            label{"direction", "received"}};
+    std::array<label, 2> sent{label{"type", std::string{types[t]}},
+                              label{"direction", "sent"}};
+    constexpr std::string_view help
+      = "Gossip messages in datagrams by type (compound parts one by one).";
+    constexpr std::string_view bytes_help
+      = "Bytes of gossip messages in datagrams by type.";
+    out.counter("mycorrizal_gossip_messages_total", help, in, c.messages_in[t]);
+    out.counter("mycorrizal_gossip_messages_total", help, sent,
+                c.messages_out[t]);
+    out.counter("mycorrizal_gossip_message_bytes_total", bytes_help, in,
+                c.message_bytes_in[t]);
+    out.counter("mycorrizal_gossip_message_bytes_total", bytes_help, sent,
+                c.message_bytes_out[t]);
+  }
 }
 
 void report_transport(const node_snapshot& snap, metrics::collector_sink& out) {
@@ -152,6 +177,18 @@ void report_transport(const node_snapshot& snap, metrics::collector_sink& out) {
                 t.connections_dialed);
     out.gauge("mycorrizal_quic_connections_open", "QUIC connections open.",
               static_cast<double>(t.connections_open));
+    constexpr std::string_view hs_help
+      = "QUIC handshakes by outcome: completed, or the reason it failed.";
+    std::array<label, 1> ok{label{"outcome", "completed"}};
+    out.counter("mycorrizal_quic_handshakes_total", hs_help, ok,
+                t.handshakes_completed);
+    for (size_t i = 1; i < t.handshakes_failed.size(); ++i) {
+      std::array<label, 1> why{
+        label{"outcome",
+              std::string{to_string(static_cast<quic::handshake_failure>(i))}}};
+      out.counter("mycorrizal_quic_handshakes_total", hs_help, why,
+                  t.handshakes_failed[i]);
+    }
   }
   if (!snap.connections) {
     return;
@@ -261,6 +298,19 @@ void report_apps(const node_snapshot& snap, metrics::collector_sink& out) {
            s.late_responses},
         },
         l);
+      out.histogram("mycorrizal_app_request_duration_seconds",
+                    "Seconds from a request's start to its answer, error or "
+                    "timeout.",
+                    l, app_stream_stats::latency_bounds(), s.request_latency);
+      for (const auto& [code, n] : s.request_errors) {
+        std::array<label, 3> le{label{"app", a.application},
+                                label{"stream", s.name},
+                                label{"errc", std::string{to_string(code)}}};
+        out.counter("mycorrizal_app_request_errors_total",
+                    "Requests that failed, by error code (timeout, node_down, "
+                    "remote_error, ...).",
+                    le, n);
+      }
       out.gauge("mycorrizal_app_stream_peers",
                 "Peers with a live QUIC stream for an application's stream.", l,
                 static_cast<double>(s.active_nodes.size()));
@@ -314,8 +364,22 @@ void report_cache(const node_snapshot& snap, metrics::collector_sink& out) {
          "Partitions anti-entropy found different and repaired.", b.repairs},
         {"mycorrizal_cache_malformed_total",
          "Peer messages refused as malformed.", b.malformed},
+        {"mycorrizal_cache_handoff_sent_bytes_total",
+         "Encoded bytes of hand-off batches sent and acknowledged.",
+         b.handoff_bytes_sent},
+        {"mycorrizal_cache_handoff_received_bytes_total",
+         "Encoded bytes of hand-off batches received.",
+         b.handoff_bytes_received},
       },
       l);
+    for (const auto& [op, lat] : b.op_latency) {
+      std::array<label, 2> lo{label{"bucket", b.name},
+                              label{"op", std::string{to_string(op)}}};
+      out.histogram("mycorrizal_cache_operation_duration_seconds",
+                    "Seconds from a local caller's operation (any front door "
+                    "or handle on this node) to its answer.",
+                    lo, bucket_stats::latency_bounds(), lat);
+    }
   }
 }
 

@@ -289,6 +289,10 @@ void handle_events(connection_self self) {
       self->send(st.args->handler, connection_up{std::move(info)});
     } else if (auto* cc = std::get_if<quic::connection_closed>(&ev)) {
       st.unreachable = cc->unreachable;
+      if (!st.up && cc->handshake != quic::handshake_failure::none) {
+        send_untyped(self, st.args->transport_actor,
+                     handshake_failed{cc->handshake});
+      }
       flush_inputs();
       auto why = st.reason();
       MYCORRIZAL_LOG_INFO(component, "connection {} {} ({}) closed: {}",

@@ -120,7 +120,8 @@ using transport_impl = transport_actor::extend<
   caf::reacts_to<init_atom, detail::transport_init_ptr>,
   caf::reacts_to<stop_atom>, caf::reacts_to<net::udp_batch>,
   caf::reacts_to<detail::connection_routes>,
-  caf::reacts_to<detail::connection_named>>;
+  caf::reacts_to<detail::connection_named>,
+  caf::reacts_to<detail::handshake_failed>>;
 
 using transport_self = transport_impl::stateful_pointer<transport_state>;
 
@@ -307,8 +308,16 @@ transport_impl::behavior_type transport_fn(transport_self self) {
       }
     },
     [=](detail::connection_named& x) {
+      ++self->state.counters.handshakes_completed;
       if (auto i = self->state.conns.find(x.id); i != self->state.conns.end()) {
         i->second.peer_name = std::move(x.peer_name);
+      }
+    },
+    [=](detail::handshake_failed& x) {
+      auto i = static_cast<size_t>(x.reason);
+      auto& failed = self->state.counters.handshakes_failed;
+      if (i < failed.size()) {
+        ++failed[i];
       }
     },
     [=](dial_atom, const ip_endpoint& to, std::string& name,

@@ -18,6 +18,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -235,6 +236,10 @@ struct transport_stats {
   uint64_t connections_open = 0;
   /// Routes in the routing table.
   uint64_t routes = 0;
+  /// Handshakes that completed (both sides authenticated), and those that
+  /// did not, by `quic::handshake_failure` value (index 0 unused).
+  uint64_t handshakes_completed = 0;
+  std::array<uint64_t, quic::handshake_failures> handshakes_failed{};
 };
 
 /// A started transport.

@@ -12,6 +12,19 @@
 
 namespace mycorrizal::cache::proto {
 
+std::string_view to_string(op_code x) noexcept {
+  switch (x) {
+    case op_code::get: return "get";
+    case op_code::put: return "put";
+    case op_code::del: return "del";
+    case op_code::expire: return "expire";
+    case op_code::ttl: return "ttl";
+    case op_code::incr: return "incr";
+    case op_code::cas: return "cas";
+  }
+  return "unknown";
+}
+
 namespace {
 
 /// Message kinds on the wire (the variant's order is not the wire's).

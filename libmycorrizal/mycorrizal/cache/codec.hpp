@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -113,6 +114,12 @@ enum class op_code : uint8_t {
   /// Put if the key holds version `expected` (the empty version: absent).
   cas = 7,
 };
+
+/// The highest `op_code` value.
+constexpr uint8_t max_op_code = 7;
+
+/// "get", "put", ... ("unknown" for a value outside the enum).
+std::string_view to_string(op_code x) noexcept;
 
 /// Flags of a put.
 enum op_flags : uint8_t {

@@ -740,6 +740,18 @@ void membership::schedule_next_probe(time_point now) {
 
 // -- receiving ----------------------------------------------------------------
 
+void membership_stats::count_message(bytes_view msg, bool in) noexcept {
+  if (msg.empty()) {
+    return;
+  }
+  auto type = static_cast<size_t>(msg[0]);
+  if (type >= message_types) {
+    return;
+  }
+  (in ? messages_in : messages_out)[type] += 1;
+  (in ? message_bytes_in : message_bytes_out)[type] += msg.size();
+}
+
 void membership::handle_datagram(const ip_endpoint& from, bytes_view bytes,
                                  time_point now) {
   ++stats_.packets_in;
@@ -768,6 +780,7 @@ void membership::handle_message(const ip_endpoint& from, bytes_view bytes,
                     to_string(msg.error())));
     return;
   }
+  stats_.count_message(bytes, true);
   std::visit(
     [&](const auto& x) {
       using T = std::decay_t<decltype(x)>;
@@ -932,6 +945,17 @@ void membership::send_packet(const ip_endpoint& to, const node_entry* node,
 
 void membership::raw_send(const ip_endpoint& to, const node_entry* node,
                           byte_buffer msg) {
+  // Our compounds hold leaf messages only (send_packet, gossip, probe).
+  if (!msg.empty()
+      && msg[0] == static_cast<std::byte>(message_type::compound)) {
+    if (auto c = split_compound(msg)) {
+      for (auto part : c->parts) {
+        stats_.count_message(part, false);
+      }
+    }
+  } else {
+    stats_.count_message(msg, false);
+  }
   if (cfg_.enable_compression) {
     // Only when it helps, as memberlist does for UDP.
     if (auto c = compress_message(msg); c && c->size() < msg.size()) {

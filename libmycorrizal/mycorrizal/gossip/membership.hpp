@@ -135,6 +135,18 @@ struct membership_stats {
   /// and how many of them got an answer.
   uint64_t reconnects = 0;
   uint64_t reconnects_ok = 0;
+  /// Messages in gossip datagrams by `message_type` value (0 ping to 13
+  /// err), and their bytes: the parts of a compound one by one, inside
+  /// compression, encryption, CRC and label (received: those that decoded).
+  /// TCP exchanges count in `streams_in` and `push_pulls`.
+  static constexpr size_t message_types = 14;
+  std::array<uint64_t, message_types> messages_in{};
+  std::array<uint64_t, message_types> messages_out{};
+  std::array<uint64_t, message_types> message_bytes_in{};
+  std::array<uint64_t, message_types> message_bytes_out{};
+
+  /// Counts one message (its first byte is its type) in or out.
+  void count_message(bytes_view msg, bool in) noexcept;
 };
 
 class membership {

@@ -391,11 +391,31 @@ public:
     add(kind::gauge, name, help, labels, format_value(value));
   }
 
+  void histogram(std::string_view name, std::string_view help,
+                 std::span<const label> labels, std::span<const double> bounds,
+                 const metrics::histogram::snapshot& snap) override {
+    if (snap.cumulative.size() != bounds.size() + 1) {
+      return;
+    }
+    std::vector<label> with_le(labels.begin(), labels.end());
+    with_le.emplace_back("le", "");
+    for (size_t i = 0; i <= bounds.size(); ++i) {
+      with_le.back().second = i < bounds.size() ? format_value(bounds[i])
+                                                : "+Inf";
+      add(kind::histogram, name, help, with_le,
+          fmt::format("{}", snap.cumulative[i]), "_bucket");
+    }
+    add(kind::histogram, name, help, labels, format_value(snap.sum), "_sum");
+    add(kind::histogram, name, help, labels, fmt::format("{}", snap.count()),
+        "_count");
+  }
+
   std::map<std::string, collected_family, std::less<>> families;
 
 private:
   void add(kind what, std::string_view name, std::string_view help,
-           std::span<const label> labels, const std::string& value) {
+           std::span<const label> labels, const std::string& value,
+           std::string_view suffix = {}) {
     if (!valid_metric_name(name)) {
       return;
     }
@@ -413,7 +433,7 @@ private:
     } else if (i->second.what != what) {
       return; // one family, one kind
     }
-    std::string line;
+    std::string line{suffix};
     append_labels(line, consts_, {}, {}, labels);
     line += ' ';
     line += value;

@@ -156,6 +156,15 @@ public:
                      std::span<const label> labels, double value)
     = 0;
 
+  /// A histogram series kept elsewhere: `snap.cumulative` holds one count
+  /// per bound plus the +Inf count (as `histogram::read` returns it). A
+  /// snapshot whose size does not match `bounds` is dropped.
+  virtual void histogram(std::string_view name, std::string_view help,
+                         std::span<const label> labels,
+                         std::span<const double> bounds,
+                         const metrics::histogram::snapshot& snap)
+    = 0;
+
   /// Convenience for unlabeled samples.
   void counter(std::string_view name, std::string_view help, uint64_t value) {
     counter(name, help, {}, value);

@@ -21,6 +21,21 @@
 
 namespace mycorrizal::quic {
 
+std::string_view to_string(handshake_failure x) noexcept {
+  switch (x) {
+    case handshake_failure::none: return "none";
+    case handshake_failure::peer_certificate: return "peer_certificate";
+    case handshake_failure::no_certificate: return "no_certificate";
+    case handshake_failure::alpn: return "alpn";
+    case handshake_failure::refused_by_peer: return "refused_by_peer";
+    case handshake_failure::timeout: return "timeout";
+    case handshake_failure::tls: return "tls";
+    case handshake_failure::protocol: return "protocol";
+    case handshake_failure::closed: return "closed";
+  }
+  return "unknown";
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -166,6 +181,9 @@ struct connection::impl {
   std::string peer_name;
   /// Set by our certificate check when it rejects the peer.
   std::string verify_failure;
+  /// Why the handshake failed, when the failing path knows better than
+  /// the close reason's code (see `report_closed`).
+  handshake_failure hs_failure = handshake_failure::none;
   error close_reason;
   std::vector<event> events;
   std::unordered_map<int64_t, stream_state> streams;
@@ -263,13 +281,28 @@ struct connection::impl {
       return;
     }
     close_reason = reason;
+    auto hs = handshake_failure::none;
+    if (!authenticated) {
+      hs = hs_failure;
+      if (hs == handshake_failure::none) {
+        switch (reason.code()) {
+          case errc::shutting_down: hs = handshake_failure::closed; break;
+          case errc::timeout: hs = handshake_failure::timeout; break;
+          case errc::unsupported_version: hs = handshake_failure::alpn; break;
+          default: hs = handshake_failure::protocol; break;
+        }
+      }
+      if (unreachable) {
+        hs = handshake_failure::timeout;
+      }
+    }
     // Debug: the owner reports the event with the peer's name and address
     // (the connection actor logs it at info).
     log(log_level::debug,
         fmt::format("connection closed{}: {}", by_peer ? " by peer" : "",
                     to_string(reason)));
     events.emplace_back(
-      connection_closed{std::move(reason), by_peer, unreachable});
+      connection_closed{std::move(reason), by_peer, unreachable, hs});
   }
 
   // -- reachability -----------------------------------------------------------
@@ -391,19 +424,23 @@ struct connection::impl {
   }
 
   // Explains a failure of our own TLS stack (NGTCP2_ERR_CRYPTO).
-  error crypto_failure() const {
+  error crypto_failure() {
     auto alert = ngtcp2_conn_get_tls_alert(conn.get());
     if (!verify_failure.empty()) {
+      hs_failure = handshake_failure::peer_certificate;
       return error{errc::connection_lost,
                    fmt::format("authentication failed: {}", verify_failure)};
     }
+    hs_failure = handshake_failure::tls;
     if (alert == GNUTLS_A_NO_APPLICATION_PROTOCOL) {
+      hs_failure = handshake_failure::alpn;
       return error{errc::unsupported_version,
                    fmt::format("ALPN mismatch: the peer does not offer '{}' "
                                "({})",
                                params.transport.alpn, alert_text(alert))};
     }
     if (alert == GNUTLS_A_CERTIFICATE_REQUIRED) {
+      hs_failure = handshake_failure::no_certificate;
       return error{errc::connection_lost,
                    fmt::format("authentication failed: the peer sent no "
                                "certificate ({})",
@@ -898,6 +935,9 @@ struct connection::impl {
     }
     switch (rv) {
       case NGTCP2_ERR_DRAINING:
+        if (state == connection_state::handshaking) {
+          hs_failure = handshake_failure::refused_by_peer;
+        }
         enter_draining(now, peer_closed(), peer_found_us_unreachable());
         return;
       case NGTCP2_ERR_DISCARD_PKT: counters.datagrams_dropped++; return;
@@ -912,6 +952,9 @@ struct connection::impl {
           false);
         return;
       case NGTCP2_ERR_CALLBACK_FAILURE:
+        if (!verify_failure.empty()) {
+          hs_failure = handshake_failure::peer_certificate;
+        }
         close_with_liberr(now, NGTCP2_ERR_PROTO,
                           error{errc::connection_lost,
                                 "authentication failed: " + verify_failure});

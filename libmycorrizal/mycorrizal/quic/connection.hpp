@@ -9,11 +9,13 @@
 #include "mycorrizal/quic/fwd.hpp"
 #include "mycorrizal/quic/transport_config.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -95,6 +97,36 @@ struct stream_closed {
   std::optional<uint64_t> app_error_code;
 };
 
+/// Why a handshake did not complete (`connection_closed::handshake`).
+enum class handshake_failure : uint8_t {
+  /// The handshake completed (or the connection never started one).
+  none = 0,
+  /// We refused the peer's certificate: another CA, expired, not yet
+  /// valid, no usable name, a name other than the one dialed.
+  peer_certificate,
+  /// The peer sent no certificate where one is required.
+  no_certificate,
+  /// No common ALPN.
+  alpn,
+  /// The peer closed during the handshake (it refused our certificate,
+  /// name or ALPN, or is shutting down).
+  refused_by_peer,
+  /// Not completed within the handshake timeout (or the peer went silent).
+  timeout,
+  /// Another TLS failure (an alert).
+  tls,
+  /// A QUIC protocol error.
+  protocol,
+  /// Closed locally before it completed (shutting down, a duplicate).
+  closed,
+};
+
+/// The number of `handshake_failure` values.
+constexpr size_t handshake_failures = 9;
+
+/// "peer_certificate", "no_certificate", ... ("none" for `none`).
+std::string_view to_string(handshake_failure x) noexcept;
+
 /// The connection is closing (by us, the peer, or a timeout). Reported once.
 struct connection_closed {
   /// Why: `errc::shutting_down` (closed locally), `errc::connection_lost`
@@ -111,6 +143,8 @@ struct connection_closed {
   /// `errc::connection_lost`. The peer may still hear us: it gets our
   /// CONNECTION_CLOSE.
   bool unreachable = false;
+  /// Why the handshake failed, if it closed before completing.
+  handshake_failure handshake = handshake_failure::none;
 };
 
 /// Everything a connection reports to its owner.

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <set>
 
 using namespace mycorrizal;
@@ -284,6 +285,61 @@ TEST(gossip_transitions, ack_ends_the_probe_and_improves_health) {
   EXPECT_EQ(h.core->health_score(), 0);
   EXPECT_EQ(h.state_of("a"), node_state::alive);
   EXPECT_EQ(h.core->stats().probes_failed, 0u);
+}
+
+TEST(gossip_transitions, messages_are_counted_by_type_both_ways) {
+  harness h;
+  h.responsive = {"a"};
+  h.feed(alive_msg("a", 2, 1));
+  h.feed(alive_msg("b", 3, 1));
+  h.feed(suspect{1, "b", "a"});
+  h.advance(10s);
+  // What the core counts as sent, by type, against what the harness decoded
+  // from its datagrams (compound parts unpacked by unwrap_packet).
+  std::map<message_type, uint64_t> decoded;
+  for (const auto& [to, m] : h.sent) {
+    auto type = std::visit(
+      [](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, ping>) {
+          return message_type::ping;
+        } else if constexpr (std::is_same_v<T, indirect_ping>) {
+          return message_type::indirect_ping;
+        } else if constexpr (std::is_same_v<T, ack>) {
+          return message_type::ack;
+        } else if constexpr (std::is_same_v<T, nack>) {
+          return message_type::nack;
+        } else if constexpr (std::is_same_v<T, suspect>) {
+          return message_type::suspect;
+        } else if constexpr (std::is_same_v<T, alive>) {
+          return message_type::alive;
+        } else if constexpr (std::is_same_v<T, dead>) {
+          return message_type::dead;
+        } else {
+          return message_type::user;
+        }
+      },
+      m);
+    ++decoded[type];
+  }
+  const auto& st = h.core->stats();
+  ASSERT_GE(decoded[message_type::ping], 1u);
+  ASSERT_GE(decoded[message_type::alive], 1u);
+  for (size_t t = 0; t < membership_stats::message_types; ++t) {
+    auto type = static_cast<message_type>(t);
+    EXPECT_EQ(st.messages_out[t], decoded[type]) << "type " << t;
+    EXPECT_EQ(st.message_bytes_out[t] > 0, decoded[type] > 0) << "type " << t;
+  }
+  // Fed: three messages, plus one ack per ping to the responsive "a".
+  EXPECT_EQ(st.messages_in[static_cast<size_t>(message_type::alive)], 2u);
+  EXPECT_EQ(st.messages_in[static_cast<size_t>(message_type::suspect)], 1u);
+  uint64_t pings_to_a = 0;
+  for (const auto& [to, p] : h.sent_of<ping>()) {
+    pings_to_a += p.node == "a" ? 1 : 0;
+  }
+  EXPECT_GE(pings_to_a, 1u);
+  EXPECT_EQ(st.messages_in[static_cast<size_t>(message_type::ack)], pings_to_a);
+  EXPECT_EQ(st.messages_in[static_cast<size_t>(message_type::ping)], 0u);
 }
 
 TEST(gossip_transitions, failed_probe_without_nacks_raises_health) {

@@ -209,6 +209,32 @@ TEST(metrics_registry, collectors_are_merged_in_name_order) {
                         "b_gauge{node=\"n1\"} 7\n");
 }
 
+TEST(metrics_registry, a_collected_histogram_reads_as_a_registered_one) {
+  // The same observations, once in a registered histogram and once as a
+  // snapshot a collector reports: one exposition text.
+  std::vector<double> bounds{0.001, 0.01, 0.1};
+  std::vector<metrics::label> lbl{{"op", "get"}};
+  metrics::registry registered{{{"node", "n1"}}};
+  auto h = registered.add_histogram("op_seconds", "Ops.", bounds, {"op"});
+  ASSERT_TRUE(h.has_value());
+  metrics::histogram kept{bounds};
+  for (double x : {0.0005, 0.001, 0.05, 0.2, 0.02}) {
+    (*h)->with({"get"})->observe(x);
+    kept.observe(x);
+  }
+  metrics::registry collected{{{"node", "n1"}}};
+  collected.add_collector([&](metrics::collector_sink& s) {
+    s.histogram("op_seconds", "Ops.", lbl, bounds, kept.read());
+    // A snapshot that does not match its bounds is dropped.
+    s.histogram("bad_seconds", "Bad.", lbl, bounds, {{1, 2}, 0.5});
+  });
+  EXPECT_EQ(collected.text(), registered.text());
+  EXPECT_NE(collected.text().find(
+              "op_seconds_bucket{node=\"n1\",op=\"get\",le=\"0.01\"} 2\n"),
+            std::string::npos)
+    << collected.text();
+}
+
 TEST(metrics_counter, set_total_never_goes_down) {
   metrics::counter c;
   c.set_total(10);

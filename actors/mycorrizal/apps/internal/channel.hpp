@@ -6,6 +6,7 @@
 #include "mycorrizal/apps/application.hpp"
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/interfaces.hpp"
+#include "mycorrizal/metrics/registry.hpp"
 #include "mycorrizal/type_ids.hpp"
 
 #include <caf/actor.hpp>
@@ -13,6 +14,7 @@
 #include <caf/local_actor.hpp>
 #include <caf/timestamp.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -35,6 +37,10 @@ struct stream_counters {
   std::atomic<uint64_t> requests_failed{0};
   std::atomic<uint64_t> failed_sends{0};
   std::atomic<uint64_t> late_responses{0};
+  /// Requests of ours that failed, by `errc` value.
+  std::array<std::atomic<uint64_t>, 256> request_errors{};
+  /// Seconds from a request's start to its end (answer, error or timeout).
+  metrics::histogram request_latency{app_stream_stats::latency_bounds()};
   /// Nanoseconds since the epoch of the system clock.
   std::atomic<int64_t> last_active{0};
   caf::timestamp created = caf::make_timestamp();

@@ -96,6 +96,11 @@ struct connection_named {
   std::string peer_name;
 };
 
+/// Connection → transport: it closed before its handshake completed.
+struct handshake_failed {
+  quic::handshake_failure reason = quic::handshake_failure::protocol;
+};
+
 /// Spawns a connection actor (monitored by the transport).
 caf::actor spawn_connection(caf::local_actor* transport,
                             connection_args_ptr args);
