@@ -60,6 +60,8 @@ struct cache_options;
 struct bucket_info;
 struct bucket_stats;
 struct cache_op;
+struct cache_op_batch;
+struct cache_op_batch_reply;
 
 namespace cache::proto {
 struct bucket_options;

@@ -1412,6 +1412,164 @@ TEST_F(cache_edges, an_operation_in_flight_when_its_bucket_is_dropped_ends) {
   filter->unblock(b.quic_endpoint());
 }
 
+// A batch (cache_op_batch, what the Redis front door sends for a
+// pipeline) runs its operations in order, each as its own cache_op would,
+// and answers each: one that fails has its error in its reply and does not
+// fail the others.
+TEST_F(cache_edges, a_batch_through_a_handle_answers_each_operation_in_order) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  ASSERT_TRUE(a.create_bucket("bt"));
+  wait_bucket({&a, &b}, "bt");
+  wait_members({&a, &b}, {"node-a", "node-b"});
+  wait_serving({&a, &b}, "bt");
+  auto remote_key = find_key(a, "bt", "remote-", edge_primary_is("node-b"));
+  auto local_key = find_key(a, "bt", "local-", edge_primary_is("node-a"));
+  ASSERT_TRUE(b.put("bt", local_key, edge_bytes("b wrote local")));
+  auto handle = a.bucket("bt");
+  ASSERT_TRUE(handle) << edge_show(handle);
+  auto h = *handle;
+  auto run = [&](cache_op_batch batch) {
+    using result = expected<cache_op_batch_reply>;
+    auto done = std::make_shared<std::promise<result>>();
+    auto fut = done->get_future();
+    sys_->spawn([h, batch, done](caf::event_based_actor* self) {
+      self->request(h, 10s, batch)
+        .then(
+          [done](cache_op_batch_reply& r) {
+            done->set_value(std::move(r));
+          },
+          [done](caf::error& e) {
+            done->set_value(unexpected{from_caf_error(e)});
+          });
+    });
+    if (fut.wait_for(15s) != std::future_status::ready) {
+      return result{unexpected{error{errc::timeout, "the handle hung"}}};
+    }
+    return fut.get();
+  };
+  auto op = [](edge_proto::op_code code, std::string key,
+               std::string value = {}) {
+    // The bucket name is the handle's: left empty on purpose.
+    return edge_cache_op(code, "", std::move(key), std::move(value)).op;
+  };
+  std::string too_long(cache::max_key_size + 1, 'x');
+  cache_op_batch batch;
+  batch.ops = {
+    op(edge_proto::op_code::put, remote_key, "one"),
+    op(edge_proto::op_code::get, remote_key),
+    op(edge_proto::op_code::put, too_long, "refused"),
+    op(edge_proto::op_code::put, remote_key, "two"),
+    op(edge_proto::op_code::get, remote_key),
+    op(edge_proto::op_code::get, local_key),
+    op(edge_proto::op_code::get, "absent"),
+  };
+  auto got = run(batch);
+  ASSERT_TRUE(got) << edge_show(got);
+  auto& r = got->replies;
+  ASSERT_EQ(r.size(), batch.ops.size());
+  auto status = [&](size_t i) {
+    return std::string{to_string(r[i].status)} + " " + r[i].message;
+  };
+  EXPECT_EQ(r[0].status, errc::none) << status(0);
+  EXPECT_EQ(r[1].status, errc::none) << status(1);
+  EXPECT_TRUE(r[1].found);
+  EXPECT_EQ(edge_text(r[1].value), "one") << "a get saw its batch's put";
+  EXPECT_EQ(r[2].status, errc::too_large) << status(2);
+  EXPECT_EQ(r[3].status, errc::none) << status(3);
+  EXPECT_EQ(edge_text(r[4].value), "two") << "a later put of the batch";
+  EXPECT_TRUE(r[5].found);
+  EXPECT_EQ(edge_text(r[5].value), "b wrote local");
+  EXPECT_EQ(r[6].status, errc::none) << status(6);
+  EXPECT_FALSE(r[6].found);
+  auto seen = b.get("bt", remote_key);
+  ASSERT_TRUE(seen);
+  ASSERT_TRUE(*seen);
+  EXPECT_EQ(edge_text((*seen)->value), "two");
+  // An empty batch: an empty answer.
+  auto empty = run(cache_op_batch{});
+  ASSERT_TRUE(empty) << edge_show(empty);
+  EXPECT_TRUE(empty->replies.empty());
+  // The bucket dropped: a batch to its handle fails at once, never hangs.
+  ASSERT_TRUE(b.drop_bucket("bt"));
+  caf::scoped_actor mon{*sys_};
+  mon->monitor(h);
+  bool down = false;
+  mon->receive(
+    [&](caf::down_msg&) {
+      down = true;
+    },
+    caf::after(20s) >> [] {});
+  ASSERT_TRUE(down) << "the handle still runs 20 s after the drop";
+  auto t0 = edge_clock::now();
+  auto after = run(batch);
+  ASSERT_FALSE(after) << "a dropped bucket's handle answered a batch";
+  EXPECT_LT(edge_clock::now() - t0, 5s) << to_string(after.error());
+}
+
+// A batch whose put waits for a replica when the bucket is dropped is
+// answered (that put with an error), not left to the caller's timeout.
+TEST_F(cache_edges, a_batch_in_flight_when_its_bucket_is_dropped_ends) {
+  auto filter = std::make_shared<net::udp_filter>();
+  auto cfg_a = config("node-a", 1, nullptr);
+  cfg_a.quic_filter = filter;
+  auto& a = start(std::move(cfg_a));
+  auto& b = start("node-b", 2, &a);
+  ASSERT_TRUE(a.create_bucket("bd"));
+  wait_bucket({&a, &b}, "bd");
+  wait_members({&a, &b}, {"node-a", "node-b"});
+  wait_serving({&a, &b}, "bd");
+  auto key = find_key(a, "bd", "inflight-", edge_primary_is("node-a"));
+  auto handle = a.bucket("bd");
+  ASSERT_TRUE(handle) << edge_show(handle);
+  auto h = *handle;
+  auto entries = stats(a, "bd").entries;
+  filter->block(b.quic_endpoint());
+  cache_op_batch batch;
+  batch.ops.resize(2);
+  batch.ops[0].op = edge_proto::op_code::get;
+  batch.ops[0].key = "absent";
+  batch.ops[1].op = edge_proto::op_code::put;
+  batch.ops[1].key = key;
+  batch.ops[1].value = edge_bytes("v");
+  using result = expected<cache_op_batch_reply>;
+  auto done = std::make_shared<std::promise<result>>();
+  auto fut = done->get_future();
+  auto t0 = edge_clock::now();
+  sys_->spawn([h, batch, done](caf::event_based_actor* self) {
+    self->request(h, caf::infinite, batch)
+      .then(
+        [done](cache_op_batch_reply& r) {
+          done->set_value(std::move(r));
+        },
+        [done](caf::error& e) {
+          done->set_value(unexpected{from_caf_error(e)});
+        });
+  });
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return stats(a, "bd").entries > entries;
+    },
+    5s))
+    << "the put did not reach node-a's bucket";
+  ASSERT_TRUE(a.drop_bucket("bd"));
+  const auto bound = edge_op_timeout + 1s;
+  auto ready = fut.wait_until(t0 + bound);
+  filter->unblock(b.quic_endpoint());
+  ASSERT_EQ(ready, std::future_status::ready)
+    << "the batch was still pending " << edge_secs(bound) << " s after it "
+    << "began";
+  auto r = fut.get();
+  std::printf("the batch in flight during the drop ended after %.3f s: %s\n",
+              edge_secs(edge_clock::now() - t0), edge_show(r).c_str());
+  if (r) {
+    // Answered as a batch: the put carries its error.
+    ASSERT_EQ(r->replies.size(), 2u);
+    EXPECT_EQ(r->replies[0].status, errc::none);
+    EXPECT_NE(r->replies[1].status, errc::none) << "the put was acknowledged";
+  }
+}
+
 // -- 10. compare-and-set ------------------------------------------------------
 
 TEST_F(cache_edges, compare_and_set_returns_the_version_it_stored) {

@@ -56,25 +56,59 @@ struct transfer_job {
 using op_latencies
   = std::array<std::shared_ptr<metrics::histogram>, proto::max_op_code + 1>;
 
-/// A local caller's operation: its promise, and what times it.
+/// A local caller's operation: where its answer goes, and what times it.
 struct open_op {
+  /// The caller's promise, or (an operation of a batch) where its answer
+  /// goes.
   caf::typed_response_promise<proto::op_reply> rp;
+  std::function<void(proto::op_reply)> sink;
+  bool answered = false;
   /// The bucket's clock, its latency series for this operation (may be
   /// null), and when the operation started.
   const caf::actor_clock* clock = nullptr;
   std::shared_ptr<metrics::histogram> latency;
   time_point started;
 
-  template <class T>
-  void deliver(T&& x) {
-    if (!rp.pending()) {
+  bool pending() const {
+    return sink ? !answered : rp.pending();
+  }
+
+  void deliver(proto::op_reply r) {
+    if (!pending()) {
       return;
     }
+    observe();
+    if (sink) {
+      answered = true;
+      sink(std::move(r));
+    } else {
+      rp.deliver(std::move(r));
+    }
+  }
+
+  void deliver(caf::error e) {
+    if (!pending()) {
+      return;
+    }
+    observe();
+    if (sink) {
+      answered = true;
+      auto why = from_caf_error(e);
+      proto::op_reply r;
+      r.status = why.code() == errc::none ? errc::remote_error : why.code();
+      r.message = why.context();
+      sink(std::move(r));
+    } else {
+      rp.deliver(std::move(e));
+    }
+  }
+
+private:
+  void observe() {
     if (latency && clock != nullptr) {
       auto now = std::chrono::time_point_cast<duration>(clock->now());
       latency->observe(std::chrono::duration<double>(now - started).count());
     }
-    rp.deliver(std::forward<T>(x));
   }
 };
 
@@ -89,7 +123,7 @@ public:
       : op_(std::make_shared<open_op>(std::move(op))) {}
 
   bool pending() const {
-    return op_ && op_->rp.pending();
+    return op_ && op_->pending();
   }
 
   void deliver(proto::op_reply r) {
@@ -415,29 +449,70 @@ void retry_later(bucket_self self, proto::op_request op, op_promise rp,
   self->delayed_send(self, view_retry_delay * attempt, retry_atom::value, id);
 }
 
-/// An operation from local actor code: here, or at the owners.
-caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request op) {
+/// Starts an operation from local actor code (here, or at the owners)
+/// whose answer goes to `op.rp` or `op.sink`.
+void start_op(bucket_self self, proto::op_request req, open_op op) {
   auto& st = self->state;
-  auto promise = self->make_response_promise<proto::op_reply>();
-  auto code = static_cast<size_t>(op.op);
-  std::shared_ptr<metrics::histogram> latency;
+  auto code = static_cast<size_t>(req.op);
   if (code < st.latency.size()) {
     auto& h = st.latency[code];
     if (!h) {
       h = std::make_shared<metrics::histogram>(bucket_stats::latency_bounds());
     }
-    latency = h;
+    op.latency = h;
   }
-  op_promise rp{
-    open_op{promise, &self->clock(), std::move(latency), actor_now(self)}};
+  op.clock = &self->clock();
+  op.started = actor_now(self);
+  op_promise rp{std::move(op)};
   if (st.open.size() >= 1024) {
     std::erase_if(st.open, [](const auto& w) {
       return w.expired();
     });
   }
   st.open.push_back(rp.watch());
-  dispatch(self, std::move(op), rp, 0);
+  dispatch(self, std::move(req), rp, 0);
+}
+
+/// An operation from local actor code.
+caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request req) {
+  auto promise = self->make_response_promise<proto::op_reply>();
+  open_op op;
+  op.rp = promise;
+  start_op(self, std::move(req), std::move(op));
   return promise;
+}
+
+/// Operations from local actor code in one message: each starts as
+/// `on_op` would, in order; one answer once all answered.
+caf::result<cache_op_batch_reply> on_batch(bucket_self self,
+                                           cache_op_batch& batch) {
+  struct collect {
+    caf::typed_response_promise<cache_op_batch_reply> rp;
+    cache_op_batch_reply out;
+    size_t left = 0;
+  };
+  auto c = std::make_shared<collect>();
+  c->rp = self->make_response_promise<cache_op_batch_reply>();
+  c->out.replies.resize(batch.ops.size());
+  c->left = batch.ops.size();
+  if (c->left == 0) {
+    c->rp.deliver(std::move(c->out));
+    return c->rp;
+  }
+  auto rp = c->rp;
+  for (size_t i = 0; i < batch.ops.size(); ++i) {
+    auto& req = batch.ops[i];
+    req.bucket = self->state.opts.name;
+    open_op op;
+    op.sink = [c, i](proto::op_reply r) {
+      c->out.replies[i] = std::move(r);
+      if (--c->left == 0) {
+        c->rp.deliver(std::move(c->out));
+      }
+    };
+    start_op(self, std::move(req), std::move(op));
+  }
+  return rp;
 }
 
 /// The bucket ends: every local caller still waiting gets `why`.
@@ -1048,6 +1123,9 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
     [=](cache_op& x) -> caf::result<proto::op_reply> {
       x.op.bucket = self->state.opts.name; // a handle's callers may omit it
       return on_op(self, std::move(x.op));
+    },
+    [=](cache_op_batch& x) -> caf::result<cache_op_batch_reply> {
+      return on_batch(self, x);
     },
     [=](scan_atom, uint32_t cursor,
         uint32_t count) -> caf::result<proto::scan_reply> {

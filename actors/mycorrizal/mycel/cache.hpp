@@ -116,6 +116,21 @@ struct cache_op {
   cache::proto::op_request op;
 };
 
+/// Operations on one bucket in one message, for a bucket handle: a client
+/// that has several at once (a pipeline, MGET) pays for one message and one
+/// answer instead of one each. They run in order, each as its `cache_op`
+/// would; `ops[i].bucket` is ignored.
+struct cache_op_batch {
+  std::vector<cache::proto::op_request> ops;
+};
+
+/// One reply per operation of a `cache_op_batch`, in order; an operation
+/// that failed has its error in `status` and `message` (errors a
+/// `cache_op` would get as its error).
+struct cache_op_batch_reply {
+  std::vector<cache::proto::op_reply> replies;
+};
+
 /// A bucket as actor code holds it (`bucket_atom` to the `cache` actor,
 /// or `node::bucket`): the bucket's own actor on this node, so that an
 /// operation skips the `cache` actor's registry lookup. It runs each
@@ -127,6 +142,7 @@ struct cache_op {
 /// requests fail at once with `caf::sec::request_receiver_down`.
 using bucket_handle = caf::typed_actor<
   caf::replies_to<cache_op>::with<cache::proto::op_reply>,
+  caf::replies_to<cache_op_batch>::with<cache_op_batch_reply>,
   /// The keys of partitions [cursor, cursor + count), and the next cursor
   /// (the partition count when done).
   caf::replies_to<scan_atom, uint32_t,

@@ -288,6 +288,8 @@ void run_now(resp_conn_actor* self, const resp::command& cmd) {
 void parse_and_run(resp_conn_actor* self) {
   auto& st = self->state;
   bool ran = false;
+  // What these commands ask of a bucket leaves in one message at the end.
+  ++st.access->holding;
   while (!st.closing && st.slots.size() < st.shared->opts.max_pipeline) {
     if (st.held) {
       // Waiting for its turn: its arguments are copies (the parser's
@@ -322,6 +324,9 @@ void parse_and_run(resp_conn_actor* self) {
     }
     run_now(self, **cmd);
     ran = true;
+  }
+  if (--st.access->holding == 0) {
+    resp::flush_ops(self, st.access);
   }
   if (ran) {
     st.shared->server.update(st.session);

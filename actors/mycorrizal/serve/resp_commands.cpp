@@ -271,7 +271,10 @@ void send_op(caf::event_based_actor* self,
   auto on_reply = [complete](op_reply& r) {
     complete(checked(r));
   };
-  if (direct) {
+  if (direct && access->holding > 0) {
+    access->held[op.bucket].push_back(op_access::held_op{
+      std::move(op.op), std::move(on_reply), std::move(on_error)});
+  } else if (direct) {
     // No timeout of our own here: a bucket actor answers every operation
     // it takes, with an error when it cannot (its own op_timeout for the
     // owners it forwards to, unknown_bucket when it ends), and CAF bounces
@@ -1482,6 +1485,62 @@ std::span<const command_def> command_table() {
 }
 
 } // namespace detail
+
+void flush_ops(caf::event_based_actor* self,
+               const std::shared_ptr<op_access>& access) {
+  auto held = std::move(access->held);
+  access->held.clear();
+  for (auto& [bucket, ops] : held) {
+    auto h = access->handles.find(bucket);
+    if (h == access->handles.end() || !h->second) {
+      // The handle went while they waited: each on its own way.
+      for (auto& x : ops) {
+        caf::error gone = caf::sec::request_receiver_down;
+        x.on_error(gone);
+      }
+      continue;
+    }
+    if (ops.size() == 1) {
+      auto& x = ops.front();
+      self->request(h->second, caf::infinite, cache_op{bucket, std::move(x.op)})
+        .then(std::move(x.on_reply), std::move(x.on_error));
+      continue;
+    }
+    cache_op_batch batch;
+    batch.ops.reserve(ops.size());
+    for (auto& x : ops) {
+      batch.ops.push_back(std::move(x.op));
+    }
+    auto waiting
+      = std::make_shared<std::vector<op_access::held_op>>(std::move(ops));
+    self->request(h->second, caf::infinite, std::move(batch))
+      .then(
+        [waiting](cache_op_batch_reply& r) {
+          auto& w = *waiting;
+          for (size_t i = 0; i < w.size(); ++i) {
+            if (i >= r.replies.size()) {
+              caf::error short_answer = make_caf_error(
+                error{errc::malformed_frame, "a batch answer without this "
+                                             "operation"});
+              w[i].on_error(short_answer);
+            } else if (r.replies[i].status != errc::none) {
+              // As the operation's own error (unknown_bucket retries).
+              caf::error e = make_caf_error(
+                error{r.replies[i].status, r.replies[i].message});
+              w[i].on_error(e);
+            } else {
+              w[i].on_reply(r.replies[i]);
+            }
+          }
+        },
+        [waiting](caf::error& err) {
+          for (auto& x : *waiting) {
+            auto e = err;
+            x.on_error(e);
+          }
+        });
+  }
+}
 
 bool is_sequential(const command& cmd) {
   // Several steps each (a read, then a write on what was read; a walk over

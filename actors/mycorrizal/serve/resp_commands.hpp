@@ -136,7 +136,25 @@ struct op_access {
   std::function<void(caf::timespan delay, std::function<void()> f)> later;
   /// Bucket handles by name; an invalid handle: being asked for.
   std::unordered_map<std::string, bucket_handle> handles;
+
+  /// An operation held for a batch.
+  struct held_op {
+    cache::proto::op_request op;
+    std::function<void(cache::proto::op_reply&)> on_reply;
+    std::function<void(caf::error&)> on_error;
+  };
+
+  /// While above 0 (the connection runs what one read brought), operations
+  /// for buckets with a known handle wait here, by bucket and in order, and
+  /// leave in one `cache_op_batch` per bucket at `flush_ops`: a pipeline
+  /// costs the bucket's actor one message, not one per command.
+  int holding = 0;
+  std::unordered_map<std::string, std::vector<held_op>> held;
 };
+
+/// Sends the operations `access` holds (see `op_access::holding`).
+void flush_ops(caf::event_based_actor* self,
+               const std::shared_ptr<op_access>& access);
 
 /// What a command may use.
 struct command_env {

@@ -21,6 +21,7 @@ namespace mycorrizal::detail {
 /// anti-entropy.
 using bucket_actor = caf::typed_actor<
   caf::replies_to<cache_op>::with<cache::proto::op_reply>,
+  caf::replies_to<cache_op_batch>::with<cache_op_batch_reply>,
   caf::replies_to<scan_atom, uint32_t,
                   uint32_t>::with<cache::proto::scan_reply>,
   /// Peers' messages on `o:`, `r:` and `h:` of the bucket.
