@@ -82,6 +82,13 @@ std::string elapsed(clock_type::time_point since) {
 // -- watcher
 // -------------------------------------------------------------------
 
+/// A connection to a peer is up (the tests read this line).
+void say_connected(const std::string& name, const peer_info& p) {
+  say(name,
+      fmt::format("connected to {} over QUIC ({}, {})", p.name,
+                  p.quic.to_string(), p.incoming ? "it dialed" : "we dialed"));
+}
+
 struct watcher_state {
   static inline const char* name = "mycorrizal.node.watcher";
 };
@@ -109,11 +116,18 @@ watcher_impl(caf::stateful_actor<watcher_state>* self, const std::string& name,
             "cannot follow the membership: " + to_string(from_caf_error(e)));
       });
   self->request(peers, std::chrono::seconds{10}, subscribe_atom::value, me)
-    .then([](std::vector<peer_info>&) {},
-          [=](caf::error& e) {
-            say(name, "cannot follow the connections: "
-                        + to_string(from_caf_error(e)));
-          });
+    .then(
+      [=](std::vector<peer_info>& now) {
+        // Connections that came up before we listened (a fast join while
+        // this process was starting): as if we had seen them come up.
+        for (const auto& p : now) {
+          say_connected(name, p);
+        }
+      },
+      [=](caf::error& e) {
+        say(name,
+            "cannot follow the connections: " + to_string(from_caf_error(e)));
+      });
   return {
     [=](gossip::member_event& ev) {
       const auto& m = ev.who;
@@ -142,10 +156,7 @@ watcher_impl(caf::stateful_actor<watcher_state>* self, const std::string& name,
       }
     },
     [=](peer_up& up) {
-      const auto& p = up.peer;
-      say(name, fmt::format("connected to {} over QUIC ({}, {})", p.name,
-                            p.quic.to_string(),
-                            p.incoming ? "it dialed" : "we dialed"));
+      say_connected(name, up.peer);
     },
     [=](peer_unreachable& u) {
       say(name, fmt::format("connection to {} unreachable ({})", u.name,
