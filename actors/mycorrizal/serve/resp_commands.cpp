@@ -1518,18 +1518,22 @@ void flush_ops(caf::event_based_actor* self,
         [waiting](cache_op_batch_reply& r) {
           auto& w = *waiting;
           for (size_t i = 0; i < w.size(); ++i) {
+            // Taken out so that its callbacks, and with them the command's
+            // copy of the answer, go as soon as it has its reply bytes: a
+            // batch of large values is not held twice over.
+            auto x = std::move(w[i]);
             if (i >= r.replies.size()) {
               caf::error short_answer = make_caf_error(
                 error{errc::malformed_frame, "a batch answer without this "
                                              "operation"});
-              w[i].on_error(short_answer);
+              x.on_error(short_answer);
             } else if (r.replies[i].status != errc::none) {
               // As the operation's own error (unknown_bucket retries).
               caf::error e = make_caf_error(
                 error{r.replies[i].status, r.replies[i].message});
-              w[i].on_error(e);
+              x.on_error(e);
             } else {
-              w[i].on_reply(r.replies[i]);
+              x.on_reply(r.replies[i]);
             }
           }
         },
