@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -35,6 +36,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -73,6 +75,7 @@ struct flags {
   bool resp_tls = false;
   std::string resp_tls_auth_clients = "yes";
   size_t resp_max_clients = 10'000;
+  size_t threads = 0;
 };
 
 int usage(const std::string& text) {
@@ -457,6 +460,15 @@ int main(int argc, char** argv) {
                 "Redis's maxclients: connections beyond it get '-ERR max "
                 "number of clients reached' (default 10000)")
     ->type_name("N");
+  app
+    .add_option("--threads", f.threads,
+                "Scheduler threads running the node's actors (CAF's "
+                "scheduler.max-threads; default: the number of cores, at "
+                "least 2; CAF's own default would be at least 4, and more "
+                "threads than cores cost throughput and latency: "
+                "docs/operations.md)")
+    ->type_name("N")
+    ->check(CLI::Range(1, 256));
   app.footer("Example, three nodes on one machine:\n"
              "  mycorrizal-node --name n1 --gossip 127.0.0.1:7946 "
              "--profile local --demo\n"
@@ -520,6 +532,11 @@ int main(int argc, char** argv) {
   add_error_category(sys_cfg);
   tools::add_demo_types(sys_cfg);
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+  auto threads = f.threads;
+  if (threads == 0) {
+    threads = std::max(size_t{2}, size_t{std::thread::hardware_concurrency()});
+  }
+  sys_cfg.set("scheduler.max-threads", threads);
   caf::actor_system sys{sys_cfg};
   auto started = node::start(sys, std::move(*cfg));
   if (!started) {
