@@ -29,7 +29,7 @@ namespace mycorrizal {
 
 namespace {
 
-constexpr std::string_view component = "node";
+constexpr std::string_view node_component = "node";
 
 /// Shared between the node's root actor and the facade.
 struct node_shared {
@@ -80,7 +80,7 @@ void join_seeds(root_actor* self) {
     .then(
       [=](uint64_t joined) {
         auto& cur = self->state;
-        MYCORRIZAL_LOG_INFO(component,
+        MYCORRIZAL_LOG_INFO(node_component,
                             "{} joined the cluster ({} of {} seeds answered{})",
                             cur.node_name, joined, cur.seeds.size(),
                             cur.attempts > 1
@@ -91,12 +91,12 @@ void join_seeds(root_actor* self) {
       [=](caf::error& e) {
         auto& cur = self->state;
         if (cur.attempts == 1) {
-          MYCORRIZAL_LOG_WARN(component,
+          MYCORRIZAL_LOG_WARN(node_component,
                               "{}: no seed answered ({}); running alone and "
                               "retrying the seeds",
                               cur.node_name, to_string(from_caf_error(e)));
         } else {
-          MYCORRIZAL_LOG_DEBUG(component, "{}: seeds retry {} failed: {}",
+          MYCORRIZAL_LOG_DEBUG(node_component, "{}: seeds retry {} failed: {}",
                                cur.node_name, cur.attempts,
                                to_string(from_caf_error(e)));
         }
@@ -137,7 +137,7 @@ caf::behavior root_impl(root_actor* self, std::vector<caf::actor> children,
       if (auto i = names->find(msg.source); i != names->end()) {
         who = i->second;
       }
-      MYCORRIZAL_LOG_ERROR(component, "{}: {} ended ({}); the node stops",
+      MYCORRIZAL_LOG_ERROR(node_component, "{}: {} ended ({}); the node stops",
                            cur.node_name, who, to_string(why));
       {
         std::lock_guard<std::mutex> guard{cur.shared->mtx};
@@ -171,7 +171,7 @@ caf::behavior root_impl(root_actor* self, std::vector<caf::actor> children,
             for (const auto& m : ms) {
               if (m.name != now.node_name
                   && m.state == gossip::node_state::alive) {
-                MYCORRIZAL_LOG_INFO(component,
+                MYCORRIZAL_LOG_INFO(node_component,
                                     "{}: {} joined us; no more seed retries",
                                     now.node_name, m.name);
                 return;
@@ -414,8 +414,9 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
   children.push_back(x->keyring);
   x->root = sys.spawn(root_impl, std::move(children), x->membership, cfg.seeds,
                       x->shared, cfg.name, cfg.backoff_min, cfg.backoff_max);
-  MYCORRIZAL_LOG_INFO(component, "{} started: gossip {}, QUIC {}", cfg.name,
-                      x->gossip_local.to_string(), x->quic_local.to_string());
+  MYCORRIZAL_LOG_INFO(node_component, "{} started: gossip {}, QUIC {}",
+                      cfg.name, x->gossip_local.to_string(),
+                      x->quic_local.to_string());
   x->cfg = std::move(cfg);
   return std::shared_ptr<node>{new node(std::move(x))};
 }
@@ -441,7 +442,7 @@ void node::stop() {
                   std::move(text))
         .receive([] {},
                  [&](caf::error& e) {
-                   MYCORRIZAL_LOG_WARN(component,
+                   MYCORRIZAL_LOG_WARN(node_component,
                                        "{}: cannot drop the role: {}",
                                        x.cfg.name,
                                        to_string(from_caf_error(e)));
@@ -452,17 +453,18 @@ void node::stop() {
       .receive(
         [&](uint64_t failed) {
           if (failed == 0) {
-            MYCORRIZAL_LOG_INFO(component, "{}: cache drained", x.cfg.name);
+            MYCORRIZAL_LOG_INFO(node_component, "{}: cache drained",
+                                x.cfg.name);
           } else {
             MYCORRIZAL_LOG_WARN(
-              component,
+              node_component,
               "{}: cache drained but for {} partitions; their "
               "other owners restore them",
               x.cfg.name, failed);
           }
         },
         [&](caf::error& e) {
-          MYCORRIZAL_LOG_WARN(component, "{}: cache drain: {}", x.cfg.name,
+          MYCORRIZAL_LOG_WARN(node_component, "{}: cache drain: {}", x.cfg.name,
                               to_string(from_caf_error(e)));
         });
   }
@@ -473,7 +475,7 @@ void node::stop() {
               leave_atom::value, x.cfg.leave_timeout)
     .receive([] {},
              [&](caf::error& e) {
-               MYCORRIZAL_LOG_DEBUG(component, "{}: leave: {}", x.cfg.name,
+               MYCORRIZAL_LOG_DEBUG(node_component, "{}: leave: {}", x.cfg.name,
                                     to_string(from_caf_error(e)));
              });
   std::vector<caf::actor> handlers;
@@ -500,7 +502,7 @@ void node::stop() {
   x.reactor->stop();
   // A node that stopped before its join finished is not going to be ready.
   x.shared->set_ready(0);
-  MYCORRIZAL_LOG_INFO(component, "{} stopped", x.cfg.name);
+  MYCORRIZAL_LOG_INFO(node_component, "{} stopped", x.cfg.name);
 }
 
 bool node::stopped() const noexcept {

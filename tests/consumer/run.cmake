@@ -6,7 +6,8 @@
 #   MODE subdir: configures tests/consumer/subdir, which pulls the source
 #     tree in with add_subdirectory, with GoogleTest and Google Benchmark
 #     made unfindable (a REQUIRED lookup of either fails the configure);
-#     builds it and also runs README.md's embedding example.
+#     builds it as a unity build and also runs README.md's embedding
+#     example.
 # Variables: BUILD_DIR (install), SOURCE_DIR, WORK_DIR, GENERATOR, MODE.
 if(NOT MODE)
   set(MODE install)
@@ -44,7 +45,11 @@ elseif(MODE STREQUAL "subdir")
        -B "${WORK_DIR}/build" -G "${GENERATOR}"
        "-DMYCORRIZAL_SOURCE_DIR=${SOURCE_DIR}"
        -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON
-       -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON)
+       -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON
+       # As a vendoring user may build it, and a third less compile time
+       # than file by file (170 s against 277 s of CPU on the 2-core VM):
+       # the sources must not clash when CMake batches them.
+       -DCMAKE_UNITY_BUILD=ON)
   # nlohmann_json is looked up: the library's HTTP front door needs it.
   step(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
   run_program(consumer "consumer: ok")

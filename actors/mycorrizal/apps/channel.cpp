@@ -64,7 +64,7 @@ app_stream_stats stream_counters::snapshot(std::string name) const {
 
 namespace {
 
-constexpr std::string_view component = "apps";
+constexpr std::string_view channel_component = "apps";
 
 /// Frames per write to the QUIC stream actor, and bytes: a batch must fit
 /// the stream's queue (8 MiB by default) with room to spare.
@@ -225,8 +225,9 @@ void drop(channel_actor* self, std::vector<wire::owned_frame> frames,
   }
   st.count(&stream_counters::failed_sends, messages);
   if (messages > 0) {
-    MYCORRIZAL_LOG_DEBUG_RL(component, 5, "{}: {} messages not sent: {}",
-                            st.who(), messages, to_string(reason));
+    MYCORRIZAL_LOG_DEBUG_RL(channel_component, 5,
+                            "{}: {} messages not sent: {}", st.who(), messages,
+                            to_string(reason));
   }
   fail(self, std::move(failed), reason);
 }
@@ -282,8 +283,9 @@ void open(channel_actor* self) {
         }
         cur.opening = false;
         auto why = from_caf_error(err);
-        MYCORRIZAL_LOG_DEBUG_RL(component, 5, "{}: cannot open a stream: {}",
-                                cur.who(), to_string(why));
+        MYCORRIZAL_LOG_DEBUG_RL(channel_component, 5,
+                                "{}: cannot open a stream: {}", cur.who(),
+                                to_string(why));
         drop_outbox(self, why);
       });
 }
@@ -416,7 +418,8 @@ caf::result<caf::message> on_local(channel_actor* self, caf::message msg) {
   }
   if (!bytes) {
     st.count(&stream_counters::failed_sends);
-    MYCORRIZAL_LOG_WARN_RL(component, 1, "{}", to_string(bytes.error()));
+    MYCORRIZAL_LOG_WARN_RL(channel_component, 1, "{}",
+                           to_string(bytes.error()));
     if (is_request) {
       return make_caf_error(bytes.error());
     }
@@ -433,7 +436,7 @@ caf::result<caf::message> on_local(channel_actor* self, caf::message msg) {
   d.payload = std::move(*bytes);
   if (auto ok = enqueue(self, std::move(d)); !ok) {
     st.count(&stream_counters::failed_sends);
-    MYCORRIZAL_LOG_WARN_RL(component, 1, "a message was dropped: {}",
+    MYCORRIZAL_LOG_WARN_RL(channel_component, 1, "a message was dropped: {}",
                            to_string(ok.error()));
   }
   return caf::message{};
@@ -451,7 +454,7 @@ void respond(channel_actor* self, uint64_t id, errc status, uint8_t flags,
   r.flags = flags;
   r.payload = std::move(payload);
   if (auto ok = enqueue(self, std::move(r)); !ok) {
-    MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: response {} dropped: {}",
+    MYCORRIZAL_LOG_WARN_RL(channel_component, 1, "{}: response {} dropped: {}",
                            self->state.who(), id, to_string(ok.error()));
   }
 }
@@ -549,7 +552,8 @@ void on_data(channel_actor* self, wire::owned_data& d,
   auto msg = to_message(self, d.flags, d.payload, nullptr);
   if (!msg || !st.opts.handler) {
     st.count(&stream_counters::failed_sends);
-    MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: message dropped: {}", st.who(),
+    MYCORRIZAL_LOG_WARN_RL(channel_component, 1, "{}: message dropped: {}",
+                           st.who(),
                            msg ? "no handler" : to_string(msg.error()));
     b->done();
     return;
@@ -561,7 +565,7 @@ void on_data(channel_actor* self, wire::owned_data& d,
       },
       [=](caf::error& e) {
         if (e != caf::sec::unexpected_response) {
-          MYCORRIZAL_LOG_DEBUG_RL(component, 5, "{}: handler: {}",
+          MYCORRIZAL_LOG_DEBUG_RL(channel_component, 5, "{}: handler: {}",
                                   self->state.who(), self->system().render(e));
         }
         b->done();
@@ -668,11 +672,13 @@ caf::result<void> on_frames(channel_actor* self, stream_frames& msg) {
       on_response(self, *resp);
     } else if (auto* e = std::get_if<wire::owned_stream_error>(&f)) {
       // Terminal: the stream's end follows with this reason.
-      MYCORRIZAL_LOG_DEBUG_RL(component, 5, "{}: peer ended the stream: {}",
-                              st.who(), e->message);
+      MYCORRIZAL_LOG_DEBUG_RL(channel_component, 5,
+                              "{}: peer ended the stream: {}", st.who(),
+                              e->message);
     } else {
-      MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: unexpected {} frame ignored",
-                             st.who(), wire::to_string(wire::type_of(f)));
+      MYCORRIZAL_LOG_WARN_RL(channel_component, 1,
+                             "{}: unexpected {} frame ignored", st.who(),
+                             wire::to_string(wire::type_of(f)));
     }
   }
   st.count(&stream_counters::messages_in, messages);

@@ -43,7 +43,7 @@ expected<void> app_options::validate() const {
 
 namespace {
 
-constexpr std::string_view component = "apps";
+constexpr std::string_view router_component = "apps";
 
 using key = std::tuple<std::string, std::string, std::string>;
 
@@ -451,7 +451,7 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
       }
     }
     for (auto& name : gone) {
-      MYCORRIZAL_LOG_INFO(component,
+      MYCORRIZAL_LOG_INFO(router_component,
                           "the handler of '{}' ended: unregistering it", name);
       st.apps.erase(name);
       close_channels(
@@ -477,7 +477,7 @@ router_actor::behavior_type router_impl(router_self self, router_options opts) {
           }
         },
         [=](caf::error& e) {
-          MYCORRIZAL_LOG_ERROR(component, "cannot follow the peers: {}",
+          MYCORRIZAL_LOG_ERROR(router_component, "cannot follow the peers: {}",
                                to_string(from_caf_error(e)));
         });
     announce(self);

@@ -25,7 +25,7 @@ namespace mycorrizal {
 
 namespace {
 
-constexpr std::string_view component = "gossip";
+constexpr std::string_view membership_component = "gossip";
 
 /// A tick later than this makes the actor read its socket before the
 /// core's timers run (see the tick handler). Well above the lateness of a
@@ -153,8 +153,9 @@ void flush(membership_self self) {
     for (auto& d : core.outbox()) {
       if (auto ok = st.reactor->send_udp(st.udp, d.to, d.bytes); !ok) {
         ++st.send_errors;
-        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "send to {} failed: {}",
-                                d.to.to_string(), to_string(ok.error()));
+        MYCORRIZAL_LOG_DEBUG_RL(membership_component, 10,
+                                "send to {} failed: {}", d.to.to_string(),
+                                to_string(ok.error()));
       }
     }
     core.outbox().clear();
@@ -193,7 +194,7 @@ void flush(membership_self self) {
     }
     for (auto& ev : core.events()) {
       if (auto* m = std::get_if<gossip::member_event>(&ev)) {
-        MYCORRIZAL_LOG_INFO(component, "{} {} ({}, incarnation {})",
+        MYCORRIZAL_LOG_INFO(membership_component, "{} {} ({}, incarnation {})",
                             m->who.name, to_string(m->kind),
                             m->who.address.to_string(), m->who.incarnation);
         st.subscribers.publish(self, *m);
@@ -271,13 +272,13 @@ void init(membership_self self, const init_ptr& init) {
   st.bind = init->bind;
   auto core = gossip::membership::make(init->config, actor_now(self));
   if (!core) {
-    MYCORRIZAL_LOG_ERROR(component, "cannot start: {}",
+    MYCORRIZAL_LOG_ERROR(membership_component, "cannot start: {}",
                          to_string(core.error()));
     self->quit(make_caf_error(core.error()));
     return;
   }
   st.core = std::move(*core);
-  MYCORRIZAL_LOG_INFO(component, "{} gossiping on {} ({} keys)",
+  MYCORRIZAL_LOG_INFO(membership_component, "{} gossiping on {} ({} keys)",
                       st.core->config().name,
                       st.core->config().advertise.to_string(),
                       st.core->keys().keys().size());
@@ -540,7 +541,7 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
     return n;
   };
   if (!cfg.log) {
-    cfg.log = log::core_sink(component);
+    cfg.log = log::core_sink(membership_component);
   }
   auto init = std::make_shared<detail::membership_init>();
   init->config = std::move(cfg);

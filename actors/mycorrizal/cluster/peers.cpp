@@ -31,7 +31,7 @@ namespace mycorrizal {
 
 namespace {
 
-constexpr std::string_view component = "peers";
+constexpr std::string_view peers_component = "peers";
 
 struct peers_state {
   static inline const char* name = "mycorrizal.peers";
@@ -142,8 +142,8 @@ void dial(peers_self self, const peering::dial& cmd) {
       [=](caf::error& err) {
         auto& cur = self->state;
         if (auto* p = cur.core->find(name)) {
-          MYCORRIZAL_LOG_DEBUG_RL(component, 5, "dial {} ({}) failed: {}", name,
-                                  p->quic.to_string(),
+          MYCORRIZAL_LOG_DEBUG_RL(peers_component, 5, "dial {} ({}) failed: {}",
+                                  name, p->quic.to_string(),
                                   to_string(from_caf_error(err)));
         }
         cur.core->on_dial_failed(name, actor_now(self));
@@ -166,7 +166,7 @@ void flush(peers_self self) {
         continue;
       }
       if (c->reason == peering::close_reason::self) {
-        MYCORRIZAL_LOG_WARN_RL(component, 1,
+        MYCORRIZAL_LOG_WARN_RL(peers_component, 1,
                                "refused a connection to ourselves ({})",
                                i->second.remote.to_string());
       }
@@ -225,7 +225,7 @@ void open_control(peers_self self, const std::string& peer,
         self->send(stream, write_atom::value, cur.apps_frame());
       },
       [=](caf::error& err) {
-        MYCORRIZAL_LOG_WARN_RL(component, 1,
+        MYCORRIZAL_LOG_WARN_RL(peers_component, 1,
                                "cannot open the control stream to {}: {}", peer,
                                to_string(from_caf_error(err)));
       });
@@ -246,8 +246,8 @@ bool on_hello(peers_self self, const std::string& peer, peers_state::link& l,
                       : fmt::format("HELLO names '{}' on the connection of "
                                     "'{}'",
                                     h.node_name, peer);
-    MYCORRIZAL_LOG_WARN(component, "closing the connection to {}: {}", peer,
-                        why);
+    MYCORRIZAL_LOG_WARN(peers_component, "closing the connection to {}: {}",
+                        peer, why);
     // Its connection_down tells the core.
     close_connection(self, l.conn, why);
     return false;
@@ -357,7 +357,7 @@ peers_impl::behavior_type peers_fn(peers_self self, const peers_options& opts) {
   cfg.dial_wait = opts.dial_wait;
   cfg.seed = opts.seed != 0 ? static_cast<uint32_t>(opts.seed)
                             : std::random_device{}();
-  cfg.log = log::core_sink(component);
+  cfg.log = log::core_sink(peers_component);
   init.core.emplace(std::move(cfg));
   self->set_down_handler([=](caf::down_msg& dm) {
     self->state.subscribers.remove(dm.source);
@@ -379,7 +379,8 @@ peers_impl::behavior_type peers_fn(peers_self self, const peers_options& opts) {
             }
           },
           [=](caf::error& err) {
-            MYCORRIZAL_LOG_ERROR(component, "cannot follow membership: {}",
+            MYCORRIZAL_LOG_ERROR(peers_component,
+                                 "cannot follow membership: {}",
                                  to_string(from_caf_error(err)));
             self->quit(err);
           });

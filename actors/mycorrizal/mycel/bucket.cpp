@@ -32,7 +32,7 @@ namespace mycorrizal::detail {
 
 namespace {
 
-constexpr std::string_view component = "mycel";
+constexpr std::string_view bucket_component = "mycel";
 constexpr auto app_id = "mycel";
 
 using namespace cache;
@@ -270,7 +270,7 @@ void send_out(bucket_self self, const std::vector<replication>& out) {
                   replication_stream(st.opts.name))
         .then([](raw_bytes&) {},
               [=](caf::error& err) {
-                MYCORRIZAL_LOG_DEBUG_RL(component, 5,
+                MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 5,
                                         "{}: replication to {} failed: {}",
                                         self->state.who(), to,
                                         to_string(from_caf_error(err)));
@@ -638,7 +638,7 @@ void run_jobs(bucket_self self) {
     send_batch(self, id);
   }
   if (st.running.empty() && st.jobs.empty() && st.busy_since) {
-    MYCORRIZAL_LOG_INFO(component,
+    MYCORRIZAL_LOG_INFO(bucket_component,
                         "{}: hand-offs done: {} sent, {} abandoned in {} ms",
                         st.who(), st.jobs_sent, st.jobs_abandoned,
                         std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -664,7 +664,7 @@ void job_failed(bucket_self self, uint64_t id, const std::string& why) {
   auto& st = self->state;
   auto& j = st.running.at(id);
   if (++j.attempts >= st.opts.cache.handoff_attempts) {
-    MYCORRIZAL_LOG_WARN(component,
+    MYCORRIZAL_LOG_WARN(bucket_component,
                         "{}: hand-off of partition {} to {} abandoned after {} "
                         "attempts: {}",
                         st.who(), j.partition, j.to, j.attempts, why);
@@ -813,7 +813,7 @@ void on_view(bucket_self self, std::vector<std::string> members,
     }
   }
   if (!plan.empty()) {
-    MYCORRIZAL_LOG_INFO(component,
+    MYCORRIZAL_LOG_INFO(bucket_component,
                         "{}: new view of {} members: {} copies to send, {} "
                         "to receive, {} to drop, {} orphaned",
                         st.who(), st.core->view().members().size(),
@@ -977,15 +977,17 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
   auto msg = proto::decode(req.payload);
   if (!msg) {
     ++st.stats.malformed;
-    MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: malformed message from {}: {}",
-                           st.who(), req.node, to_string(msg.error()));
+    MYCORRIZAL_LOG_WARN_RL(bucket_component, 1,
+                           "{}: malformed message from {}: {}", st.who(),
+                           req.node, to_string(msg.error()));
     return make_caf_error(msg.error());
   }
   if (auto bad = partition_out_of_range(*msg, core.view().partitions())) {
     // The codec takes any partition number; our placement knows ours only.
     ++st.stats.malformed;
-    MYCORRIZAL_LOG_WARN_RL(component, 1, "{}: malformed message from {}: {}",
-                           st.who(), req.node, *bad);
+    MYCORRIZAL_LOG_WARN_RL(bucket_component, 1,
+                           "{}: malformed message from {}: {}", st.who(),
+                           req.node, *bad);
     return failure(errc::malformed_frame, *bad);
   }
   auto now = wall_now(self);
@@ -1017,7 +1019,7 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
     auto applied = core.apply(e->records, now);
     arm_expiry(self);
     if (!core.owns(e->partition)) {
-      MYCORRIZAL_LOG_DEBUG_RL(component, 10,
+      MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 10,
                               "{}: {} records of partition {} from {} ({}), "
                               "which we do not own",
                               st.who(), e->records.size(), e->partition,

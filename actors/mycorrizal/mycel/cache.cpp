@@ -41,7 +41,7 @@ expected<void> cache_options::validate() const {
 
 namespace {
 
-constexpr std::string_view component = "mycel";
+constexpr std::string_view cache_component = "mycel";
 constexpr auto app_id = "mycel";
 
 using namespace cache;
@@ -109,8 +109,8 @@ void start_bucket(cache_self self, const proto::bucket_def& def) {
   self->send(b, view_atom::value, storage_view(self), std::string{});
   st.buckets[def.name] = b;
   MYCORRIZAL_LOG_INFO(
-    component, "{}: bucket {} (rf {}, {} partitions, ack {})", st.opts.name,
-    def.name, def.options.rf, def.options.partitions,
+    cache_component, "{}: bucket {} (rf {}, {} partitions, ack {})",
+    st.opts.name, def.name, def.options.rf, def.options.partitions,
     def.options.ack == proto::ack_mode::all ? "all" : "primary");
 }
 
@@ -205,14 +205,15 @@ void on_member(cache_self self, const gossip::member& m) {
   if (alive && !was_member) {
     push_registry(self, m.name, 1);
   }
-  MYCORRIZAL_LOG_DEBUG(component,
+  MYCORRIZAL_LOG_DEBUG(cache_component,
                        "{}: member {} (state {}, {} bytes of meta): {}",
                        st.opts.name, m.name, static_cast<int>(m.state),
                        m.meta.size(), stores ? "stores" : "stores nothing");
   if (changed) {
     auto view = storage_view(self);
-    MYCORRIZAL_LOG_INFO(component, "{}: {} storage members: {}", st.opts.name,
-                        view.size(), fmt::format("{}", fmt::join(view, ", ")));
+    MYCORRIZAL_LOG_INFO(cache_component, "{}: {} storage members: {}",
+                        st.opts.name, view.size(),
+                        fmt::format("{}", fmt::join(view, ", ")));
     for (auto& [name, b] : st.buckets) {
       self->send(b, view_atom::value, view, std::string{});
     }
@@ -243,7 +244,8 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
         }
       },
       [=](caf::error& e) {
-        MYCORRIZAL_LOG_ERROR(component, "{}: no membership subscription: {}",
+        MYCORRIZAL_LOG_ERROR(cache_component,
+                             "{}: no membership subscription: {}",
                              self->state.opts.name,
                              to_string(from_caf_error(e)));
       });
@@ -380,7 +382,7 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
       cur.draining = true;
       cur.storage.erase(cur.opts.name);
       auto view = storage_view(self);
-      MYCORRIZAL_LOG_INFO(component,
+      MYCORRIZAL_LOG_INFO(cache_component,
                           "{}: draining {} buckets to {} storage members",
                           cur.opts.name, cur.buckets.size(), view.size());
       auto rp = self->make_response_promise<uint64_t>();
@@ -425,7 +427,7 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
       auto& cur = self->state;
       auto msg = proto::decode(req.payload);
       if (!msg) {
-        MYCORRIZAL_LOG_WARN_RL(component, 1,
+        MYCORRIZAL_LOG_WARN_RL(cache_component, 1,
                                "{}: malformed cache message from {}: {}",
                                cur.opts.name, req.node, to_string(msg.error()));
         return make_caf_error(msg.error());

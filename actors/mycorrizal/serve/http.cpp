@@ -32,7 +32,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::string_view component = "http";
+constexpr std::string_view http_component = "http";
 
 /// Bounds of one request (see the header).
 constexpr size_t max_body = size_t{64} << 10;
@@ -592,7 +592,7 @@ struct http_server::impl {
           return true;
         },
         [this](bool) {
-          MYCORRIZAL_LOG_INFO(component, "{}: leaving (POST /v1/leave)",
+          MYCORRIZAL_LOG_INFO(http_component, "{}: leaving (POST /v1/leave)",
                               n->name());
           if (opts.on_leave) {
             opts.on_leave();
@@ -759,7 +759,7 @@ http_server::start(std::shared_ptr<node> n, http_options opts) {
       error{errc::connection_lost,
             fmt::format("http: cannot listen on {}", to_string(x->local))}};
   }
-  MYCORRIZAL_LOG_INFO(component, "HTTP on {} (metrics, health, status{})",
+  MYCORRIZAL_LOG_INFO(http_component, "HTTP on {} (metrics, health, status{})",
                       to_string(x->local),
                       x->opts.token.empty() ? "" : "; bearer token required");
   return std::unique_ptr<http_server>{new http_server{std::move(x)}};

@@ -18,7 +18,7 @@ namespace mycorrizal::detail {
 
 namespace {
 
-constexpr std::string_view component = "quic";
+constexpr std::string_view connection_component = "quic";
 
 /// Deadlines closer than this are served by a message to ourselves.
 constexpr auto soon_threshold = std::chrono::microseconds{100};
@@ -272,7 +272,7 @@ void handle_events(connection_self self) {
       }
     } else if (auto* h = std::get_if<quic::handshake_completed>(&ev)) {
       st.up = true;
-      MYCORRIZAL_LOG_INFO(component, "connection {} {} {} is up",
+      MYCORRIZAL_LOG_INFO(connection_component, "connection {} {} {} is up",
                           st.args->incoming ? "from" : "to", h->peer_name,
                           st.args->remote.to_string());
       connection_info info;
@@ -295,7 +295,8 @@ void handle_events(connection_self self) {
       }
       flush_inputs();
       auto why = st.reason();
-      MYCORRIZAL_LOG_INFO(component, "connection {} {} ({}) closed: {}",
+      MYCORRIZAL_LOG_INFO(connection_component,
+                          "connection {} {} ({}) closed: {}",
                           st.args->incoming ? "from" : "to",
                           st.up ? st.core->peer_name() : std::string{"?"},
                           st.args->remote.to_string(), to_string(why));
@@ -365,7 +366,8 @@ void process(connection_self self) {
       if (!k) {
         // QUIC treats what did not leave as lost and sends it again.
         st.send_errors += st.items.size() - sent;
-        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "send to {} failed: {}",
+        MYCORRIZAL_LOG_DEBUG_RL(connection_component, 10,
+                                "send to {} failed: {}",
                                 st.args->remote.to_string(),
                                 to_string(k.error()));
         break;

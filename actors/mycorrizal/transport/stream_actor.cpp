@@ -18,7 +18,7 @@ namespace mycorrizal::detail {
 
 namespace {
 
-constexpr std::string_view component = "quic";
+constexpr std::string_view stream_component = "quic";
 
 struct stream_state {
   static inline const char* name = "mycorrizal.stream";
@@ -223,7 +223,7 @@ void finish(stream_self self, const error& why) {
 /// Resets the stream because of bad input or a gone consumer.
 void abort_stream(stream_self self, const error& why) {
   auto& st = self->state;
-  MYCORRIZAL_LOG_DEBUG_RL(component, 10, "stream {} with {} reset: {}",
+  MYCORRIZAL_LOG_DEBUG_RL(stream_component, 10, "stream {} with {} reset: {}",
                           st.args.stream_id, st.args.peer_name, to_string(why));
   send_untyped(self, st.args.connection,
                stream_abort{st.args.stream_id,
@@ -237,7 +237,7 @@ void abort_stream(stream_self self, const error& why) {
 /// closes its side.
 void refuse(stream_self self, const error& why) {
   auto& st = self->state;
-  MYCORRIZAL_LOG_DEBUG_RL(component, 10, "stream {} from {} refused: {}",
+  MYCORRIZAL_LOG_DEBUG_RL(stream_component, 10, "stream {} from {} refused: {}",
                           st.args.stream_id, st.args.peer_name, to_string(why));
   auto code = why.code() == errc::none ? errc::no_handler : why.code();
   std::ignore = st.encode(wire::owned_stream_error{code, why.context()});

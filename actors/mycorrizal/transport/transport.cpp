@@ -22,7 +22,7 @@ namespace mycorrizal {
 
 namespace {
 
-constexpr std::string_view component = "quic";
+constexpr std::string_view transport_component = "quic";
 
 /// How long a stopping transport waits for its connections to send their
 /// CONNECTION_CLOSE before it quits anyway.
@@ -89,7 +89,7 @@ struct transport_state {
     if (cached == 0) {
       auto limit = net::max_udp_payload_to(remote);
       if (!limit) {
-        MYCORRIZAL_LOG_WARN(component,
+        MYCORRIZAL_LOG_WARN(transport_component,
                             "no loopback route MTU ({}): loopback peers get "
                             "{}-byte packets",
                             to_string(limit.error()),
@@ -105,7 +105,7 @@ struct transport_state {
     quic::connection_params cp;
     cp.transport = transport_for(remote);
     cp.rng = random_fill;
-    cp.log = log::core_sink(component);
+    cp.log = log::core_sink(transport_component);
     cp.local = socket->local();
     cp.remote = remote;
     cp.expected_peer_name = std::move(expected_name);
@@ -171,13 +171,14 @@ void on_datagram(
       break;
     case quic::route_action::drop:
       ++st.counters.datagrams_dropped;
-      MYCORRIZAL_LOG_DEBUG_RL(component, 10, "dropped a datagram from {}: {}",
+      MYCORRIZAL_LOG_DEBUG_RL(transport_component, 10,
+                              "dropped a datagram from {}: {}",
                               d.from.to_string(), r.why);
       break;
     case quic::route_action::accept: {
       if (!st.opts.accept || st.conns.size() >= st.opts.max_connections) {
         ++st.counters.datagrams_dropped;
-        MYCORRIZAL_LOG_WARN_RL(component, 1,
+        MYCORRIZAL_LOG_WARN_RL(transport_component, 1,
                                "refused a connection from {}: {} "
                                "connections open",
                                d.from.to_string(), st.conns.size());
@@ -187,7 +188,8 @@ void on_datagram(
         *st.opts.credentials, st.params(d.from, {}), d.data, actor_now(self));
       if (!core) {
         ++st.counters.datagrams_dropped;
-        MYCORRIZAL_LOG_DEBUG_RL(component, 10, "refused an Initial from {}: {}",
+        MYCORRIZAL_LOG_DEBUG_RL(transport_component, 10,
+                                "refused an Initial from {}: {}",
                                 d.from.to_string(), to_string(core.error()));
         break;
       }
@@ -288,7 +290,7 @@ transport_impl::behavior_type transport_fn(transport_self self) {
       st.opts = std::move(init->opts);
       st.socket = std::move(init->socket);
       st.router.emplace(st.opts.transport.cid_length, st.opts.accept);
-      MYCORRIZAL_LOG_INFO(component, "{} listening on {} (QUIC)",
+      MYCORRIZAL_LOG_INFO(transport_component, "{} listening on {} (QUIC)",
                           st.opts.credentials->node_name(),
                           st.socket->local().to_string());
     },
