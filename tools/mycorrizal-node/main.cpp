@@ -537,6 +537,15 @@ int main(int argc, char** argv) {
     threads = std::max(size_t{2}, size_t{std::thread::hardware_concurrency()});
   }
   sys_cfg.set("scheduler.max-threads", threads);
+  // An idle worker parks on its condition variable at once instead of
+  // polling 500 times in 50 us sleeps first (CAF's moderate phase: about
+  // 3,000 wake-ups and 4-5 % of a core per second for an idle node), and
+  // wakes every 50 ms to steal instead of every 10 ms. Work from outside
+  // the scheduler (the reactor, timers) still wakes a parked worker at
+  // once. docs/operations.md has the measurements.
+  sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+  sys_cfg.set("work-stealing.relaxed-sleep-duration",
+              caf::timespan{std::chrono::milliseconds{50}});
   caf::actor_system sys{sys_cfg};
   auto started = node::start(sys, std::move(*cfg));
   if (!started) {
