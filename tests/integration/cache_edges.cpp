@@ -1412,6 +1412,27 @@ TEST_F(cache_edges, an_operation_in_flight_when_its_bucket_is_dropped_ends) {
   filter->unblock(b.quic_endpoint());
 }
 
+/// Sends `batch` to `h` from an event-based actor (no timeout of its
+/// own): the future holds the answer or the error.
+std::future<expected<cache_op_batch_reply>>
+edge_ask_batch(caf::actor_system& sys, const bucket_handle& h,
+               const cache_op_batch& batch) {
+  using result = expected<cache_op_batch_reply>;
+  auto done = std::make_shared<std::promise<result>>();
+  auto fut = done->get_future();
+  sys.spawn([h, batch, done](caf::event_based_actor* self) {
+    self->request(h, caf::infinite, batch)
+      .then(
+        [done](cache_op_batch_reply& r) {
+          done->set_value(std::move(r));
+        },
+        [done](caf::error& e) {
+          done->set_value(unexpected{from_caf_error(e)});
+        });
+  });
+  return fut;
+}
+
 // A batch (cache_op_batch, what the Redis front door sends for a
 // pipeline) runs its operations in order, each as its own cache_op would,
 // and answers each: one that fails has its error in its reply and does not
@@ -1429,22 +1450,11 @@ TEST_F(cache_edges, a_batch_through_a_handle_answers_each_operation_in_order) {
   auto handle = a.bucket("bt");
   ASSERT_TRUE(handle) << edge_show(handle);
   auto h = *handle;
-  auto run = [&](cache_op_batch batch) {
-    using result = expected<cache_op_batch_reply>;
-    auto done = std::make_shared<std::promise<result>>();
-    auto fut = done->get_future();
-    sys_->spawn([h, batch, done](caf::event_based_actor* self) {
-      self->request(h, 10s, batch)
-        .then(
-          [done](cache_op_batch_reply& r) {
-            done->set_value(std::move(r));
-          },
-          [done](caf::error& e) {
-            done->set_value(unexpected{from_caf_error(e)});
-          });
-    });
+  auto run = [&](const cache_op_batch& batch) {
+    auto fut = edge_ask_batch(*sys_, h, batch);
     if (fut.wait_for(15s) != std::future_status::ready) {
-      return result{unexpected{error{errc::timeout, "the handle hung"}}};
+      return expected<cache_op_batch_reply>{
+        unexpected{error{errc::timeout, "the handle hung"}}};
     }
     return fut.get();
   };
@@ -1532,20 +1542,8 @@ TEST_F(cache_edges, a_batch_in_flight_when_its_bucket_is_dropped_ends) {
   batch.ops[1].op = edge_proto::op_code::put;
   batch.ops[1].key = key;
   batch.ops[1].value = edge_bytes("v");
-  using result = expected<cache_op_batch_reply>;
-  auto done = std::make_shared<std::promise<result>>();
-  auto fut = done->get_future();
   auto t0 = edge_clock::now();
-  sys_->spawn([h, batch, done](caf::event_based_actor* self) {
-    self->request(h, caf::infinite, batch)
-      .then(
-        [done](cache_op_batch_reply& r) {
-          done->set_value(std::move(r));
-        },
-        [done](caf::error& e) {
-          done->set_value(unexpected{from_caf_error(e)});
-        });
-  });
+  auto fut = edge_ask_batch(*sys_, h, batch);
   ASSERT_TRUE(test::eventually(
     [&] {
       return stats(a, "bd").entries > entries;
