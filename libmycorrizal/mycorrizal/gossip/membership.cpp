@@ -117,7 +117,6 @@ expected<std::unique_ptr<membership>> membership::make(membership_config cfg,
 membership::membership(membership_config cfg, time_point now)
     : cfg_(std::move(cfg)), rng_(cfg_.seed),
       awareness_(cfg_.awareness_max_multiplier) {
-  alive_node(self_alive(next_incarnation(1)), true, now);
   // Each loop starts after a random delay shorter than its interval, so
   // that nodes started together do not probe and gossip in lockstep.
   auto stagger = [this](duration interval) {
@@ -125,10 +124,12 @@ membership::membership(membership_config cfg, time_point now)
     return duration{dist(rng_)};
   };
   next_probe_tick_ = now + stagger(cfg_.probe_interval);
-  arm(next_probe_tick_, timer{timer::kind::probe});
   if (cfg_.gossip_nodes > 0) {
-    arm(now + stagger(cfg_.gossip_interval), timer{timer::kind::gossip});
+    next_gossip_tick_ = now + stagger(cfg_.gossip_interval);
   }
+  // Our own alive message is the first thing to gossip.
+  alive_node(self_alive(next_incarnation(1)), true, now);
+  arm(next_probe_tick_, timer{timer::kind::probe});
   if (cfg_.push_pull_interval > duration::zero()) {
     arm(now + stagger(cfg_.push_pull_interval), timer{timer::kind::push_pull});
   }
@@ -995,6 +996,17 @@ void membership::broadcast(const std::string& name, const T& msg,
   }
   broadcasts_.queue(name, std::move(*bytes), std::move(on_finish));
   broadcasts_.prune(max_queued_broadcasts);
+  wake_gossip();
+}
+
+void membership::wake_gossip() {
+  if (gossip_armed_ || cfg_.gossip_nodes <= 0 || broadcasts_.empty()) {
+    return;
+  }
+  // On the loop's own schedule: no earlier than one interval after the
+  // last round (a time in the past fires at the next timer check).
+  gossip_armed_ = true;
+  arm(next_gossip_tick_, timer{timer::kind::gossip});
 }
 
 void membership::gossip(time_point now) {
@@ -1505,8 +1517,13 @@ void membership::fire(timer t, time_point due, time_point now) {
       }
       break;
     case timer::kind::gossip:
+      // An idle cluster has nothing to gossip: the loop sleeps until a
+      // broadcast is queued instead of waking its host every interval
+      // (issue 18: an idle node costs nothing).
+      gossip_armed_ = false;
       gossip(now);
-      arm(now + cfg_.gossip_interval, timer{timer::kind::gossip});
+      next_gossip_tick_ = now + cfg_.gossip_interval;
+      wake_gossip();
       break;
     case timer::kind::push_pull:
       periodic_push_pull(now);

@@ -383,6 +383,8 @@ private:
   void broadcast(const std::string& name, const T& msg,
                  broadcast_queue::finished_fn on_finish = {});
   void gossip(time_point now);
+  /// Arms the gossip loop if it sleeps and there is something to gossip.
+  void wake_gossip();
   size_t encryption_overhead() const noexcept;
   gcm_nonce make_nonce();
 
@@ -436,6 +438,11 @@ private:
 
   std::unique_ptr<probe_state> probe_;
   time_point next_probe_tick_{};
+  /// The gossip loop runs only while there is something to gossip (an
+  /// empty round sends nothing, as memberlist's): a gossip timer is
+  /// pending, and the earliest time the next round may run.
+  bool gossip_armed_ = false;
+  time_point next_gossip_tick_{};
   std::unordered_map<uint32_t, ack_handler> ack_handlers_;
 
   uint64_t next_stream_id_ = 1;
