@@ -138,6 +138,7 @@ protected:
     opts.gossip = cfg_;
     opts.bind = ip_endpoint::v4(127, 0, 0, 1, 0);
     opts.reactor = reactor_;
+    opts.own_thread = false; // the test coordinator runs it
     auto spawned = spawn_membership(env_.sys(), std::move(opts));
     EXPECT_TRUE(spawned) << to_string(spawned.error());
     if (spawned) {

@@ -64,6 +64,9 @@ namespace {
 
 using init_ptr = detail::membership_init_ptr;
 
+/// The longest the actor's timer waits (deadline_timer::arm).
+constexpr duration timer_horizon = std::chrono::seconds{2};
+
 struct membership_state {
   static inline const char* name = "mycorrizal.membership";
 
@@ -232,7 +235,9 @@ void flush(membership_self self) {
       break;
     }
   }
-  st.timer.arm(self, core.next_deadline());
+  // Its own thread lives as long as its last tick: at most two seconds
+  // after the actor ended (push/pull and reconnect timers are 30 s away).
+  st.timer.arm(self, core.next_deadline(), timer_horizon);
 }
 
 void on_tcp_bytes(membership_self self, net::tcp_conn_id conn,
@@ -512,7 +517,8 @@ expected<membership_handle> spawn_membership(caf::actor_system& sys,
   if (auto ok = probe.validate(); !ok) {
     return unexpected{ok.error()};
   }
-  auto actor = sys.spawn(membership_fn);
+  auto actor = opts.own_thread ? sys.spawn<caf::detached>(membership_fn)
+                               : sys.spawn(membership_fn);
   auto bound = bind_sockets(*opts.reactor, opts.bind,
                             caf::actor_cast<caf::actor>(actor),
                             cfg.tcp_timeout);

@@ -82,6 +82,17 @@ struct membership_options {
 
   /// The node's reactor (started). Required.
   std::shared_ptr<net::reactor> reactor;
+
+  /// The actor runs on a thread of its own (`caf::detached`) rather than on
+  /// the scheduler's workers. Its protocol runs on timers: an idle cluster
+  /// still probes every `probe_interval` and answers its peers' probes,
+  /// and each of those events, run on a worker, would send that worker
+  /// through CAF's polling phases (500 sleeps of 50 us with CAF's defaults:
+  /// an idle node cost a host 2.8 % of a core against 1.1 % for CAF alone;
+  /// on its own thread the node adds nothing measurable: bench/RESULTS.md,
+  /// "An idle node"). Off only for CAF's test coordinator, which runs
+  /// scheduled actors alone.
+  bool own_thread = true;
 };
 
 /// A started membership actor and where it listens.

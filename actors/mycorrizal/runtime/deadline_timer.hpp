@@ -21,13 +21,24 @@ class deadline_timer {
 public:
   /// Schedules a tick for `next` unless one for an earlier (or the same)
   /// time is pending. `self` must take `(tick_atom, int64_t)`.
+  ///
+  /// `horizon` bounds the wait: a later deadline gets a tick at `now +
+  /// horizon` that finds nothing due, and the actor arms again. CAF's clock
+  /// holds a strong reference to the receiver of a pending tick, so an
+  /// actor on a thread of its own (`caf::detached`) keeps that thread
+  /// until its last tick fires, even after it ended: the horizon bounds
+  /// that.
   template <class Self>
-  void arm(Self* self, time_point next) {
+  void arm(Self* self, time_point next, duration horizon = duration::max()) {
+    auto now = actor_now(self);
+    if (next - now > horizon) {
+      next = now + horizon;
+    }
     if (next >= armed_) {
       return;
     }
     armed_ = next;
-    auto wait = std::max(next - actor_now(self), duration::zero());
+    auto wait = std::max(next - now, duration::zero());
     self->delayed_send(self, wait, tick_atom::value,
                        static_cast<int64_t>(next.time_since_epoch().count()));
   }
