@@ -76,6 +76,7 @@ struct flags {
   std::string resp_tls_auth_clients = "yes";
   size_t resp_max_clients = 10'000;
   size_t threads = 0;
+  bool caf_scheduler_defaults = false;
 };
 
 int usage(const std::string& text) {
@@ -469,6 +470,11 @@ int main(int argc, char** argv) {
                 "docs/operations.md)")
     ->type_name("N")
     ->check(CLI::Range(1, 256));
+  app.add_flag("--caf-scheduler-defaults", f.caf_scheduler_defaults,
+               "Leave CAF's scheduler settings as CAF sets them (its thread "
+               "count and idle polling), as a host that embeds a node "
+               "without configuring CAF runs it: for measurements "
+               "(bench/idle/idle_cpu.py); overrides --threads");
   app.footer("Example, three nodes on one machine:\n"
              "  mycorrizal-node --name n1 --gossip 127.0.0.1:7946 "
              "--profile local --demo\n"
@@ -536,16 +542,20 @@ int main(int argc, char** argv) {
   if (threads == 0) {
     threads = std::max(size_t{2}, size_t{std::thread::hardware_concurrency()});
   }
-  sys_cfg.set("scheduler.max-threads", threads);
+  if (!f.caf_scheduler_defaults) {
+    sys_cfg.set("scheduler.max-threads", threads);
+  }
   // An idle worker parks on its condition variable at once instead of
   // polling 500 times in 50 us sleeps first (CAF's moderate phase: about
   // 3,000 wake-ups and 4-5 % of a core per second for an idle node), and
   // wakes every 50 ms to steal instead of every 10 ms. Work from outside
   // the scheduler (the reactor, timers) still wakes a parked worker at
   // once. docs/operations.md has the measurements.
-  sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
-  sys_cfg.set("work-stealing.relaxed-sleep-duration",
-              caf::timespan{std::chrono::milliseconds{50}});
+  if (!f.caf_scheduler_defaults) {
+    sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+    sys_cfg.set("work-stealing.relaxed-sleep-duration",
+                caf::timespan{std::chrono::milliseconds{50}});
+  }
   caf::actor_system sys{sys_cfg};
   auto started = node::start(sys, std::move(*cfg));
   if (!started) {
