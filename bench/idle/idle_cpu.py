@@ -34,7 +34,6 @@ Usage:
 import argparse
 import collections
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -42,18 +41,14 @@ import sys
 import tempfile
 import time
 
-CONNECTED = re.compile(r"^\[([^\]]+)\] connected to (\S+) over QUIC")
+HERE = os.path.dirname(os.path.abspath(__file__))
+# No __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+
+from formation import CONNECTED, make_certs  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def make_certs(certs_tool, workdir, names):
-    ca = os.path.join(workdir, "ca")
-    subprocess.run([certs_tool, "ca", "--out", ca], check=True,
-                   stdout=subprocess.DEVNULL)
-    for n in names:
-        subprocess.run([certs_tool, "node", "--ca", ca, "--name", n,
-                        "--out", os.path.join(workdir, n)], check=True,
-                       stdout=subprocess.DEVNULL)
 
 
 def threads(pid):

@@ -88,10 +88,10 @@ struct membership_options {
   /// still probes every `probe_interval` and answers its peers' probes,
   /// and each of those events, run on a worker, would send that worker
   /// through CAF's polling phases (500 sleeps of 50 us with CAF's defaults:
-  /// an idle node cost a host 2.8 % of a core against 1.1 % for CAF alone;
-  /// on its own thread the node adds nothing measurable: bench/RESULTS.md,
-  /// "An idle node"). Off only for CAF's test coordinator, which runs
-  /// scheduled actors alone.
+  /// two idle nodes cost their hosts 2.8 % of a core each; on this thread
+  /// 1.0-1.1 %, against 0.65-1.1 % for CAF with nothing in it:
+  /// bench/RESULTS.md, "An idle node"). Off only for CAF's test
+  /// coordinator, which runs scheduled actors alone.
   bool own_thread = true;
 };
 
