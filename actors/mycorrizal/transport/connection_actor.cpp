@@ -171,8 +171,9 @@ connection_state::~connection_state() {
 
 /// Hands queued stream bytes to the core as far as it takes them, and
 /// tells the stream actor how much it took.
-void push_stream(connection_state& st, int64_t id,
+void push_stream(connection_self self, int64_t id,
                  connection_state::stream_entry& s) {
+  auto& st = self->state;
   size_t taken = 0;
   bool fin_now = false;
   while (!s.pending.empty()) {
@@ -206,7 +207,9 @@ void push_stream(connection_state& st, int64_t id,
     }
   }
   if (taken > 0 || fin_now) {
-    caf::anon_send(s.actor, stream_taken{taken, fin_now});
+    // From this worker's context: the stream runs next on this worker
+    // instead of waking another one through the scheduler's queue.
+    send_untyped(self, s.actor, stream_taken{taken, fin_now});
   }
 }
 
@@ -251,7 +254,7 @@ void handle_events(connection_self self) {
       st.streams[o->stream_id].actor = std::move(actor);
     } else if (auto* w = std::get_if<quic::stream_writable>(&ev)) {
       if (auto i = st.streams.find(w->stream_id); i != st.streams.end()) {
-        push_stream(st, w->stream_id, i->second);
+        push_stream(self, w->stream_id, i->second);
       }
     } else if (auto* r = std::get_if<quic::send_chunk_released>(&ev)) {
       if (auto i = st.streams.find(r->stream_id); i != st.streams.end()) {
@@ -531,7 +534,7 @@ connection_impl::behavior_type connection_fn(connection_self self,
         s.pending.push_back(std::move(out.data));
       }
       s.fin = s.fin || out.fin;
-      push_stream(st, out.stream_id, s);
+      push_stream(self, out.stream_id, s);
       schedule_flush(self);
     },
     [=](stream_consumed& x) {
