@@ -279,6 +279,91 @@ connection_actor::behavior_type closing_connection(connection_actor::pointer) {
   };
 }
 
+using release_atom = caf::atom_constant<caf::atom("release")>;
+
+/// A handler that answers nothing until told (`release_atom`): it keeps the
+/// promises of the requests it gets.
+caf::behavior
+slow_handler(caf::event_based_actor* self,
+             std::shared_ptr<std::vector<caf::response_promise>> held) {
+  return {
+    [=](app_request&) {
+      held->push_back(self->make_response_promise());
+      return held->back();
+    },
+    [=](release_atom, raw_bytes& reply) {
+      for (auto& rp : *held) {
+        rp.deliver(reply);
+      }
+    },
+  };
+}
+
+/// The RESPONSE frames the channel wrote.
+std::vector<wire::owned_response> responses(const wire_log& log) {
+  std::vector<wire::owned_response> out;
+  for (auto& f : log.written) {
+    if (auto* r = std::get_if<wire::owned_response>(&f)) {
+      out.push_back(*r);
+    }
+  }
+  return out;
+}
+
+// The peer's budget (timeout_ms) bounds our handler: at the deadline the
+// peer gets a timeout, not before, and the handler's late answer is
+// dropped instead of answering twice.
+TEST_F(channel_virtual_time, a_peer_request_gets_a_timeout_at_its_budget) {
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  auto handler = env_.keep(env_.sys().spawn(slow_handler, held));
+  caf::anon_send(channel_, detail::channel_handler{handler});
+  request("open the stream", 30s);
+  wire::owned_request r;
+  r.id = 77;
+  r.timeout_ms = 200;
+  r.payload = bytes_of("slow work");
+  caf::anon_send(channel_, stream_frames{stream_, {wire::owned_frame{r}}});
+  env_.run();
+  ASSERT_EQ(held->size(), 1u) << "the handler did not get the request";
+  env_.advance(199ms);
+  EXPECT_TRUE(responses(*log_).empty()) << "answered before the budget";
+  env_.advance(1ms);
+  auto rs = responses(*log_);
+  ASSERT_EQ(rs.size(), 1u) << "no answer at the budget";
+  EXPECT_EQ(rs[0].id, 77u);
+  EXPECT_EQ(rs[0].status, errc::timeout);
+  std::string text(reinterpret_cast<const char*>(rs[0].payload.data()),
+                   rs[0].payload.size());
+  EXPECT_NE(text.find("did not answer in time"), std::string::npos) << text;
+  caf::anon_send(handler, release_atom::value, raw_bytes{bytes_of("too late")});
+  env_.run();
+  EXPECT_EQ(responses(*log_).size(), 1u) << "the late answer went out too";
+}
+
+// In time, the handler's answer is the one RESPONSE.
+TEST_F(channel_virtual_time, a_peer_request_answered_in_time_answers_once) {
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  auto handler = env_.keep(env_.sys().spawn(slow_handler, held));
+  caf::anon_send(channel_, detail::channel_handler{handler});
+  request("open the stream", 30s);
+  wire::owned_request r;
+  r.id = 78;
+  r.timeout_ms = 200;
+  r.payload = bytes_of("quick work");
+  caf::anon_send(channel_, stream_frames{stream_, {wire::owned_frame{r}}});
+  env_.run();
+  ASSERT_EQ(held->size(), 1u) << "the handler did not get the request";
+  env_.advance(150ms);
+  caf::anon_send(handler, release_atom::value, raw_bytes{bytes_of("done")});
+  env_.run();
+  env_.advance(1s);
+  auto rs = responses(*log_);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].id, 78u);
+  EXPECT_EQ(rs[0].status, errc::none);
+  EXPECT_EQ(rs[0].payload, bytes_of("done"));
+}
+
 // We close the connection when the member leaves; a request that meets the
 // closing connection is not failed with our own shutting_down but waits for
 // the router's word, which names the cause (here node_down).

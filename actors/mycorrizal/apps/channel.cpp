@@ -79,6 +79,17 @@ struct waiting {
   time_point started;
 };
 
+struct batch;
+
+/// A request of the peer that our handler is serving.
+struct serving {
+  /// The peer's request id, for the RESPONSE.
+  uint64_t id = 0;
+  bool raw = false;
+  /// The frames' delivery, acknowledged once the request is answered.
+  std::shared_ptr<batch> delivery;
+};
+
 struct channel_state {
   static inline const char* name = "mycorrizal.channel";
 
@@ -107,6 +118,12 @@ struct channel_state {
   /// The stream's queue was full: wait for `stream_drained`.
   bool blocked = false;
   rpc::pending<waiting> pending{65536};
+  /// The peer's requests in our handler, each with the peer's budget as
+  /// its deadline. Kept here, under the timer of `pending`, instead of as
+  /// a timeout of the CAF request to the handler: CAF 0.17 hands every
+  /// request timeout to its clock thread and wakes that thread for it,
+  /// once per request.
+  rpc::pending<serving> in_service{65536};
   /// The deadline the expiry timer is armed for.
   time_point armed = never;
 
@@ -360,7 +377,8 @@ void flush(channel_actor* self) {
 
 void arm(channel_actor* self) {
   auto& st = self->state;
-  auto next = st.pending.next_deadline();
+  auto next = std::min(st.pending.next_deadline(),
+                       st.in_service.next_deadline());
   if (next == never || next >= st.armed) {
     return;
   }
@@ -594,21 +612,35 @@ void on_request(channel_actor* self, wire::owned_request& r,
   caf::timespan budget
     = r.timeout_ms > 0 ? caf::timespan{std::chrono::milliseconds{r.timeout_ms}}
                        : st.opts.options.request_timeout;
-  self->request(st.opts.handler, budget, std::move(*msg))
+  auto key = st.in_service.add(serving{id, raw, b}, actor_now(self) + budget);
+  if (!key) {
+    respond_error(self, id, key.error());
+    b->done();
+    return;
+  }
+  arm(self);
+  // The budget is ours to keep (`in_service`): an answer after it is dropped.
+  self->request(st.opts.handler, caf::infinite, std::move(*msg))
     .then(
-      [=] {
-        answer(self, id, raw, caf::message{});
-        b->done();
+      [=, k = *key] {
+        if (auto s = self->state.in_service.take(k)) {
+          answer(self, s->id, s->raw, caf::message{});
+          s->delivery->done();
+        }
       },
-      [=](caf::error& e) {
+      [=, k = *key](caf::error& e) {
+        auto s = self->state.in_service.take(k);
+        if (!s) {
+          return;
+        }
         // CAF 0.17 reports a reply no case of ours matched as
         // unexpected_response carrying the reply: that is the answer.
         if (e == caf::sec::unexpected_response) {
-          answer(self, id, raw, e.context());
+          answer(self, s->id, s->raw, e.context());
         } else {
-          respond_error(self, id, handler_error(self, e));
+          respond_error(self, s->id, handler_error(self, e));
         }
-        b->done();
+        s->delivery->done();
       });
 }
 
@@ -769,10 +801,16 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
     [=](expire_atom) {
       auto& cur = self->state;
       cur.armed = never;
-      auto due = cur.pending.expire(actor_now(self));
+      auto now = actor_now(self);
+      auto due = cur.pending.expire(now);
       fail(self, std::move(due),
            error{errc::timeout,
                  "no answer from " + cur.opts.peer + " in time"});
+      for (auto& [_, s] : cur.in_service.expire(now)) {
+        respond_error(self, s.id,
+                      handler_error(self, caf::sec::request_timeout));
+        s.delivery->done();
+      }
       arm(self);
     },
     [=](channel_connect& msg) {
