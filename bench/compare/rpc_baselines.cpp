@@ -5,7 +5,7 @@
 //
 //   rpc_baselines [--requests N] [--messages M] [--repeat R] [--warmup W]
 //                 [--ack-every K] [--window B] [--workers T]
-//                 [--no-caf] [--no-tcp] [--no-mycorrizal]
+//                 [--park-at-once] [--no-caf] [--no-tcp] [--no-mycorrizal]
 //
 // Two baselines:
 // - "caf_middleman": CAF 0.17's own remote actors (caf::io middleman, BASP
@@ -16,7 +16,9 @@
 //   node id, heap and threads, and its CPU time can be read apart from the
 //   client's. The parent runs a second actor_system, `remote_actor`s the
 //   server once and keeps that connection for the whole run. Both systems
-//   use `--workers` scheduler threads. CAF sets TCP_NODELAY on BASP
+//   use `--workers` scheduler threads (and with `--park-at-once` the
+//   settings mycorrizal-node gives its own scheduler: idle workers park
+//   at once, no 50 us polling). CAF sets TCP_NODELAY on BASP
 //   sockets. The measuring clients are event-based actors; the main thread
 //   waits on a std::future for their result.
 // - "raw_tcp": plain POSIX sockets, blocking, TCP_NODELAY, one thread per
@@ -98,6 +100,10 @@ struct rpc_options {
   size_t window = 8;
   size_t repeat = 1;
   size_t workers = 2;
+  /// Both actor systems (CAF's and the nodes') park idle workers at once
+  /// and wake them every 50 ms, as `mycorrizal-node` configures its own
+  /// (docs/operations.md); CAF's defaults otherwise.
+  bool park_at_once = false;
   bool run_caf = true;
   bool run_tcp = true;
   bool run_mycorrizal = true;
@@ -152,7 +158,8 @@ using cpu_probe = std::function<double()>;
   std::fprintf(
     rc == 0 ? stdout : stderr,
     "%s\nusage: rpc_baselines [--requests N] [--messages M] [--repeat R]\n"
-    "  [--warmup W] [--ack-every K] [--window B] [--workers T]\n"
+    "  [--warmup W] [--ack-every K] [--window B] [--workers T] "
+    "[--park-at-once]\n"
     "  [--no-caf] [--no-tcp] [--no-mycorrizal] [--cc cubic|reno|bbr|bbr2]\n"
     "  [--loopback-payload BYTES (0: off)] [--latency-reserve BYTES (0: off)]\n"
     "  [--bulk-in-flight BYTES (0: off)]\n"
@@ -200,6 +207,8 @@ rpc_options parse(int argc, char** argv) {
       o.window = to_size(next());
     } else if (a == "--workers") {
       o.workers = to_size(next());
+    } else if (a == "--park-at-once") {
+      o.park_at_once = true;
     } else if (a == "--no-caf") {
       o.run_caf = false;
     } else if (a == "--no-tcp") {
@@ -680,8 +689,20 @@ using done_atom = caf::atom_constant<caf::atom("rb_done")>;
 /// instead of a hang (the clients also monitor the server).
 constexpr auto request_timeout = std::chrono::seconds(60);
 
-caf::actor_system_config& setup(caf::actor_system_config& cfg, size_t workers) {
-  cfg.set("scheduler.max-threads", workers);
+/// The scheduler settings of every actor system in this program, CAF's
+/// and the nodes' alike.
+void set_scheduler(caf::actor_system_config& cfg, const rpc_options& opts) {
+  cfg.set("scheduler.max-threads", opts.workers);
+  if (opts.park_at_once) {
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+    cfg.set("work-stealing.relaxed-sleep-duration",
+            caf::timespan{std::chrono::milliseconds{50}});
+  }
+}
+
+caf::actor_system_config& setup(caf::actor_system_config& cfg,
+                                const rpc_options& opts) {
+  set_scheduler(cfg, opts);
   cfg.load<caf::io::middleman>();
   return cfg;
 }
@@ -737,11 +758,12 @@ void wait_for_parent(int ctl_fd) {
 
 /// The child process: publish the server, report the port, serve until the
 /// parent closes the control pipe (or dies).
-[[noreturn]] void caf_server_main(int port_fd, int ctl_fd, size_t workers) {
+[[noreturn]] void caf_server_main(int port_fd, int ctl_fd,
+                                  const rpc_options& opts) {
   int rc = 0;
   {
     caf::actor_system_config cfg;
-    caf::actor_system sys{setup(cfg, workers)};
+    caf::actor_system sys{setup(cfg, opts)};
     auto server = sys.spawn(rpc_server);
     auto port = sys.middleman().publish(server, 0, "127.0.0.1", true);
     uint16_t p = 0;
@@ -1096,7 +1118,7 @@ struct actor_bench {
 /// server actor, one BASP connection for the whole run.
 class caf_client {
 public:
-  caf_client(uint16_t port, size_t workers) : sys_(setup(cfg_, workers)) {
+  caf_client(uint16_t port, const rpc_options& opts) : sys_(setup(cfg_, opts)) {
     auto remote = sys_.middleman().remote_actor("127.0.0.1", port);
     if (!remote) {
       throw std::runtime_error("caf_middleman: remote_actor: "
@@ -1281,8 +1303,8 @@ void bulk_fill(caf::stateful_actor<bulk_state>* self) {
 }
 
 caf::actor_system_config& setup_node(caf::actor_system_config& cfg,
-                                     size_t workers) {
-  cfg.set("scheduler.max-threads", workers);
+                                     const rpc_options& opts) {
+  set_scheduler(cfg, opts);
   mycorrizal::add_error_category(cfg);
   return cfg;
 }
@@ -1323,11 +1345,10 @@ mycorrizal::app_options bench_app_options() {
 [[noreturn]] void mycorrizal_server_main(int port_fd, int ctl_fd,
                                          const rpc_options& opts,
                                          const std::string& data_dir) {
-  auto workers = opts.workers;
   int rc = 0;
   {
     caf::actor_system_config cfg;
-    caf::actor_system sys{setup_node(cfg, workers)};
+    caf::actor_system sys{setup_node(cfg, opts)};
     auto n = mycorrizal::node::start(sys,
                                      node_config("bench-b", data_dir, opts));
     uint16_t p = 0;
@@ -1383,7 +1404,7 @@ class mycorrizal_client {
 public:
   mycorrizal_client(uint16_t gossip_port, const rpc_options& opts,
                     const std::string& data_dir)
-      : sys_(setup_node(cfg_, opts.workers)) {
+      : sys_(setup_node(cfg_, opts)) {
     auto cfg = node_config("bench-a", data_dir, opts);
     cfg.seeds.push_back("127.0.0.1:" + std::to_string(gossip_port));
     auto n = mycorrizal::node::start(sys_, cfg);
@@ -1622,7 +1643,7 @@ int main(int argc, char** argv) {
     if (opts.run_caf) {
       server_proc = std::make_unique<caf_server_process>(
         "caf_middleman", [&](int port_fd, int ctl_fd) {
-          caf_server_main(port_fd, ctl_fd, opts.workers);
+          caf_server_main(port_fd, ctl_fd, opts);
         });
     }
     if (opts.run_mycorrizal) {
@@ -1634,7 +1655,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<caf_client> client;
     std::unique_ptr<mycorrizal_client> node_client;
     if (server_proc) {
-      client = std::make_unique<caf_client>(server_proc->port(), opts.workers);
+      client = std::make_unique<caf_client>(server_proc->port(), opts);
     }
     if (node_proc) {
       node_client = std::make_unique<mycorrizal_client>(node_proc->port(), opts,
@@ -1652,11 +1673,12 @@ int main(int argc, char** argv) {
     std::printf("# rpc_baselines: 127.0.0.1, rtt payload %zu B, one-way "
                 "payload %zu B, requests %zu (+%zu warm-up), messages %zu "
                 "(+%llu warm-up), ack every %zu, window %zu batches, CAF "
-                "workers %zu%s\n",
+                "workers %zu%s%s\n",
                 rtt_payload, oneway_payload, opts.requests, opts.warmup,
                 opts.messages,
                 static_cast<unsigned long long>(opts.oneway_warmup()),
                 opts.ack_every, opts.window, opts.workers,
+                opts.park_at_once ? " (parking at once)" : "",
                 opts.run_caf ? ", CAF server in child process" : "");
     std::fflush(stdout);
     for (size_t rep = 0; rep < opts.repeat; ++rep) {
