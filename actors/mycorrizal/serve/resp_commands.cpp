@@ -180,13 +180,27 @@ void async_reply::finish(const std::function<void(reply_writer&)>& f) const {
   on_done();
 }
 
+} // namespace detail
+
+struct op_batch {
+  detail::op_results results;
+  size_t remaining = 0;
+  std::function<void(detail::op_results&)> done;
+
+  /// Operation `i` ended with `r`.
+  void complete(size_t i, expected<cache::proto::op_reply> r) {
+    results[i] = std::move(r);
+    if (--remaining == 0) {
+      done(results);
+    }
+  }
+};
+
+namespace detail {
+
 namespace {
 
-struct batch {
-  op_results results;
-  size_t remaining = 0;
-  std::function<void(op_results&)> done;
-};
+using batch = op_batch;
 
 expected<op_reply> checked(op_reply& r) {
   if (r.status != errc::none) {
@@ -207,13 +221,56 @@ caf::timespan backoff(int attempt) {
 void send_op(caf::event_based_actor* self,
              const std::shared_ptr<op_access>& access, caf::timespan timeout,
              const std::shared_ptr<batch>& b, size_t i, cache_op op,
+             int attempt);
+
+/// Operation `i` of `b` failed with `err`; `direct`: it went to the
+/// bucket's own actor. Tries again where that can help, else completes it
+/// with the error.
+void op_failed(caf::event_based_actor* self,
+               const std::shared_ptr<op_access>& access, caf::timespan timeout,
+               const std::shared_ptr<batch>& b, size_t i, cache_op op,
+               int attempt, bool direct, const caf::error& err) {
+  auto e = from_caf_error(err);
+  if (direct
+      && (err == caf::sec::request_receiver_down
+          || e == errc::unknown_bucket)) {
+    // The bucket's actor ended (dropped, FLUSHDB): forget it, and go
+    // through the cache actor.
+    access->handles.erase(op.bucket);
+    send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
+    return;
+  }
+  if (e != errc::unknown_bucket || attempt >= max_bucket_tries) {
+    b->complete(i, unexpected{std::move(e)});
+    return;
+  }
+  if (attempt > 0) {
+    // An owner has not heard of the bucket yet: again in a while.
+    access->later(backoff(attempt), [self, access, timeout, b, i, op,
+                                     attempt]() mutable {
+      send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
+    });
+    return;
+  }
+  // The database's bucket does not exist yet: create it with the
+  // defaults (a second create by another client or node is fine).
+  auto name = op.bucket;
+  self
+    ->request(access->cache, timeout, create_bucket_atom::value, name,
+              bucket_options{})
+    .then(
+      [self, access, timeout, b, i, op](bool) mutable {
+        send_op(self, access, timeout, b, i, std::move(op), 1);
+      },
+      [b, i](caf::error& e2) {
+        b->complete(i, unexpected{from_caf_error(e2)});
+      });
+}
+
+void send_op(caf::event_based_actor* self,
+             const std::shared_ptr<op_access>& access, caf::timespan timeout,
+             const std::shared_ptr<batch>& b, size_t i, cache_op op,
              int attempt) {
-  auto complete = [b, i](expected<op_reply> r) {
-    b->results[i] = std::move(r);
-    if (--b->remaining == 0) {
-      b->done(b->results);
-    }
-  };
   auto& handles = access->handles;
   auto h = handles.find(op.bucket);
   bool direct = h != handles.end() && h->second;
@@ -230,51 +287,20 @@ void send_op(caf::event_based_actor* self,
           access->handles.erase(name);
         });
   }
-  auto on_error = [self, access, timeout, b, i, op, attempt, direct,
-                   complete](caf::error& err) mutable {
-    auto e = from_caf_error(err);
-    if (direct
-        && (err == caf::sec::request_receiver_down
-            || e == errc::unknown_bucket)) {
-      // The bucket's actor ended (dropped, FLUSHDB): forget it, and go
-      // through the cache actor.
-      access->handles.erase(op.bucket);
-      send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
-      return;
-    }
-    if (e != errc::unknown_bucket || attempt >= max_bucket_tries) {
-      complete(unexpected{std::move(e)});
-      return;
-    }
-    if (attempt > 0) {
-      // An owner has not heard of the bucket yet: again in a while.
-      access->later(backoff(attempt), [self, access, timeout, b, i, op,
-                                       attempt]() mutable {
-        send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
-      });
-      return;
-    }
-    // The database's bucket does not exist yet: create it with the
-    // defaults (a second create by another client or node is fine).
-    auto name = op.bucket;
-    self
-      ->request(access->cache, timeout, create_bucket_atom::value, name,
-                bucket_options{})
-      .then(
-        [self, access, timeout, b, i, op](bool) mutable {
-          send_op(self, access, timeout, b, i, std::move(op), 1);
-        },
-        [complete](caf::error& e2) {
-          complete(unexpected{from_caf_error(e2)});
-        });
-  };
-  auto on_reply = [complete](op_reply& r) {
-    complete(checked(r));
-  };
   if (direct && access->holding > 0) {
-    access->held[op.bucket].push_back(op_access::held_op{
-      std::move(op.op), std::move(on_reply), std::move(on_error)});
-  } else if (direct) {
+    access->held[op.bucket].push_back(
+      op_access::held_op{std::move(op.op), b, i, timeout, attempt});
+    return;
+  }
+  auto on_reply = [b, i](op_reply& r) {
+    b->complete(i, checked(r));
+  };
+  // A copy of the operation stays with the error path, for a retry.
+  auto on_error = [self, access, timeout, b, i, op, attempt,
+                   direct](caf::error& err) mutable {
+    op_failed(self, access, timeout, b, i, std::move(op), attempt, direct, err);
+  };
+  if (direct) {
     // No timeout of our own here: a bucket actor answers every operation
     // it takes, with an error when it cannot (its own op_timeout for the
     // owners it forwards to, unknown_bucket when it ends), and CAF bounces
@@ -285,6 +311,15 @@ void send_op(caf::event_based_actor* self,
   } else {
     self->request(access->cache, timeout, op).then(on_reply, on_error);
   }
+}
+
+/// A held operation (`op_access::held_op`) ended with `err`.
+void held_failed(caf::event_based_actor* self,
+                 const std::shared_ptr<op_access>& access,
+                 const std::string& bucket, op_access::held_op& x,
+                 const caf::error& err) {
+  op_failed(self, access, x.timeout, x.batch, x.index,
+            cache_op{bucket, std::move(x.op)}, x.attempt, true, err);
 }
 
 } // namespace
@@ -1488,59 +1523,72 @@ std::span<const command_def> command_table() {
 
 void flush_ops(caf::event_based_actor* self,
                const std::shared_ptr<op_access>& access) {
+  using detail::held_failed;
   auto held = std::move(access->held);
   access->held.clear();
   for (auto& [bucket, ops] : held) {
     auto h = access->handles.find(bucket);
     if (h == access->handles.end() || !h->second) {
       // The handle went while they waited: each on its own way.
+      caf::error gone = caf::sec::request_receiver_down;
       for (auto& x : ops) {
-        caf::error gone = caf::sec::request_receiver_down;
-        x.on_error(gone);
+        held_failed(self, access, bucket, x, gone);
       }
       continue;
     }
     if (ops.size() == 1) {
-      auto& x = ops.front();
-      self->request(h->second, caf::infinite, cache_op{bucket, std::move(x.op)})
-        .then(std::move(x.on_reply), std::move(x.on_error));
+      auto x = std::move(ops.front());
+      cache_op op{bucket, x.op};
+      self->request(h->second, caf::infinite, std::move(op))
+        .then(
+          [b = x.batch, i = x.index](cache::proto::op_reply& r) {
+            b->complete(i, detail::checked(r));
+          },
+          [self, access, bucket = bucket, x](caf::error& err) mutable {
+            held_failed(self, access, bucket, x, err);
+          });
       continue;
     }
+    // The operations stay here, for a retry after an error; the batch
+    // carries copies.
     cache_op_batch batch;
-    batch.ops.reserve(ops.size());
-    for (auto& x : ops) {
-      batch.ops.push_back(std::move(x.op));
-    }
+    batch.ops = [&] {
+      std::vector<cache::proto::op_request> out;
+      out.reserve(ops.size());
+      for (auto& x : ops) {
+        out.push_back(x.op);
+      }
+      return out;
+    }();
     auto waiting
       = std::make_shared<std::vector<op_access::held_op>>(std::move(ops));
     self->request(h->second, caf::infinite, std::move(batch))
       .then(
-        [waiting](cache_op_batch_reply& r) {
+        [self, access, bucket = bucket, waiting](cache_op_batch_reply& r) {
           auto& w = *waiting;
           for (size_t i = 0; i < w.size(); ++i) {
-            // Taken out so that its callbacks, and with them the command's
-            // copy of the answer, go as soon as it has its reply bytes: a
-            // batch of large values is not held twice over.
-            auto x = std::move(w[i]);
+            auto& x = w[i];
             if (i >= r.replies.size()) {
               caf::error short_answer = make_caf_error(
                 error{errc::malformed_frame, "a batch answer without this "
                                              "operation"});
-              x.on_error(short_answer);
+              held_failed(self, access, bucket, x, short_answer);
             } else if (r.replies[i].status != errc::none) {
               // As the operation's own error (unknown_bucket retries).
               caf::error e = make_caf_error(
                 error{r.replies[i].status, r.replies[i].message});
-              x.on_error(e);
+              held_failed(self, access, bucket, x, e);
             } else {
-              x.on_reply(r.replies[i]);
+              x.batch->complete(x.index, std::move(r.replies[i]));
             }
+            // The command's copy of the answer goes as soon as it has its
+            // reply bytes: a batch of large values is not held twice over.
+            x.batch.reset();
           }
         },
-        [waiting](caf::error& err) {
+        [self, access, bucket = bucket, waiting](caf::error& err) {
           for (auto& x : *waiting) {
-            auto e = err;
-            x.on_error(e);
+            held_failed(self, access, bucket, x, err);
           }
         });
   }

@@ -126,6 +126,10 @@ private:
   std::string bytes_;
 };
 
+/// The cache operations of one command and what is done with their
+/// answers (resp_commands.cpp).
+struct op_batch;
+
 /// How a connection's cache operations reach Mycel: through the bucket's
 /// own actor once its handle is known (one hop less than the cache
 /// actor), and with a timer on the connection's actor for retries.
@@ -137,11 +141,17 @@ struct op_access {
   /// Bucket handles by name; an invalid handle: being asked for.
   std::unordered_map<std::string, bucket_handle> handles;
 
-  /// An operation held for a batch.
+  /// An operation held for a batch: plain data, no callbacks (two
+  /// `std::function`s per operation were a sixth of the allocations of a
+  /// pipelined GET).
   struct held_op {
     cache::proto::op_request op;
-    std::function<void(cache::proto::op_reply&)> on_reply;
-    std::function<void(caf::error&)> on_error;
+    /// The command's operations, and this one's place in them.
+    std::shared_ptr<op_batch> batch;
+    size_t index = 0;
+    caf::timespan timeout{};
+    /// Tries before this one (see resp_commands.cpp, `send_op`).
+    int attempt = 0;
   };
 
   /// While above 0 (the connection runs what one read brought), operations
