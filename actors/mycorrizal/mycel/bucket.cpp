@@ -56,12 +56,27 @@ struct transfer_job {
 using op_latencies
   = std::array<std::shared_ptr<metrics::histogram>, proto::max_op_code + 1>;
 
+/// The answers to one `cache_op_batch`, collected in order.
+struct batch_answers {
+  caf::typed_response_promise<cache_op_batch_reply> rp;
+  cache_op_batch_reply out;
+  size_t left = 0;
+
+  void put(size_t i, proto::op_reply r) {
+    out.replies[i] = std::move(r);
+    if (--left == 0) {
+      rp.deliver(std::move(out));
+    }
+  }
+};
+
 /// A local caller's operation: where its answer goes, and what times it.
 struct open_op {
-  /// The caller's promise, or (an operation of a batch) where its answer
-  /// goes.
+  /// The caller's promise, or (an operation of a batch) the batch's
+  /// answers and this operation's place in them.
   caf::typed_response_promise<proto::op_reply> rp;
-  std::function<void(proto::op_reply)> sink;
+  std::shared_ptr<batch_answers> sink;
+  size_t index = 0;
   bool answered = false;
   /// The bucket's clock, its latency series for this operation (may be
   /// null), and when the operation started.
@@ -80,7 +95,7 @@ struct open_op {
     observe();
     if (sink) {
       answered = true;
-      sink(std::move(r));
+      sink->put(index, std::move(r));
     } else {
       rp.deliver(std::move(r));
     }
@@ -97,7 +112,7 @@ struct open_op {
       proto::op_reply r;
       r.status = why.code() == errc::none ? errc::remote_error : why.code();
       r.message = why.context();
-      sink(std::move(r));
+      sink->put(index, std::move(r));
     } else {
       rp.deliver(std::move(e));
     }
@@ -253,36 +268,45 @@ void arm_expiry(bucket_self self);
 void arm_sweep(bucket_self self);
 
 /// Sends records to their other owners; the answers are not waited for.
-void send_out(bucket_self self, const std::vector<replication>& out) {
+void send_out(bucket_self self, const replication& r) {
   auto& st = self->state;
+  if (r.to.empty()) {
+    return; // no other owner (one storage member, or RF 1)
+  }
+  proto::entries e;
+  e.bucket = st.opts.name;
+  e.partition = r.partition;
+  e.why = proto::transfer::replicate;
+  e.records.push_back(r.rec);
+  auto payload = encoded(e);
+  for (const auto& to : r.to) {
+    self
+      ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
+                to, std::string{app_id}, payload,
+                caf::timespan{st.opts.cache.op_timeout},
+                replication_stream(st.opts.name))
+      .then([](raw_bytes&) {},
+            [=](caf::error& err) {
+              MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 5,
+                                      "{}: replication to {} failed: {}",
+                                      self->state.who(), to,
+                                      to_string(from_caf_error(err)));
+            });
+  }
+}
+
+void send_out(bucket_self self, const std::vector<replication>& out) {
   for (const auto& r : out) {
-    proto::entries e;
-    e.bucket = st.opts.name;
-    e.partition = r.partition;
-    e.why = proto::transfer::replicate;
-    e.records.push_back(r.rec);
-    auto payload = encoded(e);
-    for (const auto& to : r.to) {
-      self
-        ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
-                  to, std::string{app_id}, payload,
-                  caf::timespan{st.opts.cache.op_timeout},
-                  replication_stream(st.opts.name))
-        .then([](raw_bytes&) {},
-              [=](caf::error& err) {
-                MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 5,
-                                        "{}: replication to {} failed: {}",
-                                        self->state.who(), to,
-                                        to_string(from_caf_error(err)));
-              });
-    }
+    send_out(self, r);
   }
 }
 
 /// Runs `op` here (we are its primary, or an owner), replicates a write,
 /// and answers once the owners the ack mode names took it.
-void execute_here(bucket_self self, const proto::op_request& op,
-                  reply_fn done) {
+/// `done` is called with the reply (a template: the common paths answer
+/// without a `std::function` per operation).
+template <class Done>
+void execute_here(bucket_self self, const proto::op_request& op, Done done) {
   auto& st = self->state;
   auto res = st.core->execute(op, wall_now(self));
   arm_expiry(self);
@@ -296,7 +320,7 @@ void execute_here(bucket_self self, const proto::op_request& op,
   res.out.erase(res.out.begin());
   send_out(self, res.out);
   if (write.to.empty() || st.opts.options.ack == proto::ack_mode::primary) {
-    send_out(self, {write});
+    send_out(self, write);
     done(std::move(res.reply));
     return;
   }
@@ -312,7 +336,7 @@ void execute_here(bucket_self self, const proto::op_request& op,
   auto pw = std::make_shared<pending_write>();
   pw->left = write.to.size();
   pw->reply = std::move(res.reply);
-  pw->done = std::move(done);
+  pw->done = reply_fn{std::move(done)};
   proto::entries e;
   e.bucket = st.opts.name;
   e.partition = write.partition;
@@ -486,12 +510,7 @@ caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request req) {
 /// `on_op` would, in order; one answer once all answered.
 caf::result<cache_op_batch_reply> on_batch(bucket_self self,
                                            cache_op_batch& batch) {
-  struct collect {
-    caf::typed_response_promise<cache_op_batch_reply> rp;
-    cache_op_batch_reply out;
-    size_t left = 0;
-  };
-  auto c = std::make_shared<collect>();
+  auto c = std::make_shared<batch_answers>();
   c->rp = self->make_response_promise<cache_op_batch_reply>();
   c->out.replies.resize(batch.ops.size());
   c->left = batch.ops.size();
@@ -504,12 +523,8 @@ caf::result<cache_op_batch_reply> on_batch(bucket_self self,
     auto& req = batch.ops[i];
     req.bucket = self->state.opts.name;
     open_op op;
-    op.sink = [c, i](proto::op_reply r) {
-      c->out.replies[i] = std::move(r);
-      if (--c->left == 0) {
-        c->rp.deliver(std::move(c->out));
-      }
-    };
+    op.sink = c;
+    op.index = i;
     start_op(self, std::move(req), std::move(op));
   }
   return rp;
