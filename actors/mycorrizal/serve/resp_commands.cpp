@@ -1533,7 +1533,10 @@ void flush_ops(caf::event_based_actor* self,
   using detail::held_failed;
   auto held = std::move(access->held);
   access->held.clear();
-  for (auto& [bucket, ops] : held) {
+  for (auto& entry : held) {
+    // Named references, not a structured binding: lambdas below use them.
+    const std::string& bucket = entry.first;
+    auto& ops = entry.second;
     auto h = access->handles.find(bucket);
     if (h == access->handles.end() || !h->second) {
       // The handle went while they waited: each on its own way.
