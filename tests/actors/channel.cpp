@@ -119,6 +119,14 @@ protected:
     return out;
   }
 
+  /// A `slow_handler` (keeping its promises in `held`) behind the channel,
+  /// whose stream is open, and the peer's REQUEST `id` with budget
+  /// `timeout_ms` delivered to it.
+  caf::actor
+  serve_peer_request(std::shared_ptr<std::vector<caf::response_promise>> held,
+                     uint64_t id, uint32_t timeout_ms,
+                     std::string_view payload);
+
   /// The peer's RESPONSE to request `id`, arriving on the stream.
   void respond(uint64_t id, std::string_view payload) {
     wire::owned_response r;
@@ -310,20 +318,27 @@ std::vector<wire::owned_response> responses(const wire_log& log) {
   return out;
 }
 
+caf::actor channel_virtual_time::serve_peer_request(
+  std::shared_ptr<std::vector<caf::response_promise>> held, uint64_t id,
+  uint32_t timeout_ms, std::string_view payload) {
+  auto handler = env_.keep(env_.sys().spawn(slow_handler, std::move(held)));
+  caf::anon_send(channel_, detail::channel_handler{handler});
+  request("open the stream", 30s);
+  wire::owned_request r;
+  r.id = id;
+  r.timeout_ms = timeout_ms;
+  r.payload = bytes_of(payload);
+  caf::anon_send(channel_, stream_frames{stream_, {wire::owned_frame{r}}});
+  env_.run();
+  return handler;
+}
+
 // The peer's budget (timeout_ms) bounds our handler: at the deadline the
 // peer gets a timeout, not before, and the handler's late answer is
 // dropped instead of answering twice.
 TEST_F(channel_virtual_time, a_peer_request_gets_a_timeout_at_its_budget) {
   auto held = std::make_shared<std::vector<caf::response_promise>>();
-  auto handler = env_.keep(env_.sys().spawn(slow_handler, held));
-  caf::anon_send(channel_, detail::channel_handler{handler});
-  request("open the stream", 30s);
-  wire::owned_request r;
-  r.id = 77;
-  r.timeout_ms = 200;
-  r.payload = bytes_of("slow work");
-  caf::anon_send(channel_, stream_frames{stream_, {wire::owned_frame{r}}});
-  env_.run();
+  auto handler = serve_peer_request(held, 77, 200, "slow work");
   ASSERT_EQ(held->size(), 1u) << "the handler did not get the request";
   env_.advance(199ms);
   EXPECT_TRUE(responses(*log_).empty()) << "answered before the budget";
@@ -343,15 +358,7 @@ TEST_F(channel_virtual_time, a_peer_request_gets_a_timeout_at_its_budget) {
 // In time, the handler's answer is the one RESPONSE.
 TEST_F(channel_virtual_time, a_peer_request_answered_in_time_answers_once) {
   auto held = std::make_shared<std::vector<caf::response_promise>>();
-  auto handler = env_.keep(env_.sys().spawn(slow_handler, held));
-  caf::anon_send(channel_, detail::channel_handler{handler});
-  request("open the stream", 30s);
-  wire::owned_request r;
-  r.id = 78;
-  r.timeout_ms = 200;
-  r.payload = bytes_of("quick work");
-  caf::anon_send(channel_, stream_frames{stream_, {wire::owned_frame{r}}});
-  env_.run();
+  auto handler = serve_peer_request(held, 78, 200, "quick work");
   ASSERT_EQ(held->size(), 1u) << "the handler did not get the request";
   env_.advance(150ms);
   caf::anon_send(handler, release_atom::value, raw_bytes{bytes_of("done")});

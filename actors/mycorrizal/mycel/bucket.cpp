@@ -243,6 +243,18 @@ raw_bytes encoded(const proto::message& m) {
   return raw_bytes{proto::encode(m)};
 }
 
+/// The REPLICATE message of one record of `partition`, for its other
+/// owners.
+raw_bytes replication_payload(const bucket_state& st, uint32_t partition,
+                              proto::record rec) {
+  proto::entries e;
+  e.bucket = st.opts.name;
+  e.partition = partition;
+  e.why = proto::transfer::replicate;
+  e.records.push_back(std::move(rec));
+  return encoded(e);
+}
+
 caf::error failure(errc code, std::string what) {
   return make_caf_error(error{code, std::move(what)});
 }
@@ -273,12 +285,7 @@ void send_out(bucket_self self, const replication& r) {
   if (r.to.empty()) {
     return; // no other owner (one storage member, or RF 1)
   }
-  proto::entries e;
-  e.bucket = st.opts.name;
-  e.partition = r.partition;
-  e.why = proto::transfer::replicate;
-  e.records.push_back(r.rec);
-  auto payload = encoded(e);
+  auto payload = replication_payload(st, r.partition, r.rec);
   for (const auto& to : r.to) {
     self
       ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
@@ -337,12 +344,7 @@ void execute_here(bucket_self self, const proto::op_request& op, Done done) {
   pw->left = write.to.size();
   pw->reply = std::move(res.reply);
   pw->done = reply_fn{std::move(done)};
-  proto::entries e;
-  e.bucket = st.opts.name;
-  e.partition = write.partition;
-  e.why = proto::transfer::replicate;
-  e.records.push_back(std::move(write.rec));
-  auto payload = encoded(e);
+  auto payload = replication_payload(st, write.partition, std::move(write.rec));
   for (const auto& to : write.to) {
     self
       ->request(st.opts.router, st.opts.cache.op_timeout, request_atom::value,
