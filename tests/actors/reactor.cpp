@@ -20,11 +20,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -1440,11 +1442,14 @@ TEST_F(reactor_tcp,
     return l->received_text(conn) == "x";
   }));
   ASSERT_TRUE(r->read_tcp(conn, false));
-  // The pause is a command to the loop: once a marker written after it
-  // came back through a write, the loop has taken it.
-  ASSERT_TRUE(r->write_tcp(conn, text("m")));
-  char m = 0;
-  ASSERT_EQ(::read(peer.fd(), &m, 1), 1);
+  // The pause is a command to the loop: once the answer to a command
+  // queued after it came, the loop has taken it (a write would not tell:
+  // it goes to the socket without the loop).
+  auto marker = r->open_udp(localhost(), server);
+  ASSERT_TRUE(marker.has_value());
+  ASSERT_TRUE(r->drain_udp(marker->id, caf::make_message(mark_atom::value)));
+  ASSERT_TRUE(server_log->wait_mark().has_value())
+    << server_log->describe_all();
   size_t before = server_log->received_text(conn).size();
   // The peer writes until its kernel says no more: the reactor reads
   // nothing, so the buffers fill. Unpaused it would read everything and
@@ -1503,6 +1508,148 @@ TEST_F(reactor_tcp, a_reset_while_paused_ends_the_connection) {
 }
 
 // -- lifecycle ----------------------------------------------------------------
+
+// Writes go to the socket on the caller's thread while nothing is queued,
+// and through the loop once the kernel's buffer is full. Two threads write
+// numbered records of many sizes at a peer that reads late: every record
+// arrives whole, each thread's in order, whichever path each took.
+TEST_F(reactor_tcp, direct_and_queued_writes_keep_every_record_whole) {
+  auto r = make_reactor();
+  auto [client, client_log] = make_owner();
+  raw_socket listener{SOCK_STREAM};
+  auto port = listener.bind_localhost();
+  ASSERT_EQ(::listen(listener.fd(), 4), 0);
+  net::tcp_options opts;
+  opts.deadline = 0ms;
+  opts.max_write_queue = size_t{64} << 20;
+  auto conn = r->connect_tcp(localhost(port), client, 5s, opts);
+  ASSERT_TRUE(conn.has_value());
+  ASSERT_TRUE(client_log->wait_for<net::tcp_connected>(*conn))
+    << client_log->describe_all();
+  int peer = ::accept(listener.fd(), nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  // Record: thread (1 byte), sequence (4), length (4), then `length` bytes
+  // of (thread + sequence) mod 251.
+  constexpr uint32_t per_thread = 400;
+  auto writer = [&](uint8_t thread, std::atomic<size_t>& failures) {
+    for (uint32_t seq = 0; seq < per_thread; ++seq) {
+      uint32_t len = (seq * 7919u) % 40000u; // 0 .. 40 KB, many sizes
+      bytes rec(9 + len);
+      rec[0] = std::byte{thread};
+      std::memcpy(rec.data() + 1, &seq, 4);
+      std::memcpy(rec.data() + 5, &len, 4);
+      std::fill(rec.begin() + 9, rec.end(),
+                static_cast<std::byte>((thread + seq) % 251));
+      // Half as a span (copied when it must wait), half taken.
+      auto ok = seq % 2 == 0 ? r->write_tcp(*conn, std::span{rec})
+                             : r->write_tcp(*conn, std::move(rec));
+      if (!ok) {
+        ++failures;
+      }
+    }
+  };
+  // The peer reads while they write, in small reads: the socket's buffer
+  // is full at times (writes queue) and drains at others (direct writes
+  // resume while the loop may still hold bytes).
+  std::vector<std::byte> got;
+  std::array<uint32_t, 3> next{0, 0, 0};
+  uint32_t records = 0;
+  std::string problem;
+  size_t at = 0;
+  auto parse = [&] {
+    while (problem.empty() && got.size() - at >= 9) {
+      auto thread = std::to_integer<uint8_t>(got[at]);
+      uint32_t seq = 0;
+      uint32_t len = 0;
+      std::memcpy(&seq, got.data() + at + 1, 4);
+      std::memcpy(&len, got.data() + at + 5, 4);
+      if (got.size() - at < 9 + size_t{len}) {
+        return;
+      }
+      if (thread < 1 || thread > 2 || seq != next[thread]) {
+        problem = fmt::format("record {} at byte {}: thread {} seq {}, "
+                              "expected seq {}",
+                              records, at, thread, seq,
+                              thread <= 2 ? next[thread] : 0);
+        return;
+      }
+      auto fill = static_cast<std::byte>((thread + seq) % 251);
+      if (!std::all_of(got.begin() + static_cast<std::ptrdiff_t>(at + 9),
+                       got.begin() + static_cast<std::ptrdiff_t>(at + 9 + len),
+                       [&](std::byte x) {
+                         return x == fill;
+                       })) {
+        problem = fmt::format("record {} (thread {} seq {}) corrupted", records,
+                              thread, seq);
+        return;
+      }
+      ++next[thread];
+      ++records;
+      at += 9 + len;
+    }
+  };
+  timeval limit{30, 0}; // a blocking read that waits longer fails the test
+  ASSERT_EQ(::setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)),
+            0);
+  std::thread reader{[&] {
+    std::array<char, 4096> buf;
+    while (problem.empty() && records < 2 * per_thread) {
+      auto n = ::read(peer, buf.data(), buf.size());
+      if (n <= 0) {
+        problem = fmt::format("read ended ({}) after {} records", n, records);
+        return;
+      }
+      auto* p = reinterpret_cast<const std::byte*>(buf.data());
+      got.insert(got.end(), p, p + n);
+      parse();
+    }
+  }};
+  std::atomic<size_t> failures{0};
+  std::thread a{writer, uint8_t{1}, std::ref(failures)};
+  std::thread b{writer, uint8_t{2}, std::ref(failures)};
+  a.join();
+  b.join();
+  reader.join();
+  EXPECT_EQ(failures.load(), 0u);
+  EXPECT_EQ(problem, "");
+  EXPECT_EQ(records, 2 * per_thread);
+  EXPECT_EQ(at, got.size()) << "bytes after the last record";
+  ::close(peer);
+}
+
+// A write over the limit is refused whole on an open connection too: not
+// a byte of it reaches the peer.
+TEST_F(reactor_tcp, a_refused_write_puts_nothing_on_the_wire) {
+  auto r = make_reactor();
+  auto [client, client_log] = make_owner();
+  raw_socket listener{SOCK_STREAM};
+  auto port = listener.bind_localhost();
+  ASSERT_EQ(::listen(listener.fd(), 4), 0);
+  net::tcp_options opts;
+  opts.max_write_queue = size_t{64} * 1024;
+  auto conn = r->connect_tcp(localhost(port), client, 5s, opts);
+  ASSERT_TRUE(conn.has_value());
+  ASSERT_TRUE(client_log->wait_for<net::tcp_connected>(*conn))
+    << client_log->describe_all();
+  int peer = ::accept(listener.fd(), nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  auto too_big = r->write_tcp(*conn, bytes(size_t{64} * 1024 + 1));
+  ASSERT_FALSE(too_big.has_value());
+  EXPECT_EQ(too_big.error().code(), errc::queue_full);
+  ASSERT_TRUE(r->write_tcp(*conn, text("ok")));
+  ASSERT_TRUE(r->close_tcp(*conn, net::close_mode::flush));
+  std::string got;
+  std::array<char, 4096> buf;
+  for (;;) {
+    auto n = ::read(peer, buf.data(), buf.size());
+    if (n <= 0) {
+      break;
+    }
+    got.append(buf.data(), static_cast<size_t>(n));
+  }
+  EXPECT_EQ(got, "ok");
+  ::close(peer);
+}
 
 using reactor_lifecycle = reactor_fixture;
 

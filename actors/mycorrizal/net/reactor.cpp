@@ -406,6 +406,12 @@ void reactor::impl::run_timers(time_point now) {
         }
         auto idle = no_time;
         if (!connecting && c.opts.idle_timeout.count() > 0) {
+          // Writes that went around the loop count as activity too.
+          auto direct = c.shared->direct_bytes.load(std::memory_order_relaxed);
+          if (direct != c.direct_seen) {
+            c.direct_seen = direct;
+            c.last_activity = now;
+          }
           idle = c.last_activity + c.opts.idle_timeout;
           if (idle <= now) {
             close_conn(c, error{errc::timeout,
@@ -546,13 +552,12 @@ expected<tcp_conn_id> reactor::connect_tcp(const ip_endpoint& to,
 
 expected<void> reactor::write_tcp(tcp_conn_id conn,
                                   std::span<const std::byte> data) {
-  return impl_->write_tcp(static_cast<uint64_t>(conn),
-                          std::vector<std::byte>(data.begin(), data.end()));
+  return impl_->write_tcp(static_cast<uint64_t>(conn), data, nullptr);
 }
 
 expected<void> reactor::write_tcp(tcp_conn_id conn,
                                   std::vector<std::byte>&& data) {
-  return impl_->write_tcp(static_cast<uint64_t>(conn), std::move(data));
+  return impl_->write_tcp(static_cast<uint64_t>(conn), data, &data);
 }
 
 expected<void> reactor::shutdown_tcp_write(tcp_conn_id conn) {

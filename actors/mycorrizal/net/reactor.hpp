@@ -34,7 +34,11 @@
 /// - UDP sends do not go through the loop: `send_udp` and `send_udp_many`
 ///   call `sendto`/`sendmmsg` on the caller's thread (the kernel serializes
 ///   them), and report `EAGAIN` as `errc::queue_full`.
-/// - TCP writes are queued (bounded per connection) and written by the loop.
+/// - TCP writes go straight to the socket on the caller's thread while the
+///   connection is open and nothing of it is queued, as far as the kernel
+///   takes them (a reply wakes no loop); the rest is queued (bounded per
+///   connection) and written by the loop, in order. The loop closes a
+///   socket only under the connection's lock that direct writes hold.
 ///
 /// Lifetime:
 /// - `start()` spawns the thread; `stop()` (idempotent; also run by the
@@ -415,14 +419,17 @@ public:
   connect_tcp(const ip_endpoint& to, const caf::actor& owner,
               std::chrono::milliseconds timeout, const tcp_options& opts = {});
 
-  /// Queues `data` for writing on `conn` (copies it).
+  /// Writes `data` on `conn`: on the caller's thread when nothing else is
+  /// queued and the socket takes it all, else queued for the loop (what
+  /// must wait is copied).
   /// @returns `errc::queue_full` when the connection's queue would exceed
   ///          `max_write_queue` (nothing is queued); `errc::connection_lost`
   ///          for an unknown or closed connection or one whose write side
   ///          is shut down; `errc::shutting_down` after `stop()`.
   expected<void> write_tcp(tcp_conn_id conn, std::span<const std::byte> data);
 
-  /// Like the other overload, but takes the buffer without copying.
+  /// Like the other overload, but takes the buffer instead of copying
+  /// what must wait.
   expected<void> write_tcp(tcp_conn_id conn, std::vector<std::byte>&& data);
 
   /// Shuts down the write side of `conn` (FIN) once the queued bytes are

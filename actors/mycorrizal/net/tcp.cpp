@@ -158,8 +158,27 @@ error unknown_conn(uint64_t id) {
 
 } // namespace
 
+size_t reactor::impl::write_direct(tcp_shared& s,
+                                   std::span<const std::byte> data) {
+  for (;;) {
+    auto n = ::send(s.direct_fd, data.data(), data.size(),
+                    MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      auto written = static_cast<size_t>(n);
+      bump(tcp_total_.bytes_out, written);
+      s.direct_bytes.fetch_add(written, std::memory_order_relaxed);
+      return written;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    return 0;
+  }
+}
+
 expected<void> reactor::impl::write_tcp(uint64_t id,
-                                        std::vector<std::byte>&& data) {
+                                        std::span<const std::byte> data,
+                                        std::vector<std::byte>* owned) {
   if (stopped()) {
     return unexpected{stopped_error()};
   }
@@ -176,18 +195,40 @@ expected<void> reactor::impl::write_tcp(uint64_t id,
   if (n == 0) {
     return {};
   }
+  // Held until the bytes are queued: writes from other threads keep their
+  // order, and the loop cannot close the socket under a direct write.
+  std::lock_guard direct{s->direct_mutex};
+  // The limit first: a refused write leaves nothing on the wire either.
   auto cur = s->queued.load(std::memory_order_relaxed);
-  do {
-    if (n > s->max_queue || cur > s->max_queue - n) {
-      bump(tcp_total_.queue_full);
-      return unexpected{
-        error{errc::queue_full,
-              fmt::format("{}: {} bytes queued, {} more exceed the limit of {}",
-                          to_string(tcp_conn_id{id}), cur, n, s->max_queue)}};
+  if (n > s->max_queue || cur > s->max_queue - n) {
+    bump(tcp_total_.queue_full);
+    return unexpected{
+      error{errc::queue_full,
+            fmt::format("{}: {} bytes queued, {} more exceed the limit of {}",
+                        to_string(tcp_conn_id{id}), cur, n, s->max_queue)}};
+  }
+  size_t written = 0;
+  if (s->direct_fd >= 0 && cur == 0) {
+    written = write_direct(*s, data);
+    if (written == n) {
+      return {};
     }
-  } while (
-    !s->queued.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
-  if (!post(cmd_write{id, std::move(data)})) {
+    // The kernel took part or nothing (a full buffer, or an error that
+    // the loop reports when it tries): the rest waits for the loop.
+  }
+  std::vector<std::byte> rest;
+  if (owned != nullptr) {
+    rest = std::move(*owned);
+    rest.erase(rest.begin(),
+               rest.begin() + static_cast<std::ptrdiff_t>(written));
+  } else {
+    rest.assign(data.begin() + static_cast<std::ptrdiff_t>(written),
+                data.end());
+  }
+  n = rest.size();
+  // Only the loop takes from `queued` meanwhile: the limit still holds.
+  s->queued.fetch_add(n, std::memory_order_relaxed);
+  if (!post(cmd_write{id, std::move(rest)})) {
     s->queued.fetch_sub(n, std::memory_order_relaxed);
     return unexpected{stopped_error()};
   }
@@ -430,6 +471,7 @@ void reactor::impl::on_accept(listener_entry& l) {
     c.listener = l.id;
     c.peer = peer;
     c.state = conn_state::open;
+    allow_direct(c);
     c.started = now;
     c.last_activity = now;
     if (c.opts.deadline.count() > 0) {
@@ -477,9 +519,19 @@ void reactor::impl::update_interest(conn_entry& c) {
   }
 }
 
+void reactor::impl::allow_direct(conn_entry& c) {
+  std::lock_guard direct{c.shared->direct_mutex};
+  c.shared->direct_fd = c.fd.get();
+}
+
 void reactor::impl::close_conn(conn_entry& c, error reason, bool notify) {
   epoll_del(c.fd.get());
   c.shared->write_closed.store(true, std::memory_order_release);
+  {
+    // No direct write runs when the socket closes below (conns_.erase).
+    std::lock_guard direct{c.shared->direct_mutex};
+    c.shared->direct_fd = -1;
+  }
   {
     std::unique_lock guard{registry_mutex_};
     tcp_registry_.erase(c.id);
@@ -506,6 +558,7 @@ void reactor::impl::close_conn(conn_entry& c, error reason, bool notify) {
 
 bool reactor::impl::on_connected(conn_entry& c) {
   c.state = conn_state::open;
+  allow_direct(c);
   c.last_activity = clock_type::now();
   bump(tcp_total_.connects);
   caf::anon_send(c.owner, tcp_connected{tcp_conn_id{c.id}, c.peer,

@@ -254,6 +254,16 @@ struct tcp_shared {
   std::atomic<bool> write_closed{false};
 
   const size_t max_queue;
+
+  /// Direct writes: with nothing queued, `write_tcp` hands its bytes to the
+  /// kernel on the caller's thread instead of waking the loop for them (a
+  /// reply costs one wake-up less). The socket while the connection is
+  /// open, -1 otherwise; the loop takes `direct_mutex` before it closes it.
+  std::mutex direct_mutex;
+  int direct_fd = -1;
+
+  /// Bytes written directly: activity for the loop's idle timer.
+  std::atomic<uint64_t> direct_bytes{0};
 };
 
 // -- commands -----------------------------------------------------------------
@@ -372,7 +382,8 @@ struct conn_entry {
   std::deque<std::vector<std::byte>> out;
   size_t out_offset = 0; // bytes of out.front() already written
   uint64_t received = 0;
-  uint32_t interest = 0; // registered epoll events
+  uint64_t direct_seen = 0; // shared->direct_bytes at the last idle check
+  uint32_t interest = 0;    // registered epoll events
   std::chrono::milliseconds connect_timeout{0};
   time_point started;
   time_point connect_deadline = no_time;
@@ -442,7 +453,13 @@ public:
   expected<tcp_conn_id>
   connect_tcp(const ip_endpoint& to, const caf::actor& owner,
               std::chrono::milliseconds timeout, const tcp_options& opts);
-  expected<void> write_tcp(uint64_t id, std::vector<std::byte>&& data);
+  /// `owned`: the caller's buffer holding `data`, taken if some of it must
+  /// wait for the loop (else a copy is made).
+  expected<void> write_tcp(uint64_t id, std::span<const std::byte> data,
+                           std::vector<std::byte>* owned);
+  /// Hands `data` to `s.direct_fd` on the caller's thread (`direct_mutex`
+  /// held); @returns the bytes the kernel took.
+  size_t write_direct(tcp_shared& s, std::span<const std::byte> data);
   expected<void> shutdown_tcp_write(uint64_t id);
   expected<void> close_tcp(uint64_t id, close_mode mode);
   expected<void> read_tcp(uint64_t id, bool on, const caf::actor& owner);
@@ -518,6 +535,8 @@ private:
   void handle(cmd_close_listener& cmd);
   void handle(cmd_connect& cmd);
   void handle(cmd_write& cmd);
+  /// Lets `write_tcp` write to `c`'s socket itself (it is open).
+  void allow_direct(conn_entry& c);
   void handle(cmd_shutdown_write& cmd);
   void handle(cmd_close_conn& cmd);
   void handle(cmd_owner_down& cmd);
