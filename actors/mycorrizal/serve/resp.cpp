@@ -147,6 +147,12 @@ bool blocked(resp_conn_state& st, const resp::command& next) {
 /// Writes `bytes` to the socket as they are (TLS records or plain RESP).
 /// @returns false if the connection ends (over its output limit, gone).
 bool write_raw(resp_conn_actor* self, std::string_view bytes);
+/// As above, taking the buffer.
+bool write_raw(resp_conn_actor* self, std::vector<std::byte>&& bytes);
+/// Both of them: `owned` holds `bytes` (taken), or is null (copied if the
+/// bytes must wait for the reactor).
+bool write_bytes(resp_conn_actor* self, std::span<const std::byte> bytes,
+                 std::vector<std::byte>* owned);
 
 void close_client(resp_conn_actor* self, net::close_mode mode) {
   auto& st = self->state;
@@ -174,12 +180,24 @@ void write_ready(resp_conn_actor* self) {
   bool close_after = false;
   while (!close_after && !st.closing && !st.slots.empty()
          && st.slots.front()->done()) {
-    std::string out;
-    out.reserve(std::min(write_chunk, size_t{64} * 1024));
+    // The buffer of exactly the replies' size: a fixed large one cost a
+    // large allocation per write, and glibc consolidates its fast bins for
+    // each (a tenth of the node's CPU under a pipelined redis-benchmark).
+    size_t size = 0;
+    for (auto i = st.slots.begin();
+         i != st.slots.end() && (*i)->done() && size < write_chunk; ++i) {
+      size += (*i)->bytes().size();
+      if ((*i)->close_after) {
+        break;
+      }
+    }
+    std::vector<std::byte> out;
+    out.reserve(size);
     while (!st.slots.empty() && st.slots.front()->done()
            && out.size() < write_chunk) {
       auto& s = *st.slots.front();
-      out += s.bytes();
+      auto* p = reinterpret_cast<const std::byte*>(s.bytes().data());
+      out.insert(out.end(), p, p + s.bytes().size());
       st.shared->server.count_reply(s.command, s.bytes());
       close_after = close_after || s.close_after;
       st.slots.pop_front();
@@ -188,13 +206,15 @@ void write_ready(resp_conn_actor* self) {
       }
     }
     if (st.tls) {
-      if (!st.tls->send(out)) {
+      if (!st.tls->send(
+            {reinterpret_cast<const char*>(out.data()), out.size()})) {
         close_client(self, net::close_mode::abort);
         return;
       }
-      out = st.tls->take_output();
-    }
-    if (!write_raw(self, out)) {
+      if (!write_raw(self, st.tls->take_output())) {
+        return;
+      }
+    } else if (!write_raw(self, std::move(out))) {
       return;
     }
   }
@@ -219,13 +239,23 @@ void write_ready(resp_conn_actor* self) {
 }
 
 bool write_raw(resp_conn_actor* self, std::string_view bytes) {
+  auto* p = reinterpret_cast<const std::byte*>(bytes.data());
+  return write_bytes(self, {p, bytes.size()}, nullptr);
+}
+
+bool write_raw(resp_conn_actor* self, std::vector<std::byte>&& bytes) {
+  return write_bytes(self, bytes, &bytes);
+}
+
+bool write_bytes(resp_conn_actor* self, std::span<const std::byte> bytes,
+                 std::vector<std::byte>* owned) {
   auto& st = self->state;
   if (bytes.empty() || st.closing) {
     return !st.closing;
   }
-  auto* p = reinterpret_cast<const std::byte*>(bytes.data());
-  auto ok = st.shared->reactor->write_tcp(
-    st.conn, std::vector<std::byte>(p, p + bytes.size()));
+  auto ok = owned != nullptr
+              ? st.shared->reactor->write_tcp(st.conn, std::move(*owned))
+              : st.shared->reactor->write_tcp(st.conn, bytes);
   if (ok) {
     return true;
   }
