@@ -182,13 +182,26 @@ void async_reply::finish(const std::function<void(reply_writer&)>& f) const {
 
 } // namespace detail
 
+/// Where the answers of a command's operations go.
 struct op_batch {
-  detail::op_results results;
-  size_t remaining = 0;
-  std::function<void(detail::op_results&)> done;
+  virtual ~op_batch() = default;
 
   /// Operation `i` ended with `r`.
-  void complete(size_t i, expected<cache::proto::op_reply> r) {
+  virtual void complete(size_t i, expected<cache::proto::op_reply> r) = 0;
+};
+
+namespace detail {
+
+namespace {
+
+/// Several operations: `done` once all answered, with the answers in
+/// order.
+struct many_ops final : op_batch {
+  op_results results;
+  size_t remaining = 0;
+  std::function<void(op_results&)> done;
+
+  void complete(size_t i, expected<op_reply> r) override {
     results[i] = std::move(r);
     if (--remaining == 0) {
       done(results);
@@ -196,9 +209,29 @@ struct op_batch {
   }
 };
 
-namespace detail {
+/// A command of one operation (GET, SET and the others a pipeline repeats
+/// most): the reply written from its answer. One allocation where the
+/// general case takes three (batch, answers, callback).
+struct one_op final : op_batch {
+  one_op(const context& c,
+         std::function<void(reply_writer&, const op_reply&)> reply_with)
+      : out(c), f(std::move(reply_with)) {
+    // nop
+  }
 
-namespace {
+  async_reply out;
+  std::function<void(reply_writer&, const op_reply&)> f;
+
+  void complete(size_t, expected<op_reply> r) override {
+    out.finish([&](reply_writer& w) {
+      if (!r) {
+        w.error(error_text(r.error()));
+      } else {
+        f(w, *r);
+      }
+    });
+  }
+};
 
 using batch = op_batch;
 
@@ -328,7 +361,7 @@ void exec_ops(caf::event_based_actor* self,
               const std::shared_ptr<op_access>& access, caf::timespan timeout,
               const std::string& bucket, std::vector<op_request> ops,
               std::function<void(op_results&)> done) {
-  auto b = std::make_shared<batch>();
+  auto b = std::make_shared<many_ops>();
   b->results.resize(ops.size(), unexpected{error{errc::timeout}});
   b->remaining = ops.size();
   b->done = std::move(done);
@@ -336,9 +369,10 @@ void exec_ops(caf::event_based_actor* self,
     b->done(b->results);
     return;
   }
+  std::shared_ptr<batch> base = b;
   for (size_t i = 0; i < ops.size(); ++i) {
     ops[i].bucket = bucket;
-    send_op(self, access, timeout, b, i, cache_op{bucket, std::move(ops[i])},
+    send_op(self, access, timeout, base, i, cache_op{bucket, std::move(ops[i])},
             0);
   }
 }
@@ -372,21 +406,13 @@ const error* first_error(const op_results& rs) {
 
 void run_one(const context& c, op_request op,
              std::function<void(reply_writer&, const op_reply&)> f) {
-  // Not through run_ops: one closure less, and no copy of `op` out of an
-  // initializer list (the commands a pipeline repeats most come here).
-  std::vector<op_request> ops;
-  ops.push_back(std::move(op));
-  async_reply out{c};
-  exec_ops(c.env.self, c.env.access, c.env.timeout, c.bucket(), std::move(ops),
-           [out, f = std::move(f)](op_results& rs) {
-             out.finish([&](reply_writer& w) {
-               if (!rs[0]) {
-                 w.error(error_text(rs[0].error()));
-               } else {
-                 f(w, *rs[0]);
-               }
-             });
-           });
+  // Not through exec_ops: no vector of operations, no vector of answers,
+  // no closure (the commands a pipeline repeats most come here).
+  std::shared_ptr<batch> b = std::make_shared<one_op>(c, std::move(f));
+  auto bucket = c.bucket();
+  op.bucket = bucket;
+  send_op(c.env.self, c.env.access, c.env.timeout, b, 0,
+          cache_op{std::move(bucket), std::move(op)}, 0);
 }
 
 namespace {
