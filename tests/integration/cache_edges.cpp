@@ -1465,19 +1465,20 @@ TEST_F(cache_edges, a_batch_through_a_handle_answers_each_operation_in_order) {
   };
   std::string too_long(cache::max_key_size + 1, 'x');
   cache_op_batch batch;
-  batch.ops = {
-    op(edge_proto::op_code::put, remote_key, "one"),
-    op(edge_proto::op_code::get, remote_key),
-    op(edge_proto::op_code::put, too_long, "refused"),
-    op(edge_proto::op_code::put, remote_key, "two"),
-    op(edge_proto::op_code::get, remote_key),
-    op(edge_proto::op_code::get, local_key),
-    op(edge_proto::op_code::get, "absent"),
-  };
+  batch.ops = std::make_shared<std::vector<edge_proto::op_request>>(
+    std::vector<edge_proto::op_request>{
+      op(edge_proto::op_code::put, remote_key, "one"),
+      op(edge_proto::op_code::get, remote_key),
+      op(edge_proto::op_code::put, too_long, "refused"),
+      op(edge_proto::op_code::put, remote_key, "two"),
+      op(edge_proto::op_code::get, remote_key),
+      op(edge_proto::op_code::get, local_key),
+      op(edge_proto::op_code::get, "absent"),
+    });
   auto got = run(batch);
   ASSERT_TRUE(got) << edge_show(got);
   auto& r = got->replies;
-  ASSERT_EQ(r.size(), batch.ops.size());
+  ASSERT_EQ(r.size(), batch.ops->size());
   auto status = [&](size_t i) {
     return std::string{to_string(r[i].status)} + " " + r[i].message;
   };
@@ -1535,13 +1536,13 @@ TEST_F(cache_edges, a_batch_in_flight_when_its_bucket_is_dropped_ends) {
   auto h = *handle;
   auto entries = stats(a, "bd").entries;
   filter->block(b.quic_endpoint());
-  cache_op_batch batch;
-  batch.ops.resize(2);
-  batch.ops[0].op = edge_proto::op_code::get;
-  batch.ops[0].key = "absent";
-  batch.ops[1].op = edge_proto::op_code::put;
-  batch.ops[1].key = key;
-  batch.ops[1].value = edge_bytes("v");
+  auto ops = std::make_shared<std::vector<edge_proto::op_request>>(2);
+  (*ops)[0].op = edge_proto::op_code::get;
+  (*ops)[0].key = "absent";
+  (*ops)[1].op = edge_proto::op_code::put;
+  (*ops)[1].key = key;
+  (*ops)[1].value = edge_bytes("v");
+  cache_op_batch batch{ops};
   auto t0 = edge_clock::now();
   auto fut = edge_ask_batch(*sys_, h, batch);
   ASSERT_TRUE(test::eventually(

@@ -437,7 +437,7 @@ void forward(bucket_self self, proto::op_request op,
 }
 
 /// Runs `op` here if we are its primary, else at its owners.
-void dispatch(bucket_self self, proto::op_request op, op_promise rp,
+void dispatch(bucket_self self, const proto::op_request& op, op_promise rp,
               int attempt) {
   auto& st = self->state;
   auto& core = *st.core;
@@ -460,7 +460,10 @@ void dispatch(bucket_self self, proto::op_request op, op_promise rp,
   } else {
     targets.push_back(owners.front());
   }
-  forward(self, std::move(op), std::move(targets), 0, std::move(rp), attempt);
+  // The owners need the bucket's name, which a local caller may omit.
+  auto copy = op;
+  copy.bucket = st.opts.name;
+  forward(self, std::move(copy), std::move(targets), 0, std::move(rp), attempt);
 }
 
 void retry_later(bucket_self self, proto::op_request op, op_promise rp,
@@ -477,7 +480,7 @@ void retry_later(bucket_self self, proto::op_request op, op_promise rp,
 
 /// Starts an operation from local actor code (here, or at the owners)
 /// whose answer goes to `op.rp` or `op.sink`.
-void start_op(bucket_self self, proto::op_request req, open_op op) {
+void start_op(bucket_self self, const proto::op_request& req, open_op op) {
   auto& st = self->state;
   auto code = static_cast<size_t>(req.op);
   if (code < st.latency.size()) {
@@ -496,15 +499,16 @@ void start_op(bucket_self self, proto::op_request req, open_op op) {
     });
   }
   st.open.push_back(rp.watch());
-  dispatch(self, std::move(req), rp, 0);
+  dispatch(self, req, rp, 0);
 }
 
 /// An operation from local actor code.
-caf::result<proto::op_reply> on_op(bucket_self self, proto::op_request req) {
+caf::result<proto::op_reply> on_op(bucket_self self,
+                                   const proto::op_request& req) {
   auto promise = self->make_response_promise<proto::op_reply>();
   open_op op;
   op.rp = promise;
-  start_op(self, std::move(req), std::move(op));
+  start_op(self, req, std::move(op));
   return promise;
 }
 
@@ -514,20 +518,21 @@ caf::result<cache_op_batch_reply> on_batch(bucket_self self,
                                            cache_op_batch& batch) {
   auto c = std::make_shared<batch_answers>();
   c->rp = self->make_response_promise<cache_op_batch_reply>();
-  c->out.replies.resize(batch.ops.size());
-  c->left = batch.ops.size();
+  auto n = batch.ops ? batch.ops->size() : 0;
+  c->out.replies.resize(n);
+  c->left = n;
   if (c->left == 0) {
     c->rp.deliver(std::move(c->out));
     return c->rp;
   }
   auto rp = c->rp;
-  for (size_t i = 0; i < batch.ops.size(); ++i) {
-    auto& req = batch.ops[i];
-    req.bucket = self->state.opts.name;
+  // Read where they are: the sender shares them (and keeps them).
+  const auto& ops = *batch.ops;
+  for (size_t i = 0; i < n; ++i) {
     open_op op;
     op.sink = c;
     op.index = i;
-    start_op(self, std::move(req), std::move(op));
+    start_op(self, ops[i], std::move(op));
   }
   return rp;
 }
@@ -1140,8 +1145,7 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
   });
   return {
     [=](cache_op& x) -> caf::result<proto::op_reply> {
-      x.op.bucket = self->state.opts.name; // a handle's callers may omit it
-      return on_op(self, std::move(x.op));
+      return on_op(self, x.op);
     },
     [=](cache_op_batch& x) -> caf::result<cache_op_batch_reply> {
       return on_batch(self, x);
@@ -1228,7 +1232,7 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
       }
       auto r = std::move(i->second);
       cur.retries.erase(i);
-      dispatch(self, std::move(r.op), std::move(r.rp), r.attempts);
+      dispatch(self, r.op, std::move(r.rp), r.attempts);
     },
     [=](owners_atom, std::string& key) {
       auto& core = *self->state.core;

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
@@ -121,7 +122,9 @@ struct cache_op {
 /// answer instead of one each. They run in order, each as its `cache_op`
 /// would; `ops[i].bucket` is ignored.
 struct cache_op_batch {
-  std::vector<cache::proto::op_request> ops;
+  /// Shared, not copied: the sender keeps them for a retry after an
+  /// error, the bucket reads them where they are. Null: none.
+  std::shared_ptr<const std::vector<cache::proto::op_request>> ops;
 };
 
 /// One reply per operation of a `cache_op_batch`, in order; an operation

@@ -1554,15 +1554,32 @@ std::span<const command_def> command_table() {
 
 } // namespace detail
 
+namespace {
+
+/// The operations of one `cache_op_batch` and what waits for their
+/// answers (`held[i].op` is moved into `ops[i]`).
+struct sent_ops {
+  std::vector<cache::proto::op_request> ops;
+  std::vector<op_access::held_op> held;
+};
+
+} // namespace
+
 void flush_ops(caf::event_based_actor* self,
                const std::shared_ptr<op_access>& access) {
   using detail::held_failed;
-  auto held = std::move(access->held);
-  access->held.clear();
-  for (auto& entry : held) {
+  // Nothing is held while this runs (`holding` is 0): the map and its
+  // names stay for the next round, only the operations go.
+  for (auto& entry : access->held) {
+    if (entry.second.empty()) {
+      continue;
+    }
     // Named references, not a structured binding: lambdas below use them.
     const std::string& bucket = entry.first;
-    auto& ops = entry.second;
+    std::vector<op_access::held_op> ops;
+    ops.swap(entry.second);
+    // A pipeline round usually brings as many as the last one did.
+    entry.second.reserve(ops.size());
     auto h = access->handles.find(bucket);
     if (h == access->handles.end() || !h->second) {
       // The handle went while they waited: each on its own way.
@@ -1585,34 +1602,34 @@ void flush_ops(caf::event_based_actor* self,
           });
       continue;
     }
-    // The operations stay here, for a retry after an error; the batch
-    // carries copies.
-    cache_op_batch batch;
-    batch.ops = [&] {
-      std::vector<cache::proto::op_request> out;
-      out.reserve(ops.size());
-      for (auto& x : ops) {
-        out.push_back(x.op);
-      }
-      return out;
-    }();
-    auto waiting
-      = std::make_shared<std::vector<op_access::held_op>>(std::move(ops));
+    // The bucket reads the operations where they are; they stay here too,
+    // for a retry after an error (a copy each cost an allocation or two).
+    auto sent = std::make_shared<sent_ops>();
+    sent->ops.reserve(ops.size());
+    for (auto& x : ops) {
+      sent->ops.push_back(std::move(x.op));
+    }
+    sent->held = std::move(ops);
+    cache_op_batch batch{
+      std::shared_ptr<const std::vector<cache::proto::op_request>>{sent,
+                                                                   &sent->ops}};
     self->request(h->second, caf::infinite, std::move(batch))
       .then(
-        [self, access, bucket = bucket, waiting](cache_op_batch_reply& r) {
-          auto& w = *waiting;
+        [self, access, bucket = bucket, sent](cache_op_batch_reply& r) {
+          auto& w = sent->held;
           for (size_t i = 0; i < w.size(); ++i) {
             auto& x = w[i];
             if (i >= r.replies.size()) {
               caf::error short_answer = make_caf_error(
                 error{errc::malformed_frame, "a batch answer without this "
                                              "operation"});
+              x.op = sent->ops[i];
               held_failed(self, access, bucket, x, short_answer);
             } else if (r.replies[i].status != errc::none) {
               // As the operation's own error (unknown_bucket retries).
               caf::error e = make_caf_error(
                 error{r.replies[i].status, r.replies[i].message});
+              x.op = sent->ops[i];
               held_failed(self, access, bucket, x, e);
             } else {
               x.batch->complete(x.index, std::move(r.replies[i]));
@@ -1622,8 +1639,10 @@ void flush_ops(caf::event_based_actor* self,
             x.batch.reset();
           }
         },
-        [self, access, bucket = bucket, waiting](caf::error& err) {
-          for (auto& x : *waiting) {
+        [self, access, bucket = bucket, sent](caf::error& err) {
+          for (size_t i = 0; i < sent->held.size(); ++i) {
+            auto& x = sent->held[i];
+            x.op = sent->ops[i];
             held_failed(self, access, bucket, x, err);
           }
         });
