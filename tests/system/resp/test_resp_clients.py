@@ -708,6 +708,61 @@ class ClusterClients(Base):
             wait_until(listed(n, False), 20, "%s forgets admin-b" % n.name,
                        self.nodes)
 
+    def test_pipelined_writes_while_flushdb_drops_the_bucket(self):
+        """FLUSHDB drops the database's bucket while another client's
+        pipelined SETs are on their way to it: what the database holds
+        afterwards is only keys of those SETs with their own values (an
+        operation that reached the ended bucket goes again, and it is the
+        operation that was sent). A SET whose remote owner dropped the
+        bucket under it may answer connection_lost (docs/resp.md); no other
+        error."""
+        db, rounds, n = 7, 6, 600
+        writer, wr = connect(self.a.ip, self.a.port, timeout=60)
+        flusher, fr = connect(self.a.ip, self.a.port, timeout=60)
+        try:
+            for s, r in ((writer, wr), (flusher, fr)):
+                s.sendall(encode("SELECT", db))
+                self.assertEqual(r.reply(), b"+OK\r\n")
+            for rnd in range(rounds):
+                keys = ["flush:%d:%04d" % (rnd, i) for i in range(n)]
+                vals = ["v%d:%04d:%s" % (rnd, i, "x" * (i % 50))
+                        for i in range(n)]
+                cmds = [encode("SET", k, v) for k, v in zip(keys, vals)]
+                # Half of the pipeline, the drop, the other half: batches
+                # are in flight on both sides of it.
+                writer.sendall(b"".join(cmds[:n // 2]))
+                flusher.sendall(encode("FLUSHDB"))
+                writer.sendall(b"".join(cmds[n // 2:]))
+                got = [wr.reply() for _ in range(n)]
+                self.assertEqual(fr.reply(), b"+OK\r\n")
+                raced = b"-ERR mycel: connection_lost: "
+                bad = [(keys[i], g) for i, g in enumerate(got)
+                       if g != b"+OK\r\n" and not g.startswith(raced)]
+                lost = sum(1 for g in got if g.startswith(raced))
+                if lost:
+                    say("round %d: %d of %d SETs met the drop at a remote "
+                        "owner" % (rnd, lost, n))
+                self.assertFalse(bad, "round %d: SETs not OK (%d): %r\n%s"
+                                 % (rnd, len(bad), bad[:5],
+                                    self.nodes_tail()))
+                writer.sendall(b"".join(encode("GET", k) for k in keys))
+                read = [wr.reply() for _ in keys]
+                wrong = [(keys[i], vals[i], g) for i, g in enumerate(read)
+                         if g != b"$-1\r\n" and g != b"$%d\r\n%s\r\n" % (
+                             len(vals[i]), vals[i].encode())]
+                self.assertFalse(wrong, "round %d: %d keys hold another "
+                                 "value, e.g. (key, wrote, read): %r" % (
+                                     rnd, len(wrong), wrong[:5]))
+                writer.sendall(encode("KEYS", "*"))
+                listed = wr.reply().split(b"\r\n")[:-1][2::2]
+                mine = set(k.encode() for k in keys)
+                strays = [k for k in listed if k not in mine]
+                self.assertFalse(strays, "round %d: keys nobody wrote after "
+                                 "the drop: %r" % (rnd, strays[:10]))
+        finally:
+            writer.close()
+            flusher.close()
+
     def test_redis_cli_set_get(self):
         p = self.redis_cli(self.a, "SET", "cli:k", "hello world")
         self.assertEqual((p.returncode, p.stdout), (0, b"OK\n"), p)
