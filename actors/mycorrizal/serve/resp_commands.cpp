@@ -165,7 +165,18 @@ void context::error(std::string_view text) const {
 }
 
 std::string context::bucket() const {
-  return s.bucket.empty() ? fmt::format("db{}", s.db) : s.bucket;
+  if (!s.bucket.empty()) {
+    return s.bucket;
+  }
+  // Every command asks: the usual names once, not formatted each time.
+  static const auto names = [] {
+    std::array<std::string, 256> out;
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i] = fmt::format("db{}", i);
+    }
+    return out;
+  }();
+  return s.db < names.size() ? names[s.db] : fmt::format("db{}", s.db);
 }
 
 async_reply::async_reply(const context& c)
