@@ -1475,10 +1475,24 @@ TEST_F(cache_edges, a_batch_through_a_handle_answers_each_operation_in_order) {
       op(edge_proto::op_code::get, local_key),
       op(edge_proto::op_code::get, "absent"),
     });
+  // Every operation of a batch is timed (by the batch: from its start to
+  // its answer).
+  auto timed = [&](edge_proto::op_code code) -> uint64_t {
+    for (const auto& [c, hist] : stats(a, "bt").op_latency) {
+      if (c == code) {
+        return hist.count();
+      }
+    }
+    return 0;
+  };
+  auto gets_before = timed(edge_proto::op_code::get);
+  auto puts_before = timed(edge_proto::op_code::put);
   auto got = run(batch);
   ASSERT_TRUE(got) << edge_show(got);
   auto& r = got->replies;
   ASSERT_EQ(r.size(), batch.ops->size());
+  EXPECT_EQ(timed(edge_proto::op_code::get) - gets_before, 4u);
+  EXPECT_EQ(timed(edge_proto::op_code::put) - puts_before, 3u);
   auto status = [&](size_t i) {
     return std::string{to_string(r[i].status)} + " " + r[i].message;
   };

@@ -61,11 +61,34 @@ struct batch_answers {
   caf::typed_response_promise<cache_op_batch_reply> rp;
   cache_op_batch_reply out;
   size_t left = 0;
+  /// Each operation's latency is the batch's, from its start to the one
+  /// answer the caller gets: two clock reads per batch, not per operation.
+  const caf::actor_clock* clock = nullptr;
+  time_point started;
+  op_latencies latency;
+  std::array<uint32_t, proto::max_op_code + 1> timed{};
 
   void put(size_t i, proto::op_reply r) {
     out.replies[i] = std::move(r);
     if (--left == 0) {
+      observe();
       rp.deliver(std::move(out));
+    }
+  }
+
+private:
+  void observe() {
+    if (clock == nullptr) {
+      return;
+    }
+    auto now = std::chrono::time_point_cast<duration>(clock->now());
+    auto secs = std::chrono::duration<double>(now - started).count();
+    for (size_t code = 0; code < timed.size(); ++code) {
+      if (latency[code]) {
+        for (uint32_t n = 0; n < timed[code]; ++n) {
+          latency[code]->observe(secs);
+        }
+      }
     }
   }
 };
@@ -480,18 +503,29 @@ void retry_later(bucket_self self, proto::op_request op, op_promise rp,
 
 /// Starts an operation from local actor code (here, or at the owners)
 /// whose answer goes to `op.rp` or `op.sink`.
+/// The latency series of operation `code` (created on first use), or null
+/// for a code out of range.
+std::shared_ptr<metrics::histogram> latency_of(bucket_state& st,
+                                               proto::op_code code) {
+  auto i = static_cast<size_t>(code);
+  if (i >= st.latency.size()) {
+    return nullptr;
+  }
+  auto& h = st.latency[i];
+  if (!h) {
+    h = std::make_shared<metrics::histogram>(bucket_stats::latency_bounds());
+  }
+  return h;
+}
+
 void start_op(bucket_self self, const proto::op_request& req, open_op op) {
   auto& st = self->state;
-  auto code = static_cast<size_t>(req.op);
-  if (code < st.latency.size()) {
-    auto& h = st.latency[code];
-    if (!h) {
-      h = std::make_shared<metrics::histogram>(bucket_stats::latency_bounds());
-    }
-    op.latency = h;
+  if (!op.sink) {
+    // A batch's operations are timed by the batch (batch_answers).
+    op.latency = latency_of(st, req.op);
+    op.clock = &self->clock();
+    op.started = actor_now(self);
   }
-  op.clock = &self->clock();
-  op.started = actor_now(self);
   op_promise rp{std::move(op)};
   if (st.open.size() >= 1024) {
     std::erase_if(st.open, [](const auto& w) {
@@ -528,6 +562,17 @@ caf::result<cache_op_batch_reply> on_batch(bucket_self self,
   auto rp = c->rp;
   // Read where they are: the sender shares them (and keeps them).
   const auto& ops = *batch.ops;
+  c->clock = &self->clock();
+  c->started = actor_now(self);
+  for (const auto& req : ops) {
+    auto code = static_cast<size_t>(req.op);
+    if (code < c->timed.size()) {
+      if (!c->latency[code]) {
+        c->latency[code] = latency_of(self->state, req.op);
+      }
+      ++c->timed[code];
+    }
+  }
   for (size_t i = 0; i < n; ++i) {
     open_op op;
     op.sink = c;
