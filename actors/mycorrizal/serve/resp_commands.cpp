@@ -332,8 +332,9 @@ void send_op(caf::event_based_actor* self,
         });
   }
   if (direct && access->holding > 0) {
-    access->held[op.bucket].push_back(
-      op_access::held_op{std::move(op.op), b, i, timeout, attempt});
+    auto& held = access->held[op.bucket];
+    held.ops.push_back(std::move(op.op));
+    held.waiting.push_back(op_access::held_op{b, i, timeout, attempt});
     return;
   }
   auto on_reply = [b, i](op_reply& r) {
@@ -357,13 +358,13 @@ void send_op(caf::event_based_actor* self,
   }
 }
 
-/// A held operation (`op_access::held_op`) ended with `err`.
+/// A held operation `op` (waited for by `x`) ended with `err`.
 void held_failed(caf::event_based_actor* self,
                  const std::shared_ptr<op_access>& access,
-                 const std::string& bucket, op_access::held_op& x,
-                 const caf::error& err) {
+                 const std::string& bucket, const op_access::held_op& x,
+                 op_request op, const caf::error& err) {
   op_failed(self, access, x.timeout, x.batch, x.index,
-            cache_op{bucket, std::move(x.op)}, x.attempt, true, err);
+            cache_op{bucket, std::move(op)}, x.attempt, true, err);
 }
 
 } // namespace
@@ -1565,83 +1566,77 @@ std::span<const command_def> command_table() {
 
 } // namespace detail
 
-namespace {
-
-/// The operations of one `cache_op_batch` and what waits for their
-/// answers (`held[i].op` is moved into `ops[i]`).
-struct sent_ops {
-  std::vector<cache::proto::op_request> ops;
-  std::vector<op_access::held_op> held;
-};
-
-} // namespace
-
 void flush_ops(caf::event_based_actor* self,
                const std::shared_ptr<op_access>& access) {
   using detail::held_failed;
+  using held_ops = op_access::held_ops;
   // Nothing is held while this runs (`holding` is 0): the map and its
   // names stay for the next round, only the operations go.
   for (auto& entry : access->held) {
-    if (entry.second.empty()) {
+    if (entry.second.ops.empty()) {
       continue;
     }
     // Named references, not a structured binding: lambdas below use them.
     const std::string& bucket = entry.first;
-    std::vector<op_access::held_op> ops;
-    ops.swap(entry.second);
-    // A pipeline round usually brings as many as the last one did.
-    entry.second.reserve(ops.size());
+    // The bucket reads the operations where they are (shared, not copied);
+    // they stay here too, for a retry after an error.
+    auto sent = std::make_shared<held_ops>();
+    sent->ops.swap(entry.second.ops);
+    sent->waiting.swap(entry.second.waiting);
+    if (!access->spare.empty()) {
+      entry.second = std::move(access->spare.back());
+      access->spare.pop_back();
+    } else {
+      // A pipeline round usually brings as many as the last one did.
+      entry.second.ops.reserve(sent->ops.size());
+      entry.second.waiting.reserve(sent->ops.size());
+    }
     auto h = access->handles.find(bucket);
     if (h == access->handles.end() || !h->second) {
       // The handle went while they waited: each on its own way.
       caf::error gone = caf::sec::request_receiver_down;
-      for (auto& x : ops) {
-        held_failed(self, access, bucket, x, gone);
+      for (size_t i = 0; i < sent->ops.size(); ++i) {
+        held_failed(self, access, bucket, sent->waiting[i],
+                    std::move(sent->ops[i]), gone);
       }
       continue;
     }
-    if (ops.size() == 1) {
-      auto x = std::move(ops.front());
-      cache_op op{bucket, x.op};
+    if (sent->ops.size() == 1) {
+      cache_op op{bucket, sent->ops.front()};
       self->request(h->second, caf::infinite, std::move(op))
         .then(
-          [b = x.batch, i = x.index](cache::proto::op_reply& r) {
-            b->complete(i, detail::checked(r));
+          [sent](cache::proto::op_reply& r) {
+            auto& x = sent->waiting.front();
+            x.batch->complete(x.index, detail::checked(r));
           },
-          [self, access, bucket = bucket, x](caf::error& err) mutable {
-            held_failed(self, access, bucket, x, err);
+          [self, access, bucket = bucket, sent](caf::error& err) {
+            held_failed(self, access, bucket, sent->waiting.front(),
+                        std::move(sent->ops.front()), err);
           });
       continue;
     }
-    // The bucket reads the operations where they are; they stay here too,
-    // for a retry after an error (a copy each cost an allocation or two).
-    auto sent = std::make_shared<sent_ops>();
-    sent->ops.reserve(ops.size());
-    for (auto& x : ops) {
-      sent->ops.push_back(std::move(x.op));
-    }
-    sent->held = std::move(ops);
-    cache_op_batch batch{
-      std::shared_ptr<const std::vector<cache::proto::op_request>>{sent,
-                                                                   &sent->ops}};
-    self->request(h->second, caf::infinite, std::move(batch))
+    // Lent to the bucket under a count of its own, which tells when the
+    // bucket let go of them (`lent` expired).
+    std::shared_ptr<const std::vector<cache::proto::op_request>> to_bucket{
+      &sent->ops, [keep = sent](const auto*) {}};
+    std::weak_ptr<const std::vector<cache::proto::op_request>> lent = to_bucket;
+    self
+      ->request(h->second, caf::infinite, cache_op_batch{std::move(to_bucket)})
       .then(
-        [self, access, bucket = bucket, sent](cache_op_batch_reply& r) {
-          auto& w = sent->held;
+        [self, access, bucket = bucket, sent, lent](cache_op_batch_reply& r) {
+          auto& w = sent->waiting;
           for (size_t i = 0; i < w.size(); ++i) {
             auto& x = w[i];
             if (i >= r.replies.size()) {
               caf::error short_answer = make_caf_error(
                 error{errc::malformed_frame, "a batch answer without this "
                                              "operation"});
-              x.op = sent->ops[i];
-              held_failed(self, access, bucket, x, short_answer);
+              held_failed(self, access, bucket, x, sent->ops[i], short_answer);
             } else if (r.replies[i].status != errc::none) {
               // As the operation's own error (unknown_bucket retries).
               caf::error e = make_caf_error(
                 error{r.replies[i].status, r.replies[i].message});
-              x.op = sent->ops[i];
-              held_failed(self, access, bucket, x, e);
+              held_failed(self, access, bucket, x, sent->ops[i], e);
             } else {
               x.batch->complete(x.index, std::move(r.replies[i]));
             }
@@ -1649,12 +1644,18 @@ void flush_ops(caf::event_based_actor* self,
             // reply bytes: a batch of large values is not held twice over.
             x.batch.reset();
           }
+          // Once the bucket let go of the operations too, their vectors
+          // serve a later round.
+          if (lent.expired() && access->spare.size() < 4) {
+            sent->ops.clear();
+            sent->waiting.clear();
+            access->spare.push_back(std::move(*sent));
+          }
         },
         [self, access, bucket = bucket, sent](caf::error& err) {
-          for (size_t i = 0; i < sent->held.size(); ++i) {
-            auto& x = sent->held[i];
-            x.op = sent->ops[i];
-            held_failed(self, access, bucket, x, err);
+          for (size_t i = 0; i < sent->ops.size(); ++i) {
+            held_failed(self, access, bucket, sent->waiting[i],
+                        std::move(sent->ops[i]), err);
           }
         });
   }

@@ -141,11 +141,10 @@ struct op_access {
   /// Bucket handles by name; an invalid handle: being asked for.
   std::unordered_map<std::string, bucket_handle> handles;
 
-  /// An operation held for a batch: plain data, no callbacks (two
+  /// Who waits for a held operation: plain data, no callbacks (two
   /// `std::function`s per operation were a sixth of the allocations of a
   /// pipelined GET).
   struct held_op {
-    cache::proto::op_request op;
     /// The command's operations, and this one's place in them.
     std::shared_ptr<op_batch> batch;
     size_t index = 0;
@@ -154,12 +153,24 @@ struct op_access {
     int attempt = 0;
   };
 
+  /// The operations held for one bucket, in order, and who waits for each
+  /// (`waiting[i]` for `ops[i]`).
+  struct held_ops {
+    std::vector<cache::proto::op_request> ops;
+    std::vector<held_op> waiting;
+  };
+
   /// While above 0 (the connection runs what one read brought), operations
   /// for buckets with a known handle wait here, by bucket and in order, and
   /// leave in one `cache_op_batch` per bucket at `flush_ops`: a pipeline
   /// costs the bucket's actor one message, not one per command.
   int holding = 0;
-  std::unordered_map<std::string, std::vector<held_op>> held;
+  std::unordered_map<std::string, held_ops> held;
+
+  /// Emptied vectors of answered batches, kept with their room for the
+  /// next rounds (large allocations each round cost glibc a consolidation
+  /// of its fast bins).
+  std::vector<held_ops> spare;
 };
 
 /// Sends the operations `access` holds (see `op_access::holding`).
