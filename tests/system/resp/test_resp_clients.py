@@ -1099,6 +1099,31 @@ class ClusterClients(Base):
                          % (bad[:10], report))
         self.assert_serves(node, "a client that does not read")
 
+    def test_malloc_cache_is_set_once_and_can_be_left(self):
+        """mycorrizal-node runs itself again once with glibc's per-thread
+        cache raised (docs/operations.md): the process it runs as has the
+        variable and the pid it was started with; --malloc-tcache 0 leaves
+        the environment alone."""
+        def tunables(pid):
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            return [e for e in env if e.startswith(b"GLIBC_TUNABLES=")]
+        self.assertEqual(tunables(self.a.pid),
+                         [b"GLIBC_TUNABLES=glibc.malloc.tcache_count=256"],
+                         "node %s (pid %d)" % (self.a.name, self.a.pid))
+        work = tempfile.mkdtemp(prefix="resp-tcache-")
+        node = Node("rc-tcache", MAXCLI_IP, work,
+                    extra=["--malloc-tcache", "0"])
+        try:
+            node.wait_started()
+            self.assertEqual(tunables(node.pid), [])
+            s, r = connect(node.ip, node.port)
+            with s:
+                s.sendall(encode("PING"))
+                self.assertEqual(r.reply(), b"+PONG\r\n")
+        finally:
+            node.stop()
+
     def test_max_clients(self):
         p = subprocess.run([CONFIG["bin"], "--help"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=30)
