@@ -190,6 +190,9 @@ struct bucket_state {
   /// The store's times are wall-clock milliseconds (they travel), the
   /// actor's clock may be virtual in tests.
   wall_clock wall;
+  /// While a batch's operations start: the one time they all run at (one
+  /// clock read per batch, not per operation).
+  std::optional<int64_t> batch_wall;
   /// The expiry tick pending (wall ms), or 0.
   int64_t expiry_armed = 0;
   /// Hand-offs waiting to start, and those started (a batch in flight or
@@ -259,7 +262,8 @@ constexpr auto stray_sweep_delay = std::chrono::seconds{2};
 constexpr size_t handoff_parallelism = 4;
 
 int64_t wall_now(bucket_self self) {
-  return self->state.wall.now_ms(self);
+  auto& st = self->state;
+  return st.batch_wall ? *st.batch_wall : st.wall.now_ms(self);
 }
 
 raw_bytes encoded(const proto::message& m) {
@@ -573,12 +577,14 @@ caf::result<cache_op_batch_reply> on_batch(bucket_self self,
       ++c->timed[code];
     }
   }
+  self->state.batch_wall = self->state.wall.now_ms(self);
   for (size_t i = 0; i < n; ++i) {
     open_op op;
     op.sink = c;
     op.index = i;
     start_op(self, ops[i], std::move(op));
   }
+  self->state.batch_wall.reset();
   return rp;
 }
 

@@ -440,6 +440,8 @@ caf::behavior resp_conn(resp_conn_actor* self,
         in = plain;
         peer_closed = st.tls->peer_closed();
       }
+      // CLIENT LIST's idle time: once per read, not per command.
+      st.session.last_ms = st.wall.now_ms(self);
       auto ok = st.parser.append(in);
       if (!ok) {
         // Over the query buffer limit: Redis closes without a reply.

@@ -1692,7 +1692,6 @@ void run_command(const command& cmd, session& s,
   using namespace detail;
   context c{cmd, s, slot, env};
   const auto* def = find_command(cmd.args[0]);
-  s.last_ms = env.wall.now_ms(env.self);
   if (def == nullptr) {
     s.last_command = "unknown";
     if (!s.authenticated) {

@@ -37,7 +37,8 @@ struct session {
   /// The client's address and ours (CLIENT LIST), as `ip:port`.
   std::string addr;
   std::string laddr;
-  /// Unix ms of the connect and of the last command.
+  /// Unix ms of the connect and of the last read that brought commands
+  /// (Redis's lastinteraction; the connection sets it).
   int64_t created_ms = 0;
   int64_t last_ms = 0;
   /// The last command's name, lower case (`client|list` for subcommands).
