@@ -108,6 +108,8 @@ struct resp_conn_state {
   std::optional<quic::tls_stream> tls;
   /// How commands reach Mycel (bucket handles, retries).
   std::shared_ptr<resp::op_access> access;
+  /// What a command's asynchronous reply calls (reply_came).
+  std::function<void()> on_done;
   /// op_access::later's callbacks by id.
   std::map<uint64_t, std::function<void()>> timers;
   uint64_t next_timer = 1;
@@ -304,10 +306,7 @@ void run_now(resp_conn_actor* self, const resp::command& cmd) {
     cmd, st.session, slot,
     resp::command_env{self, st.shared->cache, st.shared->opts.op_timeout,
                       st.shared->opts.password, st.shared->opts.databases,
-                      [self] {
-                        reply_came(self);
-                      },
-                      st.wall, st.shared->server, st.access});
+                      st.on_done, st.wall, st.shared->server, st.access});
   st.parser.auth_required(!st.session.authenticated);
   if (!slot->done() && resp::is_sequential(cmd)) {
     st.barrier = slot;
@@ -379,6 +378,9 @@ caf::behavior resp_conn(resp_conn_actor* self,
   init.parser = resp::request_parser{init.shared->opts.limits};
   init.wall = wall_clock{self};
   init.access = std::make_shared<resp::op_access>();
+  init.on_done = [self] {
+    reply_came(self);
+  };
   init.access->cache = init.shared->cache;
   init.access->later = [self](caf::timespan delay, std::function<void()> f) {
     auto& st = self->state;

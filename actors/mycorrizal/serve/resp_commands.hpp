@@ -178,21 +178,22 @@ struct op_access {
 void flush_ops(caf::event_based_actor* self,
                const std::shared_ptr<op_access>& access);
 
-/// What a command may use.
+/// What a command may use: references to the connection's own (one is
+/// made per command; copies of handles cost atomic counts each).
 struct command_env {
   caf::event_based_actor* self;
-  cache_actor cache;
+  const cache_actor& cache;
   caf::timespan timeout;
   const std::string& password;
   uint32_t databases;
   /// Called when an asynchronous reply completed.
-  std::function<void()> on_done;
+  const std::function<void()>& on_done;
   /// Unix time for TTLs and expiries, by `self`'s actor clock.
   const wall_clock& wall;
   /// The server's clients and counters.
   server_state& server;
   /// The connection's way to the cache for operations.
-  std::shared_ptr<op_access> access;
+  const std::shared_ptr<op_access>& access;
 };
 
 /// Runs `cmd`: completes `slot` now, or later from `env.self`'s responses.

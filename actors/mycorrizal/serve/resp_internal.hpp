@@ -51,7 +51,7 @@ std::string error_text(const error& e);
 struct context {
   const command& cmd;
   session& s;
-  std::shared_ptr<pending_reply> slot;
+  const std::shared_ptr<pending_reply>& slot;
   const command_env& env;
 
   std::string_view arg(size_t i) const {
