@@ -535,13 +535,18 @@ void start_op(bucket_self self, const proto::op_request& req, open_op op) {
     op.started = actor_now(self);
   }
   op_promise rp{std::move(op)};
+  dispatch(self, req, rp, 0);
+  if (!rp.pending()) {
+    return; // answered at once (the primary is here): nothing to watch
+  }
+  // Waits for a peer: answered by answer_all if the bucket ends first
+  // (which cannot happen before this turn is over).
   if (st.open.size() >= 1024) {
     std::erase_if(st.open, [](const auto& w) {
       return w.expired();
     });
   }
   st.open.push_back(rp.watch());
-  dispatch(self, req, rp, 0);
 }
 
 /// An operation from local actor code.
