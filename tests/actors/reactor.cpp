@@ -1540,9 +1540,20 @@ TEST_F(reactor_tcp, direct_and_queued_writes_keep_every_record_whole) {
       std::memcpy(rec.data() + 5, &len, 4);
       std::fill(rec.begin() + 9, rec.end(),
                 static_cast<std::byte>((thread + seq) % 251));
-      // Half as a span (copied when it must wait), half taken.
-      auto ok = seq % 2 == 0 ? r->write_tcp(*conn, std::span{rec})
-                             : r->write_tcp(*conn, std::move(rec));
+      // As a span (copied when it must wait), taken, or gathered from
+      // three pieces (header, and the body in two).
+      mycorrizal::expected<void> ok;
+      if (seq % 3 == 0) {
+        ok = r->write_tcp(*conn, std::span{rec});
+      } else if (seq % 3 == 1) {
+        ok = r->write_tcp(*conn, std::move(rec));
+      } else {
+        std::span<const std::byte> all{rec};
+        auto half = 9 + len / 2;
+        std::span<const std::byte> parts[]
+          = {all.first(9), all.subspan(9, half - 9), all.subspan(half)};
+        ok = r->write_tcp(*conn, parts);
+      }
       if (!ok) {
         ++failures;
       }

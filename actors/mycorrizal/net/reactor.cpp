@@ -552,12 +552,20 @@ expected<tcp_conn_id> reactor::connect_tcp(const ip_endpoint& to,
 
 expected<void> reactor::write_tcp(tcp_conn_id conn,
                                   std::span<const std::byte> data) {
-  return impl_->write_tcp(static_cast<uint64_t>(conn), data, nullptr);
+  std::span<const std::byte> one[] = {data};
+  return impl_->write_tcp(static_cast<uint64_t>(conn), one, nullptr);
 }
 
 expected<void> reactor::write_tcp(tcp_conn_id conn,
                                   std::vector<std::byte>&& data) {
-  return impl_->write_tcp(static_cast<uint64_t>(conn), data, &data);
+  std::span<const std::byte> one[] = {data};
+  return impl_->write_tcp(static_cast<uint64_t>(conn), one, &data);
+}
+
+expected<void>
+reactor::write_tcp(tcp_conn_id conn,
+                   std::span<const std::span<const std::byte>> parts) {
+  return impl_->write_tcp(static_cast<uint64_t>(conn), parts, nullptr);
 }
 
 expected<void> reactor::shutdown_tcp_write(tcp_conn_id conn) {

@@ -432,6 +432,12 @@ public:
   /// what must wait.
   expected<void> write_tcp(tcp_conn_id conn, std::vector<std::byte>&& data);
 
+  /// Like the other overloads, for bytes in several buffers written in
+  /// order as one write (one `sendmsg` when it goes directly); what must
+  /// wait is copied.
+  expected<void> write_tcp(tcp_conn_id conn,
+                           std::span<const std::span<const std::byte>> parts);
+
   /// Shuts down the write side of `conn` (FIN) once the queued bytes are
   /// written; reading goes on. Later writes fail.
   /// @returns the errors of `close_tcp`.

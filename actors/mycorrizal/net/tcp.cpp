@@ -158,11 +158,28 @@ error unknown_conn(uint64_t id) {
 
 } // namespace
 
-size_t reactor::impl::write_direct(tcp_shared& s,
-                                   std::span<const std::byte> data) {
+size_t
+reactor::impl::write_direct(tcp_shared& s,
+                            std::span<const std::span<const std::byte>> parts) {
+  constexpr size_t max_iov = 64;
+  std::array<iovec, max_iov> iov;
+  size_t count = 0;
+  for (auto p : parts) {
+    if (count == max_iov) {
+      break; // the rest waits for the loop
+    }
+    if (!p.empty()) {
+      // sendmsg does not write through iov_base.
+      iov[count].iov_base = const_cast<std::byte*>(p.data());
+      iov[count].iov_len = p.size();
+      ++count;
+    }
+  }
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
   for (;;) {
-    auto n = ::send(s.direct_fd, data.data(), data.size(),
-                    MSG_NOSIGNAL | MSG_DONTWAIT);
+    auto n = ::sendmsg(s.direct_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       auto written = static_cast<size_t>(n);
       bump(tcp_total_.bytes_out, written);
@@ -176,9 +193,10 @@ size_t reactor::impl::write_direct(tcp_shared& s,
   }
 }
 
-expected<void> reactor::impl::write_tcp(uint64_t id,
-                                        std::span<const std::byte> data,
-                                        std::vector<std::byte>* owned) {
+expected<void>
+reactor::impl::write_tcp(uint64_t id,
+                         std::span<const std::span<const std::byte>> parts,
+                         std::vector<std::byte>* owned) {
   if (stopped()) {
     return unexpected{stopped_error()};
   }
@@ -191,7 +209,10 @@ expected<void> reactor::impl::write_tcp(uint64_t id,
       error{errc::connection_lost, fmt::format("{}: write side is shut down",
                                                to_string(tcp_conn_id{id}))}};
   }
-  auto n = data.size();
+  size_t n = 0;
+  for (auto p : parts) {
+    n += p.size();
+  }
   if (n == 0) {
     return {};
   }
@@ -209,7 +230,7 @@ expected<void> reactor::impl::write_tcp(uint64_t id,
   }
   size_t written = 0;
   if (s->direct_fd >= 0 && cur == 0) {
-    written = write_direct(*s, data);
+    written = write_direct(*s, parts);
     if (written == n) {
       return {};
     }
@@ -218,12 +239,22 @@ expected<void> reactor::impl::write_tcp(uint64_t id,
   }
   std::vector<std::byte> rest;
   if (owned != nullptr) {
+    // One part, the caller's buffer: taken.
     rest = std::move(*owned);
     rest.erase(rest.begin(),
                rest.begin() + static_cast<std::ptrdiff_t>(written));
   } else {
-    rest.assign(data.begin() + static_cast<std::ptrdiff_t>(written),
-                data.end());
+    rest.reserve(n - written);
+    auto skip = written;
+    for (auto p : parts) {
+      if (skip >= p.size()) {
+        skip -= p.size();
+        continue;
+      }
+      rest.insert(rest.end(), p.begin() + static_cast<std::ptrdiff_t>(skip),
+                  p.end());
+      skip = 0;
+    }
   }
   n = rest.size();
   // Only the loop takes from `queued` meanwhile: the limit still holds.

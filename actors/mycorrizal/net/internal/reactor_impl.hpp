@@ -453,13 +453,16 @@ public:
   expected<tcp_conn_id>
   connect_tcp(const ip_endpoint& to, const caf::actor& owner,
               std::chrono::milliseconds timeout, const tcp_options& opts);
-  /// `owned`: the caller's buffer holding `data`, taken if some of it must
-  /// wait for the loop (else a copy is made).
-  expected<void> write_tcp(uint64_t id, std::span<const std::byte> data,
+  /// Writes `parts` in order, as one write. `owned`: with one part, the
+  /// caller's buffer holding it, taken if some of it must wait for the
+  /// loop (else what waits is copied).
+  expected<void> write_tcp(uint64_t id,
+                           std::span<const std::span<const std::byte>> parts,
                            std::vector<std::byte>* owned);
-  /// Hands `data` to `s.direct_fd` on the caller's thread (`direct_mutex`
-  /// held); @returns the bytes the kernel took.
-  size_t write_direct(tcp_shared& s, std::span<const std::byte> data);
+  /// Hands `parts` to `s.direct_fd` on the caller's thread (`direct_mutex`
+  /// held), at most 64 of them; @returns the bytes the kernel took.
+  size_t write_direct(tcp_shared& s,
+                      std::span<const std::span<const std::byte>> parts);
   expected<void> shutdown_tcp_write(uint64_t id);
   expected<void> close_tcp(uint64_t id, close_mode mode);
   expected<void> read_tcp(uint64_t id, bool on, const caf::actor& owner);
