@@ -135,7 +135,12 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
 /// A plain blocking socket for the peer side of a test.
 class raw_socket {
 public:
-  raw_socket(int type) : fd_(::socket(AF_INET, type | SOCK_CLOEXEC, 0)) {
+  raw_socket() : fd_(-1) {
+    // nop
+  }
+
+  explicit raw_socket(int type)
+      : fd_(::socket(AF_INET, type | SOCK_CLOEXEC, 0)) {
     // nop
   }
 
@@ -156,6 +161,12 @@ public:
       ::close(fd_);
       fd_ = -1;
     }
+  }
+
+  /// Takes ownership of `fd` (closing what it held).
+  void adopt(int fd) {
+    close();
+    fd_ = fd;
   }
 
   int fd() const {
@@ -1041,7 +1052,38 @@ TEST_F(reactor_udp, throughput_report) {
 
 // -- TCP ----------------------------------------------------------------------
 
-using reactor_tcp = reactor_fixture;
+class reactor_tcp : public reactor_fixture {
+protected:
+  /// A reactor client connected to a plain listener of the test's; `peer`
+  /// is the accepted socket once `accept_peer` ran.
+  struct raw_peer {
+    std::shared_ptr<net::reactor> r;
+    net::tcp_conn_id conn{};
+    std::shared_ptr<event_log> log;
+    raw_socket listener{SOCK_STREAM};
+    raw_socket peer;
+  };
+
+  /// Connects a new reactor's client to a raw listener with `opts` and
+  /// waits for tcp_connected; accepts the peer's side if `accept_peer`.
+  void connect_to_raw(raw_peer& out, const net::tcp_options& opts,
+                      bool accept_peer = true) {
+    out.r = make_reactor();
+    auto [client, client_log] = make_owner();
+    out.log = client_log;
+    auto port = out.listener.bind_localhost();
+    ASSERT_EQ(::listen(out.listener.fd(), 4), 0);
+    auto conn = out.r->connect_tcp(localhost(port), client, 5s, opts);
+    ASSERT_TRUE(conn.has_value());
+    out.conn = *conn;
+    ASSERT_TRUE(out.log->wait_for<net::tcp_connected>(out.conn))
+      << out.log->describe_all();
+    if (accept_peer) {
+      out.peer.adopt(::accept(out.listener.fd(), nullptr, nullptr));
+      ASSERT_GE(out.peer.fd(), 0);
+    }
+  }
+};
 
 TEST_F(reactor_tcp, request_reply_half_close_and_eof) {
   auto r = make_reactor();
@@ -1299,22 +1341,15 @@ TEST_F(reactor_tcp, write_queue_limit_reports_queue_full) {
 }
 
 TEST_F(reactor_tcp, write_queue_fills_against_a_peer_that_never_reads) {
-  auto r = make_reactor();
-  auto [client, client_log] = make_owner();
-  raw_socket listener{SOCK_STREAM};
-  auto port = listener.bind_localhost();
-  ASSERT_EQ(::listen(listener.fd(), 4), 0);
   net::tcp_options opts;
   opts.max_write_queue = 1 << 20;
-  auto conn = r->connect_tcp(localhost(port), client, 5s, opts);
-  ASSERT_TRUE(conn.has_value());
-  ASSERT_TRUE(client_log->wait_for<net::tcp_connected>(*conn))
-    << client_log->describe_all();
+  raw_peer x;
+  ASSERT_NO_FATAL_FAILURE(connect_to_raw(x, opts, false));
   // Kernel buffers take a few MiB; then the queue must fill up.
   size_t written = 0;
   bool full = false;
   ASSERT_TRUE(eventually([&] {
-    auto res = r->write_tcp(*conn, bytes(size_t{64} * 1024));
+    auto res = x.r->write_tcp(x.conn, bytes(size_t{64} * 1024));
     if (res) {
       written += size_t{64} * 1024;
       return written > (size_t{256} << 20);
@@ -1507,27 +1542,16 @@ TEST_F(reactor_tcp, a_reset_while_paused_ends_the_connection) {
   EXPECT_EQ(late.error().code(), errc::connection_lost);
 }
 
-// -- lifecycle ----------------------------------------------------------------
-
 // Writes go to the socket on the caller's thread while nothing is queued,
 // and through the loop once the kernel's buffer is full. Two threads write
 // numbered records of many sizes at a peer that reads late: every record
 // arrives whole, each thread's in order, whichever path each took.
 TEST_F(reactor_tcp, direct_and_queued_writes_keep_every_record_whole) {
-  auto r = make_reactor();
-  auto [client, client_log] = make_owner();
-  raw_socket listener{SOCK_STREAM};
-  auto port = listener.bind_localhost();
-  ASSERT_EQ(::listen(listener.fd(), 4), 0);
   net::tcp_options opts;
   opts.deadline = 0ms;
   opts.max_write_queue = size_t{64} << 20;
-  auto conn = r->connect_tcp(localhost(port), client, 5s, opts);
-  ASSERT_TRUE(conn.has_value());
-  ASSERT_TRUE(client_log->wait_for<net::tcp_connected>(*conn))
-    << client_log->describe_all();
-  int peer = ::accept(listener.fd(), nullptr, nullptr);
-  ASSERT_GE(peer, 0);
+  raw_peer x;
+  ASSERT_NO_FATAL_FAILURE(connect_to_raw(x, opts));
   // Record: thread (1 byte), sequence (4), length (4), then `length` bytes
   // of (thread + sequence) mod 251.
   constexpr uint32_t per_thread = 400;
@@ -1544,15 +1568,15 @@ TEST_F(reactor_tcp, direct_and_queued_writes_keep_every_record_whole) {
       // three pieces (header, and the body in two).
       mycorrizal::expected<void> ok;
       if (seq % 3 == 0) {
-        ok = r->write_tcp(*conn, std::span{rec});
+        ok = x.r->write_tcp(x.conn, std::span{rec});
       } else if (seq % 3 == 1) {
-        ok = r->write_tcp(*conn, std::move(rec));
+        ok = x.r->write_tcp(x.conn, std::move(rec));
       } else {
         std::span<const std::byte> all{rec};
         auto half = 9 + len / 2;
         std::span<const std::byte> parts[]
           = {all.first(9), all.subspan(9, half - 9), all.subspan(half)};
-        ok = r->write_tcp(*conn, parts);
+        ok = x.r->write_tcp(x.conn, parts);
       }
       if (!ok) {
         ++failures;
@@ -1587,8 +1611,8 @@ TEST_F(reactor_tcp, direct_and_queued_writes_keep_every_record_whole) {
       auto fill = static_cast<std::byte>((thread + seq) % 251);
       if (!std::all_of(got.begin() + static_cast<std::ptrdiff_t>(at + 9),
                        got.begin() + static_cast<std::ptrdiff_t>(at + 9 + len),
-                       [&](std::byte x) {
-                         return x == fill;
+                       [&](std::byte b) {
+                         return b == fill;
                        })) {
         problem = fmt::format("record {} (thread {} seq {}) corrupted", records,
                               thread, seq);
@@ -1600,12 +1624,13 @@ TEST_F(reactor_tcp, direct_and_queued_writes_keep_every_record_whole) {
     }
   };
   timeval limit{30, 0}; // a blocking read that waits longer fails the test
-  ASSERT_EQ(::setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)),
+  ASSERT_EQ(::setsockopt(x.peer.fd(), SOL_SOCKET, SO_RCVTIMEO, &limit,
+                         sizeof(limit)),
             0);
   std::thread reader{[&] {
     std::array<char, 4096> buf;
     while (problem.empty() && records < 2 * per_thread) {
-      auto n = ::read(peer, buf.data(), buf.size());
+      auto n = ::read(x.peer.fd(), buf.data(), buf.size());
       if (n <= 0) {
         problem = fmt::format("read ended ({}) after {} records", n, records);
         return;
@@ -1625,42 +1650,33 @@ TEST_F(reactor_tcp, direct_and_queued_writes_keep_every_record_whole) {
   EXPECT_EQ(problem, "");
   EXPECT_EQ(records, 2 * per_thread);
   EXPECT_EQ(at, got.size()) << "bytes after the last record";
-  ::close(peer);
 }
 
 // A write over the limit is refused whole on an open connection too: not
 // a byte of it reaches the peer.
 TEST_F(reactor_tcp, a_refused_write_puts_nothing_on_the_wire) {
-  auto r = make_reactor();
-  auto [client, client_log] = make_owner();
-  raw_socket listener{SOCK_STREAM};
-  auto port = listener.bind_localhost();
-  ASSERT_EQ(::listen(listener.fd(), 4), 0);
   net::tcp_options opts;
   opts.max_write_queue = size_t{64} * 1024;
-  auto conn = r->connect_tcp(localhost(port), client, 5s, opts);
-  ASSERT_TRUE(conn.has_value());
-  ASSERT_TRUE(client_log->wait_for<net::tcp_connected>(*conn))
-    << client_log->describe_all();
-  int peer = ::accept(listener.fd(), nullptr, nullptr);
-  ASSERT_GE(peer, 0);
-  auto too_big = r->write_tcp(*conn, bytes(size_t{64} * 1024 + 1));
+  raw_peer x;
+  ASSERT_NO_FATAL_FAILURE(connect_to_raw(x, opts));
+  auto too_big = x.r->write_tcp(x.conn, bytes(size_t{64} * 1024 + 1));
   ASSERT_FALSE(too_big.has_value());
   EXPECT_EQ(too_big.error().code(), errc::queue_full);
-  ASSERT_TRUE(r->write_tcp(*conn, text("ok")));
-  ASSERT_TRUE(r->close_tcp(*conn, net::close_mode::flush));
+  ASSERT_TRUE(x.r->write_tcp(x.conn, text("ok")));
+  ASSERT_TRUE(x.r->close_tcp(x.conn, net::close_mode::flush));
   std::string got;
   std::array<char, 4096> buf;
   for (;;) {
-    auto n = ::read(peer, buf.data(), buf.size());
+    auto n = ::read(x.peer.fd(), buf.data(), buf.size());
     if (n <= 0) {
       break;
     }
     got.append(buf.data(), static_cast<size_t>(n));
   }
   EXPECT_EQ(got, "ok");
-  ::close(peer);
 }
+
+// -- lifecycle ----------------------------------------------------------------
 
 using reactor_lifecycle = reactor_fixture;
 
