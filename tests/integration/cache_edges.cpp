@@ -1583,6 +1583,58 @@ TEST_F(cache_edges, a_batch_in_flight_when_its_bucket_is_dropped_ends) {
   }
 }
 
+// A peer's operation that waits at its primary when the primary drops the
+// bucket ends with unknown_bucket (which callers retry at a bucket of the
+// name that replaced it), not with the stream closing under it
+// (connection_lost: the caller could not tell whether it ran).
+TEST_F(cache_edges, a_peers_operation_at_a_dropped_bucket_ends_unknown_bucket) {
+  auto& a = start("node-a", 1, nullptr);
+  auto filter = std::make_shared<net::udp_filter>();
+  auto cfg_b = config("node-b", 2, &a);
+  cfg_b.quic_filter = filter;
+  auto& b = start(std::move(cfg_b));
+  auto& c = start("node-c", 3, &a);
+  ASSERT_TRUE(a.create_bucket("pd"));
+  wait_bucket({&a, &b, &c}, "pd");
+  wait_members({&a, &b, &c}, {"node-a", "node-b", "node-c"});
+  wait_serving({&a, &b, &c}, "pd");
+  // node-b is the key's primary and waits for node-c's acknowledgement,
+  // which node-b's filter drops.
+  auto key = find_key(a, "pd", "peer-", edge_owners_are({"node-b", "node-c"}));
+  auto entries = stats(b, "pd").entries;
+  filter->block(c.quic_endpoint());
+  edge_proto::op_request op;
+  op.op = edge_proto::op_code::put;
+  op.bucket = "pd";
+  op.key = key;
+  op.value = edge_bytes("v");
+  auto t0 = edge_clock::now();
+  auto fut = std::async(std::launch::async, [&] {
+    return raw_request(a, "node-b", edge_proto::encode(op),
+                       detail::ops_stream("pd"));
+  });
+  ASSERT_TRUE(test::eventually(
+    [&] {
+      return stats(b, "pd").entries > entries;
+    },
+    5s))
+    << "the put did not reach node-b's bucket";
+  auto dropped = b.drop_bucket("pd");
+  ASSERT_TRUE(dropped) << edge_show(dropped);
+  auto r = fut.get();
+  filter->unblock(c.quic_endpoint());
+  std::printf("the peer's put ended after %.3f s: %s\n",
+              edge_secs(edge_clock::now() - t0), edge_show(r).c_str());
+  ASSERT_FALSE(r) << "the put was acknowledged without its replica";
+  EXPECT_EQ(r.error().code(), errc::unknown_bucket) << to_string(r.error());
+  // What a peer sends after the drop gets the same answer.
+  auto late = raw_request(a, "node-b", edge_proto::encode(op),
+                          detail::ops_stream("pd"));
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code(), errc::unknown_bucket)
+    << to_string(late.error());
+}
+
 // -- 10. compare-and-set ------------------------------------------------------
 
 TEST_F(cache_edges, compare_and_set_returns_the_version_it_stored) {

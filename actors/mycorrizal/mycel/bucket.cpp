@@ -224,6 +224,8 @@ struct bucket_state {
   };
   /// Every local caller's promise given out (answered ones expire).
   std::vector<std::weak_ptr<open_op>> open;
+  /// Peers' operations waiting for our replicas (answered ones expire).
+  std::vector<std::weak_ptr<caf::typed_response_promise<raw_bytes>>> peer_open;
   /// Latency of local callers' operations, by op code (made on first use).
   op_latencies latency;
   std::map<uint64_t, retry> retries;
@@ -606,6 +608,12 @@ void answer_all(bucket_self self, const caf::error& why) {
     }
   }
   st.open.clear();
+  for (auto& w : st.peer_open) {
+    if (auto rp = w.lock(); rp && rp->pending()) {
+      rp->deliver(why);
+    }
+  }
+  st.peer_open.clear();
   for (auto& rp : st.drains) {
     rp.deliver(why);
   }
@@ -1068,11 +1076,24 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
                   + " of " + st.opts.name + " in its view";
       return encoded(r);
     }
-    auto rp = self->make_response_promise<raw_bytes>();
-    execute_here(self, *op, [rp](proto::op_reply r) mutable {
-      rp.deliver(encoded(r));
+    auto rp = std::make_shared<caf::typed_response_promise<raw_bytes>>(
+      self->make_response_promise<raw_bytes>());
+    execute_here(self, *op, [rp](proto::op_reply r) {
+      if (rp->pending()) {
+        rp->deliver(encoded(r));
+      }
     });
-    return rp;
+    if (rp->pending()) {
+      // Waits for replicas: answered by answer_all if the bucket ends
+      // first, not left to close with the stream.
+      if (st.peer_open.size() >= 1024) {
+        std::erase_if(st.peer_open, [](const auto& w) {
+          return w.expired();
+        });
+      }
+      st.peer_open.push_back(rp);
+    }
+    return *rp;
   }
   if (auto* e = std::get_if<proto::entries>(&*msg)) {
     proto::op_reply r;
@@ -1165,6 +1186,63 @@ bucket_stats stats_of(bucket_self self) {
     s.partitions_primary += st.core->is_primary(p) ? 1 : 0;
   }
   return s;
+}
+
+/// What a dropped bucket answers until its end: `unknown_bucket` to
+/// every operation and peer request (the front door and the forwarding
+/// nodes retry those at the bucket that replaced it, if any), nothing of
+/// its own (no expiry, repair or hand-off).
+bucket_impl_actor::behavior_type ended(bucket_self self) {
+  auto gone = [self] {
+    return failure(errc::unknown_bucket, "bucket " + self->state.opts.name
+                                           + " was dropped on "
+                                           + self->state.opts.self);
+  };
+  return {
+    [=](cache_op&) -> caf::result<proto::op_reply> {
+      return gone();
+    },
+    [=](cache_op_batch&) -> caf::result<cache_op_batch_reply> {
+      return gone();
+    },
+    [=](scan_atom, uint32_t, uint32_t) -> caf::result<proto::scan_reply> {
+      return gone();
+    },
+    [=](app_request&) -> caf::result<raw_bytes> {
+      return gone();
+    },
+    [=](view_atom, std::vector<std::string>&, std::string&) {},
+    [=](stats_atom) {
+      return stats_of(self);
+    },
+    [=](tick_atom, int64_t) {},
+    [=](repair_atom) {},
+    [=](handoff_atom, uint64_t) {},
+    [=](flush_atom) {},
+    [=](sweep_atom) {},
+    [=](retry_atom, uint64_t) {},
+    [=](owners_atom, std::string&) -> caf::result<std::vector<std::string>> {
+      return gone();
+    },
+    [=](drain_atom) -> caf::result<uint64_t> {
+      return uint64_t{0};
+    },
+    [=](drop_bucket_atom) {},
+  };
+}
+
+/// The bucket was dropped: answers whoever waits, stops its own work and
+/// answers everything after with `unknown_bucket` (`ended`).
+void end_bucket(bucket_self self) {
+  auto& st = self->state;
+  answer_all(self, failure(errc::unknown_bucket,
+                           "bucket " + st.opts.name + " was dropped"));
+  // Their promises are answered; what their callbacks look up is gone.
+  st.retries.clear();
+  st.jobs.clear();
+  st.running.clear();
+  st.exported.clear();
+  self->become(ended(self));
 }
 
 bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
@@ -1285,6 +1363,9 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
       cur.drains.push_back(rp);
       run_jobs(self);
       return rp;
+    },
+    [=](drop_bucket_atom) {
+      end_bucket(self);
     },
   };
 }

@@ -47,10 +47,13 @@ constexpr auto app_id = "mycel";
 using namespace cache;
 using detail::bucket_actor;
 
-/// What the cache tells itself: resend the registry to a node.
+/// What the cache tells itself: resend the registry to a node; end a
+/// dropped bucket's actor (and its streams, unless a new bucket of the
+/// name took them).
 using cache_impl_actor
   = cache_actor::extend<caf::reacts_to<tick_atom, std::string, int>,
-                        caf::reacts_to<repair_atom>>;
+                        caf::reacts_to<repair_atom>,
+                        caf::reacts_to<stop_atom, std::string, caf::actor>>;
 
 struct cache_state {
   cache_actor_options opts;
@@ -58,6 +61,9 @@ struct cache_state {
   /// Every bucket ever heard of (dropped ones as tombstones).
   std::map<std::string, proto::bucket_def> registry;
   std::map<std::string, bucket_actor> buckets;
+  /// Per name, the dropped bucket that still answers on the name's streams
+  /// (until `op_timeout` after the drop, or until a new bucket takes them).
+  std::map<std::string, caf::actor> ending;
   /// Members alive or suspect, and which of them store partitions.
   std::set<std::string> members;
   std::set<std::string> storage;
@@ -108,27 +114,49 @@ void start_bucket(cache_self self, const proto::bucket_def& def) {
   }
   self->send(b, view_atom::value, storage_view(self), std::string{});
   st.buckets[def.name] = b;
+  st.ending.erase(def.name); // the streams are the new bucket's now
   MYCORRIZAL_LOG_INFO(
     cache_component, "{}: bucket {} (rf {}, {} partitions, ack {})",
     st.opts.name, def.name, def.options.rf, def.options.partitions,
     def.options.ack == proto::ack_mode::all ? "all" : "primary");
 }
 
+/// Ends the bucket `name` here. Its streams stay open, and the bucket
+/// answers every request on them with `unknown_bucket`, for `op_timeout`:
+/// a peer's request sent before it heard of the drop gets that answer
+/// (which callers retry at a bucket of the name that replaced it) instead
+/// of the stream closing under it (`connection_lost`: the caller cannot
+/// tell whether it ran).
 void stop_bucket(cache_self self, const std::string& name) {
   auto& st = self->state;
   auto i = st.buckets.find(name);
   if (i == st.buckets.end()) {
     return;
   }
-  for (auto& stream :
-       {detail::ops_stream(name), detail::replication_stream(name),
-        detail::handoff_stream(name)}) {
-    self->send(st.opts.router, close_stream_atom::value, std::string{app_id},
-               stream);
-  }
-  self->unlink_from(i->second);
-  self->send_exit(i->second, caf::exit_reason::user_shutdown);
+  auto old = caf::actor_cast<caf::actor>(i->second);
+  self->send(i->second, drop_bucket_atom::value);
   st.buckets.erase(i);
+  st.ending[name] = old;
+  self->delayed_send(self, st.opts.options.op_timeout, stop_atom::value, name,
+                     old);
+}
+
+/// The end of a dropped bucket's grace: the actor goes, and so do the
+/// streams unless a newer bucket of the name (or a newer drop) has them.
+void end_dropped(cache_self self, const std::string& name,
+                 const caf::actor& old) {
+  auto& st = self->state;
+  if (auto i = st.ending.find(name); i != st.ending.end() && i->second == old) {
+    st.ending.erase(i);
+    for (auto& stream :
+         {detail::ops_stream(name), detail::replication_stream(name),
+          detail::handoff_stream(name)}) {
+      self->send(st.opts.router, close_stream_atom::value, std::string{app_id},
+                 stream);
+    }
+  }
+  self->unlink_from(old);
+  self->send_exit(old, caf::exit_reason::user_shutdown);
 }
 
 /// Takes a definition in; returns whether it changed the registry.
@@ -456,6 +484,9 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
                 cur.opts.name + " has no bucket named '" + name + "' (yet)"});
       }
       return self->delegate(i->second, std::move(req));
+    },
+    [=](stop_atom, std::string& name, caf::actor& old) {
+      end_dropped(self, name, old);
     },
     [=](app_message& m) {
       auto msg = proto::decode(m.payload);

@@ -139,10 +139,12 @@ struct cache_op_batch_reply {
 /// operation skips the `cache` actor's registry lookup. It runs each
 /// operation where it belongs (here if this node is the key's primary,
 /// else at its owners) and answers as the `cache` actor does; `bucket` of
-/// a `cache_op` sent to it is ignored. The handle ends, with a down
-/// message to its monitors, when the bucket is dropped or the node stops:
-/// operations it had taken end then with `errc::unknown_bucket`, later
-/// requests fail at once with `caf::sec::request_receiver_down`.
+/// a `cache_op` sent to it is ignored. When the bucket is dropped, the
+/// operations it had taken and every request after end at once with
+/// `errc::unknown_bucket`; the handle ends, with a down message to its
+/// monitors, `op_timeout` after the drop (or when the node stops: then
+/// operations it had taken end with `unknown_bucket`). Requests to an
+/// ended handle fail at once with `caf::sec::request_receiver_down`.
 using bucket_handle = caf::typed_actor<
   caf::replies_to<cache_op>::with<cache::proto::op_reply>,
   caf::replies_to<cache_op_batch>::with<cache_op_batch_reply>,

@@ -33,7 +33,13 @@ using bucket_actor = caf::typed_actor<
   caf::replies_to<owners_atom, std::string>::with<std::vector<std::string>>,
   /// After a view without us: answers once every copy we hold went to its
   /// new owners, with the partitions whose hand-off failed (0: all went).
-  caf::replies_to<drain_atom>::with<uint64_t>>;
+  caf::replies_to<drain_atom>::with<uint64_t>,
+  /// The bucket was dropped: every operation it had taken and every
+  /// request that reaches it from now on ends with `unknown_bucket`, at
+  /// once, until the cache actor ends it (after `op_timeout`, so that what
+  /// peers sent before they heard of the drop gets that answer too rather
+  /// than a closed stream).
+  caf::reacts_to<drop_bucket_atom>>;
 
 struct bucket_actor_options {
   /// Our node name.
