@@ -661,6 +661,68 @@ TEST_F(reactor_udp, drain_hands_over_what_waited_before_the_reply) {
   EXPECT_EQ(st->datagrams_in, n) << "datagrams lost in the kernel";
 }
 
+/// Takes the datagrams with an even sequence number and sends them, as a
+/// batch of their own, to `to`.
+class even_taker final : public net::udp_demux {
+public:
+  explicit even_taker(caf::actor to) : to_(std::move(to)) {
+    // nop
+  }
+
+  void take(net::udp_batch& batch) override {
+    net::udp_batch mine;
+    mine.socket = batch.socket;
+    auto& ds = batch.datagrams;
+    auto odd = std::stable_partition(ds.begin(), ds.end(), [](const auto& d) {
+      return seq_of(d.data) % 2 == 0;
+    });
+    std::move(ds.begin(), odd, std::back_inserter(mine.datagrams));
+    ds.erase(ds.begin(), odd);
+    if (!mine.datagrams.empty()) {
+      caf::anon_send(to_, std::move(mine));
+    }
+  }
+
+private:
+  caf::actor to_;
+};
+
+TEST_F(reactor_udp, a_demux_takes_its_datagrams_and_the_owner_gets_the_rest) {
+  auto r = make_reactor();
+  auto [owner, log] = make_owner();
+  auto [taker, taken] = make_owner();
+  net::udp_options opts;
+  opts.demux = std::make_shared<even_taker>(taker);
+  auto rx = r->open_udp(localhost(), owner, opts);
+  ASSERT_TRUE(rx.has_value()) << to_string(rx.error());
+  raw_socket tx{SOCK_DGRAM};
+  ASSERT_NE(tx.bind_localhost(), 0);
+  ASSERT_TRUE(tx.connect_localhost(rx->local.port()));
+  constexpr uint32_t n = 600;
+  for (uint32_t i = 0; i < n; ++i) {
+    auto p = seq_payload(i, 64);
+    ASSERT_EQ(::send(tx.fd(), p.data(), p.size(), 0), 64) << "at " << i;
+  }
+  ASSERT_TRUE(eventually([&] {
+    return log->datagrams().size() + taken->datagrams().size() >= n;
+  }))
+    << "owner " << log->datagrams().size() << ", demux "
+    << taken->datagrams().size() << " of " << n;
+  // Each in order, each with its own half.
+  auto check = [&](const std::shared_ptr<event_log>& l, uint32_t first) {
+    auto ds = l->datagrams();
+    ASSERT_EQ(ds.size(), n / 2);
+    for (uint32_t i = 0; i < n / 2; ++i) {
+      ASSERT_EQ(seq_of(ds[i].data), first + 2 * i) << "at index " << i;
+    }
+  };
+  check(taken, 0);
+  check(log, 1);
+  auto st = r->stats(rx->id);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->datagrams_in, n);
+}
+
 TEST_F(reactor_udp, drain_errors) {
   auto idle = make_reactor(false);
   auto [owner, log] = make_owner();

@@ -79,6 +79,21 @@ private:
   std::vector<ip_endpoint> blocked_;
 };
 
+/// Places a socket's datagrams at their actors on the reactor's thread,
+/// before the rest go to the socket's owner: an owner that only routes
+/// datagrams on (the QUIC transport to its connections) costs each batch
+/// one actor hop less. Shared by the owner (which keeps its routes) and
+/// the reactor (`udp_options::demux`).
+class udp_demux {
+public:
+  virtual ~udp_demux() = default;
+
+  /// Sends on what it can place of `batch` and removes it from
+  /// `batch.datagrams`; the rest goes to the owner, in order. Runs on the
+  /// reactor's thread: must not block for long.
+  virtual void take(udp_batch& batch) = 0;
+};
+
 /// Options of one UDP socket.
 struct udp_options {
   /// Requested `SO_RCVBUF` in bytes (the kernel caps it at
@@ -133,6 +148,10 @@ struct udp_options {
   /// Fault injection (tests): drops datagrams from the senders it blocks,
   /// before `drop_every_nth` counts them. Null = off.
   std::shared_ptr<udp_filter> filter;
+
+  /// Takes the datagrams it can place before the owner gets the rest.
+  /// Null = everything goes to the owner.
+  std::shared_ptr<udp_demux> demux;
 
   /// Checks every field.
   /// @returns `errc::invalid_config` naming the bad field.
@@ -269,7 +288,8 @@ struct udp_stats {
   /// Datagrams longer than `max_datagram_size`, dropped (`MSG_TRUNC`).
   uint64_t truncated = 0;
 
-  /// `udp_batch` messages delivered.
+  /// Batches read and handed on (to `udp_options::demux`, and to the
+  /// owner as `udp_batch` messages what it left).
   uint64_t batches = 0;
 };
 

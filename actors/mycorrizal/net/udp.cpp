@@ -467,6 +467,12 @@ void reactor::impl::handle(cmd_drain_udp& cmd) {
 
 void reactor::impl::deliver_udp(udp_entry& e, udp_batch&& batch) {
   count_udp(*e.socket, &udp_counters::batches);
+  if (e.opts.demux) {
+    e.opts.demux->take(batch);
+    if (batch.datagrams.empty()) {
+      return;
+    }
+  }
   caf::anon_send(e.owner, std::move(batch));
 }
 

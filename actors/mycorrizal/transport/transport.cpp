@@ -14,8 +14,11 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <unordered_map>
 
 namespace mycorrizal {
@@ -33,11 +36,138 @@ void random_fill(std::span<std::byte> out) {
   gnutls_rnd(GNUTLS_RND_NONCE, out.data(), out.size());
 }
 
+/// The routing table from connection ids to connection actors, shared by
+/// the transport actor (which keeps it) and the reactor (`udp_demux`):
+/// datagrams of known connections go from the reactor's thread straight
+/// to their actors, one actor hop less per batch than through the
+/// transport; the rest (Initials of new connections, ids not routed yet,
+/// what draws a Version Negotiation or is dropped) go to the transport
+/// actor, which decides on them with the table as it is then.
+class conn_routes final : public net::udp_demux {
+public:
+  conn_routes(size_t cid_length, bool accept) : router_(cid_length, accept) {
+    // nop
+  }
+
+  void take(net::udp_batch& batch) override;
+
+  quic::route_result classify(quic::bytes_view data,
+                              const quic::random_bytes& rng) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return router_.classify(data, rng);
+  }
+
+  /// Routes `ids` to connection `id`, served by `actor`.
+  void add(quic::connection_id id, std::span<const std::vector<std::byte>> ids,
+           caf::actor actor) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    router_.set_routes(id, ids);
+    actors_[id] = std::move(actor);
+  }
+
+  void set_routes(quic::connection_id id,
+                  std::span<const std::vector<std::byte>> ids) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    router_.set_routes(id, ids);
+  }
+
+  void remove(quic::connection_id id) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    router_.remove(id);
+    actors_.erase(id);
+  }
+
+  size_t size() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return router_.size();
+  }
+
+  /// Datagrams sent on to connections from the reactor's thread.
+  uint64_t taken() const noexcept {
+    return taken_.load(std::memory_order_relaxed);
+  }
+
+private:
+  /// The actor of the connection that every datagram of `d` belongs to
+  /// (all pieces of a coalesced one), or null; counts them into `n`.
+  const caf::actor* place(const net::udp_datagram& d, uint64_t& n) const;
+
+  mutable std::mutex mtx_;
+  quic::cid_router router_;
+  std::unordered_map<quic::connection_id, caf::actor> actors_;
+  std::atomic<uint64_t> taken_{0};
+};
+
+const caf::actor* conn_routes::place(const net::udp_datagram& d,
+                                     uint64_t& n) const {
+  static const quic::random_bytes rng{random_fill};
+  std::optional<quic::connection_id> one;
+  bool same = true;
+  uint64_t pieces = 0;
+  auto check = [&](std::span<const std::byte> piece) {
+    auto r = router_.classify(piece, rng);
+    if (r.action != quic::route_action::deliver || (one && *one != r.id)) {
+      same = false;
+    }
+    one = r.id;
+    ++pieces;
+  };
+  if (d.segment != 0 && d.segment < d.data.size()) {
+    net::for_each_datagram(d, check);
+  } else {
+    check(d.data);
+  }
+  if (!same || !one) {
+    return nullptr;
+  }
+  auto i = actors_.find(*one);
+  if (i == actors_.end()) {
+    return nullptr;
+  }
+  n += pieces;
+  return &i->second;
+}
+
+void conn_routes::take(net::udp_batch& batch) {
+  // A batch holds the datagrams of few connections (mostly one).
+  std::vector<std::pair<caf::actor, detail::routed_datagrams>> groups;
+  uint64_t n = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& ds = batch.datagrams;
+    size_t kept = 0;
+    for (size_t i = 0; i < ds.size(); ++i) {
+      if (const auto* to = place(ds[i], n)) {
+        auto g = std::find_if(groups.begin(), groups.end(),
+                              [to](const auto& x) {
+                                return x.first == *to;
+                              });
+        if (g == groups.end()) {
+          groups.emplace_back(*to, detail::routed_datagrams{});
+          g = groups.end() - 1;
+        }
+        g->second.datagrams.push_back(std::move(ds[i]));
+      } else {
+        if (kept != i) {
+          ds[kept] = std::move(ds[i]);
+        }
+        ++kept;
+      }
+    }
+    ds.resize(kept);
+  }
+  taken_.fetch_add(n, std::memory_order_relaxed);
+  for (auto& [to, group] : groups) {
+    caf::anon_send(to, std::move(group));
+  }
+}
+
 } // namespace
 
 struct detail::transport_init {
   transport_options opts;
   detail::socket_ptr socket;
+  std::shared_ptr<conn_routes> routes;
 };
 
 namespace {
@@ -56,7 +186,7 @@ struct transport_state {
 
   transport_options opts;
   detail::socket_ptr socket;
-  std::optional<quic::cid_router> router;
+  std::shared_ptr<conn_routes> routes;
   std::unordered_map<quic::connection_id, entry> conns;
   std::unordered_map<caf::actor_addr, quic::connection_id> by_addr;
   quic::connection_id next_id = 1;
@@ -132,7 +262,7 @@ caf::actor start_connection(transport_self self, quic::connection core,
                             caf::timespan dial_deadline = {}) {
   auto& st = self->state;
   auto id = st.next_id++;
-  st.router->set_routes(id, core.routing_ids());
+  auto routing_ids = core.routing_ids();
   auto args = std::make_shared<detail::connection_args>();
   args->id = id;
   args->core.emplace(std::move(core));
@@ -146,6 +276,7 @@ caf::actor start_connection(transport_self self, quic::connection core,
   args->dial = std::move(dial);
   args->dial_deadline = dial_deadline;
   auto actor = detail::spawn_connection(self, std::move(args));
+  st.routes->add(id, routing_ids, actor);
   self->monitor(actor);
   st.conns.emplace(id, transport_state::entry{actor, remote, incoming, {}});
   st.by_addr.emplace(actor.address(), id);
@@ -159,7 +290,7 @@ void on_datagram(
   const quic::random_bytes& rng) {
   auto& st = self->state;
   ++st.counters.datagrams_received;
-  auto r = st.router->classify(d.data, rng);
+  auto r = st.routes->classify(d.data, rng);
   switch (r.action) {
     case quic::route_action::deliver:
       routed[r.id].datagrams.push_back(std::move(d));
@@ -216,7 +347,7 @@ void on_batch(transport_self self, net::udp_batch& batch) {
       bool same = true;
       uint64_t pieces = 0;
       net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
-        auto r = st.router->classify(piece, rng);
+        auto r = st.routes->classify(piece, rng);
         if (r.action != quic::route_action::deliver || (one && *one != r.id)) {
           same = false;
         }
@@ -250,7 +381,8 @@ transport_stats current_stats(transport_self self) {
     out.udp = *udp;
   }
   out.connections_open = st.conns.size();
-  out.routes = st.router->size();
+  out.routes = st.routes->size();
+  out.datagrams_received += st.routes->taken();
   return out;
 }
 
@@ -261,7 +393,7 @@ transport_impl::behavior_type transport_fn(transport_self self) {
     if (i == st.by_addr.end()) {
       return;
     }
-    st.router->remove(i->second);
+    st.routes->remove(i->second);
     st.conns.erase(i->second);
     st.by_addr.erase(i);
     ++st.counters.connections_ended;
@@ -289,7 +421,7 @@ transport_impl::behavior_type transport_fn(transport_self self) {
       auto& st = self->state;
       st.opts = std::move(init->opts);
       st.socket = std::move(init->socket);
-      st.router.emplace(st.opts.transport.cid_length, st.opts.accept);
+      st.routes = std::move(init->routes);
       MYCORRIZAL_LOG_INFO(transport_component, "{} listening on {} (QUIC)",
                           st.opts.credentials->node_name(),
                           st.socket->local().to_string());
@@ -306,7 +438,7 @@ transport_impl::behavior_type transport_fn(transport_self self) {
     [=](detail::connection_routes& x) {
       auto& st = self->state;
       if (st.conns.count(x.id) != 0) {
-        st.router->set_routes(x.id, x.ids);
+        st.routes->set_routes(x.id, x.ids);
       }
     },
     [=](detail::connection_named& x) {
@@ -412,9 +544,13 @@ expected<transport_handle> spawn_transport(caf::actor_system& sys,
   if (auto ok = opts.streams.validate(); !ok) {
     return unexpected{ok.error()};
   }
+  auto routes = std::make_shared<conn_routes>(opts.transport.cid_length,
+                                              opts.accept);
+  auto udp = opts.udp;
+  udp.demux = routes;
   auto actor = sys.spawn(transport_fn);
-  auto sock = opts.reactor->open_udp(
-    opts.bind, caf::actor_cast<caf::actor>(actor), opts.udp);
+  auto sock = opts.reactor->open_udp(opts.bind,
+                                     caf::actor_cast<caf::actor>(actor), udp);
   if (!sock) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return unexpected{sock.error()};
@@ -423,6 +559,7 @@ expected<transport_handle> spawn_transport(caf::actor_system& sys,
   init->socket = std::make_shared<detail::shared_socket>(opts.reactor, sock->id,
                                                          sock->local);
   init->opts = std::move(opts);
+  init->routes = std::move(routes);
   auto local = sock->local;
   caf::anon_send(actor, init_atom::value, init);
   return transport_handle{actor, local};
