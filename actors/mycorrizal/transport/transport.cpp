@@ -82,12 +82,23 @@ public:
     return router_.size();
   }
 
+  /// The connection that every piece of `d` routes to (the one datagram
+  /// unless coalesced), and how many pieces; none if they go elsewhere.
+  std::optional<std::pair<quic::connection_id, uint64_t>>
+  route_of(const net::udp_datagram& d) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return route_of_locked(d);
+  }
+
   /// Datagrams sent on to connections from the reactor's thread.
   uint64_t taken() const noexcept {
     return taken_.load(std::memory_order_relaxed);
   }
 
 private:
+  std::optional<std::pair<quic::connection_id, uint64_t>>
+  route_of_locked(const net::udp_datagram& d) const;
+
   /// The actor of the connection that every datagram of `d` belongs to
   /// (all pieces of a coalesced one), or null; counts them into `n`.
   const caf::actor* place(const net::udp_datagram& d, uint64_t& n) const;
@@ -98,8 +109,8 @@ private:
   std::atomic<uint64_t> taken_{0};
 };
 
-const caf::actor* conn_routes::place(const net::udp_datagram& d,
-                                     uint64_t& n) const {
+std::optional<std::pair<quic::connection_id, uint64_t>>
+conn_routes::route_of_locked(const net::udp_datagram& d) const {
   static const quic::random_bytes rng{random_fill};
   std::optional<quic::connection_id> one;
   bool same = true;
@@ -118,13 +129,22 @@ const caf::actor* conn_routes::place(const net::udp_datagram& d,
     check(d.data);
   }
   if (!same || !one) {
+    return std::nullopt;
+  }
+  return std::pair{*one, pieces};
+}
+
+const caf::actor* conn_routes::place(const net::udp_datagram& d,
+                                     uint64_t& n) const {
+  auto route = route_of_locked(d);
+  if (!route) {
     return nullptr;
   }
-  auto i = actors_.find(*one);
+  auto i = actors_.find(route->first);
   if (i == actors_.end()) {
     return nullptr;
   }
-  n += pieces;
+  n += route->second;
   return &i->second;
 }
 
@@ -343,20 +363,9 @@ void on_batch(transport_self self, net::udp_batch& batch) {
     if (d.segment != 0 && d.segment < d.data.size()) {
       // Coalesced (GRO): when every piece belongs to one connection, the
       // buffer goes there whole; otherwise each piece is handled alone.
-      std::optional<quic::connection_id> one;
-      bool same = true;
-      uint64_t pieces = 0;
-      net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
-        auto r = st.routes->classify(piece, rng);
-        if (r.action != quic::route_action::deliver || (one && *one != r.id)) {
-          same = false;
-        }
-        one = r.id;
-        ++pieces;
-      });
-      if (same && one) {
-        st.counters.datagrams_received += pieces;
-        routed[*one].datagrams.push_back(std::move(d));
+      if (auto route = st.routes->route_of(d)) {
+        st.counters.datagrams_received += route->second;
+        routed[route->first].datagrams.push_back(std::move(d));
         continue;
       }
       net::for_each_datagram(d, [&](std::span<const std::byte> piece) {
