@@ -351,11 +351,12 @@ void send_out(bucket_self self, const std::vector<replication>& out) {
 /// Runs `op` here (we are its primary, or an owner), replicates a write,
 /// and answers once the owners the ack mode names took it.
 /// `done` is called with the reply (a template: the common paths answer
-/// without a `std::function` per operation).
+/// without a `std::function` per operation). `p` is the key's partition.
 template <class Done>
-void execute_here(bucket_self self, const proto::op_request& op, Done done) {
+void execute_here(bucket_self self, const proto::op_request& op, uint32_t p,
+                  Done done) {
   auto& st = self->state;
-  auto res = st.core->execute(op, wall_now(self));
+  auto res = st.core->execute(op, wall_now(self), p);
   arm_expiry(self);
   if (res.reply.status != errc::none || res.out.empty()) {
     done(std::move(res.reply));
@@ -429,9 +430,10 @@ void forward(bucket_self self, proto::op_request op,
   auto to = targets[i];
   if (to == st.opts.self) {
     // A read falling back to us (we own the partition too).
-    execute_here(self, op, [rp](proto::op_reply r) mutable {
-      deliver_reply(rp, std::move(r));
-    });
+    execute_here(self, op, st.core->partition_of(op.key),
+                 [rp](proto::op_reply r) mutable {
+                   deliver_reply(rp, std::move(r));
+                 });
     return;
   }
   auto payload = encoded(op);
@@ -482,7 +484,7 @@ void dispatch(bucket_self self, const proto::op_request& op, op_promise rp,
     return;
   }
   if (core.is_primary(p)) {
-    execute_here(self, op, [rp](proto::op_reply r) mutable {
+    execute_here(self, op, p, [rp](proto::op_reply r) mutable {
       deliver_reply(rp, std::move(r));
     });
     return;
@@ -1078,7 +1080,7 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
     }
     auto rp = std::make_shared<caf::typed_response_promise<raw_bytes>>(
       self->make_response_promise<raw_bytes>());
-    execute_here(self, *op, [rp](proto::op_reply r) {
+    execute_here(self, *op, p, [rp](proto::op_reply r) {
       if (rp->pending()) {
         rp->deliver(encoded(r));
       }

@@ -136,9 +136,13 @@ void bucket_core::evictions(std::vector<removed>& gone,
 // -- operations ---------------------------------------------------------------
 
 op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms) {
+  return execute(op, now_ms, partition_of(op.key));
+}
+
+op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms,
+                               uint32_t p) {
   op_result res;
   auto& reply = res.reply;
-  auto p = partition_of(op.key);
   switch (op.op) {
     case proto::op_code::get: {
       if (auto e = store_.get(op.key, now_ms)) {
@@ -157,7 +161,7 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms) {
       }
       return res;
     }
-    case proto::op_code::put: return put(op, now_ms);
+    case proto::op_code::put: return put(op, now_ms, p);
     case proto::op_code::cas: {
       auto cur = store_.peek(op.key, now_ms);
       auto held = cur ? cur->ver : version{};
@@ -171,9 +175,9 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms) {
       }
       auto plain = op;
       plain.flags &= proto::keep_ttl | proto::return_previous;
-      return put(plain, now_ms);
+      return put(plain, now_ms, p);
     }
-    case proto::op_code::incr: return incr(op, now_ms);
+    case proto::op_code::incr: return incr(op, now_ms, p);
     default: break;
   }
   if ((op.flags & proto::only_if_version) != 0
@@ -236,10 +240,10 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms) {
   return res;
 }
 
-op_result bucket_core::put(const proto::op_request& op, int64_t now_ms) {
+op_result bucket_core::put(const proto::op_request& op, int64_t now_ms,
+                           uint32_t p) {
   op_result res;
   auto& reply = res.reply;
-  auto p = partition_of(op.key);
   auto cur = store_.peek(op.key, now_ms);
   if ((op.flags & proto::return_previous) != 0 && cur) {
     reply.found = true;
@@ -278,9 +282,9 @@ op_result bucket_core::put(const proto::op_request& op, int64_t now_ms) {
   return res;
 }
 
-op_result bucket_core::incr(const proto::op_request& op, int64_t now_ms) {
+op_result bucket_core::incr(const proto::op_request& op, int64_t now_ms,
+                            uint32_t p) {
   op_result res;
-  auto p = partition_of(op.key);
   auto cur = store_.peek(op.key, now_ms);
   int64_t x = 0;
   int64_t expires = no_expiry;

@@ -99,6 +99,11 @@ public:
   /// `version_mismatch` (cas; `ver` is the version the key holds).
   op_result execute(const proto::op_request& op, int64_t now_ms);
 
+  /// `execute` for a caller that already knows the key's partition
+  /// (`partition_of(op.key)`): the key is hashed once per operation.
+  op_result execute(const proto::op_request& op, int64_t now_ms,
+                    uint32_t partition);
+
   // -- records from other owners ----------------------------------------------
 
   /// What applying records did.
@@ -180,8 +185,8 @@ private:
   /// Adds drops of evicted keys (in our primary partitions) to `out`.
   void evictions(std::vector<removed>& gone, std::vector<replication>& out);
 
-  op_result put(const proto::op_request& op, int64_t now_ms);
-  op_result incr(const proto::op_request& op, int64_t now_ms);
+  op_result put(const proto::op_request& op, int64_t now_ms, uint32_t p);
+  op_result incr(const proto::op_request& op, int64_t now_ms, uint32_t p);
 
   std::string self_;
   std::string name_;
