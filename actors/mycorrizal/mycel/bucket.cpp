@@ -290,7 +290,8 @@ caf::error failure(errc code, std::string what) {
 
 /// Delivers an op_reply, its own error (an operation that failed at the
 /// primary) as the caller's error.
-void deliver_reply(op_promise& rp, proto::op_reply r) {
+template <class Promise>
+void deliver_reply(Promise& rp, proto::op_reply r) {
   if (r.status != errc::none) {
     rp.deliver(failure(r.status, std::move(r.message)));
   } else {
@@ -348,16 +349,29 @@ void send_out(bucket_self self, const std::vector<replication>& out) {
   }
 }
 
-/// Runs `op` here (we are its primary, or an owner), replicates a write,
-/// and answers once the owners the ack mode names took it.
-/// `done` is called with the reply (a template: the common paths answer
-/// without a `std::function` per operation). `p` is the key's partition.
-template <class Done>
-void execute_here(bucket_self self, const proto::op_request& op, uint32_t p,
-                  Done done) {
+/// Runs `op` here (we are its primary, or an owner); `p` is the key's
+/// partition. What is left to do is `finish_here`'s.
+op_result run_here(bucket_self self, const proto::op_request& op, uint32_t p) {
   auto& st = self->state;
   auto res = st.core->execute(op, wall_now(self), p);
   arm_expiry(self);
+  return res;
+}
+
+/// Whether `finish_here` answers `res` before it returns (no owner to wait
+/// for): the same tests in the same order as there.
+bool answers_at_once(const bucket_state& st, const op_result& res) {
+  return res.reply.status != errc::none || res.out.empty()
+         || res.out.front().to.empty()
+         || st.opts.options.ack == proto::ack_mode::primary;
+}
+
+/// Replicates what `run_here` wrote and answers once the owners the ack
+/// mode names took it. `done` is called with the reply (a template: the
+/// common paths answer without a `std::function` per operation).
+template <class Done>
+void finish_here(bucket_self self, op_result res, Done done) {
+  auto& st = self->state;
   if (res.reply.status != errc::none || res.out.empty()) {
     done(std::move(res.reply));
     return;
@@ -417,6 +431,13 @@ void execute_here(bucket_self self, const proto::op_request& op, uint32_t p,
   }
 }
 
+/// `run_here` and `finish_here`.
+template <class Done>
+void execute_here(bucket_self self, const proto::op_request& op, uint32_t p,
+                  Done done) {
+  finish_here(self, run_here(self, op, p), std::move(done));
+}
+
 void retry_later(bucket_self self, proto::op_request op, op_promise rp,
                  int attempt, proto::op_reply last);
 
@@ -471,12 +492,12 @@ void forward(bucket_self self, proto::op_request op,
       });
 }
 
-/// Runs `op` here if we are its primary, else at its owners.
-void dispatch(bucket_self self, const proto::op_request& op, op_promise rp,
-              int attempt) {
+/// Runs `op`, of partition `p`, here if we are its primary, else at its
+/// owners.
+void dispatch(bucket_self self, const proto::op_request& op, uint32_t p,
+              op_promise rp, int attempt) {
   auto& st = self->state;
   auto& core = *st.core;
-  auto p = core.partition_of(op.key);
   const auto& owners = core.owners_of(p);
   if (owners.empty()) {
     rp.deliver(failure(errc::no_owner, "no storage member is alive for bucket "
@@ -499,6 +520,12 @@ void dispatch(bucket_self self, const proto::op_request& op, op_promise rp,
   auto copy = op;
   copy.bucket = st.opts.name;
   forward(self, std::move(copy), std::move(targets), 0, std::move(rp), attempt);
+}
+
+void dispatch(bucket_self self, const proto::op_request& op, op_promise rp,
+              int attempt) {
+  dispatch(self, op, self->state.core->partition_of(op.key), std::move(rp),
+           attempt);
 }
 
 void retry_later(bucket_self self, proto::op_request op, op_promise rp,
@@ -530,6 +557,20 @@ std::shared_ptr<metrics::histogram> latency_of(bucket_state& st,
   return h;
 }
 
+/// Keeps `rp` for `answer_all` while it waits for a peer (if the bucket
+/// ends first, which cannot happen before this turn is over).
+void watch(bucket_state& st, const op_promise& rp) {
+  if (!rp.pending()) {
+    return; // answered at once: nothing to watch
+  }
+  if (st.open.size() >= 1024) {
+    std::erase_if(st.open, [](const auto& w) {
+      return w.expired();
+    });
+  }
+  st.open.push_back(rp.watch());
+}
+
 void start_op(bucket_self self, const proto::op_request& req, open_op op) {
   auto& st = self->state;
   if (!op.sink) {
@@ -538,19 +579,28 @@ void start_op(bucket_self self, const proto::op_request& req, open_op op) {
     op.clock = &self->clock();
     op.started = actor_now(self);
   }
-  op_promise rp{std::move(op)};
-  dispatch(self, req, rp, 0);
-  if (!rp.pending()) {
-    return; // answered at once (the primary is here): nothing to watch
-  }
-  // Waits for a peer: answered by answer_all if the bucket ends first
-  // (which cannot happen before this turn is over).
-  if (st.open.size() >= 1024) {
-    std::erase_if(st.open, [](const auto& w) {
-      return w.expired();
+  auto p = st.core->partition_of(req.key);
+  if (st.core->is_primary(p)) {
+    auto res = run_here(self, req, p);
+    if (answers_at_once(st, res)) {
+      // A read, or a write with no owner to wait for: answered here and
+      // now, so the answer needs no shared promise (an allocation and its
+      // counts per operation).
+      finish_here(self, std::move(res), [&op](proto::op_reply r) {
+        deliver_reply(op, std::move(r));
+      });
+      return;
+    }
+    op_promise rp{std::move(op)};
+    finish_here(self, std::move(res), [rp](proto::op_reply r) mutable {
+      deliver_reply(rp, std::move(r));
     });
+    watch(st, rp);
+    return;
   }
-  st.open.push_back(rp.watch());
+  op_promise rp{std::move(op)};
+  dispatch(self, req, p, rp, 0);
+  watch(st, rp);
 }
 
 /// An operation from local actor code.
