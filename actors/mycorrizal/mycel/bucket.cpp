@@ -557,18 +557,24 @@ std::shared_ptr<metrics::histogram> latency_of(bucket_state& st,
   return h;
 }
 
-/// Keeps `rp` for `answer_all` while it waits for a peer (if the bucket
-/// ends first, which cannot happen before this turn is over).
-void watch(bucket_state& st, const op_promise& rp) {
-  if (!rp.pending()) {
-    return; // answered at once: nothing to watch
-  }
-  if (st.open.size() >= 1024) {
-    std::erase_if(st.open, [](const auto& w) {
+/// Adds `x` to the promises `answer_all` answers, first dropping the
+/// answered ones (expired) once there are many.
+template <class T>
+void keep_watching(std::vector<std::weak_ptr<T>>& xs, std::weak_ptr<T> x) {
+  if (xs.size() >= 1024) {
+    std::erase_if(xs, [](const auto& w) {
       return w.expired();
     });
   }
-  st.open.push_back(rp.watch());
+  xs.push_back(std::move(x));
+}
+
+/// Keeps `rp` for `answer_all` while it waits for a peer (if the bucket
+/// ends first, which cannot happen before this turn is over).
+void watch(bucket_state& st, const op_promise& rp) {
+  if (rp.pending()) {
+    keep_watching(st.open, rp.watch());
+  }
 }
 
 void start_op(bucket_self self, const proto::op_request& req, open_op op) {
@@ -1138,12 +1144,8 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
     if (rp->pending()) {
       // Waits for replicas: answered by answer_all if the bucket ends
       // first, not left to close with the stream.
-      if (st.peer_open.size() >= 1024) {
-        std::erase_if(st.peer_open, [](const auto& w) {
-          return w.expired();
-        });
-      }
-      st.peer_open.push_back(rp);
+      keep_watching(st.peer_open,
+                    std::weak_ptr<caf::typed_response_promise<raw_bytes>>{rp});
     }
     return *rp;
   }
