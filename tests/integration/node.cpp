@@ -612,6 +612,55 @@ TEST_F(node_test, request_errors_are_clear) {
   EXPECT_EQ(text(*r), "b:ok");
 }
 
+// A handler that ends with requests in its mailbox: they, and those that
+// reach the node before its router has unregistered the application, end
+// as requests to an application the node does not run.
+TEST_F(node_test, requests_to_a_handler_that_ended_end_unknown_application) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  // Takes one request, then ends without answering it.
+  auto brittle = sys_->spawn([](caf::event_based_actor* self) {
+    return caf::behavior{
+      [=](const app_request&) -> caf::result<raw_bytes> {
+        self->quit();
+        return self->make_response_promise<raw_bytes>();
+      },
+    };
+  });
+  ASSERT_TRUE(b.register_app("brittle", brittle));
+  wait_app(a, "brittle", {"node-b"});
+  // Sent together, so that most wait in the handler's mailbox when it ends.
+  std::vector<std::future<expected<std::vector<std::byte>>>> futs;
+  for (int i = 0; i < 16; ++i) {
+    futs.push_back(
+      a.request_async("node-b", "brittle", bytes("r" + std::to_string(i)), 2s));
+  }
+  int gone = 0;
+  std::map<std::string, int> seen;
+  for (auto& f : futs) {
+    auto r = f.get();
+    ASSERT_FALSE(r) << "a request was answered";
+    ++seen[std::string{to_string(r.error().code())}];
+    if (r.error().code() == errc::unknown_application) {
+      ++gone;
+      continue;
+    }
+    // Only the request the handler took and never answered may time out.
+    EXPECT_EQ(r.error().code(), errc::timeout) << to_string(r.error());
+  }
+  std::string what;
+  for (auto& [code, n] : seen) {
+    what += " " + code + " x" + std::to_string(n);
+  }
+  EXPECT_GE(gone, 15) << "seen:" << what;
+  // The node still serves its other applications.
+  ASSERT_TRUE(b.register_app("calc", sys_->spawn(recorder, "b",
+                                                 std::make_shared<inbox>())));
+  wait_app(a, "calc", {"node-b"});
+  auto r = a.request("node-b", "calc", bytes("ok"), 5s);
+  ASSERT_TRUE(r) << to_string(r.error());
+}
+
 // -- failure
 // -------------------------------------------------------------------
 

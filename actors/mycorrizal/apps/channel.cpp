@@ -117,6 +117,9 @@ struct channel_state {
   bool writing = false;
   /// The stream's queue was full: wait for `stream_drained`.
   bool blocked = false;
+  /// An inbound channel ending in words (`leave`): its STREAM_ERROR is
+  /// queued; it quits once the outbox is written.
+  bool leaving = false;
   rpc::pending<waiting> pending{65536};
   /// The peer's requests in our handler, each with the peer's budget as
   /// its deadline. Kept here, under the timer of `pending`, instead of as
@@ -307,10 +310,25 @@ void open(channel_actor* self) {
       });
 }
 
+/// A leaving channel whose outbox is written: our side of the stream
+/// ends after the STREAM_ERROR, and the channel with it.
+void done_leaving(channel_actor* self) {
+  auto& st = self->state;
+  if (!st.leaving || !st.outbox.empty() || st.writing) {
+    return;
+  }
+  if (st.stream) {
+    self->send(st.stream, close_atom::value);
+    st.stream = stream_actor{};
+  }
+  self->quit();
+}
+
 /// Hands the buffered frames to the stream actor, one batch at a time.
 void flush(channel_actor* self) {
   auto& st = self->state;
   if (st.outbox.empty() || st.writing || st.blocked) {
+    done_leaving(self);
     return;
   }
   if (!st.stream) {
@@ -372,6 +390,7 @@ void flush(channel_actor* self) {
           cur.writing = false;
         }
         drop(self, std::move(*shared), why);
+        done_leaving(self);
       });
 }
 
@@ -466,6 +485,9 @@ caf::result<caf::message> on_local(channel_actor* self, caf::message msg) {
 /// Answers the peer's request `id`.
 void respond(channel_actor* self, uint64_t id, errc status, uint8_t flags,
              std::vector<std::byte> payload) {
+  if (self->state.leaving) {
+    return; // the peer failed the request with the STREAM_ERROR's reason
+  }
   wire::owned_response r;
   r.id = id;
   r.status = status;
@@ -496,6 +518,14 @@ error handler_error(channel_actor* self, const caf::error& e) {
   if (e == caf::sec::request_timeout) {
     return error{errc::timeout,
                  fmt::format("the handler of '{}' on {} did not answer in time",
+                             st.opts.application, st.opts.self_name)};
+  }
+  if (e == caf::sec::request_receiver_down) {
+    // The handler ended with the request in its mailbox (or before it
+    // arrived): the router unregisters the application as soon as it
+    // hears, so the requester gets what it gets from then on.
+    return error{errc::unknown_application,
+                 fmt::format("the handler of '{}' on {} has ended",
                              st.opts.application, st.opts.self_name)};
   }
   if (e.category() == errc_category) {
@@ -731,6 +761,37 @@ void shut(channel_actor* self, const error& reason) {
   }
 }
 
+/// How long a leaving channel waits for a peer that reads nothing.
+constexpr auto leave_grace = std::chrono::seconds{2};
+
+/// Ends an inbound channel in words when its application goes (it was
+/// unregistered, its handler ended): what is queued goes out, then a
+/// STREAM_ERROR with `reason`, then our side's end. The peer fails its
+/// requests on the stream with that reason (`unknown_application`), not
+/// as a lost connection, and the next ones it sends are refused the same
+/// way. Anything else (the node stops, a second close, no stream) shuts
+/// at once.
+void leave(channel_actor* self, const error& reason) {
+  auto& st = self->state;
+  if (!st.inbound || !st.stream || st.leaving || reason == errc::none
+      || reason == errc::shutting_down) {
+    shut(self, reason);
+    self->quit();
+    return;
+  }
+  // Their answers would follow the STREAM_ERROR: none will be sent.
+  for (auto& [_, s] : st.in_service.take_all()) {
+    s.delivery->done();
+  }
+  wire::owned_frame e{
+    wire::owned_stream_error{reason.code(), reason.context()}};
+  st.outbox_bytes += wire::wire_size(e);
+  st.outbox.push_back(std::move(e));
+  st.leaving = true;
+  flush(self);
+  self->delayed_send(self, leave_grace, channel_close{reason});
+}
+
 caf::behavior channel_impl(channel_actor* self, channel_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
@@ -870,8 +931,7 @@ caf::behavior channel_impl(channel_actor* self, channel_options opts) {
       return rp;
     },
     [=](channel_close& msg) {
-      shut(self, msg.reason);
-      self->quit();
+      leave(self, msg.reason);
     },
   };
 }
