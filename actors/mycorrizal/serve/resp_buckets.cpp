@@ -175,7 +175,7 @@ void cmd_mycel_bucket(const context& c) {
       "ERR wrong number of arguments for 'mycel.bucket|{}' command", sub));
   } else {
     c.error(fmt::format("ERR unknown subcommand '{}'. Try MYCEL.BUCKET HELP.",
-                        c.arg(1).substr(0, 128)));
+                        c_string(c.arg(1)).substr(0, 128)));
   }
 }
 

@@ -102,8 +102,15 @@ std::string lower(std::string_view x) {
   return out;
 }
 
+std::string_view c_string(std::string_view x) {
+  return x.substr(0, x.find('\0'));
+}
+
 bool iequals(std::string_view x, std::string_view y) {
-  return x.size() == y.size() && lower(x) == y;
+  // In place: no lowered copy of `x` (asked several times per command).
+  return std::equal(x.begin(), x.end(), y.begin(), y.end(), [](char a, char b) {
+    return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+  });
 }
 
 bool parse_ll(std::string_view s, int64_t& out) {
@@ -665,7 +672,8 @@ void cmd_hello(const context& c) {
       setname = c.arg(i + 1);
       ++i;
     } else {
-      c.error(fmt::format("ERR Syntax error in HELLO option '{}'", c.arg(i)));
+      c.error(fmt::format("ERR Syntax error in HELLO option '{}'",
+                          c_string(c.arg(i))));
       return;
     }
   }
@@ -1058,6 +1066,15 @@ void cmd_msetnx(const context& c) {
   std::vector<op_request> puts;
   for (size_t i = 1; i + 1 < c.argc(); i += 2) {
     checks.push_back(make(op_code::ttl, c.arg(i)));
+    // A key named twice gets its last value, as Redis sets them in order
+    // (two puts only-if-absent would keep the first).
+    auto same = std::find_if(puts.begin(), puts.end(), [&](const auto& p) {
+      return p.key == c.arg(i);
+    });
+    if (same != puts.end()) {
+      same->value = to_bytes(c.arg(i + 1));
+      continue;
+    }
     auto op = make(op_code::put, c.arg(i));
     op.value = to_bytes(c.arg(i + 1));
     op.flags = flags::only_if_absent;
@@ -1296,7 +1313,9 @@ void ttl_like(const context& c, bool millis, bool absolute) {
                          ? r.expires_ms
                          : std::max<int64_t>(r.expires_ms - wall.now_ms(self),
                                              0);
-              w.integer(millis ? t : (t + 500) / 1000);
+              // Rounded to the nearest second without overflowing near
+              // INT64_MAX (t + 500 would; Redis answers the true value).
+              w.integer(millis ? t : t / 1000 + (t % 1000 + 500) / 1000);
             }
           });
 }
@@ -1334,7 +1353,7 @@ void expire_like(const context& c, int64_t unit, bool absolute,
     } else if (opt == "lt") {
       fl |= lt;
     } else {
-      c.error(fmt::format("ERR Unsupported option {}", c.arg(j)));
+      c.error(fmt::format("ERR Unsupported option {}", c_string(c.arg(j))));
       return;
     }
   }
@@ -1552,10 +1571,10 @@ std::string unknown_command(const command& cmd) {
   std::string args;
   for (size_t i = 1; i < cmd.args.size() && args.size() < 128; ++i) {
     auto room = 128 - args.size();
-    args += fmt::format("'{}' ", cmd.args[i].substr(0, room));
+    args += fmt::format("'{}' ", c_string(cmd.args[i]).substr(0, room));
   }
   return fmt::format("ERR unknown command '{}', with args beginning with: {}",
-                     cmd.args[0].substr(0, 128), args);
+                     c_string(cmd.args[0]).substr(0, 128), args);
 }
 
 } // namespace

@@ -36,6 +36,10 @@ inline constexpr std::string_view syntax_error = "ERR syntax error";
 inline constexpr std::string_view redis_version = "7.0.15";
 
 std::string lower(std::string_view x);
+/// `x` as C's `%s` prints it, which Redis's error texts use for the
+/// arguments they quote: up to its first NUL byte.
+std::string_view c_string(std::string_view x);
+/// Whether `x` is `y` (lower case) but for the case of its ASCII letters.
 bool iequals(std::string_view x, std::string_view y);
 
 /// Redis's string2ll: strict decimal, no spaces, no `+`, no leading zeros.
@@ -81,6 +85,10 @@ struct async_reply {
   explicit async_reply(const context& c);
 
   void finish(const std::function<void(reply_writer&)>& f) const;
+
+  /// `finish` by the only holder: lets go of the slot before `on_done`,
+  /// which may write it and keep it for the connection's next command.
+  void finish_last(const std::function<void(reply_writer&)>& f);
 };
 
 /// Sends `ops` (in parallel) to the bucket, creating it with the defaults

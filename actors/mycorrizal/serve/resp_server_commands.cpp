@@ -218,7 +218,8 @@ void cmd_client(const context& c) {
       if (iequals(c.arg(i), "type") && has_arg) {
         auto t = lower(c.arg(i + 1));
         if (t != "normal" && t != "master" && t != "replica" && t != "pubsub") {
-          c.error(fmt::format("ERR Unknown client type '{}'", c.arg(i + 1)));
+          c.error(fmt::format("ERR Unknown client type '{}'",
+                              c_string(c.arg(i + 1))));
           return;
         }
         if (t != "normal") {
@@ -280,7 +281,7 @@ void cmd_client(const context& c) {
                         sub));
   } else {
     c.error(fmt::format("ERR unknown subcommand '{}'. Try CLIENT HELP.",
-                        c.arg(1).substr(0, 128)));
+                        c_string(c.arg(1)).substr(0, 128)));
   }
 }
 
@@ -352,7 +353,7 @@ void cmd_command(const context& c) {
       "ERR wrong number of arguments for 'command|{}' command", sub));
   } else {
     c.error(fmt::format("ERR unknown subcommand '{}'. Try COMMAND HELP.",
-                        c.arg(1).substr(0, 128)));
+                        c_string(c.arg(1)).substr(0, 128)));
   }
 }
 
@@ -450,7 +451,7 @@ void cmd_config(const context& c) {
     c.error("ERR The server is running without a config file");
   } else {
     c.error(fmt::format("ERR unknown subcommand '{}'. Try CONFIG HELP.",
-                        c.arg(1).substr(0, 128)));
+                        c_string(c.arg(1)).substr(0, 128)));
   }
 }
 

@@ -36,6 +36,14 @@ reply_writer& reply_writer::simple_string(std::string_view text) {
 }
 
 reply_writer& reply_writer::error(std::string_view text) {
+  // As Redis's addReplyErrorFormat: CR and LF at either end go, those
+  // inside become spaces (`line`).
+  auto first = text.find_first_not_of("\r\n");
+  if (first == std::string_view::npos) {
+    text = {};
+  } else {
+    text = text.substr(first, text.find_last_not_of("\r\n") - first + 1);
+  }
   line('-', text);
   return *this;
 }

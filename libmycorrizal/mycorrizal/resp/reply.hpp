@@ -94,7 +94,9 @@ public:
 
   /// `-<text>\r\n`. The text starts with the error code: `error("ERR syntax
   /// error")`, `error("WRONGTYPE Operation against a key holding the wrong
-  /// kind of value")`.
+  /// kind of value")`. CR and LF at either end of `text` are left out and
+  /// those inside become spaces, as Redis does with the arguments its
+  /// errors quote.
   reply_writer& error(std::string_view text);
 
   /// `:<x>\r\n`.

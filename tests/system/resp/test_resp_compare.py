@@ -271,6 +271,27 @@ SEQUENCES = {
         ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT", "x"],
         ["SCAN", "0", "FOO", "1"], ["SCAN", "0", "MATCH"],
     ],
+    # Found by a differential fuzz against redis-server (session 33).
+    "fuzz_findings": [
+        ["DEL", "z1", "z2"],
+        # A key named twice in MSETNX gets its last value.
+        ["MSETNX", "z1", "1", "z1", "2"], ["GET", "z1"],
+        ["MSETNX", "z2", "a", "z1", "b"], ["GET", "z2"],
+        # EXPIRETIME rounds without overflowing near INT64_MAX.
+        ["PEXPIREAT", "z1", "9223372036854775806"], ["EXPIRETIME", "z1"],
+        ["PEXPIREAT", "z1", "9223372036854775308"], ["EXPIRETIME", "z1"],
+        ["PEXPIREAT", "z1", "9223372036854775307"], ["EXPIRETIME", "z1"],
+        # Quoted arguments end at a NUL byte (C's %s); CR/LF at the end of
+        # an error are dropped, inside it they become spaces.
+        ["EXPIRE", "z1", "100", "NX", b"\x00\r\n\xff"],
+        ["EXPIRE", "z1", "100", b"FOO\n"], ["EXPIRE", "z1", "100", b"F\rO"],
+        ["EXPIRE", "z1", "100", b"\nFOO"],
+        [b"\x00ab", "abc", "-3"], ["NOSUCH", "-", "+5", b"\x00\r\n\xff"],
+        ["nosuch", b"a\x00" + b"z" * 100, "b" * 100],
+        ["CLIENT", b"x\x00y"], ["CONFIG", b"\x00"],
+        ["HELLO", "2", b"op\x00t"],
+        ["DEL", "z1", "z2"],
+    ],
     "inline_and_pipeline": [
         b"PING\r\n", b"set in1 'a b'\r\n", b"GET in1\r\n", b"  \r\n",
         b'ECHO "x\\ty"\n', b"DEL in1\r\n",
@@ -390,6 +411,9 @@ class RespCompare(unittest.TestCase):
 
     def test_server(self):
         self.compare("server")
+
+    def test_fuzz_findings(self):
+        self.compare("fuzz_findings")
 
     def test_keyspace(self):
         """SCAN, KEYS, DBSIZE, RANDOMKEY, FLUSHDB and FLUSHALL on database

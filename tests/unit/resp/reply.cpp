@@ -139,6 +139,23 @@ TEST(resp_reply, line_breaks_in_one_line_types_become_spaces) {
             "(1  2\r\n");
 }
 
+TEST(resp_reply, line_breaks_at_the_ends_of_an_error_are_left_out) {
+  // redis-server: EXPIRE k 100 "FOO\n" is -ERR Unsupported option FOO
+  // (addReplyErrorFormat trims CR and LF at both ends first).
+  EXPECT_EQ(resp2([](auto& w) {
+              w.error("ERR Unsupported option FOO\n");
+            }),
+            "-ERR Unsupported option FOO\r\n");
+  EXPECT_EQ(resp2([](auto& w) {
+              w.error("\r\nERR a\nb\r\n\r");
+            }),
+            "-ERR a b\r\n");
+  EXPECT_EQ(resp2([](auto& w) {
+              w.error("\r\n");
+            }),
+            "-\r\n");
+}
+
 TEST(resp_reply, null) {
   // GET of a missing key; BLPOP timing out.
   EXPECT_EQ(resp2([](auto& w) {
