@@ -1689,11 +1689,14 @@ bool is_sequential(const command& cmd) {
     "msetnx",   "pexpire",      "pexpireat", "randomkey",   "scan",
     "setrange", "mycel.bucket",
   };
-  if (cmd.args.empty() || cmd.args[0].size() > 16) {
+  if (cmd.args.empty()) {
     return false;
   }
-  auto name = detail::lower(cmd.args[0]);
-  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+  // Asked twice for every command: compared in place, not lowered first.
+  return std::any_of(std::begin(names), std::end(names),
+                     [&](std::string_view name) {
+                       return detail::iequals(cmd.args[0], name);
+                     });
 }
 
 size_t command_count() {
