@@ -591,6 +591,12 @@ void cmd_select(const context& c) {
     c.error(not_an_integer);
     return;
   }
+  if (db < INT32_MIN || db > INT32_MAX) {
+    // Redis reads the index as a C int first.
+    c.error("ERR value is out of range, value must between -2147483648 and "
+            "2147483647");
+    return;
+  }
   if (db < 0 || db >= static_cast<int64_t>(c.env.databases)) {
     c.error("ERR DB index is out of range");
     return;
@@ -657,19 +663,19 @@ void cmd_hello(const context& c) {
     version = v == 3 ? protocol_version::resp3 : protocol_version::resp2;
     i = 2;
   }
-  std::string_view user;
-  std::string_view pass;
-  bool auth = false;
-  std::optional<std::string_view> setname;
+  // As Redis 7.0, each option takes effect as it is read: an error stops
+  // the rest, but what came before it stays done (a name set, a login).
   for (; i < c.argc(); ++i) {
     bool more = i + 1 < c.argc();
     if (iequals(c.arg(i), "auth") && i + 2 < c.argc()) {
-      auth = true;
-      user = c.arg(i + 1);
-      pass = c.arg(i + 2);
+      if (!check_auth(c, true, c.arg(i + 1), c.arg(i + 2))) {
+        return;
+      }
       i += 2;
     } else if (iequals(c.arg(i), "setname") && more) {
-      setname = c.arg(i + 1);
+      if (!set_client_name(c, c.arg(i + 1))) {
+        return;
+      }
       ++i;
     } else {
       c.error(fmt::format("ERR Syntax error in HELLO option '{}'",
@@ -677,18 +683,12 @@ void cmd_hello(const context& c) {
       return;
     }
   }
-  if (auth && !check_auth(c, true, user, pass)) {
-    return;
-  }
   if (!c.s.authenticated) {
     c.error("NOAUTH HELLO must be called with the client already "
             "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
             "option can be used to authenticate the client and select the "
             "RESP protocol version at the same time");
     return;
-  }
-  if (setname) {
-    c.s.name = std::string{*setname};
   }
   c.s.version = version;
   c.reply([&](reply_writer& w) {
@@ -1447,8 +1447,8 @@ void cmd_persist(const context& c) {
 constexpr command_def commands[] = {
   {"append", 3, cmd_append, false, "write denyoom fast", 1, 1, 1, "string",
    "Appends a string to the value of a key"},
-  {"auth", -2, cmd_auth, true, "noscript loading stale fast no_auth", 0, 0, 0,
-   "connection", "Authenticates the connection"},
+  {"auth", -2, cmd_auth, true, "noscript loading stale fast no_auth allow_busy",
+   0, 0, 0, "connection", "Authenticates the connection"},
   {"client", -2, cmd_client, false, "", 0, 0, 0, "connection",
    "A container for client connection commands"},
   {"command", -1, cmd_command, false, "loading stale", 0, 0, 0, "server",
@@ -1463,7 +1463,7 @@ constexpr command_def commands[] = {
    "Decrements a number from the integer value of a key"},
   {"del", -2, cmd_del, false, "write", 1, -1, 1, "generic",
    "Deletes one or more keys"},
-  {"echo", 2, cmd_echo, false, "fast", 0, 0, 0, "connection",
+  {"echo", 2, cmd_echo, false, "loading stale fast", 0, 0, 0, "connection",
    "Returns the given string"},
   {"exists", -2, cmd_exists, false, "readonly fast", 1, -1, 1, "generic",
    "Determines whether one or more keys exist"},
@@ -1488,8 +1488,9 @@ constexpr command_def commands[] = {
   {"getset", 3, cmd_getset, false, "write denyoom fast", 1, 1, 1, "string",
    "Returns the previous string value of a key after setting it to a new "
    "value"},
-  {"hello", -1, cmd_hello, true, "noscript loading stale fast no_auth", 0, 0, 0,
-   "connection", "Handshakes with the Redis server"},
+  {"hello", -1, cmd_hello, true,
+   "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "connection",
+   "Handshakes with the Redis server"},
   {"incr", 2, cmd_incr, false, "write denyoom fast", 1, 1, 1, "string",
    "Increments the integer value of a key by one"},
   {"incrby", 3, cmd_incrby, false, "write denyoom fast", 1, 1, 1, "string",
@@ -1525,12 +1526,13 @@ constexpr command_def commands[] = {
    "Sets both string value and expiration time in milliseconds of a key"},
   {"pttl", 2, cmd_pttl, false, "readonly fast", 1, 1, 1, "generic",
    "Returns the expiration time in milliseconds of a key"},
-  {"quit", -1, cmd_quit, true, "noscript loading stale fast no_auth", 0, 0, 0,
-   "connection", "Closes the connection"},
+  {"quit", -1, cmd_quit, true, "noscript loading stale fast no_auth allow_busy",
+   0, 0, 0, "connection", "Closes the connection"},
   {"randomkey", 1, cmd_randomkey, false, "readonly", 0, 0, 0, "generic",
    "Returns a random key name from the database"},
-  {"reset", 1, cmd_reset, true, "noscript loading stale fast no_auth", 0, 0, 0,
-   "connection", "Resets the connection"},
+  {"reset", 1, cmd_reset, true,
+   "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "connection",
+   "Resets the connection"},
   {"scan", -2, cmd_scan, false, "readonly", 0, 0, 0, "generic",
    "Iterates over the key names in the database"},
   {"select", 2, cmd_select, false, "loading stale fast", 0, 0, 0, "connection",

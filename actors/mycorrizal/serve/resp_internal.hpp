@@ -74,6 +74,10 @@ struct context {
   std::string bucket() const;
 };
 
+/// CLIENT SETNAME's and HELLO SETNAME's check, then the name set; false
+/// if it was refused (and the error replied).
+bool set_client_name(const context& c, std::string_view name);
+
 using op_results = std::vector<expected<op_reply>>;
 
 /// Copyable: what asynchronous steps of a command keep.

@@ -57,6 +57,54 @@ std::vector<std::string> split_flags(std::string_view flags) {
   return out;
 }
 
+/// The ACL categories of `d` (without the `@`), in Redis's order (that of
+/// its category flags: keyspace, read, write, string, admin, fast, slow,
+/// connection).
+std::vector<std::string_view> categories(const command_def& d) {
+  // Where Redis 7.0's categories do not follow from the flags and group.
+  static const std::pair<std::string_view, std::vector<std::string_view>>
+    exceptions[] = {
+      {"client", {"slow"}},
+      {"command", {"slow", "connection"}},
+      {"config", {"slow"}},
+      {"dbsize", {"keyspace", "read", "fast"}},
+      {"flushall", {"keyspace", "write", "slow", "dangerous"}},
+      {"flushdb", {"keyspace", "write", "slow", "dangerous"}},
+      {"info", {"slow", "dangerous"}},
+      {"keys", {"keyspace", "read", "slow", "dangerous"}},
+      {"time", {"fast"}},
+    };
+  for (const auto& [name, cats] : exceptions) {
+    if (name == d.name) {
+      return cats;
+    }
+  }
+  bool write = d.flags.find("write") != std::string_view::npos;
+  bool read = d.flags.find("readonly") != std::string_view::npos;
+  bool fast = d.flags.find("fast") != std::string_view::npos;
+  std::string_view group = d.group == "generic"  ? "keyspace"
+                           : d.group == "server" ? "admin"
+                                                 : d.group;
+  std::vector<std::string_view> cats;
+  if (group == "keyspace") {
+    cats.push_back(group);
+  }
+  if (read) {
+    cats.emplace_back("read");
+  }
+  if (write) {
+    cats.emplace_back("write");
+  }
+  if (group != "keyspace" && group != "connection") {
+    cats.push_back(group);
+  }
+  cats.emplace_back(fast ? "fast" : "slow");
+  if (group == "connection") {
+    cats.push_back(group);
+  }
+  return cats;
+}
+
 void write_command_info(reply_writer& w, const command_def& d) {
   auto flags = split_flags(d.flags);
   w.array(10);
@@ -69,27 +117,16 @@ void write_command_info(reply_writer& w, const command_def& d) {
   w.integer(d.first_key);
   w.integer(d.last_key);
   w.integer(d.step);
-  bool write = d.flags.find("write") != std::string_view::npos;
-  bool read = d.flags.find("readonly") != std::string_view::npos;
-  bool fast = d.flags.find("fast") != std::string_view::npos;
-  std::vector<std::string> cats;
-  if (write) {
-    cats.emplace_back("@write");
-  }
-  if (read) {
-    cats.emplace_back("@read");
-  }
-  cats.push_back(fmt::format("@{}", d.group == "generic"  ? "keyspace"
-                                    : d.group == "server" ? "admin"
-                                                          : d.group));
-  cats.emplace_back(fast ? "@fast" : "@slow");
+  auto cats = categories(d);
   w.set(cats.size());
-  for (auto& cat : cats) {
-    w.simple_string(cat);
+  for (auto cat : cats) {
+    w.simple_string(fmt::format("@{}", cat));
   }
-  w.array(0); // tips
-  w.array(0); // key specs
-  w.array(0); // subcommands
+  // None of these has tips, key specifications or subcommands listed:
+  // Redis answers each of those as an empty set.
+  w.set(0);
+  w.set(0);
+  w.set(0);
 }
 
 const command_def* find_def(std::string_view name) {
@@ -176,6 +213,18 @@ std::string section_cpu() {
 
 } // namespace
 
+bool set_client_name(const context& c, std::string_view name) {
+  for (auto ch : name) {
+    if (ch < '!' || ch > '~') {
+      c.error("ERR Client names cannot contain spaces, newlines or special "
+              "characters.");
+      return false;
+    }
+  }
+  c.s.name = std::string{name};
+  return true;
+}
+
 void cmd_client(const context& c) {
   auto sub = lower(c.arg(1));
   auto now = c.env.wall.now_ms(c.env.self);
@@ -192,16 +241,9 @@ void cmd_client(const context& c) {
       }
     });
   } else if (sub == "setname" && c.argc() == 3) {
-    auto name = c.arg(2);
-    for (auto ch : name) {
-      if (ch < '!' || ch > '~') {
-        c.error("ERR Client names cannot contain spaces, newlines or special "
-                "characters.");
-        return;
-      }
+    if (set_client_name(c, c.arg(2))) {
+      c.reply(reply_ok);
     }
-    c.s.name = std::string{name};
-    c.reply(reply_ok);
   } else if (sub == "info" && c.argc() == 2) {
     c.s.last_command = "client|info";
     auto line = client_line(info_of(c.s), now);
@@ -211,39 +253,42 @@ void cmd_client(const context& c) {
   } else if (sub == "list") {
     c.s.last_command = "client|list";
     c.env.server.update(c.s);
-    std::set<int64_t> ids;
-    bool filter_ids = false;
-    for (size_t i = 2; i < c.argc(); ++i) {
-      bool has_arg = i + 1 < c.argc();
-      if (iequals(c.arg(i), "type") && has_arg) {
-        auto t = lower(c.arg(i + 1));
-        if (t != "normal" && t != "master" && t != "replica" && t != "pubsub") {
-          c.error(fmt::format("ERR Unknown client type '{}'",
-                              c_string(c.arg(i + 1))));
-          return;
-        }
-        if (t != "normal") {
-          filter_ids = true; // no such clients here
-        }
-        ++i;
-      } else if (iequals(c.arg(i), "id") && has_arg) {
-        filter_ids = true;
-        for (++i; i < c.argc(); ++i) {
-          int64_t id = 0;
-          if (!parse_ll(c.arg(i), id) || id <= 0) {
-            c.error("ERR Invalid client ID");
-            return;
-          }
-          ids.insert(id);
-        }
-      } else {
-        c.error(syntax_error);
+    // As Redis 7.0: TYPE only as the whole filter; ID with one or more
+    // integers (any, unknown ones list nothing), each listed client in
+    // the order asked; anything else is a syntax error.
+    std::string text;
+    auto clients = c.env.server.clients();
+    if (c.argc() == 4 && iequals(c.arg(2), "type")) {
+      auto t = lower(c.arg(3));
+      if (t != "normal" && t != "master" && t != "replica" && t != "slave"
+          && t != "pubsub") {
+        c.error(
+          fmt::format("ERR Unknown client type '{}'", c_string(c.arg(3))));
         return;
       }
-    }
-    std::string text;
-    for (auto& x : c.env.server.clients()) {
-      if (!filter_ids || ids.count(x.id) != 0) {
+      if (t == "normal") {
+        for (auto& x : clients) {
+          text += client_line(x, now);
+        }
+      }
+    } else if (c.argc() > 3 && iequals(c.arg(2), "id")) {
+      for (size_t i = 3; i < c.argc(); ++i) {
+        int64_t id = 0;
+        if (!parse_ll(c.arg(i), id)) {
+          c.error("ERR Invalid client ID");
+          return;
+        }
+        for (auto& x : clients) {
+          if (static_cast<int64_t>(x.id) == id) {
+            text += client_line(x, now);
+          }
+        }
+      }
+    } else if (c.argc() != 2) {
+      c.error(syntax_error);
+      return;
+    } else {
+      for (auto& x : clients) {
         text += client_line(x, now);
       }
     }
@@ -301,13 +346,43 @@ void cmd_command(const context& c) {
     c.reply([&](reply_writer& w) {
       w.integer(static_cast<int64_t>(table.size()));
     });
-  } else if (sub == "list" && c.argc() == 2) {
-    c.reply([&](reply_writer& w) {
-      w.array(table.size());
+  } else if (sub == "list" && (c.argc() == 2 || c.argc() == 5)) {
+    // COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]
+    std::vector<std::string_view> names;
+    if (c.argc() == 2) {
       for (const auto& d : table) {
-        w.bulk_string(d.name);
+        names.push_back(d.name);
+      }
+    } else {
+      auto by = lower(c.arg(3));
+      if (!iequals(c.arg(2), "filterby")
+          || (by != "module" && by != "aclcat" && by != "pattern")) {
+        c.error(syntax_error);
+        return;
+      }
+      for (const auto& d : table) {
+        bool hit = false;
+        if (by == "aclcat") {
+          auto cats = categories(d);
+          hit = std::any_of(cats.begin(), cats.end(), [&](auto cat) {
+            return iequals(c.arg(4), cat);
+          });
+        } else if (by == "pattern") {
+          hit = glob_match(c_string(c.arg(4)), d.name, true);
+        }
+        if (hit) {
+          names.push_back(d.name);
+        }
+      }
+    }
+    c.reply([&](reply_writer& w) {
+      w.array(names.size());
+      for (auto name : names) {
+        w.bulk_string(name);
       }
     });
+  } else if (sub == "list") {
+    c.error(syntax_error);
   } else if (sub == "info") {
     c.reply([&](reply_writer& w) {
       if (c.argc() == 2) {
@@ -348,9 +423,8 @@ void cmd_command(const context& c) {
         w.bulk_string("group").bulk_string(d->group);
       }
     });
-  } else if (sub == "count" || sub == "list") {
-    c.error(fmt::format(
-      "ERR wrong number of arguments for 'command|{}' command", sub));
+  } else if (sub == "count") {
+    c.error("ERR wrong number of arguments for 'command|count' command");
   } else {
     c.error(fmt::format("ERR unknown subcommand '{}'. Try COMMAND HELP.",
                         c_string(c.arg(1)).substr(0, 128)));
@@ -427,28 +501,68 @@ void cmd_config(const context& c) {
       {"tcp-keepalive", "300"},
       {"timeout", "0"},
     };
-    std::vector<const std::pair<std::string, std::string>*> hits;
-    for (const auto& p : params) {
-      for (size_t i = 2; i < c.argc(); ++i) {
-        if (glob_match(c.arg(i), p.first, true)) {
-          hits.push_back(&p);
-          break;
+    // As Redis 7.0: an argument without `*`, `?` or `[` (before a NUL)
+    // names a parameter in any case and is answered as written; the
+    // others match names as globs, read as C strings (up to a NUL); each
+    // parameter once.
+    std::vector<std::pair<std::string_view, const std::string*>> hits;
+    std::vector<bool> taken(std::size(params), false);
+    for (size_t i = 2; i < c.argc(); ++i) {
+      auto arg = c.arg(i);
+      auto pattern = c_string(arg);
+      bool glob = pattern.find_first_of("*?[") != std::string_view::npos;
+      for (size_t k = 0; k < std::size(params); ++k) {
+        const auto& p = params[k];
+        bool hit = glob ? glob_match(pattern, p.first, true)
+                        : iequals(arg, p.first);
+        if (hit && !taken[k]) {
+          taken[k] = true;
+          hits.emplace_back(glob ? std::string_view{p.first} : arg, &p.second);
         }
       }
     }
     c.reply([&](reply_writer& w) {
       w.map(hits.size());
-      for (const auto* p : hits) {
-        w.bulk_string(p->first).bulk_string(p->second);
+      for (const auto& [name, value] : hits) {
+        w.bulk_string(name).bulk_string(*value);
       }
     });
-  } else if (sub == "resetstat" && c.argc() == 2) {
-    c.reply(reply_ok);
+  } else if (sub == "resetstat" || sub == "rewrite" || sub == "help") {
+    if (c.argc() != 2) {
+      c.error(fmt::format(
+        "ERR wrong number of arguments for 'config|{}' command", sub));
+    } else if (sub == "resetstat") {
+      c.reply(reply_ok);
+    } else if (sub == "rewrite") {
+      c.error("ERR The server is running without a config file");
+    } else {
+      c.reply([](reply_writer& w) {
+        constexpr std::string_view lines[] = {
+          "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+          "GET <pattern>",
+          "    Return parameters matching the glob-like <pattern>.",
+          "SET <directive> <value>",
+          "    Not supported: the node's settings are its command line.",
+          "RESETSTAT",
+          "    Reset statistics reported by the INFO command.",
+          "REWRITE",
+          "    Not supported: there is no configuration file.",
+          "HELP",
+          "    Print this help.",
+        };
+        w.array(std::size(lines));
+        for (auto line : lines) {
+          w.simple_string(line);
+        }
+      });
+    }
   } else if (sub == "set") {
-    c.error("ERR CONFIG SET is not supported: mycorrizal-node takes its "
-            "settings on the command line");
-  } else if (sub == "rewrite") {
-    c.error("ERR The server is running without a config file");
+    if (c.argc() < 4) {
+      c.error("ERR wrong number of arguments for 'config|set' command");
+    } else {
+      c.error("ERR CONFIG SET is not supported: mycorrizal-node takes its "
+              "settings on the command line");
+    }
   } else {
     c.error(fmt::format("ERR unknown subcommand '{}'. Try CONFIG HELP.",
                         c_string(c.arg(1)).substr(0, 128)));

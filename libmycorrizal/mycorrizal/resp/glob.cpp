@@ -7,6 +7,9 @@ namespace mycorrizal::resp {
 
 namespace {
 
+/// How many runs of `*` a pattern may have before its last one.
+constexpr size_t max_star_runs = 1000;
+
 char fold(char c, bool nocase) noexcept {
   if (nocase && c >= 'A' && c <= 'Z') {
     return static_cast<char>(c - 'A' + 'a');
@@ -75,9 +78,22 @@ bool glob_match(std::string_view pattern, std::string_view text,
   // The last `*` seen and the text position it was last tried at.
   size_t star = std::string_view::npos;
   size_t star_i = 0;
+  // Runs of `*` passed so far (each a level of recursion in Redis's
+  // matcher, which gives up past 1000: its guard against abusive
+  // patterns, CVE-2022-36021).
+  size_t runs = 0;
   while (i < text.size()) {
     if (j < pattern.size() && pattern[j] == '*') {
-      star = ++j;
+      while (j < pattern.size() && pattern[j] == '*') {
+        ++j;
+      }
+      if (j == pattern.size()) {
+        return true; // a final `*` takes the rest
+      }
+      if (++runs > max_star_runs) {
+        return false; // (backtracking never comes back to an earlier run)
+      }
+      star = j;
       star_i = i;
       continue;
     }

@@ -12,8 +12,9 @@ namespace mycorrizal::resp {
 /// itself, inside and outside a class; an unclosed class takes the rest of
 /// the pattern. Like Redis, an empty `text` matches only an empty
 /// pattern (KEYS and SCAN treat a lone `*` as "everything" before
-/// matching). Runs in O(|pattern| * |text|) without recursion, so no
-/// pattern can make it exponential.
+/// matching), and like Redis 7.0.15 a pattern with more than 1000 runs of
+/// `*` before its last one matches nothing. Runs in O(|pattern| * |text|)
+/// without recursion, so no pattern can make it exponential.
 bool glob_match(std::string_view pattern, std::string_view text,
                 bool nocase = false) noexcept;
 

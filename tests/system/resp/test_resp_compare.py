@@ -292,6 +292,34 @@ SEQUENCES = {
         ["HELLO", "2", b"op\x00t"],
         ["DEL", "z1", "z2"],
     ],
+    # Found by a second differential fuzz (keyspace, connection, server
+    # commands; session 33).
+    "fuzz_findings_2": [
+        ["SELECT", "2147483648"], ["SELECT", "-2147483649"],
+        ["SELECT", "9223372036854775807"], ["SELECT", "-1"],
+        ["HELLO", "2", "SETNAME", "a b"], ["CLIENT", "GETNAME"],
+        ["HELLO", "2", "SETNAME", b"\xff"],
+        ["HELLO", "3", "SETNAME", "ok", "FOO"], ["CLIENT", "GETNAME"],
+        ["RANDOMKEY"],
+        ["HELLO", "2", "AUTH", "foo", "bar", "FOO"],
+        ["HELLO", "2", "SETNAME", "a b", "AUTH", "foo", "bar"],
+        ["CLIENT", "LIST", "TYPE", "slave"], ["CLIENT", "LIST", "ID", "0"],
+        ["CLIENT", "LIST", "ID", "-5"], ["CLIENT", "LIST", "ID", "x"],
+        ["CLIENT", "LIST", "TYPE", "master", "ID", "5"],
+        ["CLIENT", "LIST", "TYPE"],
+        ["CONFIG", "GET", "DATABASES"], ["CONFIG", "GET", "Databases", "x"],
+        ["CONFIG", "GET", "p\\ort"], ["CONFIG", "GET", b"databases\x00x"],
+        ["CONFIG", "GET", "databases", "DATABASES"],
+        ["CONFIG", "RESETSTAT", "x"], ["CONFIG", "REWRITE", "x"],
+        ["CONFIG", "SET"], ["CONFIG", "SET", "x"],
+        ["COMMAND", "LIST", "x"], ["COMMAND", "LIST", "FILTERBY", "FOO", "x"],
+        ["COMMAND", "LIST", "FILTERBY", "MODULE", "x"],
+        ["COMMAND", "LIST", "FILTERBY", "PATTERN", "nosuch*"],
+        ["COMMAND", "LIST", "FILTERBY", "PATTERN"],
+        ["SET", "a" * 1001, "v"], ["KEYS", "*a" * 1001], ["KEYS", "*a" * 1000],
+        ["DEL", "a" * 1001],
+        ["COMMAND", "INFO", "echo", "select", "hello", "auth", "reset"],
+    ],
     "inline_and_pipeline": [
         b"PING\r\n", b"set in1 'a b'\r\n", b"GET in1\r\n", b"  \r\n",
         b'ECHO "x\\ty"\n', b"DEL in1\r\n",
@@ -301,6 +329,9 @@ SEQUENCES = {
         ["GET", "nokey3"], ["SET", "r3k", "v"], ["GET", "r3k"],
         ["MGET", "r3k", "nokey3"], ["CLIENT", "GETNAME"], ["INCR", "r3k"],
         ["NOSUCH"], ["DEL", "r3k"],
+        # Commands without tips or key specifications: all of it the same
+        # (empty ones are sets in RESP3).
+        ["COMMAND", "INFO", "echo", "select", "hello", "auth", "reset"],
     ],
 }
 
@@ -414,6 +445,9 @@ class RespCompare(unittest.TestCase):
 
     def test_fuzz_findings(self):
         self.compare("fuzz_findings")
+
+    def test_fuzz_findings_2(self):
+        self.compare("fuzz_findings_2")
 
     def test_keyspace(self):
         """SCAN, KEYS, DBSIZE, RANDOMKEY, FLUSHDB and FLUSHALL on database

@@ -73,6 +73,26 @@ TEST(resp_glob, binary_bytes_and_nocase) {
   EXPECT_FALSE(glob_match("MAX*", "maxmemory", false));
 }
 
+TEST(resp_glob, more_than_a_thousand_star_runs_match_nothing) {
+  // redis-server 7.0.15: KEYS with "*a" x 1001 does not find "a" x 1001
+  // (its matcher's nesting limit), with "*a" x 1000 it finds "a" x 1000.
+  auto repeat = [](std::string_view s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+      out += s;
+    }
+    return out;
+  };
+  EXPECT_TRUE(glob_match(repeat("*a", 1000), repeat("a", 1000)));
+  EXPECT_FALSE(glob_match(repeat("*a", 1001), repeat("a", 1001)));
+  EXPECT_FALSE(glob_match(repeat("**a", 1001), repeat("a", 1001)))
+    << "consecutive stars are one run";
+  // A last run is not a level: it takes the rest at once.
+  EXPECT_TRUE(glob_match(repeat("*a", 1000) + "*", repeat("a", 1000) + "b"));
+  // Escaped stars are not runs.
+  EXPECT_TRUE(glob_match(repeat("\\*", 1001), repeat("*", 1001)));
+}
+
 TEST(resp_glob, no_pattern_is_exponential) {
   // Redis 7.0's recursive matcher needed a nesting limit (CVE-2022-36021)
   // for patterns like this; the backtracking here is linear per star.
