@@ -31,23 +31,28 @@ public:
 
   /// Anchors the wall clock to `self`'s actor clock now.
   explicit wall_clock(const caf::local_actor* self)
-      : base_wall_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+      : base_wall_us_(std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count()),
         base_actor_(actor_now(self)) {
     // nop
   }
 
-  /// Unix milliseconds now, by `self`'s actor clock.
-  int64_t now_ms(const caf::local_actor* self) const {
+  /// Unix microseconds now, by `self`'s actor clock.
+  int64_t now_us(const caf::local_actor* self) const {
     auto since = actor_now(self) - base_actor_;
-    return base_wall_ms_
-           + std::chrono::duration_cast<std::chrono::milliseconds>(since)
+    return base_wall_us_
+           + std::chrono::duration_cast<std::chrono::microseconds>(since)
                .count();
   }
 
+  /// Unix milliseconds now, by `self`'s actor clock.
+  int64_t now_ms(const caf::local_actor* self) const {
+    return now_us(self) / 1000;
+  }
+
 private:
-  int64_t base_wall_ms_ = 0;
+  int64_t base_wall_us_ = 0;
   time_point base_actor_{};
 };
 

@@ -570,11 +570,11 @@ void cmd_config(const context& c) {
 }
 
 void cmd_time(const context& c) {
-  auto ms = c.env.wall.now_ms(c.env.self);
+  auto us = c.env.wall.now_us(c.env.self);
   c.reply([&](reply_writer& w) {
     w.array(2);
-    w.bulk_string(std::to_string(ms / 1000));
-    w.bulk_string(std::to_string((ms % 1000) * 1000));
+    w.bulk_string(std::to_string(us / 1000000));
+    w.bulk_string(std::to_string(us % 1000000));
   });
 }
 

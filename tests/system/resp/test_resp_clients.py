@@ -659,6 +659,25 @@ class ClusterClients(Base):
                            stderr=subprocess.PIPE, timeout=timeout)
         return p
 
+    def test_time_has_microseconds(self):
+        """TIME: the wall clock's seconds and microseconds (not whole
+        milliseconds), as redis-server gives them."""
+        c = redis.Redis(host=self.a.ip, port=self.a.port)
+        seen = []
+        for _ in range(20):
+            before = time.time()
+            sec, usec = c.time()
+            after = time.time()
+            seen.append((sec, usec))
+            t = sec + usec / 1e6
+            self.assertTrue(0 <= usec < 1000000, seen)
+            # The node's clock is the machine's; 1 s of slack for the
+            # actor clock's anchor.
+            self.assertLess(abs(t - (before + after) / 2), 1.0, seen)
+        self.assertTrue(any(usec % 1000 != 0 for _, usec in seen),
+                        "every microsecond count is a whole millisecond: %r"
+                        % seen)
+
     def test_bucket_administration(self):
         """MYCEL.BUCKET creates a bucket cluster-wide through one node;
         the others list and describe it, MYCEL.USE reaches it from any
