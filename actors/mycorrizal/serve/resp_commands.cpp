@@ -1501,6 +1501,8 @@ constexpr command_def commands[] = {
    "Returns information and statistics about the server"},
   {"keys", 2, cmd_keys, false, "readonly", 0, 0, 0, "generic",
    "Returns all key names that match a pattern"},
+  {"memory", -2, cmd_memory, false, "", 0, 0, 0, "server",
+   "A container for memory diagnostics commands"},
   {"mget", -2, cmd_mget, false, "readonly fast", 1, -1, 1, "string",
    "Atomically returns the string values of one or more keys"},
   {"mset", -3, cmd_mset, false, "write denyoom", 1, -1, 2, "string",

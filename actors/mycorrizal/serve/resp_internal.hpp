@@ -177,6 +177,7 @@ void cmd_client(const context& c);
 void cmd_command(const context& c);
 void cmd_info(const context& c);
 void cmd_config(const context& c);
+void cmd_memory(const context& c);
 void cmd_time(const context& c);
 void cmd_reset(const context& c);
 

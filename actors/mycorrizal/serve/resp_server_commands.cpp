@@ -2,12 +2,14 @@
 // The server and connection commands of the Redis front door that clients
 // and tools send around the data: CLIENT, COMMAND, INFO, CONFIG, TIME,
 // RESET.
+#include "mycorrizal/cache/store.hpp"
 #include "mycorrizal/resp/glob.hpp"
 #include "mycorrizal/serve/resp_internal.hpp"
 
 #include <caf/all.hpp>
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -67,6 +69,7 @@ std::vector<std::string_view> categories(const command_def& d) {
       {"client", {"slow"}},
       {"command", {"slow", "connection"}},
       {"config", {"slow"}},
+      {"memory", {"slow"}},
       {"dbsize", {"keyspace", "read", "fast"}},
       {"flushall", {"keyspace", "write", "slow", "dangerous"}},
       {"flushdb", {"keyspace", "write", "slow", "dangerous"}},
@@ -171,6 +174,21 @@ std::string section_clients(const context& c) {
                      srv.client_count(), srv.max_clients);
 }
 
+/// Redis's bytesToHuman: 512B, 1.50K, 20.00M...
+std::string human_bytes(uint64_t n) {
+  constexpr std::string_view units = "KMGTPE";
+  if (n < 1024) {
+    return fmt::format("{}B", n);
+  }
+  auto x = static_cast<double>(n) / 1024;
+  size_t u = 0;
+  while (x >= 1024 && u + 1 < units.size()) {
+    x /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.2f}{}", x, units[u]);
+}
+
 std::string section_memory() {
   long pages = 0;
   long rss = 0;
@@ -180,12 +198,23 @@ std::string section_memory() {
     }
     std::fclose(f);
   }
-  auto bytes = static_cast<int64_t>(rss) * sysconf(_SC_PAGESIZE);
+  auto rss_bytes = static_cast<uint64_t>(rss)
+                   * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  // What the allocator has handed out and not taken back (Redis's
+  // used_memory is its allocator's count too): heap chunks in use plus
+  // blocks mapped on their own.
+  auto m = mallinfo2();
+  auto used = static_cast<uint64_t>(m.uordblks + m.hblkhd);
   return fmt::format("# Memory\r\n"
+                     "used_memory:{}\r\n"
+                     "used_memory_human:{}\r\n"
                      "used_memory_rss:{}\r\n"
+                     "used_memory_rss_human:{}\r\n"
                      "maxmemory:0\r\n"
+                     "maxmemory_human:0B\r\n"
                      "maxmemory_policy:allkeys-lru\r\n",
-                     bytes);
+                     used, human_bytes(used), rss_bytes,
+                     human_bytes(rss_bytes));
 }
 
 std::string section_stats(const context& c) {
@@ -565,6 +594,60 @@ void cmd_config(const context& c) {
     }
   } else {
     c.error(fmt::format("ERR unknown subcommand '{}'. Try CONFIG HELP.",
+                        c_string(c.arg(1)).substr(0, 128)));
+  }
+}
+
+void cmd_memory(const context& c) {
+  auto sub = lower(c.arg(1));
+  if (sub == "usage" && c.argc() >= 3) {
+    // SAMPLES n pairs (a string has no elements to sample).
+    for (size_t j = 3; j < c.argc(); j += 2) {
+      int64_t samples = 0;
+      if (!iequals(c.arg(j), "samples") || j + 1 >= c.argc()) {
+        c.error(syntax_error);
+        return;
+      }
+      if (!parse_ll(c.arg(j + 1), samples)) {
+        c.error(not_an_integer);
+        return;
+      }
+      if (samples < 0) {
+        c.error(syntax_error);
+        return;
+      }
+    }
+    // What an owner's store counts for the entry (its max_bytes
+    // accounting): the key, the value and the overhead of an entry.
+    auto key_size = c.arg(2).size();
+    run_one(c, make(op_code::get, c.arg(2)),
+            [key_size](reply_writer& w, const op_reply& r) {
+              if (!r.found) {
+                w.null();
+              } else {
+                w.integer(static_cast<int64_t>(key_size + r.value.size()
+                                               + cache::entry_overhead()));
+              }
+            });
+  } else if (sub == "help" && c.argc() == 2) {
+    c.reply([](reply_writer& w) {
+      constexpr std::string_view lines[] = {
+        "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value.",
+        "HELP",
+        "    Print this help.",
+      };
+      w.array(std::size(lines));
+      for (auto line : lines) {
+        w.simple_string(line);
+      }
+    });
+  } else if (sub == "usage" || sub == "help") {
+    c.error(fmt::format("ERR wrong number of arguments for 'memory|{}' command",
+                        sub));
+  } else {
+    c.error(fmt::format("ERR unknown subcommand '{}'. Try MEMORY HELP.",
                         c_string(c.arg(1)).substr(0, 128)));
   }
 }

@@ -659,6 +659,25 @@ class ClusterClients(Base):
                            stderr=subprocess.PIPE, timeout=timeout)
         return p
 
+    def test_memory_usage_and_used_memory(self):
+        """MEMORY USAGE (what redis-cli --memkeys asks): the bytes an owner
+        counts for the entry; INFO's used_memory (redis-cli --stat,
+        exporters): the allocator's bytes in use."""
+        c = redis.Redis(host=self.a.ip, port=self.a.port)
+        c.set("mem:k", b"v" * 1000)
+        usage = c.memory_usage("mem:k")
+        self.assertIsInstance(usage, int)
+        self.assertGreaterEqual(usage, len("mem:k") + 1000)
+        self.assertLess(usage, len("mem:k") + 1000 + 1024)
+        self.assertIsNone(c.memory_usage("mem:missing"))
+        # Through another node: the same count (each owner counts alike).
+        other = redis.Redis(host=self.nodes[1].ip, port=self.nodes[1].port)
+        self.assertEqual(other.memory_usage("mem:k"), usage)
+        info = c.info("memory")
+        self.assertGreater(info["used_memory"], 0)
+        self.assertGreaterEqual(info["used_memory_rss"], 0)
+        c.delete("mem:k")
+
     def test_time_has_microseconds(self):
         """TIME: the wall clock's seconds and microseconds (not whole
         milliseconds), as redis-server gives them."""

@@ -320,6 +320,15 @@ SEQUENCES = {
         ["DEL", "a" * 1001],
         ["COMMAND", "INFO", "echo", "select", "hello", "auth", "reset"],
     ],
+    "memory": [
+        ["SET", "mem1", "hello"], ["MEMORY"], ["MEMORY", "USAGE"],
+        ["MEMORY", "USAGE", "nokey"], ["MEMORY", "USAGE", "mem1", "SAMPLES"],
+        ["MEMORY", "USAGE", "mem1", "SAMPLES", "x"],
+        ["MEMORY", "USAGE", "mem1", "SAMPLES", "-1"],
+        ["MEMORY", "USAGE", "mem1", "FOO"],
+        ["MEMORY", "USAGE", "nokey", "SAMPLES", "0"], ["MEMORY", "FOO"],
+        ["MEMORY", "HELP", "x"], ["DEL", "mem1"],
+    ],
     "inline_and_pipeline": [
         b"PING\r\n", b"set in1 'a b'\r\n", b"GET in1\r\n", b"  \r\n",
         b'ECHO "x\\ty"\n', b"DEL in1\r\n",
@@ -445,6 +454,9 @@ class RespCompare(unittest.TestCase):
 
     def test_fuzz_findings(self):
         self.compare("fuzz_findings")
+
+    def test_memory(self):
+        self.compare("memory")
 
     def test_fuzz_findings_2(self):
         self.compare("fuzz_findings_2")
