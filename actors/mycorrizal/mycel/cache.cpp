@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -60,6 +61,10 @@ struct cache_state {
   hybrid_clock clock{0};
   /// Every bucket ever heard of (dropped ones as tombstones).
   std::map<std::string, proto::bucket_def> registry;
+  /// Per name, the newest drop heard of, kept when a create follows it: a
+  /// create older than it (a registry push that was on its way) must not
+  /// bring the dropped bucket back over the one made after the drop.
+  std::map<std::string, version> drops;
   std::map<std::string, bucket_actor> buckets;
   /// Per name, the dropped bucket that still answers on the name's streams
   /// (until `op_timeout` after the drop, or until a new bucket takes them).
@@ -163,6 +168,13 @@ void end_dropped(cache_self self, const std::string& name,
 bool merge(cache_self self, const proto::bucket_def& def) {
   auto& st = self->state;
   st.clock.observe(def.ver, wall_ms());
+  if (def.dropped) {
+    auto& d = st.drops[def.name];
+    d = std::max(d, def.ver);
+  } else if (auto d = st.drops.find(def.name);
+             d != st.drops.end() && def.ver < d->second) {
+    return false; // created before the drop we know of
+  }
   auto i = st.registry.find(def.name);
   if (i != st.registry.end() && !replaces(def, i->second)) {
     return false;
@@ -177,6 +189,15 @@ bool merge(cache_self self, const proto::bucket_def& def) {
   return true;
 }
 
+/// Our whole registry, as a peer's cache takes it.
+raw_bytes registry_payload(const cache_state& st) {
+  std::vector<proto::bucket_def> defs;
+  for (const auto& [name, def] : st.registry) {
+    defs.push_back(def);
+  }
+  return raw_bytes{proto::encode(proto::buckets{std::move(defs)})};
+}
+
 /// Sends our whole registry to `node`; retried a few times while its
 /// cache is not up yet (a member that just joined).
 void push_registry(cache_self self, const std::string& node, int attempt) {
@@ -184,11 +205,7 @@ void push_registry(cache_self self, const std::string& node, int attempt) {
   if (st.registry.empty() || attempt > 5 || st.members.count(node) == 0) {
     return;
   }
-  std::vector<proto::bucket_def> defs;
-  for (auto& [name, def] : st.registry) {
-    defs.push_back(def);
-  }
-  auto payload = raw_bytes{proto::encode(proto::buckets{std::move(defs)})};
+  auto payload = registry_payload(st);
   self
     ->request(st.opts.router, st.opts.options.op_timeout, request_atom::value,
               node, std::string{app_id}, std::move(payload),
@@ -202,11 +219,43 @@ void push_registry(cache_self self, const std::string& node, int attempt) {
           });
 }
 
-/// Tells every member about a change of the registry.
-void announce(cache_self self) {
-  for (const auto& m : self->state.members) {
-    push_registry(self, m, 1);
+/// Tells every member about a change of the registry, and answers `true`
+/// once each has taken it in, or cannot (it left, or did not answer within
+/// half the operation timeout: it gets the registry again later, as after
+/// any failed push). A create or drop is then in force on every node that
+/// answers: after FLUSHDB's OK no node serves the dropped bucket's data.
+caf::result<bool> announce(cache_self self) {
+  auto& st = self->state;
+  if (st.members.empty()) {
+    return true;
   }
+  auto rp = self->make_response_promise<bool>();
+  auto left = std::make_shared<size_t>(st.members.size());
+  auto payload = registry_payload(st);
+  auto timeout = st.opts.options.op_timeout / 2;
+  for (const auto& m : st.members) {
+    auto one_done = [rp, left]() mutable {
+      if (--*left == 0) {
+        rp.deliver(true);
+      }
+    };
+    self
+      ->request(st.opts.router, timeout, request_atom::value, m,
+                std::string{app_id}, payload, caf::timespan{timeout},
+                std::string{})
+      .then(
+        [one_done](raw_bytes&) mutable {
+          one_done();
+        },
+        [self, m, one_done](caf::error& e) mutable {
+          if (from_caf_error(e) != errc::node_down) {
+            self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value,
+                               m, 2);
+          }
+          one_done();
+        });
+  }
+  return rp;
 }
 
 void on_member(cache_self self, const gossip::member& m) {
@@ -313,8 +362,7 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
       }
       proto::bucket_def def{name, options, cur.clock.next(wall_ms()), false};
       merge(self, def);
-      announce(self);
-      return true;
+      return announce(self);
     },
     [=](drop_bucket_atom, std::string& name) -> caf::result<bool> {
       auto& cur = self->state;
@@ -326,8 +374,7 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
       def.dropped = true;
       def.ver = cur.clock.next(wall_ms());
       merge(self, def);
-      announce(self);
-      return true;
+      return announce(self);
     },
     [=](list_buckets_atom) {
       std::vector<bucket_info> out;
@@ -447,7 +494,9 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
     [=](repair_atom) {
       // Every round, the whole registry to everyone: what a lost message
       // left out arrives with the next round.
-      announce(self);
+      for (const auto& m : self->state.members) {
+        push_registry(self, m, 1);
+      }
       self->delayed_send(self, self->state.opts.options.anti_entropy_interval,
                          repair_atom::value);
     },

@@ -746,6 +746,43 @@ class ClusterClients(Base):
             wait_until(listed(n, False), 20, "%s forgets admin-b" % n.name,
                        self.nodes)
 
+    def test_flushdb_is_in_force_on_every_node_once_it_answers(self):
+        """FLUSHDB's +OK on one node means that no node serves the old
+        data: a write through one node, FLUSHDB through a second, then at
+        once a read and a SETNX through the third see an empty database,
+        as one redis-server would. (The drop used to reach the other nodes
+        after the reply: they still answered from the dropped bucket.)"""
+        conns = [connect(n.ip, n.port, timeout=60) for n in self.nodes]
+
+        def call(k, *args):
+            s, r = conns[k]
+            s.sendall(b"".join(encode(*x) for x in args))
+            return [r.reply() for _ in args]
+
+        try:
+            for k in range(3):
+                self.assertEqual(call(k, ("SELECT", "9")), [b"+OK\r\n"])
+            seen = []
+            for i in range(30):
+                key = "flushed:%d" % i
+                a, b, c = i % 3, (i + 1) % 3, (i + 2) % 3
+                got = (call(a, ("SET", key, "v%d" % i)),
+                       call(b, ("FLUSHDB",)),
+                       call(c, ("GET", key), ("SETNX", key, "new"),
+                            ("GET", key)))
+                seen.append(got)
+                self.assertEqual(got[:2], ([b"+OK\r\n"], [b"+OK\r\n"]),
+                                 seen)
+                self.assertEqual(got[2], [b"$-1\r\n", b":1\r\n",
+                                          b"$3\r\nnew\r\n"],
+                                 "round %d (set on %s, flushed on %s, read on"
+                                 " %s): %r" % (i, self.nodes[a].name,
+                                               self.nodes[b].name,
+                                               self.nodes[c].name, seen[-3:]))
+        finally:
+            for s, _ in conns:
+                s.close()
+
     def test_pipelined_writes_while_flushdb_drops_the_bucket(self):
         """FLUSHDB drops the database's bucket while another client's
         pipelined SETs are on their way to it: what the database holds
