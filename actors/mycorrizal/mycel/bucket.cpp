@@ -369,6 +369,59 @@ bool answers_at_once(const bucket_state& st, const op_result& res) {
 /// Replicates what `run_here` wrote and answers once the owners the ack
 /// mode names took it. `done` is called with the reply (a template: the
 /// common paths answer without a `std::function` per operation).
+/// A write of ours waiting for its other owners (ack all).
+struct replica_wait {
+  size_t left = 0;
+  bool finished = false;
+  proto::op_reply reply;
+  reply_fn done;
+};
+
+/// How often a replica whose bucket of the name is being replaced (it
+/// answered unknown_bucket: its channel still had the dropped one) is
+/// asked again before the write fails. The write is applied here already:
+/// failing it would make the caller try again, and a conditional write
+/// (SETNX, INCR) would then see its own first try.
+constexpr int max_replica_tries = 5;
+
+/// Asks `to` to take the write of `pw`.
+void ask_replica(bucket_self self, std::shared_ptr<replica_wait> pw,
+                 std::string to, raw_bytes payload, int tries) {
+  auto& st = self->state;
+  ask(self, to, payload, replication_stream(st.opts.name))
+    .then(
+      [pw](raw_bytes&) {
+        if (--pw->left == 0 && !pw->finished) {
+          pw->finished = true;
+          pw->done(std::move(pw->reply));
+        }
+      },
+      [self, pw, to, payload, tries](caf::error& err) mutable {
+        auto why = from_caf_error(err);
+        if (pw->finished) {
+          return;
+        }
+        if (why == errc::node_down) {
+          if (--pw->left == 0) {
+            pw->finished = true;
+            pw->done(std::move(pw->reply));
+          }
+          return;
+        }
+        if (why == errc::unknown_bucket && tries < max_replica_tries) {
+          ask_replica(self, std::move(pw), std::move(to), std::move(payload),
+                      tries + 1);
+          return;
+        }
+        pw->finished = true;
+        proto::op_reply failed;
+        failed.status = why.code();
+        failed.message = "replica " + to
+                         + " did not take the write: " + to_string(why);
+        pw->done(std::move(failed));
+      });
+}
+
 template <class Done>
 void finish_here(bucket_self self, op_result res, Done done) {
   auto& st = self->state;
@@ -389,45 +442,13 @@ void finish_here(bucket_self self, op_result res, Done done) {
   // ack all: every alive owner takes it. An owner that died meanwhile does
   // not count (the new view restores the RF); one that does not answer in
   // time fails the write (it may still be applied: AP).
-  struct pending_write {
-    size_t left = 0;
-    bool finished = false;
-    proto::op_reply reply;
-    reply_fn done;
-  };
-  auto pw = std::make_shared<pending_write>();
+  auto pw = std::make_shared<replica_wait>();
   pw->left = write.to.size();
   pw->reply = std::move(res.reply);
   pw->done = reply_fn{std::move(done)};
   auto payload = replication_payload(st, write.partition, std::move(write.rec));
   for (const auto& to : write.to) {
-    ask(self, to, payload, replication_stream(st.opts.name))
-      .then(
-        [pw](raw_bytes&) {
-          if (--pw->left == 0 && !pw->finished) {
-            pw->finished = true;
-            pw->done(std::move(pw->reply));
-          }
-        },
-        [pw, to](caf::error& err) {
-          auto why = from_caf_error(err);
-          if (pw->finished) {
-            return;
-          }
-          if (why == errc::node_down) {
-            if (--pw->left == 0) {
-              pw->finished = true;
-              pw->done(std::move(pw->reply));
-            }
-            return;
-          }
-          pw->finished = true;
-          proto::op_reply failed;
-          failed.status = why.code();
-          failed.message = "replica " + to
-                           + " did not take the write: " + to_string(why);
-          pw->done(std::move(failed));
-        });
+    ask_replica(self, pw, to, payload, 1);
   }
 }
 
