@@ -205,6 +205,9 @@ std::string section_memory() {
   // blocks mapped on their own.
   auto m = mallinfo2();
   auto used = static_cast<uint64_t>(m.uordblks + m.hblkhd);
+  if (used == 0) {
+    used = rss_bytes; // an allocator that does not tell (a sanitizer's)
+  }
   return fmt::format("# Memory\r\n"
                      "used_memory:{}\r\n"
                      "used_memory_human:{}\r\n"
