@@ -21,6 +21,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace mycorrizal::resp {
@@ -253,125 +254,313 @@ struct one_op final : op_batch {
 
 using batch = op_batch;
 
-expected<op_reply> checked(op_reply& r) {
-  if (r.status != errc::none) {
-    return unexpected{error{r.status, r.message}};
-  }
-  return std::move(r);
-}
-
 /// How often an operation on a bucket that an owner does not know yet is
 /// tried (a bucket just created spreads through the cluster), and how long
-/// it waits before the n-th try.
+/// it waits before the n-th try. After the last try the bucket is created
+/// with the defaults (it was dropped while the connection used it: a new
+/// connection would create it at once) and the operation tried once more.
 constexpr int max_bucket_tries = 25;
 
 caf::timespan backoff(int attempt) {
   return std::chrono::milliseconds{std::min(10 * attempt, 200)};
 }
 
-void send_op(caf::event_based_actor* self,
-             const std::shared_ptr<op_access>& access, caf::timespan timeout,
-             const std::shared_ptr<batch>& b, size_t i, cache_op op,
-             int attempt);
+using held_op = op_access::held_op;
+using held_ops = op_access::held_ops;
+using lane = op_access::lane;
 
-/// Operation `i` of `b` failed with `err`; `direct`: it went to the
-/// bucket's own actor. Tries again where that can help, else completes it
-/// with the error.
-void op_failed(caf::event_based_actor* self,
-               const std::shared_ptr<op_access>& access, caf::timespan timeout,
-               const std::shared_ptr<batch>& b, size_t i, cache_op op,
-               int attempt, bool direct, const caf::error& err) {
+/// What is done with an operation that failed, the stronger the later.
+enum class retry {
+  no,
+  /// The bucket's actor ended (dropped, FLUSHDB): forget it, and go through
+  /// the cache actor.
+  at_once,
+  /// An owner has not heard of the bucket yet: again in a while.
+  after_backoff,
+  /// The database's bucket does not exist: create it with the defaults (a
+  /// second create by another client or node is fine).
+  after_create,
+};
+
+retry retry_of(const caf::error& err, int attempt, bool direct) {
   auto e = from_caf_error(err);
   if (direct
       && (err == caf::sec::request_receiver_down
           || e == errc::unknown_bucket)) {
-    // The bucket's actor ended (dropped, FLUSHDB): forget it, and go
-    // through the cache actor.
-    access->handles.erase(op.bucket);
-    send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
-    return;
+    return retry::at_once;
   }
-  if (e != errc::unknown_bucket || attempt >= max_bucket_tries) {
-    b->complete(i, unexpected{std::move(e)});
-    return;
+  if (e != errc::unknown_bucket || attempt > max_bucket_tries) {
+    return retry::no;
   }
-  if (attempt > 0) {
-    // An owner has not heard of the bucket yet: again in a while.
-    access->later(backoff(attempt), [self, access, timeout, b, i, op,
-                                     attempt]() mutable {
-      send_op(self, access, timeout, b, i, std::move(op), attempt + 1);
-    });
-    return;
+  // Not at once after a bucket actor ended: a create racing FLUSHDB's (its
+  // drop here, its create not yet) would replace the new bucket.
+  if ((attempt == 0 && !direct) || attempt == max_bucket_tries) {
+    return retry::after_create;
   }
-  // The database's bucket does not exist yet: create it with the
-  // defaults (a second create by another client or node is fine).
-  auto name = op.bucket;
-  self
-    ->request(access->cache, timeout, create_bucket_atom::value, name,
-              bucket_options{})
-    .then(
-      [self, access, timeout, b, i, op](bool) mutable {
-        send_op(self, access, timeout, b, i, std::move(op), 1);
-      },
-      [b, i](caf::error& e2) {
-        b->complete(i, unexpected{from_caf_error(e2)});
-      });
+  return retry::after_backoff;
 }
 
+caf::error reply_error(const op_reply& r) {
+  return make_caf_error(error{r.status, r.message});
+}
+
+void start_round(caf::event_based_actor* self,
+                 const std::shared_ptr<op_access>& access,
+                 const std::string& bucket, lane& ln);
+
+/// The round `sent` of `bucket` answered; `errs[i]` is the error of
+/// operation `i` (none: it completed; empty: all completed). Failed
+/// operations that can succeed later go first in the next round, unless a
+/// later operation on the same key took (or may have taken) effect.
+void end_round(caf::event_based_actor* self,
+               const std::shared_ptr<op_access>& access,
+               const std::string& bucket, held_ops& sent,
+               std::vector<caf::error>& errs, bool direct) {
+  auto& ln = access->lanes[bucket];
+  if (errs.empty()) {
+    ln.busy = false;
+    start_round(self, access, bucket, ln);
+    return;
+  }
+  auto n = sent.ops.size();
+  std::vector<retry> how(n, retry::no);
+  {
+    std::unordered_set<std::string_view> settled_after;
+    for (size_t i = n; i-- > 0;) {
+      if (errs[i]) {
+        auto r = retry_of(errs[i], sent.waiting[i].attempt, direct);
+        if (r != retry::no && settled_after.count(sent.ops[i].key) == 0) {
+          how[i] = r;
+          continue;
+        }
+      }
+      settled_after.insert(sent.ops[i].key);
+    }
+  }
+  held_ops again;
+  auto strongest = retry::no;
+  int attempt = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!errs[i]) {
+      continue;
+    }
+    auto& x = sent.waiting[i];
+    if (how[i] == retry::no) {
+      x.batch->complete(x.index, unexpected{from_caf_error(errs[i])});
+      continue;
+    }
+    strongest = std::max(strongest, how[i]);
+    attempt = std::max(attempt, x.attempt + 1);
+    again.ops.push_back(std::move(sent.ops[i]));
+    again.waiting.push_back(std::move(x));
+    again.waiting.back().attempt += 1;
+  }
+  if (strongest == retry::at_once) {
+    ln.handle = bucket_handle{};
+  }
+  if (again.ops.empty()) {
+    ln.busy = false;
+    start_round(self, access, bucket, ln);
+    return;
+  }
+  // Ahead of what the connection asked meanwhile.
+  auto retried = again.ops.size();
+  std::move(ln.queued.ops.begin(), ln.queued.ops.end(),
+            std::back_inserter(again.ops));
+  std::move(ln.queued.waiting.begin(), ln.queued.waiting.end(),
+            std::back_inserter(again.waiting));
+  ln.queued = std::move(again);
+  auto resume = [self, access, bucket] {
+    auto& l = access->lanes[bucket];
+    l.busy = false;
+    start_round(self, access, bucket, l);
+  };
+  switch (strongest) {
+    case retry::at_once:
+    case retry::no: resume(); break;
+    case retry::after_backoff: access->later(backoff(attempt), resume); break;
+    case retry::after_create:
+      self
+        ->request(access->cache, ln.queued.waiting.front().timeout,
+                  create_bucket_atom::value, bucket, bucket_options{})
+        .then(
+          [resume](bool) {
+            resume();
+          },
+          [access, bucket, retried, resume](caf::error& err) {
+            // The retried operations (still first) fail with it.
+            auto& q = access->lanes[bucket].queued;
+            auto k = std::min(retried, q.ops.size());
+            auto failed = std::vector<held_op>(
+              std::make_move_iterator(q.waiting.begin()),
+              std::make_move_iterator(q.waiting.begin() + k));
+            q.ops.erase(q.ops.begin(), q.ops.begin() + k);
+            q.waiting.erase(q.waiting.begin(), q.waiting.begin() + k);
+            for (auto& x : failed) {
+              x.batch->complete(x.index, unexpected{from_caf_error(err)});
+            }
+            resume();
+          });
+      break;
+  }
+}
+
+/// Operations sent one by one through the cache actor (the bucket's own
+/// is not known): the round ends when all answered.
+struct via_cache_round {
+  held_ops sent;
+  std::vector<caf::error> errs;
+  size_t left = 0;
+};
+
+void start_round(caf::event_based_actor* self,
+                 const std::shared_ptr<op_access>& access,
+                 const std::string& bucket, lane& ln) {
+  if (ln.busy || ln.queued.ops.empty() || access->holding > 0) {
+    return;
+  }
+  ln.busy = true;
+  auto sent = std::make_shared<held_ops>();
+  sent->ops.swap(ln.queued.ops);
+  sent->waiting.swap(ln.queued.waiting);
+  if (!access->spare.empty()) {
+    ln.queued = std::move(access->spare.back());
+    access->spare.pop_back();
+  } else {
+    // A pipeline round usually brings as many as the last one did.
+    ln.queued.ops.reserve(sent->ops.size());
+    ln.queued.waiting.reserve(sent->ops.size());
+  }
+  if (!ln.handle) {
+    if (!ln.asking) {
+      // Ask for the bucket's own actor once; until it comes, through the
+      // cache actor. A round under way keeps its way: the handle serves
+      // the next round, so no operation overtakes an earlier one.
+      ln.asking = true;
+      self
+        ->request(access->cache, sent->waiting.front().timeout,
+                  bucket_atom::value, bucket)
+        .then(
+          [access, bucket](bucket_handle& bh) {
+            auto& l = access->lanes[bucket];
+            l.asking = false;
+            l.handle = std::move(bh);
+          },
+          [access, bucket](caf::error&) {
+            access->lanes[bucket].asking = false;
+          });
+    }
+    auto r = std::make_shared<via_cache_round>();
+    r->sent = std::move(*sent);
+    r->left = r->sent.ops.size();
+    for (size_t i = 0; i < r->sent.ops.size(); ++i) {
+      auto fail = [r, i](caf::error err) {
+        if (r->errs.empty()) {
+          r->errs.resize(r->sent.ops.size());
+        }
+        r->errs[i] = std::move(err);
+      };
+      self
+        ->request(access->cache, r->sent.waiting[i].timeout,
+                  cache_op{bucket, r->sent.ops[i]})
+        .then(
+          [self, access, bucket, r, i, fail](op_reply& x) {
+            if (x.status != errc::none) {
+              fail(reply_error(x));
+            } else {
+              auto& w = r->sent.waiting[i];
+              w.batch->complete(w.index, std::move(x));
+              w.batch.reset();
+            }
+            if (--r->left == 0) {
+              end_round(self, access, bucket, r->sent, r->errs, false);
+            }
+          },
+          [self, access, bucket, r, fail](caf::error& err) {
+            fail(std::move(err));
+            if (--r->left == 0) {
+              end_round(self, access, bucket, r->sent, r->errs, false);
+            }
+          });
+    }
+    return;
+  }
+  // No timeout of our own here: a bucket actor answers every operation it
+  // takes, with an error when it cannot (its own op_timeout for the owners
+  // it forwards to, unknown_bucket when it ends), and CAF bounces what
+  // reaches it after it ended. A timeout per request would put every
+  // operation into CAF's clock (a locked tree and a thread woken: about 6 %
+  // of the node's CPU under redis-benchmark).
+  auto all_failed = [self, access, bucket, sent](caf::error& err) {
+    std::vector<caf::error> errs(sent->ops.size(), err);
+    end_round(self, access, bucket, *sent, errs, true);
+  };
+  if (sent->ops.size() == 1) {
+    self->request(ln.handle, caf::infinite, cache_op{bucket, sent->ops.front()})
+      .then(
+        [self, access, bucket, sent](op_reply& r) {
+          std::vector<caf::error> errs;
+          if (r.status != errc::none) {
+            errs.push_back(reply_error(r));
+          } else {
+            auto& x = sent->waiting.front();
+            x.batch->complete(x.index, std::move(r));
+            x.batch.reset();
+          }
+          end_round(self, access, bucket, *sent, errs, true);
+        },
+        all_failed);
+    return;
+  }
+  // Lent to the bucket under a count of its own, which tells when the
+  // bucket let go of them (`lent` expired).
+  std::shared_ptr<const std::vector<op_request>> to_bucket{
+    &sent->ops, [keep = sent](const auto*) {}};
+  std::weak_ptr<const std::vector<op_request>> lent = to_bucket;
+  self->request(ln.handle, caf::infinite, cache_op_batch{std::move(to_bucket)})
+    .then(
+      [self, access, bucket, sent, lent](cache_op_batch_reply& r) {
+        std::vector<caf::error> errs;
+        auto& w = sent->waiting;
+        for (size_t i = 0; i < w.size(); ++i) {
+          auto& x = w[i];
+          if (i >= r.replies.size() || r.replies[i].status != errc::none) {
+            if (errs.empty()) {
+              errs.resize(w.size());
+            }
+            errs[i] = i >= r.replies.size() ? make_caf_error(
+                        error{errc::malformed_frame,
+                              "a batch answer without this operation"})
+                                            : reply_error(r.replies[i]);
+            continue;
+          }
+          x.batch->complete(x.index, std::move(r.replies[i]));
+          // The command's copy of the answer goes as soon as it has its
+          // reply bytes: a batch of large values is not held twice over.
+          x.batch.reset();
+        }
+        end_round(self, access, bucket, *sent, errs, true);
+        // Once the bucket let go of the operations too, their vectors
+        // serve a later round.
+        if (lent.expired() && access->spare.size() < 4) {
+          sent->ops.clear();
+          sent->waiting.clear();
+          access->spare.push_back(std::move(*sent));
+        }
+      },
+      all_failed);
+}
+
+/// Queues operation `i` of `b` on its bucket's lane; it leaves at once if
+/// the lane is free and no read is being run.
 void send_op(caf::event_based_actor* self,
              const std::shared_ptr<op_access>& access, caf::timespan timeout,
-             const std::shared_ptr<batch>& b, size_t i, cache_op op,
-             int attempt) {
-  auto& handles = access->handles;
-  auto h = handles.find(op.bucket);
-  bool direct = h != handles.end() && h->second;
-  if (h == handles.end()) {
-    // Ask for the bucket's own actor once; until it comes, through the
-    // cache actor.
-    handles.emplace(op.bucket, bucket_handle{});
-    self->request(access->cache, timeout, bucket_atom::value, op.bucket)
-      .then(
-        [access, name = op.bucket](bucket_handle& bh) {
-          access->handles[name] = std::move(bh);
-        },
-        [access, name = op.bucket](caf::error&) {
-          access->handles.erase(name);
-        });
-  }
-  if (direct && access->holding > 0) {
-    auto& held = access->held[op.bucket];
-    held.ops.push_back(std::move(op.op));
-    held.waiting.push_back(op_access::held_op{b, i, timeout, attempt});
-    return;
-  }
-  auto on_reply = [b, i](op_reply& r) {
-    b->complete(i, checked(r));
-  };
-  // A copy of the operation stays with the error path, for a retry.
-  auto on_error = [self, access, timeout, b, i, op, attempt,
-                   direct](caf::error& err) mutable {
-    op_failed(self, access, timeout, b, i, std::move(op), attempt, direct, err);
-  };
-  if (direct) {
-    // No timeout of our own here: a bucket actor answers every operation
-    // it takes, with an error when it cannot (its own op_timeout for the
-    // owners it forwards to, unknown_bucket when it ends), and CAF bounces
-    // what reaches it after it ended. A timeout per request would put
-    // every operation into CAF's clock (a locked tree and a thread woken:
-    // about 6 % of the node's CPU under redis-benchmark).
-    self->request(h->second, caf::infinite, op).then(on_reply, on_error);
-  } else {
-    self->request(access->cache, timeout, op).then(on_reply, on_error);
-  }
-}
-
-/// A held operation `op` (waited for by `x`) ended with `err`.
-void held_failed(caf::event_based_actor* self,
-                 const std::shared_ptr<op_access>& access,
-                 const std::string& bucket, const op_access::held_op& x,
-                 op_request op, const caf::error& err) {
-  op_failed(self, access, x.timeout, x.batch, x.index,
-            cache_op{bucket, std::move(op)}, x.attempt, true, err);
+             const std::shared_ptr<batch>& b, size_t i,
+             const std::string& bucket, op_request op) {
+  auto& ln = access->lanes[bucket];
+  ln.queued.ops.push_back(std::move(op));
+  ln.queued.waiting.push_back(held_op{b, i, timeout, 0});
+  start_round(self, access, bucket, ln);
 }
 
 } // namespace
@@ -391,8 +580,7 @@ void exec_ops(caf::event_based_actor* self,
   std::shared_ptr<batch> base = b;
   for (size_t i = 0; i < ops.size(); ++i) {
     ops[i].bucket = bucket;
-    send_op(self, access, timeout, base, i, cache_op{bucket, std::move(ops[i])},
-            0);
+    send_op(self, access, timeout, base, i, bucket, std::move(ops[i]));
   }
 }
 
@@ -430,8 +618,7 @@ void run_one(const context& c, op_request op,
   std::shared_ptr<batch> b = std::make_shared<one_op>(c, std::move(f));
   auto bucket = c.bucket();
   op.bucket = bucket;
-  send_op(c.env.self, c.env.access, c.env.timeout, b, 0,
-          cache_op{std::move(bucket), std::move(op)}, 0);
+  send_op(c.env.self, c.env.access, c.env.timeout, b, 0, bucket, std::move(op));
 }
 
 namespace {
@@ -1591,96 +1778,8 @@ std::span<const command_def> command_table() {
 
 void flush_ops(caf::event_based_actor* self,
                const std::shared_ptr<op_access>& access) {
-  using detail::held_failed;
-  using held_ops = op_access::held_ops;
-  // Nothing is held while this runs (`holding` is 0): the map and its
-  // names stay for the next round, only the operations go.
-  for (auto& entry : access->held) {
-    if (entry.second.ops.empty()) {
-      continue;
-    }
-    // Named references, not a structured binding: lambdas below use them.
-    const std::string& bucket = entry.first;
-    // The bucket reads the operations where they are (shared, not copied);
-    // they stay here too, for a retry after an error.
-    auto sent = std::make_shared<held_ops>();
-    sent->ops.swap(entry.second.ops);
-    sent->waiting.swap(entry.second.waiting);
-    if (!access->spare.empty()) {
-      entry.second = std::move(access->spare.back());
-      access->spare.pop_back();
-    } else {
-      // A pipeline round usually brings as many as the last one did.
-      entry.second.ops.reserve(sent->ops.size());
-      entry.second.waiting.reserve(sent->ops.size());
-    }
-    auto h = access->handles.find(bucket);
-    if (h == access->handles.end() || !h->second) {
-      // The handle went while they waited: each on its own way.
-      caf::error gone = caf::sec::request_receiver_down;
-      for (size_t i = 0; i < sent->ops.size(); ++i) {
-        held_failed(self, access, bucket, sent->waiting[i],
-                    std::move(sent->ops[i]), gone);
-      }
-      continue;
-    }
-    if (sent->ops.size() == 1) {
-      cache_op op{bucket, sent->ops.front()};
-      self->request(h->second, caf::infinite, std::move(op))
-        .then(
-          [sent](cache::proto::op_reply& r) {
-            auto& x = sent->waiting.front();
-            x.batch->complete(x.index, detail::checked(r));
-          },
-          [self, access, bucket = bucket, sent](caf::error& err) {
-            held_failed(self, access, bucket, sent->waiting.front(),
-                        std::move(sent->ops.front()), err);
-          });
-      continue;
-    }
-    // Lent to the bucket under a count of its own, which tells when the
-    // bucket let go of them (`lent` expired).
-    std::shared_ptr<const std::vector<cache::proto::op_request>> to_bucket{
-      &sent->ops, [keep = sent](const auto*) {}};
-    std::weak_ptr<const std::vector<cache::proto::op_request>> lent = to_bucket;
-    self
-      ->request(h->second, caf::infinite, cache_op_batch{std::move(to_bucket)})
-      .then(
-        [self, access, bucket = bucket, sent, lent](cache_op_batch_reply& r) {
-          auto& w = sent->waiting;
-          for (size_t i = 0; i < w.size(); ++i) {
-            auto& x = w[i];
-            if (i >= r.replies.size()) {
-              caf::error short_answer = make_caf_error(
-                error{errc::malformed_frame, "a batch answer without this "
-                                             "operation"});
-              held_failed(self, access, bucket, x, sent->ops[i], short_answer);
-            } else if (r.replies[i].status != errc::none) {
-              // As the operation's own error (unknown_bucket retries).
-              caf::error e = make_caf_error(
-                error{r.replies[i].status, r.replies[i].message});
-              held_failed(self, access, bucket, x, sent->ops[i], e);
-            } else {
-              x.batch->complete(x.index, std::move(r.replies[i]));
-            }
-            // The command's copy of the answer goes as soon as it has its
-            // reply bytes: a batch of large values is not held twice over.
-            x.batch.reset();
-          }
-          // Once the bucket let go of the operations too, their vectors
-          // serve a later round.
-          if (lent.expired() && access->spare.size() < 4) {
-            sent->ops.clear();
-            sent->waiting.clear();
-            access->spare.push_back(std::move(*sent));
-          }
-        },
-        [self, access, bucket = bucket, sent](caf::error& err) {
-          for (size_t i = 0; i < sent->ops.size(); ++i) {
-            held_failed(self, access, bucket, sent->waiting[i],
-                        std::move(sent->ops[i]), err);
-          }
-        });
+  for (auto& [bucket, ln] : access->lanes) {
+    detail::start_round(self, access, bucket, ln);
   }
 }
 

@@ -139,10 +139,7 @@ struct op_access {
   /// Runs `f` on the connection's actor after `delay` (not after the
   /// connection ended).
   std::function<void(caf::timespan delay, std::function<void()> f)> later;
-  /// Bucket handles by name; an invalid handle: being asked for.
-  std::unordered_map<std::string, bucket_handle> handles;
-
-  /// Who waits for a held operation: plain data, no callbacks (two
+  /// Who waits for an operation: plain data, no callbacks (two
   /// `std::function`s per operation were a sixth of the allocations of a
   /// pipelined GET).
   struct held_op {
@@ -150,31 +147,48 @@ struct op_access {
     std::shared_ptr<op_batch> batch;
     size_t index = 0;
     caf::timespan timeout{};
-    /// Tries before this one (see resp_commands.cpp, `send_op`).
+    /// Tries before this one (see resp_commands.cpp, `op_retry`).
     int attempt = 0;
   };
 
-  /// The operations held for one bucket, in order, and who waits for each
+  /// Operations for one bucket, in order, and who waits for each
   /// (`waiting[i]` for `ops[i]`).
   struct held_ops {
     std::vector<cache::proto::op_request> ops;
     std::vector<held_op> waiting;
   };
 
-  /// While above 0 (the connection runs what one read brought), operations
-  /// for buckets with a known handle wait here, by bucket and in order, and
-  /// leave in one `cache_op_batch` per bucket at `flush_ops`: a pipeline
-  /// costs the bucket's actor one message, not one per command.
-  int holding = 0;
-  std::unordered_map<std::string, held_ops> held;
+  /// A connection's way to one bucket. One round of operations is under
+  /// way at a time: what the connection asks meanwhile waits in `queued`
+  /// and leaves as the next round, in one message. So a connection's
+  /// operations reach the bucket in the order it sent them, also when one
+  /// of them must be tried again (it goes first in the next round) or the
+  /// way changes (from the cache actor to the bucket's own).
+  struct lane {
+    /// The bucket's own actor; invalid: not known (yet, or any more).
+    bucket_handle handle;
+    /// The handle was asked for and has not come yet.
+    bool asking = false;
+    /// A round is under way, or a retry waits.
+    bool busy = false;
+    held_ops queued;
+  };
 
-  /// Emptied vectors of answered batches, kept with their room for the
+  /// Lanes by bucket name (never erased: a connection uses few buckets).
+  std::unordered_map<std::string, lane> lanes;
+
+  /// While above 0 (the connection runs what one read brought), rounds do
+  /// not start: they leave at `flush_ops`, so a pipeline costs the
+  /// bucket's actor one message, not one per command.
+  int holding = 0;
+
+  /// Emptied vectors of answered rounds, kept with their room for the
   /// next rounds (large allocations each round cost glibc a consolidation
   /// of its fast bins).
   std::vector<held_ops> spare;
 };
 
-/// Sends the operations `access` holds (see `op_access::holding`).
+/// Starts the rounds that wait for `holding` to end (see `op_access`).
 void flush_ops(caf::event_based_actor* self,
                const std::shared_ptr<op_access>& access);
 

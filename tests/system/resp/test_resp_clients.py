@@ -832,6 +832,40 @@ class ClusterClients(Base):
             writer.close()
             flusher.close()
 
+    def test_a_connection_keeps_its_order_when_its_bucket_is_dropped(self):
+        """A connection whose database's bucket another client drops
+        (MYCEL.BUCKET DROP) gets it back with the defaults on its next
+        commands, and its pipelined commands take effect in the order it
+        sent them: the first ones meet the ended bucket and go again, and
+        those behind them wait for them. (Each used to go again on its own
+        and end with unknown_bucket; the GETs could pass the SETs.)"""
+        db = 12
+        user, ur = connect(self.a.ip, self.a.port, timeout=60)
+        admin, ar = connect(self.nodes[1].ip, self.nodes[1].port, timeout=60)
+        try:
+            user.sendall(encode("SELECT", db) + encode("SET", "before", "1"))
+            self.assertEqual([ur.reply(), ur.reply()], [b"+OK\r\n"] * 2)
+            for rnd in range(2):
+                admin.sendall(encode("MYCEL.BUCKET", "DROP", "db%d" % db))
+                self.assertEqual(ar.reply(), b":1\r\n", self.nodes_tail())
+                first = [("SET", "k", "v1"), ("GET", "k"), ("INCR", "n")]
+                then = [("SET", "k", "v2"), ("INCR", "n"), ("GET", "k"),
+                        ("GET", "before"), ("DEL", "k", "n")]
+                # In two writes: two reads, two rounds for the node.
+                user.sendall(b"".join(encode(*c) for c in first))
+                user.sendall(b"".join(encode(*c) for c in then))
+                t0 = now()
+                got = [ur.reply() for _ in first + then]
+                say("round %d took %.2f s" % (rnd, now() - t0))
+                self.assertEqual(got, [b"+OK\r\n", b"$2\r\nv1\r\n",
+                                       b":1\r\n", b"+OK\r\n", b":2\r\n",
+                                       b"$2\r\nv2\r\n", b"$-1\r\n",
+                                       b":2\r\n"],
+                                 "round %d\n%s" % (rnd, self.nodes_tail()))
+        finally:
+            user.close()
+            admin.close()
+
     def test_redis_cli_set_get(self):
         p = self.redis_cli(self.a, "SET", "cli:k", "hello world")
         self.assertEqual((p.returncode, p.stdout), (0, b"OK\n"), p)
