@@ -3,6 +3,8 @@
 // the registry reaching every node (also a late joiner), put/get/delete
 // from any node, a missing key, errors, 3 nodes x 100 concurrent incr, CAS
 // races, an owner that stops while its data stays readable.
+#include "mycorrizal/apps/application.hpp"
+#include "mycorrizal/cache/codec.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/node.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
@@ -211,6 +213,62 @@ TEST_F(cache_test, a_bucket_created_anywhere_is_known_everywhere) {
                        bucket_options{});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code(), errc::invalid_identifier);
+}
+
+TEST_F(cache_test, an_older_create_with_the_same_options_keeps_the_data) {
+  // Two clients on two nodes create one name at once (FLUSHDB and a first
+  // write to the database elsewhere, say): the older create wins on every
+  // node, and a node that made the newer one takes the older when it
+  // hears of it. With the same options it is the same bucket: what was
+  // written meanwhile stays. (It used to be replaced by an empty one.)
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  bucket_options o;
+  o.rf = 1; // every key in one place: nothing would repair a loss
+  ASSERT_TRUE(ask<bool>(a, create_bucket_atom::value, std::string{"s"}, o));
+  wait_bucket({&a, &b}, "s");
+  wait_storage({&a, &b}, "s");
+  constexpr int keys = 100;
+  for (int i = 0; i < keys; ++i) {
+    auto r = run(a, make_op(op_code::put, "s", "k" + std::to_string(i),
+                            "v" + std::to_string(i)));
+    ASSERT_TRUE(r) << to_string(r.error());
+  }
+  // The other create, older than ours, reaches both nodes as a peer's
+  // registry push does.
+  cache::proto::bucket_def older;
+  older.name = "s";
+  older.options = o;
+  older.ver = cache::version{1, 0, cache::node_id("node-c")};
+  auto payload = cache::proto::encode(cache::proto::buckets{{older}});
+  for (auto* n : {&a, &b}) {
+    caf::scoped_actor self{*sys_};
+    bool taken = false;
+    self
+      ->request(caf::actor_cast<caf::actor>(n->cache()), 10s,
+                app_request{"node-c", "mycel", "", payload, 0s})
+      .receive(
+        [&](raw_bytes&) {
+          taken = true;
+        },
+        [&](caf::error& e) {
+          ADD_FAILURE() << to_string(e);
+        });
+    ASSERT_TRUE(taken) << n->name();
+  }
+  for (auto* n : {&a, &b}) {
+    int missing = 0;
+    for (int i = 0; i < keys; ++i) {
+      auto r = run(*n, make_op(op_code::get, "s", "k" + std::to_string(i)));
+      ASSERT_TRUE(r) << to_string(r.error());
+      if (!r->found) {
+        ++missing;
+      } else {
+        EXPECT_EQ(as_text(r->value), "v" + std::to_string(i));
+      }
+    }
+    EXPECT_EQ(missing, 0) << "read through " << n->name();
+  }
 }
 
 TEST_F(cache_test, put_on_one_node_is_read_on_every_node) {

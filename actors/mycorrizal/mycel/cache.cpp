@@ -179,11 +179,17 @@ bool merge(cache_self self, const proto::bucket_def& def) {
   if (i != st.registry.end() && !replaces(def, i->second)) {
     return false;
   }
+  // A create that won over ours (two made the name at once) with the same
+  // options is the same bucket: the one running keeps what was written to
+  // it. With other options it is replaced.
+  bool same = i != st.registry.end() && !i->second.dropped && !def.dropped
+              && i->second.options == def.options
+              && st.buckets.count(def.name) != 0;
   st.registry[def.name] = def;
   if (def.dropped) {
     stop_bucket(self, def.name);
-  } else {
-    stop_bucket(self, def.name); // a create that won over ours
+  } else if (!same) {
+    stop_bucket(self, def.name);
     start_bucket(self, def);
   }
   return true;
