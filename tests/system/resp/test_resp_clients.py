@@ -1226,6 +1226,7 @@ class ClusterClients(Base):
                 self.assertEqual(r.reply(), b"+PONG\r\n")
         finally:
             node.stop()
+            shutil.rmtree(work, ignore_errors=True)
 
     def test_max_clients(self):
         p = subprocess.run([CONFIG["bin"], "--help"], stdout=subprocess.PIPE,
