@@ -22,6 +22,11 @@ handoff_plan plan_handoff(const placement& before, const placement& after,
   for (auto p : after.changed(before)) {
     const auto& olds = before.owners_of(p);
     const auto& news = after.owners_of(p);
+    if (olds.empty()) {
+      // The bucket's first view (it was just created, or this node just
+      // made it): nobody held the partition, nothing is lost or owed.
+      continue;
+    }
     // Owners that lose p and can still send it, in the old order.
     std::vector<std::string> losers;
     for (const auto& o : olds) {

@@ -41,6 +41,7 @@ struct handoff_plan {
   std::vector<uint32_t> receive;
   /// Partitions this node gains that no surviving old owner holds (every
   /// old owner is gone): their data is lost, counted, never waited for.
+  /// Not in a first view (`before` without members): nothing was held.
   std::vector<uint32_t> orphaned;
 
   bool empty() const noexcept {

@@ -172,6 +172,21 @@ TEST(cache_handoff, partitions_whose_owners_all_died_are_orphaned) {
   EXPECT_GT(lost, 0u) << "the example should lose a partition";
 }
 
+TEST(cache_handoff, a_first_view_plans_nothing_and_orphans_nothing) {
+  // A bucket just created (or just made on a node that joins): its view
+  // goes from no members to the cluster. Nothing was held, so nothing is
+  // received and nothing counted as lost (the orphaned counter used to
+  // count every partition of every new bucket).
+  placement none{"b", 271, 2, {}};
+  placement all{"b", 271, 2, names(4)};
+  for (auto& n : names(4)) {
+    auto plan = plan_handoff(none, all, n);
+    EXPECT_TRUE(plan.empty())
+      << n << ": " << plan.orphaned.size() << " orphaned, "
+      << plan.receive.size() << " to receive";
+  }
+}
+
 TEST(cache_handoff, an_unchanged_view_plans_nothing) {
   placement a{"b", 271, 2, names(4)};
   placement b{"b", 271, 2, names(4)};
