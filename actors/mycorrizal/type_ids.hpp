@@ -75,6 +75,7 @@ using view_atom = caf::atom_constant<caf::atom("view")>;
 using owners_atom = caf::atom_constant<caf::atom("owners")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using bucket_atom = caf::atom_constant<caf::atom("bucket")>;
+using retag_atom = caf::atom_constant<caf::atom("retag")>;
 
 // -- everyone -----------------------------------------------------------------
 

@@ -223,6 +223,29 @@ protected:
     return std::move(*out);
   }
 
+  /// The stream `kind` ("o:", "r:" or "h:") of `bucket` at `n`: the one of
+  /// its running incarnation (the stream names carry a tag of it).
+  std::string stream_of(node& n, const std::string& kind,
+                        const std::string& bucket) {
+    caf::scoped_actor self{*sys_};
+    std::vector<std::string> found;
+    self
+      ->request(n.router(), 10s, list_streams_atom::value, std::string{"mycel"})
+      .receive(
+        [&](std::vector<std::string>& names) {
+          for (auto& x : names) {
+            if (x.rfind(kind + bucket + "#", 0) == 0) {
+              found.push_back(x);
+            }
+          }
+        },
+        [&](caf::error& e) {
+          ADD_FAILURE() << to_string(e);
+        });
+    EXPECT_EQ(found.size(), 1u) << n.name() << ": " << kind << bucket;
+    return found.empty() ? kind + bucket : found.front();
+  }
+
   /// Waits until every node of `ns` lists `bucket`.
   void wait_bucket(std::initializer_list<node*> ns, const std::string& bucket) {
     for (auto* n : ns) {
@@ -1556,7 +1579,7 @@ TEST_F(cache_edges, a_batch_in_flight_when_its_bucket_is_dropped_ends) {
   (*ops)[1].op = edge_proto::op_code::put;
   (*ops)[1].key = key;
   (*ops)[1].value = edge_bytes("v");
-  cache_op_batch batch{ops};
+  cache_op_batch batch{ops, {}};
   auto t0 = edge_clock::now();
   auto fut = edge_ask_batch(*sys_, h, batch);
   ASSERT_TRUE(test::eventually(
@@ -1602,6 +1625,7 @@ TEST_F(cache_edges, a_peers_operation_at_a_dropped_bucket_ends_unknown_bucket) {
   // which node-b's filter drops.
   auto key = find_key(a, "pd", "peer-", edge_owners_are({"node-b", "node-c"}));
   auto entries = stats(b, "pd").entries;
+  auto ops_pd = stream_of(b, "o:", "pd");
   filter->block(c.quic_endpoint());
   edge_proto::op_request op;
   op.op = edge_proto::op_code::put;
@@ -1610,8 +1634,7 @@ TEST_F(cache_edges, a_peers_operation_at_a_dropped_bucket_ends_unknown_bucket) {
   op.value = edge_bytes("v");
   auto t0 = edge_clock::now();
   auto fut = std::async(std::launch::async, [&] {
-    return raw_request(a, "node-b", edge_proto::encode(op),
-                       detail::ops_stream("pd"));
+    return raw_request(a, "node-b", edge_proto::encode(op), ops_pd);
   });
   ASSERT_TRUE(test::eventually(
     [&] {
@@ -1628,8 +1651,7 @@ TEST_F(cache_edges, a_peers_operation_at_a_dropped_bucket_ends_unknown_bucket) {
   ASSERT_FALSE(r) << "the put was acknowledged without its replica";
   EXPECT_EQ(r.error().code(), errc::unknown_bucket) << to_string(r.error());
   // What a peer sends after the drop gets the same answer.
-  auto late = raw_request(a, "node-b", edge_proto::encode(op),
-                          detail::ops_stream("pd"));
+  auto late = raw_request(a, "node-b", edge_proto::encode(op), ops_pd);
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().code(), errc::unknown_bucket)
     << to_string(late.error());
@@ -1707,6 +1729,9 @@ TEST_F(cache_edges, malformed_cache_frames_get_an_error_and_are_counted) {
   wait_members({&a, &b}, {"node-a", "node-b"});
   wait_serving({&a, &b}, "s");
   auto before = stats(b, "s").malformed;
+  auto ops_s = stream_of(b, "o:", "s");
+  auto replication_s = stream_of(b, "r:", "s");
+  auto handoff_s = stream_of(b, "h:", "s");
   auto encoded = [](const edge_proto::message& m) {
     return edge_proto::encode(m);
   };
@@ -1728,26 +1753,25 @@ TEST_F(cache_edges, malformed_cache_frames_get_an_error_and_are_counted) {
   std::vector<bad_frame> frames{
     {"garbage",
      {std::byte{0xde}, std::byte{0xad}, std::byte{0xbe}},
-     detail::ops_stream("s"),
+     ops_s,
      errc::unsupported_version},
     {"an unknown kind",
      {std::byte{1}, std::byte{0x7f}},
-     detail::ops_stream("s"),
+     ops_s,
      errc::unknown_frame_type},
-    {"nothing", {}, detail::ops_stream("s"), errc::malformed_frame},
-    {"a truncated op_request", truncated, detail::ops_stream("s"),
+    {"nothing", {}, ops_s, errc::malformed_frame},
+    {"a truncated op_request", truncated, ops_s, errc::malformed_frame},
+    {"an op_request with a trailing byte", trailing, ops_s,
      errc::malformed_frame},
-    {"an op_request with a trailing byte", trailing, detail::ops_stream("s"),
-     errc::malformed_frame},
-    {"an op_reply", encoded(edge_proto::op_reply{}), detail::ops_stream("s"),
+    {"an op_reply", encoded(edge_proto::op_reply{}), ops_s,
      errc::unexpected_frame},
     {"garbage on the replication stream",
      {std::byte{0xff}},
-     detail::replication_stream("s"),
+     replication_s,
      errc::malformed_frame},
     {"garbage on the hand-off stream",
      {std::byte{2}, std::byte{3}},
-     detail::handoff_stream("s"),
+     handoff_s,
      errc::unsupported_version},
   };
   for (auto& f : frames) {
@@ -1818,9 +1842,9 @@ TEST_F(cache_edges, a_frame_naming_a_partition_out_of_range_is_refused) {
   };
   for (auto& f :
        std::vector<oob_frame>{{"replicate", edge_proto::transfer::replicate,
-                               detail::replication_stream("s")},
+                               stream_of(b, "r:", "s")},
                               {"hand-off", edge_proto::transfer::handoff,
-                               detail::handoff_stream("s")}}) {
+                               stream_of(b, "h:", "s")}}) {
     edge_proto::entries e;
     e.bucket = "s";
     e.partition = opts.partitions; // one past the last

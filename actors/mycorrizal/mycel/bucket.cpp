@@ -332,7 +332,7 @@ void send_out(bucket_self self, const replication& r) {
   }
   auto payload = replication_payload(st, r.partition, r.rec);
   for (const auto& to : r.to) {
-    ask(self, to, payload, replication_stream(st.opts.name))
+    ask(self, to, payload, replication_stream(st.opts.tag))
       .then([](raw_bytes&) {},
             [=](caf::error& err) {
               MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 5,
@@ -388,7 +388,7 @@ constexpr int max_replica_tries = 5;
 void ask_replica(bucket_self self, std::shared_ptr<replica_wait> pw,
                  std::string to, raw_bytes payload, int tries) {
   auto& st = self->state;
-  ask(self, to, payload, replication_stream(st.opts.name))
+  ask(self, to, payload, replication_stream(st.opts.tag))
     .then(
       [pw](raw_bytes&) {
         if (--pw->left == 0 && !pw->finished) {
@@ -479,7 +479,7 @@ void forward(bucket_self self, proto::op_request op,
     return;
   }
   auto payload = encoded(op);
-  ask(self, to, std::move(payload), ops_stream(st.opts.name))
+  ask(self, to, std::move(payload), ops_stream(st.opts.tag))
     .then(
       [=](raw_bytes& bytes) mutable {
         auto msg = proto::decode(bytes.data);
@@ -896,7 +896,7 @@ void send_batch(bucket_self self, uint64_t id) {
   }
   auto payload = encoded(job.batches[job.next]);
   auto size = payload.data.size();
-  ask(self, job.to, std::move(payload), handoff_stream(st.opts.name))
+  ask(self, job.to, std::move(payload), handoff_stream(st.opts.tag))
     .then(
       [=](raw_bytes& bytes) {
         auto& cur = self->state;
@@ -996,7 +996,7 @@ void repair_partition(bucket_self self, const std::string& peer,
                       uint32_t partition) {
   auto& st = self->state;
   auto payload = encoded(st.core->versions_of(partition));
-  ask(self, peer, std::move(payload), handoff_stream(st.opts.name))
+  ask(self, peer, std::move(payload), handoff_stream(st.opts.tag))
     .then(
       [=](raw_bytes& bytes) {
         auto& cur = self->state;
@@ -1018,7 +1018,7 @@ void repair_partition(bucket_self self, const std::string& peer,
           e.last = true;
           e.records = cur.core->records_of(answer->wanted);
           cur.stats.repairs += e.records.size();
-          ask(self, peer, encoded(e), handoff_stream(cur.opts.name))
+          ask(self, peer, encoded(e), handoff_stream(cur.opts.tag))
             .then([](raw_bytes&) {}, [](caf::error&) {});
         }
       },
@@ -1072,7 +1072,7 @@ void anti_entropy(bucket_self self) {
     const std::string& peer = entry.first;
     auto mine = core.digests(entry.second);
     auto payload = encoded(mine);
-    ask(self, peer, std::move(payload), handoff_stream(st.opts.name))
+    ask(self, peer, std::move(payload), handoff_stream(st.opts.tag))
       .then(
         [self, peer, mine = std::move(mine)](raw_bytes& bytes) {
           auto msg = proto::decode(bytes.data);
@@ -1303,6 +1303,7 @@ bucket_impl_actor::behavior_type ended(bucket_self self) {
       return uint64_t{0};
     },
     [=](drop_bucket_atom) {},
+    [=](retag_atom, std::string&) {},
   };
 }
 
@@ -1366,7 +1367,7 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
       auto rp = self->make_response_promise<proto::scan_reply>();
       ask(self, owners.front(),
           encoded(proto::scan_request{cur.opts.name, cursor, count}),
-          ops_stream(cur.opts.name))
+          ops_stream(cur.opts.tag))
         .then(
           [=](raw_bytes& bytes) mutable {
             auto msg = proto::decode(bytes.data);
@@ -1442,10 +1443,32 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
     [=](drop_bucket_atom) {
       end_bucket(self);
     },
+    [=](retag_atom, std::string& tag) {
+      self->state.opts.tag = std::move(tag);
+    },
   };
 }
 
 } // namespace
+
+std::string stream_tag(const std::string& bucket, const cache::version& ver) {
+  // splitmix64's finalizer over the version's fields: the same on every
+  // node, and versions that differ in any field differ here.
+  auto mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  auto h = mix(static_cast<uint64_t>(ver.wall_ms));
+  h = mix(h ^ ver.counter);
+  h = mix(h ^ ver.node);
+  constexpr size_t longest_in_full = 200;
+  auto name = bucket.size() <= longest_in_full
+                ? bucket
+                : fmt::format("~{:016x}", cache::node_id(bucket));
+  return fmt::format("{}#{:016x}", name, h);
+}
 
 bucket_actor spawn_bucket(caf::actor_system& sys, bucket_actor_options opts) {
   return caf::actor_cast<bucket_actor>(sys.spawn(bucket_impl, std::move(opts)));

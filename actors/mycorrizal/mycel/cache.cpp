@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string>
+#include <utility>
 
 namespace mycorrizal {
 
@@ -66,9 +68,9 @@ struct cache_state {
   /// bring the dropped bucket back over the one made after the drop.
   std::map<std::string, version> drops;
   std::map<std::string, bucket_actor> buckets;
-  /// Per name, the dropped bucket that still answers on the name's streams
-  /// (until `op_timeout` after the drop, or until a new bucket takes them).
-  std::map<std::string, caf::actor> ending;
+  /// Per name, the stream tag of the running bucket (`stream_tag` of its
+  /// definition).
+  std::map<std::string, std::string> tags;
   /// Members alive or suspect, and which of them store partitions.
   std::set<std::string> members;
   std::set<std::string> storage;
@@ -99,27 +101,34 @@ bool replaces(const proto::bucket_def& incoming,
   return !incoming.dropped && incoming.ver < held.ver;
 }
 
+/// Gives the streams of `tag` to `handler`.
+void open_streams(cache_self self, const std::string& tag,
+                  const caf::actor& handler) {
+  auto& st = self->state;
+  for (auto& stream : {detail::ops_stream(tag), detail::replication_stream(tag),
+                       detail::handoff_stream(tag)}) {
+    self->send(st.opts.router, create_stream_atom::value, std::string{app_id},
+               stream, handler);
+  }
+}
+
 void start_bucket(cache_self self, const proto::bucket_def& def) {
   auto& st = self->state;
   detail::bucket_actor_options bo;
   bo.self = st.opts.name;
   bo.name = def.name;
+  bo.tag = detail::stream_tag(def.name, def.ver);
   bo.options = def.options;
   bo.cache = st.opts.options;
   bo.router = st.opts.router;
   bo.storage = st.opts.options.storage && !st.draining;
+  auto tag = bo.tag;
   auto b = detail::spawn_bucket(self->system(), std::move(bo));
   self->link_to(b);
-  auto handler = caf::actor_cast<caf::actor>(b);
-  for (auto& stream :
-       {detail::ops_stream(def.name), detail::replication_stream(def.name),
-        detail::handoff_stream(def.name)}) {
-    self->send(st.opts.router, create_stream_atom::value, std::string{app_id},
-               stream, handler);
-  }
+  open_streams(self, tag, caf::actor_cast<caf::actor>(b));
   self->send(b, view_atom::value, storage_view(self), std::string{});
   st.buckets[def.name] = b;
-  st.ending.erase(def.name); // the streams are the new bucket's now
+  st.tags[def.name] = std::move(tag);
   MYCORRIZAL_LOG_INFO(
     cache_component, "{}: bucket {} (rf {}, {} partitions, ack {})",
     st.opts.name, def.name, def.options.rf, def.options.partitions,
@@ -131,7 +140,8 @@ void start_bucket(cache_self self, const proto::bucket_def& def) {
 /// a peer's request sent before it heard of the drop gets that answer
 /// (which callers retry at a bucket of the name that replaced it) instead
 /// of the stream closing under it (`connection_lost`: the caller cannot
-/// tell whether it ran).
+/// tell whether it ran). A bucket that replaces it has streams of its own
+/// (another tag).
 void stop_bucket(cache_self self, const std::string& name) {
   auto& st = self->state;
   auto i = st.buckets.find(name);
@@ -141,27 +151,26 @@ void stop_bucket(cache_self self, const std::string& name) {
   auto old = caf::actor_cast<caf::actor>(i->second);
   self->send(i->second, drop_bucket_atom::value);
   st.buckets.erase(i);
-  st.ending[name] = old;
-  self->delayed_send(self, st.opts.options.op_timeout, stop_atom::value, name,
-                     old);
+  auto tag = std::move(st.tags[name]);
+  st.tags.erase(name);
+  self->delayed_send(self, st.opts.options.op_timeout, stop_atom::value,
+                     std::move(tag), old);
 }
 
-/// The end of a dropped bucket's grace: the actor goes, and so do the
-/// streams unless a newer bucket of the name (or a newer drop) has them.
-void end_dropped(cache_self self, const std::string& name,
+/// The end of a dropped bucket's grace (or of a tag a bucket no longer
+/// uses; `old` is then null): the streams of `tag` close, the actor goes.
+void end_dropped(cache_self self, const std::string& tag,
                  const caf::actor& old) {
   auto& st = self->state;
-  if (auto i = st.ending.find(name); i != st.ending.end() && i->second == old) {
-    st.ending.erase(i);
-    for (auto& stream :
-         {detail::ops_stream(name), detail::replication_stream(name),
-          detail::handoff_stream(name)}) {
-      self->send(st.opts.router, close_stream_atom::value, std::string{app_id},
-                 stream);
-    }
+  for (auto& stream : {detail::ops_stream(tag), detail::replication_stream(tag),
+                       detail::handoff_stream(tag)}) {
+    self->send(st.opts.router, close_stream_atom::value, std::string{app_id},
+               stream);
   }
-  self->unlink_from(old);
-  self->send_exit(old, caf::exit_reason::user_shutdown);
+  if (old) {
+    self->unlink_from(old);
+    self->send_exit(old, caf::exit_reason::user_shutdown);
+  }
 }
 
 /// Takes a definition in; returns whether it changed the registry.
@@ -191,6 +200,16 @@ bool merge(cache_self self, const proto::bucket_def& def) {
   } else if (!same) {
     stop_bucket(self, def.name);
     start_bucket(self, def);
+  } else if (auto tag = detail::stream_tag(def.name, def.ver);
+             tag != st.tags[def.name]) {
+    // The same bucket under the winner's version: it talks on the
+    // winner's streams from now on, as its peers do; its old streams
+    // serve what is on its way for the grace a drop has.
+    auto& b = st.buckets[def.name];
+    open_streams(self, tag, caf::actor_cast<caf::actor>(b));
+    self->send(b, retag_atom::value, tag);
+    self->delayed_send(self, st.opts.options.op_timeout, stop_atom::value,
+                       std::exchange(st.tags[def.name], tag), caf::actor{});
   }
   return true;
 }
@@ -400,6 +419,15 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
       }
       return self->delegate(i->second, std::move(x));
     },
+    [=](cache_op_batch& x) -> caf::result<cache_op_batch_reply> {
+      auto& cur = self->state;
+      auto i = cur.buckets.find(x.bucket);
+      if (i == cur.buckets.end()) {
+        return make_caf_error(
+          error{errc::unknown_bucket, "no bucket named " + x.bucket});
+      }
+      return self->delegate(i->second, std::move(x));
+    },
     [=](bucket_atom, std::string& bucket) -> caf::result<bucket_handle> {
       auto& cur = self->state;
       auto i = cur.buckets.find(bucket);
@@ -538,10 +566,20 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
           error{errc::unknown_bucket,
                 cur.opts.name + " has no bucket named '" + name + "' (yet)"});
       }
+      // Only for this incarnation of the bucket: a message of the one
+      // before it (or after it, not here yet) must not touch its data.
+      auto colon = req.stream.find(':');
+      if (colon == std::string::npos
+          || std::string_view{req.stream}.substr(colon + 1) != cur.tags[name]) {
+        return make_caf_error(
+          error{errc::unknown_bucket,
+                cur.opts.name + " has another bucket named '" + name
+                  + "' than the sender (dropped and created again)"});
+      }
       return self->delegate(i->second, std::move(req));
     },
-    [=](stop_atom, std::string& name, caf::actor& old) {
-      end_dropped(self, name, old);
+    [=](stop_atom, std::string& tag, caf::actor& old) {
+      end_dropped(self, tag, old);
     },
     [=](app_message& m) {
       auto msg = proto::decode(m.payload);

@@ -125,6 +125,8 @@ struct cache_op_batch {
   /// Shared, not copied: the sender keeps them for a retry after an
   /// error, the bucket reads them where they are. Null: none.
   std::shared_ptr<const std::vector<cache::proto::op_request>> ops;
+  /// The bucket, for the `cache` actor (a handle ignores it).
+  std::string bucket;
 };
 
 /// One reply per operation of a `cache_op_batch`, in order; an operation
@@ -165,6 +167,10 @@ using cache_actor = caf::typed_actor<
   caf::replies_to<drop_bucket_atom, std::string>::with<bool>,
   caf::replies_to<list_buckets_atom>::with<std::vector<bucket_info>>,
   caf::replies_to<cache_op>::with<cache::proto::op_reply>,
+  /// Operations on the bucket `bucket` as its handle takes them: all of
+  /// them fail with `unknown_bucket` if there is none (none runs), else
+  /// the bucket runs them all.
+  caf::replies_to<cache_op_batch>::with<cache_op_batch_reply>,
   /// The bucket's handle; `unknown_bucket` if there is none.
   caf::replies_to<bucket_atom, std::string>::with<bucket_handle>,
   /// Scans a bucket: the keys of partitions [cursor, next), and next (the

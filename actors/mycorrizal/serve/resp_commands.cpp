@@ -405,100 +405,30 @@ void end_round(caf::event_based_actor* self,
   }
 }
 
-/// Operations sent one by one through the cache actor (the bucket's own
-/// is not known): the round ends when all answered.
-struct via_cache_round {
-  held_ops sent;
-  std::vector<caf::error> errs;
-  size_t left = 0;
-};
-
-void start_round(caf::event_based_actor* self,
-                 const std::shared_ptr<op_access>& access,
-                 const std::string& bucket, lane& ln) {
-  if (ln.busy || ln.queued.ops.empty() || access->holding > 0) {
-    return;
-  }
-  ln.busy = true;
-  auto sent = std::make_shared<held_ops>();
-  sent->ops.swap(ln.queued.ops);
-  sent->waiting.swap(ln.queued.waiting);
-  if (!access->spare.empty()) {
-    ln.queued = std::move(access->spare.back());
-    access->spare.pop_back();
-  } else {
-    // A pipeline round usually brings as many as the last one did.
-    ln.queued.ops.reserve(sent->ops.size());
-    ln.queued.waiting.reserve(sent->ops.size());
-  }
-  if (!ln.handle) {
-    if (!ln.asking) {
-      // Ask for the bucket's own actor once; until it comes, through the
-      // cache actor. A round under way keeps its way: the handle serves
-      // the next round, so no operation overtakes an earlier one.
-      ln.asking = true;
-      self
-        ->request(access->cache, sent->waiting.front().timeout,
-                  bucket_atom::value, bucket)
-        .then(
-          [access, bucket](bucket_handle& bh) {
-            auto& l = access->lanes[bucket];
-            l.asking = false;
-            l.handle = std::move(bh);
-          },
-          [access, bucket](caf::error&) {
-            access->lanes[bucket].asking = false;
-          });
-    }
-    auto r = std::make_shared<via_cache_round>();
-    r->sent = std::move(*sent);
-    r->left = r->sent.ops.size();
-    for (size_t i = 0; i < r->sent.ops.size(); ++i) {
-      auto fail = [r, i](caf::error err) {
-        if (r->errs.empty()) {
-          r->errs.resize(r->sent.ops.size());
-        }
-        r->errs[i] = std::move(err);
-      };
-      self
-        ->request(access->cache, r->sent.waiting[i].timeout,
-                  cache_op{bucket, r->sent.ops[i]})
-        .then(
-          [self, access, bucket, r, i, fail](op_reply& x) {
-            if (x.status != errc::none) {
-              fail(reply_error(x));
-            } else {
-              auto& w = r->sent.waiting[i];
-              w.batch->complete(w.index, std::move(x));
-              w.batch.reset();
-            }
-            if (--r->left == 0) {
-              end_round(self, access, bucket, r->sent, r->errs, false);
-            }
-          },
-          [self, access, bucket, r, fail](caf::error& err) {
-            fail(std::move(err));
-            if (--r->left == 0) {
-              end_round(self, access, bucket, r->sent, r->errs, false);
-            }
-          });
-    }
-    return;
-  }
-  // No timeout of our own here: a bucket actor answers every operation it
-  // takes, with an error when it cannot (its own op_timeout for the owners
-  // it forwards to, unknown_bucket when it ends), and CAF bounces what
-  // reaches it after it ended. A timeout per request would put every
-  // operation into CAF's clock (a locked tree and a thread woken: about 6 %
-  // of the node's CPU under redis-benchmark).
-  auto all_failed = [self, access, bucket, sent](caf::error& err) {
+/// Sends the round `sent` to `dest` (the bucket's own actor: `direct`, no
+/// timeout of our own; or the cache actor, with the operations' timeout),
+/// in one message, and ends the round with the answers.
+template <class Dest>
+void send_round(caf::event_based_actor* self,
+                const std::shared_ptr<op_access>& access,
+                const std::string& bucket, const Dest& dest, bool direct,
+                std::shared_ptr<held_ops> sent) {
+  // Through the bucket's own actor no timeout of our own: a bucket actor
+  // answers every operation it takes, with an error when it cannot (its
+  // own op_timeout for the owners it forwards to, unknown_bucket when it
+  // ends), and CAF bounces what reaches it after it ended. A timeout per
+  // request would put every operation into CAF's clock (a locked tree and
+  // a thread woken: about 6 % of the node's CPU under redis-benchmark).
+  auto timeout = direct ? caf::duration{caf::infinite}
+                        : caf::duration{sent->waiting.front().timeout};
+  auto all_failed = [self, access, bucket, sent, direct](caf::error& err) {
     std::vector<caf::error> errs(sent->ops.size(), err);
-    end_round(self, access, bucket, *sent, errs, true);
+    end_round(self, access, bucket, *sent, errs, direct);
   };
   if (sent->ops.size() == 1) {
-    self->request(ln.handle, caf::infinite, cache_op{bucket, sent->ops.front()})
+    self->request(dest, timeout, cache_op{bucket, sent->ops.front()})
       .then(
-        [self, access, bucket, sent](op_reply& r) {
+        [self, access, bucket, sent, direct](op_reply& r) {
           std::vector<caf::error> errs;
           if (r.status != errc::none) {
             errs.push_back(reply_error(r));
@@ -507,19 +437,20 @@ void start_round(caf::event_based_actor* self,
             x.batch->complete(x.index, std::move(r));
             x.batch.reset();
           }
-          end_round(self, access, bucket, *sent, errs, true);
+          end_round(self, access, bucket, *sent, errs, direct);
         },
         all_failed);
     return;
   }
   // Lent to the bucket under a count of its own, which tells when the
-  // bucket let go of them (`lent` expired).
+  // bucket let go of them (`lent` expired). Through the cache actor the
+  // round is one message too: all of it meets the bucket, or none.
   std::shared_ptr<const std::vector<op_request>> to_bucket{
     &sent->ops, [keep = sent](const auto*) {}};
   std::weak_ptr<const std::vector<op_request>> lent = to_bucket;
-  self->request(ln.handle, caf::infinite, cache_op_batch{std::move(to_bucket)})
+  self->request(dest, timeout, cache_op_batch{std::move(to_bucket), bucket})
     .then(
-      [self, access, bucket, sent, lent](cache_op_batch_reply& r) {
+      [self, access, bucket, sent, lent, direct](cache_op_batch_reply& r) {
         std::vector<caf::error> errs;
         auto& w = sent->waiting;
         for (size_t i = 0; i < w.size(); ++i) {
@@ -539,7 +470,7 @@ void start_round(caf::event_based_actor* self,
           // reply bytes: a batch of large values is not held twice over.
           x.batch.reset();
         }
-        end_round(self, access, bucket, *sent, errs, true);
+        end_round(self, access, bucket, *sent, errs, direct);
         // Once the bucket let go of the operations too, their vectors
         // serve a later round.
         if (lent.expired() && access->spare.size() < 4) {
@@ -549,6 +480,49 @@ void start_round(caf::event_based_actor* self,
         }
       },
       all_failed);
+}
+
+void start_round(caf::event_based_actor* self,
+                 const std::shared_ptr<op_access>& access,
+                 const std::string& bucket, lane& ln) {
+  if (ln.busy || ln.queued.ops.empty() || access->holding > 0) {
+    return;
+  }
+  ln.busy = true;
+  auto sent = std::make_shared<held_ops>();
+  sent->ops.swap(ln.queued.ops);
+  sent->waiting.swap(ln.queued.waiting);
+  if (!access->spare.empty()) {
+    ln.queued = std::move(access->spare.back());
+    access->spare.pop_back();
+  } else {
+    // A pipeline round usually brings as many as the last one did.
+    ln.queued.ops.reserve(sent->ops.size());
+    ln.queued.waiting.reserve(sent->ops.size());
+  }
+  if (ln.handle) {
+    send_round(self, access, bucket, ln.handle, true, std::move(sent));
+    return;
+  }
+  if (!ln.asking) {
+    // Ask for the bucket's own actor once; until it comes, through the
+    // cache actor. A round under way keeps its way: the handle serves the
+    // next round, so no operation overtakes an earlier one.
+    ln.asking = true;
+    self
+      ->request(access->cache, sent->waiting.front().timeout,
+                bucket_atom::value, bucket)
+      .then(
+        [access, bucket](bucket_handle& bh) {
+          auto& l = access->lanes[bucket];
+          l.asking = false;
+          l.handle = std::move(bh);
+        },
+        [access, bucket](caf::error&) {
+          access->lanes[bucket].asking = false;
+        });
+  }
+  send_round(self, access, bucket, access->cache, false, std::move(sent));
 }
 
 /// Queues operation `i` of `b` on its bucket's lane; it leaves at once if

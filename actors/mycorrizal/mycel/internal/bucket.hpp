@@ -39,12 +39,18 @@ using bucket_actor = caf::typed_actor<
   /// once, until the cache actor ends it (after `op_timeout`, so that what
   /// peers sent before they heard of the drop gets that answer too rather
   /// than a closed stream).
-  caf::reacts_to<drop_bucket_atom>>;
+  caf::reacts_to<drop_bucket_atom>,
+  /// The bucket's definition changed to one with the same options (a
+  /// create that won over ours): its messages to peers go on the streams
+  /// of this tag (`stream_tag`) from now on.
+  caf::reacts_to<retag_atom, std::string>>;
 
 struct bucket_actor_options {
   /// Our node name.
   std::string self;
   std::string name;
+  /// The names of its streams (`stream_tag`).
+  std::string tag;
   bucket_options options;
   cache_options cache;
   router_actor router;
@@ -54,15 +60,23 @@ struct bucket_actor_options {
 
 bucket_actor spawn_bucket(caf::actor_system& sys, bucket_actor_options opts);
 
-/// The names of a bucket's streams.
-inline std::string ops_stream(const std::string& bucket) {
-  return "o:" + bucket;
+/// What names one incarnation of a bucket (its definition, by version)
+/// in its stream names: the bucket's name (a hash of it where it is long:
+/// stream names have 255 bytes), `#`, and a hash of the version. A bucket
+/// dropped and created again (FLUSHDB) talks on other streams than the one
+/// before it, so that nothing a peer's old bucket sends (an operation, a
+/// replication, a hand-off) reaches the new one.
+std::string stream_tag(const std::string& bucket, const cache::version& ver);
+
+/// The names of a bucket's streams, by `stream_tag`.
+inline std::string ops_stream(const std::string& tag) {
+  return "o:" + tag;
 }
-inline std::string replication_stream(const std::string& bucket) {
-  return "r:" + bucket;
+inline std::string replication_stream(const std::string& tag) {
+  return "r:" + tag;
 }
-inline std::string handoff_stream(const std::string& bucket) {
-  return "h:" + bucket;
+inline std::string handoff_stream(const std::string& tag) {
+  return "h:" + tag;
 }
 
 } // namespace mycorrizal::detail
