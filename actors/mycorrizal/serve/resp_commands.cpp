@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -390,7 +391,8 @@ void end_round(caf::event_based_actor* self,
           [access, bucket, retried, resume](caf::error& err) {
             // The retried operations (still first) fail with it.
             auto& q = access->lanes[bucket].queued;
-            auto k = std::min(retried, q.ops.size());
+            auto k
+              = static_cast<std::ptrdiff_t>(std::min(retried, q.ops.size()));
             auto failed = std::vector<held_op>(
               std::make_move_iterator(q.waiting.begin()),
               std::make_move_iterator(q.waiting.begin() + k));
@@ -412,7 +414,7 @@ template <class Dest>
 void send_round(caf::event_based_actor* self,
                 const std::shared_ptr<op_access>& access,
                 const std::string& bucket, const Dest& dest, bool direct,
-                std::shared_ptr<held_ops> sent) {
+                const std::shared_ptr<held_ops>& sent) {
   // Through the bucket's own actor no timeout of our own: a bucket actor
   // answers every operation it takes, with an error when it cannot (its
   // own op_timeout for the owners it forwards to, unknown_bucket when it
@@ -501,7 +503,7 @@ void start_round(caf::event_based_actor* self,
     ln.queued.waiting.reserve(sent->ops.size());
   }
   if (ln.handle) {
-    send_round(self, access, bucket, ln.handle, true, std::move(sent));
+    send_round(self, access, bucket, ln.handle, true, sent);
     return;
   }
   if (!ln.asking) {
@@ -522,7 +524,7 @@ void start_round(caf::event_based_actor* self,
           access->lanes[bucket].asking = false;
         });
   }
-  send_round(self, access, bucket, access->cache, false, std::move(sent));
+  send_round(self, access, bucket, access->cache, false, sent);
 }
 
 /// Queues operation `i` of `b` on its bucket's lane; it leaves at once if
