@@ -184,6 +184,8 @@ private:
   std::shared_ptr<open_op> op_;
 };
 
+struct replica_wait;
+
 struct bucket_state {
   bucket_actor_options opts;
   std::optional<bucket_core> core;
@@ -238,6 +240,11 @@ struct bucket_state {
   bool drop_armed = false;
   /// A sweep is pending (`arm_sweep`).
   bool sweep_armed = false;
+  /// Dropped (`end_bucket`): operations under way still end with their
+  /// own answers, nothing new starts.
+  bool dropped = false;
+  /// Writes of ours waiting for their replicas (answered ones expire).
+  std::vector<std::weak_ptr<replica_wait>> replica_waits;
 
   std::string who() const {
     return opts.self + "/" + opts.name;
@@ -366,6 +373,18 @@ bool answers_at_once(const bucket_state& st, const op_result& res) {
          || st.opts.options.ack == proto::ack_mode::primary;
 }
 
+/// Adds `x` to the promises `answer_all` (or `end_bucket`) answers, first
+/// dropping the answered ones (expired) once there are many.
+template <class T>
+void keep_watching(std::vector<std::weak_ptr<T>>& xs, std::weak_ptr<T> x) {
+  if (xs.size() >= 1024) {
+    std::erase_if(xs, [](const auto& w) {
+      return w.expired();
+    });
+  }
+  xs.push_back(std::move(x));
+}
+
 /// Replicates what `run_here` wrote and answers once the owners the ack
 /// mode names took it. `done` is called with the reply (a template: the
 /// common paths answer without a `std::function` per operation).
@@ -446,6 +465,7 @@ void finish_here(bucket_self self, op_result res, Done done) {
   pw->left = write.to.size();
   pw->reply = std::move(res.reply);
   pw->done = reply_fn{std::move(done)};
+  keep_watching(st.replica_waits, std::weak_ptr<replica_wait>{pw});
   auto payload = replication_payload(st, write.partition, std::move(write.rec));
   for (const auto& to : write.to) {
     ask_replica(self, pw, to, payload, 1);
@@ -552,6 +572,11 @@ void dispatch(bucket_self self, const proto::op_request& op, op_promise rp,
 void retry_later(bucket_self self, proto::op_request op, op_promise rp,
                  int attempt, proto::op_reply last) {
   auto& st = self->state;
+  if (st.dropped) {
+    rp.deliver(
+      failure(errc::unknown_bucket, "bucket " + st.opts.name + " was dropped"));
+    return;
+  }
   if (attempt > max_view_retries) {
     deliver_reply(rp, std::move(last));
     return;
@@ -576,18 +601,6 @@ std::shared_ptr<metrics::histogram> latency_of(bucket_state& st,
     h = std::make_shared<metrics::histogram>(bucket_stats::latency_bounds());
   }
   return h;
-}
-
-/// Adds `x` to the promises `answer_all` answers, first dropping the
-/// answered ones (expired) once there are many.
-template <class T>
-void keep_watching(std::vector<std::weak_ptr<T>>& xs, std::weak_ptr<T> x) {
-  if (xs.size() >= 1024) {
-    std::erase_if(xs, [](const auto& w) {
-      return w.expired();
-    });
-  }
-  xs.push_back(std::move(x));
 }
 
 /// Keeps `rp` for `answer_all` while it waits for a peer (if the bucket
@@ -1307,12 +1320,37 @@ bucket_impl_actor::behavior_type ended(bucket_self self) {
   };
 }
 
-/// The bucket was dropped: answers whoever waits, stops its own work and
-/// answers everything after with `unknown_bucket` (`ended`).
+/// The bucket was dropped: ends what is under way as it would have ended,
+/// stops its own work and answers everything after with `unknown_bucket`
+/// (`ended`).
 void end_bucket(bucket_self self) {
   auto& st = self->state;
-  answer_all(self, failure(errc::unknown_bucket,
-                           "bucket " + st.opts.name + " was dropped"));
+  st.dropped = true;
+  // Operations under way end with their own answers, as they would have:
+  // one forwarded to its primary with the primary's (it ran in the
+  // primary's bucket of this incarnation, or not at all: the streams carry
+  // the incarnation), a write applied here at once as done: it took effect
+  // before the drop, and its replicas' copies go with their drop too.
+  // Answering them unknown_bucket would have callers send again what took
+  // effect (then seen out of order next to a later read of it). What waits
+  // for a retry never ran. The cache actor ends us `op_timeout` after the
+  // drop; what is still open then gets unknown_bucket (the exit handler).
+  for (auto& w : st.replica_waits) {
+    if (auto pw = w.lock(); pw && !pw->finished) {
+      pw->finished = true;
+      pw->done(std::move(pw->reply));
+    }
+  }
+  st.replica_waits.clear();
+  auto gone = failure(errc::unknown_bucket,
+                      "bucket " + st.opts.name + " was dropped");
+  for (auto& [id, r] : st.retries) {
+    r.rp.deliver(gone);
+  }
+  for (auto& rp : st.drains) {
+    rp.deliver(gone);
+  }
+  st.drains.clear();
   // Their promises are answered; what their callbacks look up is gone.
   st.retries.clear();
   st.jobs.clear();

@@ -142,8 +142,10 @@ struct cache_op_batch_reply {
 /// operation where it belongs (here if this node is the key's primary,
 /// else at its owners) and answers as the `cache` actor does; `bucket` of
 /// a `cache_op` sent to it is ignored. When the bucket is dropped, the
-/// operations it had taken and every request after end at once with
-/// `errc::unknown_bucket`; the handle ends, with a down message to its
+/// operations it had taken end as they took effect (a write it applied as
+/// done, one at another owner with that owner's answer), every request
+/// after at once with `errc::unknown_bucket`; the handle ends, with a down
+/// message to its
 /// monitors, `op_timeout` after the drop (or when the node stops: then
 /// operations it had taken end with `unknown_bucket`). Requests to an
 /// ended handle fail at once with `caf::sec::request_receiver_down`.

@@ -880,7 +880,7 @@ class ClusterClients(Base):
         rnd = random.Random(13)
         flusher, fr = connect(self.nodes[1].ip, self.nodes[1].port,
                               timeout=60)
-        bad, errors, flushed_mid = [], 0, 0
+        bad, errors, flushed_mid, first_error = [], 0, 0, None
         try:
             flusher.sendall(encode("SELECT", db))
             self.assertEqual(fr.reply(), b"+OK\r\n")
@@ -909,6 +909,7 @@ class ClusterClients(Base):
                     sent[k] += 1
                     if g.startswith(b"-"):
                         errors += 1
+                        first_error = first_error or g
                         continue
                     v = int(g[1:])
                     pv, ps = last[k]
@@ -924,8 +925,8 @@ class ClusterClients(Base):
         finally:
             flusher.close()
         say("%d trials of %d pipelined INCRs with a FLUSHDB: %d restarts "
-            "seen, %d errors" % (trials, keys * per_key, flushed_mid,
-                                 errors))
+            "seen, %d errors (%r)" % (trials, keys * per_key, flushed_mid,
+                                      errors, first_error))
         self.assertFalse(bad, "INCRs counted more than once: %r\n%s"
                          % (bad[:10], self.nodes_tail()))
 

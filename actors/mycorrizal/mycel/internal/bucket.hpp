@@ -34,11 +34,12 @@ using bucket_actor = caf::typed_actor<
   /// After a view without us: answers once every copy we hold went to its
   /// new owners, with the partitions whose hand-off failed (0: all went).
   caf::replies_to<drain_atom>::with<uint64_t>,
-  /// The bucket was dropped: every operation it had taken and every
-  /// request that reaches it from now on ends with `unknown_bucket`, at
-  /// once, until the cache actor ends it (after `op_timeout`, so that what
-  /// peers sent before they heard of the drop gets that answer too rather
-  /// than a closed stream).
+  /// The bucket was dropped: a write it applied and waits to replicate
+  /// is answered as done at once (it took effect before the drop), one it
+  /// forwarded gets its primary's answer, and every request that reaches
+  /// it from now on ends with `unknown_bucket`, until the cache actor ends
+  /// it (after `op_timeout`, so that what peers sent before they heard of
+  /// the drop gets that answer too rather than a closed stream).
   caf::reacts_to<drop_bucket_atom>,
   /// The bucket's definition changed to one with the same options (a
   /// create that won over ours): its messages to peers go on the streams
