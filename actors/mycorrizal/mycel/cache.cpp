@@ -80,6 +80,17 @@ struct cache_state {
 
 using cache_self = cache_impl_actor::stateful_pointer<cache_state>;
 
+/// The running bucket `name`, or the `unknown_bucket` error every request
+/// by name answers when there is none here.
+expected<bucket_actor> running_bucket(const cache_state& st,
+                                      const std::string& name) {
+  auto i = st.buckets.find(name);
+  if (i == st.buckets.end()) {
+    return unexpected{error{errc::unknown_bucket, "no bucket named " + name}};
+  }
+  return i->second;
+}
+
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            std::chrono::system_clock::now().time_since_epoch())
@@ -411,41 +422,33 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
       return out;
     },
     [=](cache_op& x) -> caf::result<proto::op_reply> {
-      auto& cur = self->state;
-      auto i = cur.buckets.find(x.bucket);
-      if (i == cur.buckets.end()) {
-        return make_caf_error(
-          error{errc::unknown_bucket, "no bucket named " + x.bucket});
+      auto b = running_bucket(self->state, x.bucket);
+      if (!b) {
+        return make_caf_error(b.error());
       }
-      return self->delegate(i->second, std::move(x));
+      return self->delegate(*b, std::move(x));
     },
     [=](cache_op_batch& x) -> caf::result<cache_op_batch_reply> {
-      auto& cur = self->state;
-      auto i = cur.buckets.find(x.bucket);
-      if (i == cur.buckets.end()) {
-        return make_caf_error(
-          error{errc::unknown_bucket, "no bucket named " + x.bucket});
+      auto b = running_bucket(self->state, x.bucket);
+      if (!b) {
+        return make_caf_error(b.error());
       }
-      return self->delegate(i->second, std::move(x));
+      return self->delegate(*b, std::move(x));
     },
     [=](bucket_atom, std::string& bucket) -> caf::result<bucket_handle> {
-      auto& cur = self->state;
-      auto i = cur.buckets.find(bucket);
-      if (i == cur.buckets.end()) {
-        return make_caf_error(
-          error{errc::unknown_bucket, "no bucket named " + bucket});
+      auto b = running_bucket(self->state, bucket);
+      if (!b) {
+        return make_caf_error(b.error());
       }
-      return bucket_handle{i->second};
+      return bucket_handle{*b};
     },
     [=](scan_atom, std::string& bucket, uint32_t cursor,
         uint32_t count) -> caf::result<proto::scan_reply> {
-      auto& cur = self->state;
-      auto i = cur.buckets.find(bucket);
-      if (i == cur.buckets.end()) {
-        return make_caf_error(
-          error{errc::unknown_bucket, "no bucket named " + bucket});
+      auto b = running_bucket(self->state, bucket);
+      if (!b) {
+        return make_caf_error(b.error());
       }
-      return self->delegate(i->second, scan_atom::value, cursor, count);
+      return self->delegate(*b, scan_atom::value, cursor, count);
     },
     [=](stats_atom) -> caf::result<std::vector<bucket_stats>> {
       auto& cur = self->state;
@@ -478,13 +481,11 @@ cache_impl_actor::behavior_type cache_impl(cache_self self,
     },
     [=](owners_atom, std::string& bucket,
         std::string& key) -> caf::result<std::vector<std::string>> {
-      auto& cur = self->state;
-      auto i = cur.buckets.find(bucket);
-      if (i == cur.buckets.end()) {
-        return make_caf_error(
-          error{errc::unknown_bucket, "no bucket named " + bucket});
+      auto b = running_bucket(self->state, bucket);
+      if (!b) {
+        return make_caf_error(b.error());
       }
-      return self->delegate(i->second, owners_atom::value, std::move(key));
+      return self->delegate(*b, owners_atom::value, std::move(key));
     },
     [=](drain_atom) -> caf::result<uint64_t> {
       auto& cur = self->state;
