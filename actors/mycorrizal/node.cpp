@@ -328,7 +328,11 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
                                     + cfg.credentials->node_name()
                                     + "', the node is '" + cfg.name + "'"}};
   }
-  x->reactor = std::make_shared<net::reactor>();
+  net::reactor_config rc;
+  if (cfg.io_thread_runs_actors) {
+    rc.host = &sys;
+  }
+  x->reactor = std::make_shared<net::reactor>(rc);
   if (auto ok = x->reactor->start(); !ok) {
     return unexpected{ok.error()};
   }

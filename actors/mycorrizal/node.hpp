@@ -94,6 +94,14 @@ struct node_config {
   /// blocks (`net::udp_filter`). Null = off.
   std::shared_ptr<net::udp_filter> quic_filter;
 
+  /// Runs the actors that the node's I/O thread feeds (QUIC connections
+  /// and their streams, Redis and HTTP connections, and what they send to)
+  /// on that thread while it keeps up, as CAF's multiplexer runs brokers,
+  /// instead of waking a scheduler worker for every read; what exceeds its
+  /// share goes to the scheduler (`net::reactor_config::host`,
+  /// docs/operations.md). Off: every actor runs on the scheduler.
+  bool io_thread_runs_actors = true;
+
   /// Mycel, the replicated cache (mycel/cache.hpp, docs/cache.md). Empty:
   /// the node runs no cache. With `storage` the node announces the
   /// `cache_storage` role in its gossip metadata and owns partitions.

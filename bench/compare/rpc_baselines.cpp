@@ -5,7 +5,8 @@
 //
 //   rpc_baselines [--requests N] [--messages M] [--repeat R] [--warmup W]
 //                 [--ack-every K] [--window B] [--workers T]
-//                 [--park-at-once] [--no-caf] [--no-tcp] [--no-mycorrizal]
+//                 [--park-at-once] [--io-on-workers] [--no-caf] [--no-tcp]
+//                 [--no-mycorrizal]
 //
 // Two baselines:
 // - "caf_middleman": CAF 0.17's own remote actors (caf::io middleman, BASP
@@ -104,6 +105,9 @@ struct rpc_options {
   /// and wake them every 50 ms, as `mycorrizal-node` configures its own
   /// (docs/operations.md); CAF's defaults otherwise.
   bool park_at_once = false;
+  /// The nodes run every actor on the scheduler, none on their I/O
+  /// thread (`node_config::io_thread_runs_actors = false`).
+  bool io_on_workers = false;
   bool run_caf = true;
   bool run_tcp = true;
   bool run_mycorrizal = true;
@@ -159,7 +163,7 @@ using cpu_probe = std::function<double()>;
     rc == 0 ? stdout : stderr,
     "%s\nusage: rpc_baselines [--requests N] [--messages M] [--repeat R]\n"
     "  [--warmup W] [--ack-every K] [--window B] [--workers T] "
-    "[--park-at-once]\n"
+    "[--park-at-once] [--io-on-workers]\n"
     "  [--no-caf] [--no-tcp] [--no-mycorrizal] [--cc cubic|reno|bbr|bbr2]\n"
     "  [--loopback-payload BYTES (0: off)] [--latency-reserve BYTES (0: off)]\n"
     "  [--bulk-in-flight BYTES (0: off)]\n"
@@ -209,6 +213,8 @@ rpc_options parse(int argc, char** argv) {
       o.workers = to_size(next());
     } else if (a == "--park-at-once") {
       o.park_at_once = true;
+    } else if (a == "--io-on-workers") {
+      o.io_on_workers = true;
     } else if (a == "--no-caf") {
       o.run_caf = false;
     } else if (a == "--no-tcp") {
@@ -1313,6 +1319,7 @@ mycorrizal::node_config node_config(const std::string& name,
                                     const std::string& data_dir,
                                     const rpc_options& opts) {
   auto cfg = mycorrizal::node_config::local(name);
+  cfg.io_thread_runs_actors = !opts.io_on_workers;
   if (opts.cc) {
     cfg.transport.cc = *opts.cc;
   }

@@ -6,6 +6,7 @@
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/error.hpp"
 #include "mycorrizal/net/events.hpp"
+#include "mycorrizal/runtime/send.hpp"
 
 #include "support/eventually.hpp"
 
@@ -16,6 +17,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -669,7 +671,7 @@ public:
     // nop
   }
 
-  void take(net::udp_batch& batch) override {
+  void take(net::udp_batch& batch, caf::execution_unit* host) override {
     net::udp_batch mine;
     mine.socket = batch.socket;
     auto& ds = batch.datagrams;
@@ -679,7 +681,7 @@ public:
     std::move(ds.begin(), odd, std::back_inserter(mine.datagrams));
     ds.erase(ds.begin(), odd);
     if (!mine.datagrams.empty()) {
-      caf::anon_send(to_, std::move(mine));
+      mycorrizal::send_hosted(host, to_, std::move(mine));
     }
   }
 
@@ -1922,6 +1924,215 @@ TEST_F(reactor_lifecycle, owner_death_closes_its_resources) {
   EXPECT_TRUE(eventually([&] {
     return r->stats().open_udp_sockets == 1;
   }));
+}
+
+// -- actors on the loop's thread ----------------------------------------------
+
+std::string current_thread_name() {
+  std::array<char, 16> buf{};
+  pthread_getname_np(pthread_self(), buf.data(), buf.size());
+  return std::string{buf.data()};
+}
+
+/// Which thread each actor ran on, by the actor's name.
+class thread_log {
+public:
+  void add(const std::string& who) {
+    std::lock_guard guard{mtx_};
+    seen_.emplace_back(who, current_thread_name());
+    cv_.notify_all();
+  }
+
+  bool wait(size_t n) {
+    std::unique_lock guard{mtx_};
+    return cv_.wait_for(guard, 10s, [&] {
+      return seen_.size() >= n;
+    });
+  }
+
+  /// The thread `who` ran on first; empty if it did not run.
+  std::string thread_of(const std::string& who) {
+    std::lock_guard guard{mtx_};
+    for (auto& [name, thread] : seen_) {
+      if (name == who) {
+        return thread;
+      }
+    }
+    return {};
+  }
+
+  std::string describe() {
+    std::lock_guard guard{mtx_};
+    std::string out;
+    for (auto& [name, thread] : seen_) {
+      out += name + " ran on " + thread + "; ";
+    }
+    return out.empty() ? "nothing ran" : out;
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, std::string>> seen_;
+};
+
+caf::behavior named_target(caf::event_based_actor*,
+                           std::shared_ptr<thread_log> log, std::string name) {
+  return {
+    [=](const std::string&) {
+      log->add(name);
+    },
+  };
+}
+
+/// Records where it runs for each batch, keeps its thread busy for `spin`,
+/// then sends a note to every target.
+caf::behavior
+busy_owner(caf::event_based_actor* self, std::shared_ptr<thread_log> log,
+           std::chrono::microseconds spin, std::vector<caf::actor> targets) {
+  return {
+    [=](net::udp_batch&) {
+      log->add("owner");
+      auto until = std::chrono::steady_clock::now() + spin;
+      while (std::chrono::steady_clock::now() < until) {
+        // busy, as a long computation would be
+      }
+      for (auto& t : targets) {
+        self->send(t, std::string{"note"});
+      }
+    },
+  };
+}
+
+/// Answers "hold" with a promise that the test delivers.
+caf::behavior
+promise_keeper(caf::event_based_actor* self,
+               std::shared_ptr<std::optional<caf::response_promise>> slot,
+               std::shared_ptr<std::mutex> mtx) {
+  return {
+    [=](const std::string&) -> caf::result<std::string> {
+      auto rp = self->make_response_promise();
+      std::lock_guard guard{*mtx};
+      *slot = rp;
+      return caf::delegated<std::string>{};
+    },
+  };
+}
+
+class reactor_hosting : public reactor_fixture {
+protected:
+  std::shared_ptr<net::reactor> make_hosting(net::reactor_config cfg = {}) {
+    cfg.host = sys_.get();
+    auto r = std::make_shared<net::reactor>(cfg);
+    EXPECT_TRUE(r->start().has_value());
+    reactors_.push_back(r);
+    return r;
+  }
+
+  /// Sends one datagram to a socket of `r` owned by `owner`.
+  void poke(net::reactor& r, const caf::actor& owner) {
+    auto rx = r.open_udp(localhost(), owner);
+    ASSERT_TRUE(rx.has_value()) << to_string(rx.error());
+    raw_socket tx{SOCK_DGRAM};
+    ASSERT_NE(tx.bind_localhost(), 0);
+    ASSERT_TRUE(tx.connect_localhost(rx->local.port()));
+    ASSERT_EQ(::send(tx.fd(), "x", 1, 0), 1);
+  }
+};
+
+TEST_F(reactor_hosting, an_owner_and_what_it_sends_to_run_on_the_loops_thread) {
+  auto log = std::make_shared<thread_log>();
+  auto target = spawn(named_target, log, std::string{"target"});
+  auto owner = spawn(busy_owner, log, std::chrono::microseconds{0},
+                     std::vector<caf::actor>{target});
+  auto r = make_hosting();
+  poke(*r, owner);
+  ASSERT_TRUE(log->wait(2)) << log->describe();
+  EXPECT_EQ(log->thread_of("owner"), "mcz.reactor") << log->describe();
+  EXPECT_EQ(log->thread_of("target"), "mcz.reactor") << log->describe();
+}
+
+TEST_F(reactor_hosting, without_a_host_owners_run_on_the_scheduler) {
+  auto log = std::make_shared<thread_log>();
+  auto target = spawn(named_target, log, std::string{"target"});
+  auto owner = spawn(busy_owner, log, std::chrono::microseconds{0},
+                     std::vector<caf::actor>{target});
+  auto r = make_reactor();
+  poke(*r, owner);
+  ASSERT_TRUE(log->wait(2)) << log->describe();
+  EXPECT_NE(log->thread_of("owner"), "mcz.reactor") << log->describe();
+  EXPECT_NE(log->thread_of("target"), "mcz.reactor") << log->describe();
+}
+
+TEST_F(reactor_hosting,
+       a_turn_beyond_the_budget_hands_the_rest_to_the_scheduler) {
+  net::reactor_config cfg;
+  cfg.hosted_budget = std::chrono::microseconds{1000};
+  auto log = std::make_shared<thread_log>();
+  auto target = spawn(named_target, log, std::string{"target"});
+  auto owner = spawn(busy_owner, log, std::chrono::microseconds{5000},
+                     std::vector<caf::actor>{target});
+  auto r = make_hosting(cfg);
+  poke(*r, owner);
+  ASSERT_TRUE(log->wait(2)) << log->describe();
+  EXPECT_EQ(log->thread_of("owner"), "mcz.reactor") << log->describe();
+  EXPECT_NE(log->thread_of("target"), "mcz.reactor") << log->describe();
+  EXPECT_FALSE(log->thread_of("target").empty()) << log->describe();
+}
+
+TEST_F(reactor_hosting, jobs_beyond_max_hosted_go_to_the_scheduler) {
+  net::reactor_config cfg;
+  cfg.max_hosted = 1;
+  auto log = std::make_shared<thread_log>();
+  auto first = spawn(named_target, log, std::string{"first"});
+  auto second = spawn(named_target, log, std::string{"second"});
+  auto owner = spawn(busy_owner, log, std::chrono::microseconds{0},
+                     std::vector<caf::actor>{first, second});
+  auto r = make_hosting(cfg);
+  poke(*r, owner);
+  ASSERT_TRUE(log->wait(3)) << log->describe();
+  EXPECT_EQ(log->thread_of("first"), "mcz.reactor") << log->describe();
+  EXPECT_NE(log->thread_of("second"), "mcz.reactor") << log->describe();
+}
+
+TEST_F(reactor_hosting,
+       a_response_delivered_after_the_reactor_is_gone_arrives) {
+  // CAF delivers a response promise through the execution unit its owner
+  // ran on last, whenever it is delivered: here the loop of a reactor that
+  // no longer exists.
+  auto log = std::make_shared<thread_log>();
+  auto slot = std::make_shared<std::optional<caf::response_promise>>();
+  auto mtx = std::make_shared<std::mutex>();
+  auto keeper = spawn(promise_keeper, slot, mtx);
+  auto asker = spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](net::udp_batch&) {
+        log->add("asker");
+        self->request(keeper, 30s, std::string{"hold"})
+          .then([=](const std::string& answer) {
+            log->add("answer " + answer);
+          });
+      },
+    };
+  });
+  {
+    auto r = make_hosting();
+    poke(*r, asker);
+    ASSERT_TRUE(eventually([&] {
+      std::lock_guard guard{*mtx};
+      return slot->has_value();
+    }))
+      << log->describe();
+    EXPECT_EQ(log->thread_of("asker"), "mcz.reactor") << log->describe();
+    r->stop();
+    reactors_.clear();
+  }
+  {
+    std::lock_guard guard{*mtx};
+    (*slot)->deliver(std::string{"late"});
+  }
+  ASSERT_TRUE(log->wait(2)) << log->describe();
+  EXPECT_NE(log->thread_of("answer late"), "") << log->describe();
 }
 
 } // namespace

@@ -80,6 +80,7 @@ struct flags {
   size_t resp_max_clients = 10'000;
   size_t threads = 0;
   bool caf_scheduler_defaults = false;
+  std::string io_thread_actors = "yes";
   int malloc_tcache = 256;
 };
 
@@ -180,6 +181,7 @@ std::optional<node_config> make_config(const flags& f, std::string& why) {
     return std::nullopt;
   }
   auto cfg = f.profile == "local" ? node_config::local(f.name) : node_config{};
+  cfg.io_thread_runs_actors = f.io_thread_actors == "yes";
   cfg.name = f.name;
   auto gossip = ip_endpoint::parse(f.gossip, default_gossip_port);
   if (!gossip) {
@@ -504,6 +506,17 @@ int main(int argc, char** argv) {
                 "docs/operations.md)")
     ->type_name("N")
     ->check(CLI::Range(1, 256));
+  app
+    .add_option("--io-thread-actors", f.io_thread_actors,
+                "Run the actors that the I/O thread feeds (Redis and QUIC "
+                "connections, their streams and what they call: buckets) on "
+                "that thread while it keeps up, as CAF's multiplexer runs "
+                "brokers, instead of waking a scheduler thread for every "
+                "read; beyond 5 ms per round the work goes to the scheduler "
+                "threads (default yes; docs/operations.md)")
+    ->type_name("yes|no")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"yes", "no"}));
   app
     .add_option("--malloc-tcache", f.malloc_tcache,
                 "Chunks glibc's malloc keeps per size in each thread's cache "

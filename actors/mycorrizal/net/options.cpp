@@ -97,6 +97,16 @@ expected<void> reactor_config::validate() const {
     return unexpected{
       bad_field("reactor.max_accepts_per_wakeup", "must be at least 1")};
   }
+  if (max_hosted == 0 || max_hosted > 4096) {
+    return unexpected{bad_field("reactor.max_hosted", "must be 1..4096")};
+  }
+  if (hosted_budget.count() <= 0) {
+    return unexpected{bad_field("reactor.hosted_budget", "must be positive")};
+  }
+  if (hosted_throughput == 0) {
+    return unexpected{
+      bad_field("reactor.hosted_throughput", "must be at least 1")};
+  }
   return {};
 }
 

@@ -13,6 +13,8 @@
 #include <caf/abstract_actor.hpp>
 #include <caf/actor_addr.hpp>
 #include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/send.hpp>
 
 #include <fmt/format.h>
@@ -121,6 +123,9 @@ expected<void> reactor::impl::start() {
   }
   if (auto ok = cfg_.validate(); !ok) {
     return unexpected{ok.error()};
+  }
+  if (cfg_.host != nullptr && unit_ == nullptr) {
+    unit_ = loop_unit::make(cfg_);
   }
   unique_fd ep{::epoll_create1(EPOLL_CLOEXEC)};
   if (!ep) {
@@ -243,12 +248,93 @@ int reactor::impl::next_timeout_ms(time_point now) const {
   return static_cast<int>(std::min<int64_t>(ms, INT_MAX));
 }
 
+namespace detail {
+
+namespace {
+
+/// The unit whose loop runs on this thread, if any.
+thread_local const loop_unit* this_threads_unit = nullptr;
+
+} // namespace
+
+loop_unit* loop_unit::make(const reactor_config& cfg) {
+  static std::mutex mtx;
+  static std::vector<std::unique_ptr<loop_unit>> all;
+  std::lock_guard guard{mtx};
+  all.emplace_back(new loop_unit(cfg));
+  return all.back().get();
+}
+
+loop_unit::loop_unit(const reactor_config& cfg)
+    : caf::execution_unit(cfg.host), max_hosted_(cfg.max_hosted),
+      throughput_(cfg.hosted_throughput), budget_(cfg.hosted_budget) {
+  // nop
+}
+
+void loop_unit::enter() noexcept {
+  this_threads_unit = this;
+}
+
+void loop_unit::leave() {
+  this_threads_unit = nullptr;
+  while (!hosted_.empty()) {
+    system().scheduler().enqueue(hosted_.front());
+    hosted_.pop_front();
+  }
+}
+
+void loop_unit::exec_later(caf::resumable* ptr) {
+  if (this_threads_unit == this && !shedding_ && hosted_.size() < max_hosted_) {
+    hosted_.push_back(ptr);
+    return;
+  }
+  system().scheduler().enqueue(ptr);
+}
+
+void loop_unit::run() {
+  shedding_ = false;
+  if (hosted_.empty()) {
+    return;
+  }
+  auto until = clock_type::now() + budget_;
+  for (auto n = hosted_.size(); n > 0 && !hosted_.empty(); --n) {
+    auto* job = hosted_.front();
+    hosted_.pop_front();
+    switch (job->resume(this, throughput_)) {
+      case caf::resumable::resume_later:
+        // Its turn ended with messages left: behind the others.
+        hosted_.push_back(job);
+        break;
+      case caf::resumable::done:
+      case caf::resumable::awaiting_message:
+      case caf::resumable::shutdown_execution_unit:
+        intrusive_ptr_release(job);
+        break;
+    }
+    if (clock_type::now() >= until) {
+      shedding_ = true;
+      while (!hosted_.empty()) {
+        system().scheduler().enqueue(hosted_.front());
+        hosted_.pop_front();
+      }
+      return;
+    }
+  }
+}
+
+} // namespace detail
+
 void reactor::impl::run() {
   pthread_setname_np(pthread_self(), thread_name);
+  if (unit_ != nullptr) {
+    unit_->enter();
+  }
   std::vector<epoll_event> events(128);
   drain_commands();
   while (!stop_requested_.load(std::memory_order_acquire)) {
-    auto timeout = next_timeout_ms(clock_type::now());
+    auto timeout = unit_ == nullptr || unit_->idle()
+                     ? next_timeout_ms(clock_type::now())
+                     : 0;
     auto n = ::epoll_wait(epoll_fd_.get(), events.data(),
                           static_cast<int>(events.size()), timeout);
     bump(wakeups_);
@@ -288,6 +374,12 @@ void reactor::impl::run() {
       }
     }
     run_timers(clock_type::now());
+    if (unit_ != nullptr) {
+      unit_->run();
+    }
+  }
+  if (unit_ != nullptr) {
+    unit_->leave();
   }
 }
 
@@ -445,11 +537,11 @@ void reactor::impl::teardown() {
   }
   for (auto& cmd : cmds) {
     if (auto* x = std::get_if<cmd_connect>(&cmd)) {
-      caf::anon_send(x->owner,
-                     tcp_closed{tcp_conn_id{x->id},
-                                error{errc::shutting_down, "reactor stopped"}});
+      deliver(x->owner,
+              tcp_closed{tcp_conn_id{x->id},
+                         error{errc::shutting_down, "reactor stopped"}});
     } else if (auto* d = std::get_if<cmd_drain_udp>(&cmd)) {
-      caf::anon_send(d->owner, std::move(d->done));
+      deliver(d->owner, std::move(d->done));
     } else if (std::holds_alternative<cmd_add_udp>(cmd)) {
       open_udp_.fetch_sub(1, std::memory_order_relaxed);
     } else if (std::holds_alternative<cmd_add_listener>(cmd)) {

@@ -7,6 +7,7 @@
 #include "mycorrizal/net/events.hpp"
 
 #include <caf/actor.hpp>
+#include <caf/fwd.hpp>
 #include <caf/message.hpp>
 
 #include <chrono>
@@ -22,10 +23,14 @@
 /// The reactor is one thread ("mcz.reactor") running an epoll loop over the
 /// sockets of a node: the gossip UDP socket and TCP listener, the short TCP
 /// exchanges of push/pull, and the QUIC UDP socket. It is not an actor; it
-/// hands what it reads to the *owner* actor of each socket with
-/// `caf::anon_send` (messages in `net/events.hpp`), the way CAF 0.17's
+/// hands what it reads to the *owner* actor of each socket as a message
+/// without a sender (messages in `net/events.hpp`), the way CAF 0.17's
 /// multiplexer feeds brokers, but with full socket control (`recvmmsg`
-/// batches, buffer sizes, the sender's address).
+/// batches, buffer sizes, the sender's address). With
+/// `reactor_config::host` set, the loop is also a CAF execution unit: the
+/// owners it feeds, and the actors they send to, run on its thread after
+/// each round of I/O, within a time budget per round (the rest goes to
+/// the scheduler), as the multiplexer runs brokers.
 ///
 /// Threading:
 /// - Every public member function is thread-safe; actors call them from CAF
@@ -91,7 +96,9 @@ public:
   /// Sends on what it can place of `batch` and removes it from
   /// `batch.datagrams`; the rest goes to the owner, in order. Runs on the
   /// reactor's thread: must not block for long.
-  virtual void take(udp_batch& batch) = 0;
+  /// `host` is the loop when it runs owners (pass it to `send_hosted`),
+  /// else null.
+  virtual void take(udp_batch& batch, caf::execution_unit* host) = 0;
 };
 
 /// Options of one UDP socket.
@@ -220,6 +227,31 @@ struct reactor_config {
 
   /// `accept` calls per ready listener per loop iteration.
   size_t max_accepts_per_wakeup = 64;
+
+  /// The actor system of the sockets' owners, to run them on the loop's
+  /// thread, as CAF 0.17's multiplexer runs its brokers: what the loop
+  /// reads for an owner is then handled by the loop itself after that
+  /// round's I/O, and so is what the owner sends on (and what that sends
+  /// on), instead of each read waking a scheduler worker; on few cores
+  /// that wake-up is the largest cost of a short request. Beyond
+  /// `hosted_budget` per round, or `max_hosted` waiting jobs, work goes to
+  /// the scheduler, so that a busy loop spreads it to the workers.
+  /// Detached and blocking actors keep their own threads. Null: every
+  /// owner runs on the scheduler (messages sent as `caf::anon_send`).
+  caf::actor_system* host = nullptr;
+
+  /// Jobs (actors with messages) that may wait for the loop's thread;
+  /// beyond it they go to the scheduler. 1..4096.
+  size_t max_hosted = 1024;
+
+  /// Messages an actor handles per turn on the loop's thread.
+  size_t hosted_throughput = 64;
+
+  /// Time the loop spends running actors between two looks at its
+  /// sockets; what waits beyond it goes to the scheduler. Bounds what
+  /// busy actors add to the latency of everything else the loop serves
+  /// (one actor's turn is not cut short).
+  std::chrono::microseconds hosted_budget{5000};
 
   /// Checks every field.
   /// @returns `errc::invalid_config` naming the bad field.

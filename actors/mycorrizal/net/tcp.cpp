@@ -517,8 +517,8 @@ void reactor::impl::on_accept(listener_entry& l) {
     ++l.open_conns;
     bump(open_conns_);
     bump(tcp_total_.accepted);
-    caf::anon_send(c.owner, tcp_accepted{tcp_listener_id{l.id}, tcp_conn_id{id},
-                                         peer, local_endpoint(c.fd.get())});
+    deliver(c.owner, tcp_accepted{tcp_listener_id{l.id}, tcp_conn_id{id}, peer,
+                                  local_endpoint(c.fd.get())});
     if (!epoll_add(c.fd.get(), id, c.interest)) {
       close_conn(c, sys_error("epoll_ctl", errno));
       continue;
@@ -582,7 +582,7 @@ void reactor::impl::close_conn(conn_entry& c, error reason, bool notify) {
                        to_string(tcp_conn_id{c.id}), to_string(c.peer),
                        reason ? to_string(reason) : std::string{"orderly"});
   if (notify) {
-    caf::anon_send(c.owner, tcp_closed{tcp_conn_id{c.id}, std::move(reason)});
+    deliver(c.owner, tcp_closed{tcp_conn_id{c.id}, std::move(reason)});
   }
   conns_.erase(c.id);
 }
@@ -592,8 +592,8 @@ bool reactor::impl::on_connected(conn_entry& c) {
   allow_direct(c);
   c.last_activity = clock_type::now();
   bump(tcp_total_.connects);
-  caf::anon_send(c.owner, tcp_connected{tcp_conn_id{c.id}, c.peer,
-                                        local_endpoint(c.fd.get())});
+  deliver(c.owner,
+          tcp_connected{tcp_conn_id{c.id}, c.peer, local_endpoint(c.fd.get())});
   if (c.opts.idle_timeout.count() > 0) {
     arm(c.id, c.timer, c.last_activity + c.opts.idle_timeout);
   }
@@ -658,10 +658,9 @@ bool reactor::impl::do_read(conn_entry& c) {
                                         c.opts.max_received_bytes)});
         return false;
       }
-      caf::anon_send(
-        c.owner, tcp_received{tcp_conn_id{c.id},
-                              std::vector<std::byte>(tcp_buf_.data(),
-                                                     tcp_buf_.data() + len)});
+      deliver(c.owner, tcp_received{tcp_conn_id{c.id},
+                                    std::vector<std::byte>(
+                                      tcp_buf_.data(), tcp_buf_.data() + len)});
       if (len < chunk) {
         return true; // most likely drained; epoll tells us otherwise
       }
@@ -677,7 +676,7 @@ bool reactor::impl::do_read(conn_entry& c) {
         close_conn(c, error{});
         return false;
       }
-      caf::anon_send(c.owner, tcp_eof{tcp_conn_id{c.id}});
+      deliver(c.owner, tcp_eof{tcp_conn_id{c.id}});
       update_interest(c);
       return true;
     }

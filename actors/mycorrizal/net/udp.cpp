@@ -460,7 +460,7 @@ void reactor::impl::handle(cmd_drain_udp& cmd) {
       }
     }
   }
-  caf::anon_send(cmd.owner, std::move(cmd.done));
+  deliver(cmd.owner, std::move(cmd.done));
 }
 
 // -- UDP receive path ---------------------------------------------------------
@@ -468,12 +468,12 @@ void reactor::impl::handle(cmd_drain_udp& cmd) {
 void reactor::impl::deliver_udp(udp_entry& e, udp_batch&& batch) {
   count_udp(*e.socket, &udp_counters::batches);
   if (e.opts.demux) {
-    e.opts.demux->take(batch);
+    e.opts.demux->take(batch, host());
     if (batch.datagrams.empty()) {
       return;
     }
   }
-  caf::anon_send(e.owner, std::move(batch));
+  deliver(e.owner, std::move(batch));
 }
 
 void reactor::impl::take_datagram(udp_entry& e, udp_batch& out,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <caf/actor.hpp>
+#include <caf/execution_unit.hpp>
 #include <caf/local_actor.hpp>
 #include <caf/message_id.hpp>
 
@@ -22,6 +23,20 @@ void send_untyped(caf::local_actor* self, const caf::actor& dest, Ts&&... xs) {
   static_assert(sizeof...(Ts) > 0, "no message to send");
   if (dest) {
     dest->eq_impl(caf::make_message_id(), self->ctrl(), self->context(),
+                  std::forward<Ts>(xs)...);
+  }
+}
+
+/// Sends `xs...` to `dest` without a sender, as `caf::anon_send` does, but
+/// lets `host` schedule the receiver: the reactor's loop passes itself, so
+/// that what it reads runs on its thread while it has time (see
+/// `net::reactor_config::host`). A null `host` is `anon_send`.
+template <class... Ts>
+void send_hosted(caf::execution_unit* host, const caf::actor& dest,
+                 Ts&&... xs) {
+  static_assert(sizeof...(Ts) > 0, "no message to send");
+  if (dest) {
+    dest->eq_impl(caf::make_message_id(), nullptr, host,
                   std::forward<Ts>(xs)...);
   }
 }

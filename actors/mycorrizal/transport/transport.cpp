@@ -49,7 +49,7 @@ public:
     // nop
   }
 
-  void take(net::udp_batch& batch) override;
+  void take(net::udp_batch& batch, caf::execution_unit* host) override;
 
   quic::route_result classify(quic::bytes_view data,
                               const quic::random_bytes& rng) const {
@@ -148,7 +148,7 @@ const caf::actor* conn_routes::place(const net::udp_datagram& d,
   return &i->second;
 }
 
-void conn_routes::take(net::udp_batch& batch) {
+void conn_routes::take(net::udp_batch& batch, caf::execution_unit* host) {
   // A batch holds the datagrams of few connections (mostly one).
   std::vector<std::pair<caf::actor, detail::routed_datagrams>> groups;
   uint64_t n = 0;
@@ -178,7 +178,7 @@ void conn_routes::take(net::udp_batch& batch) {
   }
   taken_.fetch_add(n, std::memory_order_relaxed);
   for (auto& [to, group] : groups) {
-    caf::anon_send(to, std::move(group));
+    send_hosted(host, to, std::move(group));
   }
 }
 

@@ -17,10 +17,13 @@
 #include "mycorrizal/expected.hpp"
 #include "mycorrizal/net/events.hpp"
 #include "mycorrizal/net/reactor.hpp"
+#include "mycorrizal/runtime/send.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
+#include <caf/execution_unit.hpp>
 #include <caf/message.hpp>
+#include <caf/resumable.hpp>
 
 #include <fmt/format.h>
 #include <sys/socket.h>
@@ -401,6 +404,51 @@ struct timer_entry {
   }
 };
 
+// -- the loop as a CAF execution unit -----------------------------------------
+
+/// Runs actors on a reactor's thread (`reactor_config::host`), as CAF 0.17's
+/// multiplexer runs brokers. CAF hands an actor's messages to the execution
+/// unit it ran on last when another actor answers it through a response
+/// promise, from any thread and at any time later: so a unit outlives its
+/// reactor, and is never freed (`make` keeps every unit in a process-wide
+/// list; a few hundred bytes per reactor ever started). Once its loop
+/// ended, or called from any other thread, it hands jobs to the scheduler.
+class loop_unit final : public caf::execution_unit {
+public:
+  /// A unit for a loop of `cfg` (whose `host` is set).
+  static loop_unit* make(const reactor_config& cfg);
+
+  /// Called on the loop's thread: from now on jobs scheduled there wait
+  /// for `run()` (up to `max_hosted` of them).
+  void enter() noexcept;
+
+  /// Called on the loop's thread as it ends: what waits, and whatever is
+  /// scheduled from here on, goes to the scheduler.
+  void leave();
+
+  /// Whether jobs wait for `run()`.
+  bool idle() const noexcept {
+    return hosted_.empty();
+  }
+
+  /// Resumes what waited when it began (what they schedule runs in the
+  /// next round, after the loop looked at its sockets again), for at most
+  /// `hosted_budget`; what is left then, and what the rest of the round
+  /// schedules, goes to the scheduler.
+  void run();
+
+  void exec_later(caf::resumable* ptr) override;
+
+private:
+  explicit loop_unit(const reactor_config& cfg);
+
+  const size_t max_hosted_;
+  const size_t throughput_;
+  const std::chrono::microseconds budget_;
+  std::deque<caf::resumable*> hosted_; // each holds a reference
+  bool shedding_ = false;
+};
+
 } // namespace mycorrizal::net::detail
 
 namespace mycorrizal::net {
@@ -532,6 +580,18 @@ private:
 
   void run();
   void drain_commands();
+
+  /// The loop as the execution unit for what it sends its owners; null
+  /// when it does not host them.
+  caf::execution_unit* host() noexcept {
+    return unit_;
+  }
+
+  /// Sends `xs...` to `owner` from the loop (see `host()`).
+  template <class... Ts>
+  void deliver(const caf::actor& owner, Ts&&... xs) {
+    send_hosted(host(), owner, std::forward<Ts>(xs)...);
+  }
   void handle(cmd_add_udp& cmd);
   void handle(cmd_close_udp& cmd);
   void handle(cmd_add_listener& cmd);
@@ -627,6 +687,7 @@ private:
   std::vector<sockaddr_storage> udp_addrs_;
   std::vector<std::array<char, udp_control_size>> udp_ctrl_;
   std::vector<std::byte> tcp_buf_;
+  loop_unit* unit_ = nullptr; // never freed, see loop_unit
 };
 
 // -- impl: posting commands (all parts) ---------------------------------------
