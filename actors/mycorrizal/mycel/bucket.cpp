@@ -231,6 +231,16 @@ struct bucket_state {
   /// Latency of local callers' operations, by op code (made on first use).
   op_latencies latency;
   std::map<uint64_t, retry> retries;
+  /// Writes to ask a replica for again, after a pause (`ask_replica`);
+  /// their ids come from `next_retry` too, so that one `retry_atom`
+  /// serves both maps.
+  struct replica_retry {
+    std::shared_ptr<replica_wait> pw;
+    std::string to;
+    raw_bytes payload;
+    int tries = 0;
+  };
+  std::map<uint64_t, replica_retry> replica_retries;
   uint64_t next_retry = 0;
   /// Drain requests waiting for the hand-off queue to empty.
   std::vector<caf::typed_response_promise<uint64_t>> drains;
@@ -396,12 +406,18 @@ struct replica_wait {
   reply_fn done;
 };
 
-/// How often a replica whose bucket of the name is being replaced (it
-/// answered unknown_bucket: its channel still had the dropped one) is
-/// asked again before the write fails. The write is applied here already:
-/// failing it would make the caller try again, and a conditional write
-/// (SETNX, INCR) would then see its own first try.
+/// How often a replica that answered unknown_bucket is asked again
+/// before the write fails: its node has not heard of the bucket yet (a
+/// create or a FLUSHDB spreads from node to node), or its channel still
+/// had the dropped one. The write is applied here already: failing it
+/// would make the caller try again, and a conditional write (SETNX, INCR)
+/// would then see its own first try.
 constexpr int max_replica_tries = 5;
+
+/// The pause before the n-th new try is n times this: 50, 100, 150 and
+/// 200 ms, half a second in all, for the registry to reach the replica
+/// (tries at once all failed within a millisecond when it had not).
+constexpr auto replica_retry_delay = std::chrono::milliseconds{50};
 
 /// Asks `to` to take the write of `pw`.
 void ask_replica(bucket_self self, std::shared_ptr<replica_wait> pw,
@@ -428,8 +444,13 @@ void ask_replica(bucket_self self, std::shared_ptr<replica_wait> pw,
           return;
         }
         if (why == errc::unknown_bucket && tries < max_replica_tries) {
-          ask_replica(self, std::move(pw), std::move(to), std::move(payload),
-                      tries + 1);
+          auto& cur = self->state;
+          auto id = ++cur.next_retry;
+          cur.replica_retries.emplace(
+            id, bucket_state::replica_retry{std::move(pw), std::move(to),
+                                            std::move(payload), tries + 1});
+          self->delayed_send(self, replica_retry_delay * tries,
+                             retry_atom::value, id);
           return;
         }
         pw->finished = true;
@@ -1459,6 +1480,16 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
     },
     [=](retry_atom, uint64_t id) {
       auto& cur = self->state;
+      if (auto j = cur.replica_retries.find(id);
+          j != cur.replica_retries.end()) {
+        auto r = std::move(j->second);
+        cur.replica_retries.erase(j);
+        if (!r.pw->finished) {
+          ask_replica(self, std::move(r.pw), std::move(r.to),
+                      std::move(r.payload), r.tries);
+        }
+        return;
+      }
       auto i = cur.retries.find(id);
       if (i == cur.retries.end()) {
         return;
