@@ -329,8 +329,11 @@ expected<std::shared_ptr<node>> node::start(caf::actor_system& sys,
                                     + "', the node is '" + cfg.name + "'"}};
   }
   net::reactor_config rc;
-  if (cfg.io_thread_runs_actors) {
+  if (cfg.io_thread_runs != node_config::io_thread_actors::none) {
     rc.host = &sys;
+  }
+  if (cfg.io_thread_runs == node_config::io_thread_actors::all) {
+    rc.hosted_prefix.clear();
   }
   x->reactor = std::make_shared<net::reactor>(rc);
   if (auto ok = x->reactor->start(); !ok) {

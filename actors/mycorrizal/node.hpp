@@ -94,13 +94,21 @@ struct node_config {
   /// blocks (`net::udp_filter`). Null = off.
   std::shared_ptr<net::udp_filter> quic_filter;
 
-  /// Runs the actors that the node's I/O thread feeds (QUIC connections
-  /// and their streams, Redis and HTTP connections, and what they send to)
-  /// on that thread while it keeps up, as CAF's multiplexer runs brokers,
-  /// instead of waking a scheduler worker for every read; what exceeds its
-  /// share goes to the scheduler (`net::reactor_config::host`,
-  /// docs/operations.md). Off: every actor runs on the scheduler.
-  bool io_thread_runs_actors = true;
+  /// Which actors the node's I/O thread runs between its rounds of I/O
+  /// (at most 5 ms a round; the rest goes to the scheduler), instead of
+  /// waking a scheduler worker for every read (`net::reactor_config::host`,
+  /// docs/operations.md):
+  /// - `all`: the actors it feeds (QUIC connections and their streams,
+  ///   Redis connections) and every actor their messages reach, the
+  ///   host's handlers too, as Netty's or Vert.x's event loop runs its
+  ///   handlers: a handler that blocks or computes for long then holds
+  ///   the node's sockets; make such handlers `caf::detached`;
+  /// - `own`: only the node's own actors (named "mycorrizal.*"); a
+  ///   host's handlers run on the scheduler, as CAF's multiplexer runs
+  ///   only brokers (a round trip to a handler then gains nothing);
+  /// - `none`: every actor on the scheduler.
+  enum class io_thread_actors : uint8_t { none, own, all };
+  io_thread_actors io_thread_runs = io_thread_actors::all;
 
   /// Mycel, the replicated cache (mycel/cache.hpp, docs/cache.md). Empty:
   /// the node runs no cache. With `storage` the node announces the

@@ -106,7 +106,7 @@ struct rpc_options {
   /// (docs/operations.md); CAF's defaults otherwise.
   bool park_at_once = false;
   /// The nodes run every actor on the scheduler, none on their I/O
-  /// thread (`node_config::io_thread_runs_actors = false`).
+  /// thread (`node_config::io_thread_runs = none`).
   bool io_on_workers = false;
   bool run_caf = true;
   bool run_tcp = true;
@@ -1319,7 +1319,9 @@ mycorrizal::node_config node_config(const std::string& name,
                                     const std::string& data_dir,
                                     const rpc_options& opts) {
   auto cfg = mycorrizal::node_config::local(name);
-  cfg.io_thread_runs_actors = !opts.io_on_workers;
+  if (opts.io_on_workers) {
+    cfg.io_thread_runs = mycorrizal::node_config::io_thread_actors::none;
+  }
   if (opts.cc) {
     cfg.transport.cc = *opts.cc;
   }

@@ -2019,10 +2019,30 @@ promise_keeper(caf::event_based_actor* self,
   };
 }
 
+struct named_state {
+  static inline const char* name = "mycorrizal.test";
+};
+
+/// `named_target` with a name of the node's own actors.
+caf::behavior own_target(caf::stateful_actor<named_state>*,
+                         std::shared_ptr<thread_log> log, std::string name) {
+  return {
+    [=](const std::string&) {
+      log->add(name);
+    },
+  };
+}
+
 class reactor_hosting : public reactor_fixture {
 protected:
-  std::shared_ptr<net::reactor> make_hosting(net::reactor_config cfg = {}) {
+  /// A reactor that hosts every actor (the tests' actors are not named
+  /// "mycorrizal.*"), unless `cfg` says otherwise.
+  std::shared_ptr<net::reactor> make_hosting(net::reactor_config cfg = {},
+                                             bool every_actor = true) {
     cfg.host = sys_.get();
+    if (every_actor) {
+      cfg.hosted_prefix.clear();
+    }
     auto r = std::make_shared<net::reactor>(cfg);
     EXPECT_TRUE(r->start().has_value());
     reactors_.push_back(r);
@@ -2050,6 +2070,42 @@ TEST_F(reactor_hosting, an_owner_and_what_it_sends_to_run_on_the_loops_thread) {
   ASSERT_TRUE(log->wait(2)) << log->describe();
   EXPECT_EQ(log->thread_of("owner"), "mcz.reactor") << log->describe();
   EXPECT_EQ(log->thread_of("target"), "mcz.reactor") << log->describe();
+}
+
+TEST_F(reactor_hosting, only_actors_with_the_hosted_prefix_run_there) {
+  auto log = std::make_shared<thread_log>();
+  auto own = spawn(own_target, log, std::string{"own"});
+  auto foreign = spawn(named_target, log, std::string{"foreign"});
+  auto owner = spawn(busy_owner, log, std::chrono::microseconds{0},
+                     std::vector<caf::actor>{own, foreign});
+  auto r = make_hosting({}, false);
+  poke(*r, owner);
+  ASSERT_TRUE(log->wait(3)) << log->describe();
+  // The owner is a test actor too: the loop hands it to the scheduler.
+  EXPECT_NE(log->thread_of("owner"), "mcz.reactor") << log->describe();
+  EXPECT_NE(log->thread_of("foreign"), "mcz.reactor") << log->describe();
+  EXPECT_FALSE(log->thread_of("foreign").empty()) << log->describe();
+}
+
+TEST_F(reactor_hosting, an_own_actor_runs_there_when_the_loop_sends_to_it) {
+  auto log = std::make_shared<thread_log>();
+  auto own = spawn(own_target, log, std::string{"own"});
+  auto r = make_hosting({}, false);
+  // The socket's owner and the actor it sends to are both named as the
+  // node's own actors are.
+  auto relay
+    = spawn([=](caf::stateful_actor<named_state>* self) -> caf::behavior {
+        return {
+          [=](net::udp_batch&) {
+            log->add("relay");
+            self->send(own, std::string{"note"});
+          },
+        };
+      });
+  poke(*r, relay);
+  ASSERT_TRUE(log->wait(2)) << log->describe();
+  EXPECT_EQ(log->thread_of("relay"), "mcz.reactor") << log->describe();
+  EXPECT_EQ(log->thread_of("own"), "mcz.reactor") << log->describe();
 }
 
 TEST_F(reactor_hosting, without_a_host_owners_run_on_the_scheduler) {

@@ -80,7 +80,7 @@ struct flags {
   size_t resp_max_clients = 10'000;
   size_t threads = 0;
   bool caf_scheduler_defaults = false;
-  std::string io_thread_actors = "yes";
+  std::string io_thread_actors = "all";
   int malloc_tcache = 256;
 };
 
@@ -181,7 +181,11 @@ std::optional<node_config> make_config(const flags& f, std::string& why) {
     return std::nullopt;
   }
   auto cfg = f.profile == "local" ? node_config::local(f.name) : node_config{};
-  cfg.io_thread_runs_actors = f.io_thread_actors == "yes";
+  cfg.io_thread_runs = f.io_thread_actors == "all"
+                         ? node_config::io_thread_actors::all
+                       : f.io_thread_actors == "own"
+                         ? node_config::io_thread_actors::own
+                         : node_config::io_thread_actors::none;
   cfg.name = f.name;
   auto gossip = ip_endpoint::parse(f.gossip, default_gossip_port);
   if (!gossip) {
@@ -508,15 +512,15 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 256));
   app
     .add_option("--io-thread-actors", f.io_thread_actors,
-                "Run the actors that the I/O thread feeds (Redis and QUIC "
-                "connections, their streams and what they call: buckets) on "
-                "that thread while it keeps up, as CAF's multiplexer runs "
-                "brokers, instead of waking a scheduler thread for every "
-                "read; beyond 5 ms per round the work goes to the scheduler "
-                "threads (default yes; docs/operations.md)")
-    ->type_name("yes|no")
+                "Which actors the I/O thread runs between its rounds of I/O "
+                "instead of waking a scheduler thread for every read: all "
+                "(those it feeds, Redis and QUIC connections and streams, "
+                "and every actor they send to: buckets, handlers), own (the "
+                "node's own actors only) or none; beyond 5 ms a round the "
+                "work goes to the scheduler threads (docs/operations.md)")
+    ->type_name("all|own|none")
     ->capture_default_str()
-    ->check(CLI::IsMember({"yes", "no"}));
+    ->check(CLI::IsMember({"all", "own", "none"}));
   app
     .add_option("--malloc-tcache", f.malloc_tcache,
                 "Chunks glibc's malloc keeps per size in each thread's cache "

@@ -187,6 +187,8 @@ private:
 struct replica_wait;
 
 struct bucket_state {
+  static inline const char* name = "mycorrizal.bucket";
+
   bucket_actor_options opts;
   std::optional<bucket_core> core;
   /// The store's times are wall-clock milliseconds (they travel), the

@@ -59,6 +59,8 @@ using cache_impl_actor
                         caf::reacts_to<stop_atom, std::string, caf::actor>>;
 
 struct cache_state {
+  static inline const char* name = "mycorrizal.cache";
+
   cache_actor_options opts;
   hybrid_clock clock{0};
   /// Every bucket ever heard of (dropped ones as tombstones).

@@ -14,6 +14,7 @@
 #include <caf/actor_addr.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/local_actor.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/send.hpp>
 
@@ -31,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -267,7 +269,8 @@ loop_unit* loop_unit::make(const reactor_config& cfg) {
 
 loop_unit::loop_unit(const reactor_config& cfg)
     : caf::execution_unit(cfg.host), max_hosted_(cfg.max_hosted),
-      throughput_(cfg.hosted_throughput), budget_(cfg.hosted_budget) {
+      throughput_(cfg.hosted_throughput), budget_(cfg.hosted_budget),
+      prefix_(cfg.hosted_prefix) {
   // nop
 }
 
@@ -283,8 +286,17 @@ void loop_unit::leave() {
   }
 }
 
+bool loop_unit::hosts(caf::resumable* ptr) const {
+  if (prefix_.empty()) {
+    return true;
+  }
+  const auto* a = dynamic_cast<const caf::local_actor*>(ptr);
+  return a != nullptr && std::string_view{a->name()}.starts_with(prefix_);
+}
+
 void loop_unit::exec_later(caf::resumable* ptr) {
-  if (this_threads_unit == this && !shedding_ && hosted_.size() < max_hosted_) {
+  if (this_threads_unit == this && !shedding_ && hosted_.size() < max_hosted_
+      && hosts(ptr)) {
     hosted_.push_back(ptr);
     return;
   }

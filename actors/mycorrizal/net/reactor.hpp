@@ -240,6 +240,13 @@ struct reactor_config {
   /// owner runs on the scheduler (messages sent as `caf::anon_send`).
   caf::actor_system* host = nullptr;
 
+  /// Only actors whose name (`caf::local_actor::name()`, a stateful
+  /// actor's `State::name`) starts with it run on the loop's thread; the
+  /// others (a host's handlers, which may block or compute for long) go
+  /// to the scheduler, as CAF's multiplexer runs only brokers. Empty:
+  /// every actor.
+  std::string hosted_prefix = "mycorrizal.";
+
   /// Jobs (actors with messages) that may wait for the loop's thread;
   /// beyond it they go to the scheduler. 1..4096.
   size_t max_hosted = 1024;

@@ -442,9 +442,13 @@ public:
 private:
   explicit loop_unit(const reactor_config& cfg);
 
+  /// Whether `ptr` may run on the loop's thread (`hosted_prefix`).
+  bool hosts(caf::resumable* ptr) const;
+
   const size_t max_hosted_;
   const size_t throughput_;
   const std::chrono::microseconds budget_;
+  const std::string prefix_;
   std::deque<caf::resumable*> hosted_; // each holds a reference
   bool shedding_ = false;
 };
