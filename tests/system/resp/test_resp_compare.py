@@ -308,7 +308,10 @@ SEQUENCES = {
         ["CLIENT", "LIST", "TYPE", "master", "ID", "5"],
         ["CLIENT", "LIST", "TYPE"],
         ["CONFIG", "GET", "DATABASES"], ["CONFIG", "GET", "Databases", "x"],
-        ["CONFIG", "GET", "p\\ort"], ["CONFIG", "GET", b"databases\x00x"],
+        # Not `CONFIG GET databases\0x`: Redis 7.0 hashes the whole name
+        # but compares it as a C string, so it answers `databases` only
+        # when the seeded hash puts both in one bucket (CI saw it once).
+        ["CONFIG", "GET", "p\\ort"], ["CONFIG", "GET", b"databases\x00*"],
         ["CONFIG", "GET", "databases", "DATABASES"],
         ["CONFIG", "RESETSTAT", "x"], ["CONFIG", "REWRITE", "x"],
         ["CONFIG", "SET"], ["CONFIG", "SET", "x"],
