@@ -280,10 +280,7 @@ void loop_unit::enter() noexcept {
 
 void loop_unit::leave() {
   this_threads_unit = nullptr;
-  while (!hosted_.empty()) {
-    system().scheduler().enqueue(hosted_.front());
-    hosted_.pop_front();
-  }
+  hand_off_all();
 }
 
 bool loop_unit::hosts(caf::resumable* ptr) const {
@@ -292,6 +289,13 @@ bool loop_unit::hosts(caf::resumable* ptr) const {
   }
   const auto* a = dynamic_cast<const caf::local_actor*>(ptr);
   return a != nullptr && std::string_view{a->name()}.starts_with(prefix_);
+}
+
+void loop_unit::hand_off_all() {
+  for (auto* job : hosted_) {
+    system().scheduler().enqueue(job);
+  }
+  hosted_.clear();
 }
 
 void loop_unit::exec_later(caf::resumable* ptr) {
@@ -325,10 +329,7 @@ void loop_unit::run() {
     }
     if (clock_type::now() >= until) {
       shedding_ = true;
-      while (!hosted_.empty()) {
-        system().scheduler().enqueue(hosted_.front());
-        hosted_.pop_front();
-      }
+      hand_off_all();
       return;
     }
   }

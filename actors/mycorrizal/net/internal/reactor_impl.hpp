@@ -445,6 +445,9 @@ private:
   /// Whether `ptr` may run on the loop's thread (`hosted_prefix`).
   bool hosts(caf::resumable* ptr) const;
 
+  /// Moves every waiting job to the scheduler.
+  void hand_off_all();
+
   const size_t max_hosted_;
   const size_t throughput_;
   const std::chrono::microseconds budget_;
