@@ -2191,4 +2191,67 @@ TEST_F(reactor_hosting,
   EXPECT_NE(log->thread_of("answer late"), "") << log->describe();
 }
 
+TEST_F(reactor_hosting, a_wake_from_the_loop_arrives_there_and_not_early) {
+  auto log = std::make_shared<thread_log>();
+  auto r = make_hosting();
+  std::weak_ptr<net::reactor> weak = r;
+  using clock = std::chrono::steady_clock;
+  auto due = std::make_shared<std::atomic<int64_t>>(0);
+  auto late_by = std::make_shared<std::atomic<int64_t>>(-1);
+  auto owner = spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](net::udp_batch&) {
+        auto when = clock::now() + std::chrono::microseconds{300};
+        due->store(when.time_since_epoch().count());
+        auto loop = weak.lock();
+        if (loop
+            && loop->wake_at(when, caf::actor_cast<caf::actor>(self),
+                             caf::make_message(std::string{"wake"}))) {
+          log->add("scheduled");
+        }
+      },
+      [=](const std::string&) {
+        late_by->store(clock::now().time_since_epoch().count() - due->load());
+        log->add("woken");
+      },
+    };
+  });
+  // Not from another thread: the caller is told to use CAF's clock.
+  EXPECT_FALSE(r->wake_at(clock::now(), owner, caf::make_message(1)));
+  poke(*r, owner);
+  ASSERT_TRUE(log->wait(2)) << log->describe();
+  EXPECT_EQ(log->thread_of("woken"), "mcz.reactor") << log->describe();
+  EXPECT_GE(late_by->load(), 0)
+    << "woken " << -late_by->load() << " ns before the time asked for";
+}
+
+TEST_F(reactor_hosting, wakes_pending_when_the_loop_ends_go_to_cafs_clock) {
+  auto log = std::make_shared<thread_log>();
+  auto r = make_hosting();
+  std::weak_ptr<net::reactor> weak = r;
+  auto owner = spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](net::udp_batch&) {
+        auto loop = weak.lock();
+        auto when = std::chrono::steady_clock::now() + 200ms;
+        if (loop
+            && loop->wake_at(when, caf::actor_cast<caf::actor>(self),
+                             caf::make_message(std::string{"wake"}))) {
+          log->add("scheduled");
+        }
+      },
+      [=](const std::string&) {
+        log->add("woken");
+      },
+    };
+  });
+  poke(*r, owner);
+  ASSERT_TRUE(log->wait(1)) << log->describe();
+  r->stop();
+  reactors_.clear();
+  r.reset();
+  ASSERT_TRUE(log->wait(2)) << log->describe();
+  EXPECT_NE(log->thread_of("woken"), "mcz.reactor") << log->describe();
+}
+
 } // namespace

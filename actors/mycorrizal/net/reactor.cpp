@@ -13,8 +13,11 @@
 #include <caf/abstract_actor.hpp>
 #include <caf/actor_addr.hpp>
 #include <caf/actor_cast.hpp>
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/local_actor.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/message_id.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/send.hpp>
 
@@ -22,6 +25,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -312,24 +316,34 @@ void loop_unit::run() {
   if (hosted_.empty()) {
     return;
   }
-  auto until = clock_type::now() + budget_;
-  for (auto n = hosted_.size(); n > 0 && !hosted_.empty(); --n) {
-    auto* job = hosted_.front();
-    hosted_.pop_front();
-    switch (job->resume(this, throughput_)) {
-      case caf::resumable::resume_later:
-        // Its turn ended with messages left: behind the others.
-        hosted_.push_back(job);
-        break;
-      case caf::resumable::done:
-      case caf::resumable::awaiting_message:
-      case caf::resumable::shutdown_execution_unit:
-        intrusive_ptr_release(job);
-        break;
+  auto start = clock_type::now();
+  auto until = start + budget_;
+  auto poll_at = start + poll_interval;
+  // In passes: what waited when a pass began, then what that scheduled (a
+  // request crosses several actors, one hop a pass), until the queue is
+  // empty or the loop should look at its sockets again.
+  for (;;) {
+    for (auto n = hosted_.size(); n > 0 && !hosted_.empty(); --n) {
+      auto* job = hosted_.front();
+      hosted_.pop_front();
+      switch (job->resume(this, throughput_)) {
+        case caf::resumable::resume_later:
+          // Its turn ended with messages left: behind the others.
+          hosted_.push_back(job);
+          break;
+        case caf::resumable::done:
+        case caf::resumable::awaiting_message:
+        case caf::resumable::shutdown_execution_unit:
+          intrusive_ptr_release(job);
+          break;
+      }
+      if (clock_type::now() >= until) {
+        shedding_ = true;
+        hand_off_all();
+        return;
+      }
     }
-    if (clock_type::now() >= until) {
-      shedding_ = true;
-      hand_off_all();
+    if (hosted_.empty() || clock_type::now() >= poll_at) {
       return;
     }
   }
@@ -341,15 +355,14 @@ void reactor::impl::run() {
   pthread_setname_np(pthread_self(), thread_name);
   if (unit_ != nullptr) {
     unit_->enter();
+    // The actors it runs sleep to deadlines tens of microseconds away
+    // (`wake_at`); Linux's default timer slack (50 µs) would stretch them.
+    ::prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
   }
   std::vector<epoll_event> events(128);
   drain_commands();
   while (!stop_requested_.load(std::memory_order_acquire)) {
-    auto timeout = unit_ == nullptr || unit_->idle()
-                     ? next_timeout_ms(clock_type::now())
-                     : 0;
-    auto n = ::epoll_wait(epoll_fd_.get(), events.data(),
-                          static_cast<int>(events.size()), timeout);
+    auto n = wait_events(events);
     bump(wakeups_);
     if (n < 0) {
       if (errno != EINTR) {
@@ -386,7 +399,9 @@ void reactor::impl::run() {
           break;
       }
     }
-    run_timers(clock_type::now());
+    auto now = clock_type::now();
+    run_timers(now);
+    run_wakes(now);
     if (unit_ != nullptr) {
       unit_->run();
     }
@@ -394,6 +409,75 @@ void reactor::impl::run() {
   if (unit_ != nullptr) {
     unit_->leave();
   }
+  hand_wakes_to_clock();
+}
+
+int reactor::impl::wait_events(std::vector<epoll_event>& events) {
+  auto* data = events.data();
+  auto size = static_cast<int>(events.size());
+  auto now = clock_type::now();
+  auto ms = unit_ == nullptr || unit_->idle() ? next_timeout_ms(now) : 0;
+  if (ms == 0 || wakes_.empty()) {
+    return ::epoll_wait(epoll_fd_.get(), data, size, ms);
+  }
+  // A wake is pending: sleep until it with the kernel's precision.
+  auto wait = std::max(wakes_.front().when - now, clock_type::duration{0});
+  if (ms > 0) {
+    wait = std::min<clock_type::duration>(wait, std::chrono::milliseconds{ms});
+  }
+  if (have_pwait2_) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait);
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(ns.count() / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns.count() % 1'000'000'000);
+    auto n = ::epoll_pwait2(epoll_fd_.get(), data, size, &ts, nullptr);
+    if (n >= 0 || errno != ENOSYS) {
+      return n;
+    }
+    have_pwait2_ = false; // Linux before 5.11
+  }
+  auto coarse = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+  return ::epoll_wait(epoll_fd_.get(), data, size,
+                      static_cast<int>(std::min<int64_t>(coarse, INT_MAX)));
+}
+
+bool reactor::impl::wake_at(time_point when, const caf::actor& to,
+                            caf::message msg) {
+  if (unit_ == nullptr || this_threads_unit != unit_ || !to) {
+    return false;
+  }
+  wakes_.push_back(wake_entry{when, wake_seq_++, to.address(), std::move(msg)});
+  std::push_heap(wakes_.begin(), wakes_.end(), std::greater<>{});
+  return true;
+}
+
+void reactor::impl::run_wakes(time_point now) {
+  while (!wakes_.empty() && wakes_.front().when <= now) {
+    std::pop_heap(wakes_.begin(), wakes_.end(), std::greater<>{});
+    auto w = std::move(wakes_.back());
+    wakes_.pop_back();
+    if (auto to = caf::actor_cast<caf::strong_actor_ptr>(w.to)) {
+      to->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                            std::move(w.msg)),
+                  unit_);
+    }
+  }
+}
+
+void reactor::impl::hand_wakes_to_clock() {
+  if (cfg_.host == nullptr) {
+    return;
+  }
+  auto& clock = cfg_.host->clock();
+  for (auto& w : wakes_) {
+    if (auto to = caf::actor_cast<caf::strong_actor_ptr>(w.to)) {
+      clock.schedule_message(w.when, std::move(to),
+                             caf::make_mailbox_element(nullptr,
+                                                       caf::make_message_id(),
+                                                       {}, std::move(w.msg)));
+    }
+  }
+  wakes_.clear();
 }
 
 void reactor::impl::drain_commands() {
@@ -594,7 +678,8 @@ void reactor::impl::teardown() {
 
 // -- reactor ------------------------------------------------------------------
 
-reactor::reactor(reactor_config cfg) : impl_(std::make_shared<impl>(cfg)) {
+reactor::reactor(reactor_config cfg)
+    : impl_(std::make_shared<impl>(std::move(cfg))) {
   // nop
 }
 
@@ -636,6 +721,11 @@ expected<void> reactor::close_udp(udp_socket_id id) {
 
 expected<void> reactor::drain_udp(udp_socket_id id, caf::message done) {
   return impl_->drain_udp(static_cast<uint64_t>(id), std::move(done));
+}
+
+bool reactor::wake_at(std::chrono::steady_clock::time_point when,
+                      const caf::actor& to, caf::message msg) {
+  return impl_->wake_at(when, to, std::move(msg));
 }
 
 expected<tcp_listener> reactor::listen_tcp(const ip_endpoint& bind,

@@ -448,6 +448,22 @@ public:
   ///          `start()` or after `stop()`); then nothing is sent.
   expected<void> drain_udp(udp_socket_id id, caf::message done);
 
+  // -- timers for the actors the loop runs
+  // -------------------------------------
+
+  /// For an actor that runs on this loop's thread (`reactor_config::host`),
+  /// called there: sends `msg` to `to` at `when` (the steady clock), from
+  /// the loop, so that it runs there too. The loop sleeps until the
+  /// earliest such time with microsecond precision (`epoll_pwait2`): a
+  /// deadline tens of microseconds away (QUIC's ACK delay, pacing) costs
+  /// neither rounds of the loop spent polling nor a wake-up of CAF's clock
+  /// thread. Holds `to` weakly: nothing is sent to an actor that is gone.
+  /// What is pending when the loop ends goes to CAF's clock.
+  /// @returns false, scheduling nothing, when called from any other thread
+  ///          or when the loop does not host actors.
+  bool wake_at(std::chrono::steady_clock::time_point when, const caf::actor& to,
+               caf::message msg);
+
   // -- TCP --------------------------------------------------------------------
 
   /// Opens a listening TCP socket on `bind` (`SO_REUSEADDR`; port 0 picks

@@ -59,8 +59,10 @@ struct connection_state {
   /// The core deadline the pending tick serves (max: none pending).
   quic::time_point armed = quic::time_point::max();
   bool flush_pending = false;
-  /// A `tick_atom` with deadline 0 (due now) is in the mailbox.
+  /// A `tick_atom` with deadline 0 (due about now) is in the mailbox or,
+  /// on the loop's thread, will be at `soon_at` (`reactor::wake_at`).
   bool tick_soon = false;
+  quic::time_point soon_at = quic::time_point::max();
 
   std::optional<caf::response_promise> dial;
   /// Set when a dial deadline closed the connection: the reason reported.
@@ -316,12 +318,23 @@ void arm(connection_self self, quic::time_point now) {
   if (next == quic::time_point::max()) {
     return;
   }
-  // Due (nearly) now, as pacing deadlines during a transfer are: a message
-  // to ourselves, behind what is in the mailbox, instead of a round trip
-  // through CAF's clock thread.
+  // Timers of the loop's thread, where it runs us (`reactor::wake_at`):
+  // it sleeps until then, as precisely as the kernel does. Elsewhere, and
+  // before CAF's clock thread would have to wake for each of them:
+  auto& r = st.args->socket->reactor();
+  // Due (nearly) now, as ACK delays and pacing deadlines are: a message to
+  // ourselves, behind what is in the mailbox.
   if (next - now <= soon_threshold) {
-    if (!st.tick_soon) {
+    if (st.tick_soon && next >= st.soon_at) {
+      return;
+    }
+    if (r.wake_at(next, caf::actor_cast<caf::actor>(self),
+                  caf::make_message(tick_atom::value, int64_t{0}))) {
       st.tick_soon = true;
+      st.soon_at = next;
+    } else if (!st.tick_soon) {
+      st.tick_soon = true;
+      st.soon_at = now;
       self->send(self, tick_atom::value, int64_t{0});
     }
     return;
@@ -332,9 +345,12 @@ void arm(connection_self self, quic::time_point now) {
     return;
   }
   st.armed = next;
-  auto wait = std::max(next - now, quic::duration::zero());
-  self->delayed_send(self, wait, tick_atom::value,
-                     static_cast<int64_t>(next.time_since_epoch().count()));
+  auto id = static_cast<int64_t>(next.time_since_epoch().count());
+  if (!r.wake_at(next, caf::actor_cast<caf::actor>(self),
+                 caf::make_message(tick_atom::value, id))) {
+    auto wait = std::max(next - now, quic::duration::zero());
+    self->delayed_send(self, wait, tick_atom::value, id);
+  }
 }
 
 /// After every input: sends what the core writes (routes first), reports
@@ -464,6 +480,7 @@ connection_impl::behavior_type connection_fn(connection_self self,
       auto& st = self->state;
       if (deadline == 0) {
         st.tick_soon = false;
+        st.soon_at = quic::time_point::max();
       } else if (deadline == st.armed.time_since_epoch().count()) {
         st.armed = quic::time_point::max();
       }

@@ -26,6 +26,7 @@
 #include <caf/resumable.hpp>
 
 #include <fmt/format.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -404,6 +405,18 @@ struct timer_entry {
   }
 };
 
+/// A message for an actor the loop runs, due at `when` (`reactor::wake_at`).
+struct wake_entry {
+  time_point when;
+  uint64_t seq; // FIFO among equal times
+  caf::actor_addr to;
+  caf::message msg;
+
+  friend bool operator>(const wake_entry& x, const wake_entry& y) noexcept {
+    return x.when != y.when ? x.when > y.when : x.seq > y.seq;
+  }
+};
+
 // -- the loop as a CAF execution unit -----------------------------------------
 
 /// Runs actors on a reactor's thread (`reactor_config::host`), as CAF 0.17's
@@ -431,11 +444,15 @@ public:
     return hosted_.empty();
   }
 
-  /// Resumes what waited when it began (what they schedule runs in the
-  /// next round, after the loop looked at its sockets again), for at most
-  /// `hosted_budget`; what is left then, and what the rest of the round
-  /// schedules, goes to the scheduler.
+  /// Resumes what waits, then what that schedules, in passes until
+  /// nothing waits or `poll_interval` has passed (the loop looks at its
+  /// sockets between rounds, not between the hops of one request); for at
+  /// most `hosted_budget`: what is left then, and what the rest of the
+  /// round schedules, goes to the scheduler.
   void run();
+
+  /// How long `run()` goes on with new work before the loop polls again.
+  static constexpr std::chrono::microseconds poll_interval{100};
 
   void exec_later(caf::resumable* ptr) override;
 
@@ -466,7 +483,7 @@ using namespace detail;
 
 class reactor::impl : public std::enable_shared_from_this<reactor::impl> {
 public:
-  explicit impl(reactor_config cfg) : cfg_(cfg) {
+  explicit impl(reactor_config cfg) : cfg_(std::move(cfg)) {
     // nop
   }
 
@@ -501,6 +518,7 @@ public:
                                  std::span<const udp_send_item> items);
   expected<void> close_udp(uint64_t id);
   expected<void> drain_udp(uint64_t id, caf::message done);
+  bool wake_at(time_point when, const caf::actor& to, caf::message msg);
   expected<tcp_listener> listen_tcp(const ip_endpoint& bind,
                                     const caf::actor& owner,
                                     const tcp_options& opts);
@@ -630,6 +648,14 @@ private:
   void arm(uint64_t id, time_point& slot, time_point when);
   void run_timers(time_point now);
   int next_timeout_ms(time_point now) const;
+  /// Sends the `wakes_` that are due.
+  void run_wakes(time_point now);
+  /// Waits for events: until the next timer or wake, or not at all while
+  /// hosted jobs wait (`epoll_pwait2`; `epoll_wait` where the kernel lacks
+  /// it).
+  int wait_events(std::vector<epoll_event>& events);
+  /// Hands what `wakes_` holds to CAF's clock (the loop ends).
+  void hand_wakes_to_clock();
   void teardown();
 
   bool epoll_add(int fd, uint64_t id, uint32_t events) noexcept;
@@ -688,6 +714,9 @@ private:
   std::priority_queue<timer_entry, std::vector<timer_entry>,
                       std::greater<timer_entry>>
     timers_;
+  std::vector<wake_entry> wakes_; // a min-heap (std::greater)
+  uint64_t wake_seq_ = 0;
+  bool have_pwait2_ = true;
   std::vector<std::byte> udp_buf_;
   std::vector<mmsghdr> udp_msgs_;
   std::vector<iovec> udp_iov_;
