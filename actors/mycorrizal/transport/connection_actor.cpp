@@ -215,7 +215,8 @@ void push_stream(connection_self self, int64_t id,
   }
 }
 
-void handle_events(connection_self self) {
+/// Hands the core's events on; returns whether it gave a stream bytes.
+bool handle_events(connection_self self) {
   auto& st = self->state;
   auto& events = st.core->events();
   // Bytes for one stream in one round go to its actor in one message.
@@ -228,9 +229,11 @@ void handle_events(connection_self self) {
     }
     return inputs.emplace_back(id, stream_input{}).second;
   };
+  bool gave = false;
   auto flush_inputs = [&] {
     for (auto& [id, in] : inputs) {
       if (auto i = st.streams.find(id); i != st.streams.end()) {
+        gave = gave || !in.chunks.empty();
         send_untyped(self, i->second.actor, std::move(in));
       }
     }
@@ -310,6 +313,7 @@ void handle_events(connection_self self) {
   }
   flush_inputs();
   events.clear();
+  return gave;
 }
 
 void arm(connection_self self, quic::time_point now) {
@@ -355,12 +359,17 @@ void arm(connection_self self, quic::time_point now) {
 
 /// After every input: sends what the core writes (routes first), reports
 /// its events, re-arms the timer, and quits once the core is finished.
-void process(connection_self self) {
+/// With `after_read`, an established connection that just gave a stream
+/// bytes writes nothing yet: the answer is likely to come within the
+/// loop's round and carry the ACK (see `ack_delay` in quic/connection.cpp);
+/// the ACK's deadline, armed below, writes what is left after that round.
+void process(connection_self self, bool after_read = false) {
   auto& st = self->state;
   auto& core = *st.core;
   auto now = actor_now(self);
-  handle_events(self);
-  for (int round = 0;; ++round) {
+  auto gave = handle_events(self);
+  auto write = !(after_read && gave && st.up);
+  for (int round = 0; write; ++round) {
     st.views.clear();
     auto n = core.write(now, send_buffer(st), st.views);
     if (auto epoch = core.routing_epoch(); epoch != st.routes_epoch) {
@@ -474,7 +483,7 @@ connection_impl::behavior_type connection_fn(connection_self self,
           st.core->handle_datagram(d.from, piece, now);
         });
       }
-      process(self);
+      process(self, true);
     },
     [=](tick_atom, int64_t deadline) {
       auto& st = self->state;

@@ -43,6 +43,9 @@ using namespace std::chrono_literals;
 constexpr size_t chunk_limit = size_t{64} * 1024;
 constexpr size_t max_vecs = 16;
 
+/// The max_ack_delay we announce (transport parameter); see `impl::start`.
+constexpr std::chrono::nanoseconds ack_delay{1000};
+
 // Stream data events of one stream grow up to this size before a new one
 // starts.
 constexpr size_t coalesce_limit = size_t{256} * 1024;
@@ -803,6 +806,16 @@ struct connection::impl {
     p.initial_max_streams_uni = 0;
     p.max_idle_timeout = static_cast<ngtcp2_duration>(tc.idle_timeout.count());
     p.disable_active_migration = 1;
+    // ngtcp2 0.12 puts an ACK into a packet only once min(max_ack_delay,
+    // smoothed RTT / 8) has passed since the packet it acknowledges came
+    // in; an answer written sooner leaves without it, and the ACK follows
+    // in a packet of its own (two datagrams each way per request). With
+    // the delay at 1 us the answer carries it; the connection actor holds
+    // its write after reading a request until the end of the loop's round
+    // (connection_actor.cpp, `process`), so it is not sent on its own at
+    // once either. A peer's probe timeout counts at least 1 ms of timer
+    // granularity (RFC 9002 6.2.1), so its timers hardly shorten.
+    p.max_ack_delay = ack_delay.count();
     if (original_dcid != nullptr) {
       p.original_dcid = *original_dcid; // required on a server (0.12)
     }
