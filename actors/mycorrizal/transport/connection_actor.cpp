@@ -433,6 +433,27 @@ void schedule_flush(connection_self self) {
   }
 }
 
+/// Writes once the loop's round is over, when the loop runs us: a window
+/// update (and the ACK that would go with it) needs no packet of its own
+/// when an answer or the next request is written within the round, as
+/// they usually are (a client consumes a response, then asks again).
+/// Elsewhere as `schedule_flush`.
+void write_after_round(connection_self self) {
+  auto& st = self->state;
+  auto now = actor_now(self);
+  if (st.tick_soon && st.soon_at <= now) {
+    return; // a tick due by now writes
+  }
+  auto& r = st.args->socket->reactor();
+  if (r.wake_at(now, caf::actor_cast<caf::actor>(self),
+                caf::make_message(tick_atom::value, int64_t{0}))) {
+    st.tick_soon = true;
+    st.soon_at = now;
+    return;
+  }
+  schedule_flush(self);
+}
+
 void on_exit_request(connection_self self, const caf::exit_msg& msg) {
   auto& st = self->state;
   if (st.core != nullptr && !st.core->finished()
@@ -566,7 +587,7 @@ connection_impl::behavior_type connection_fn(connection_self self,
     [=](stream_consumed& x) {
       auto& st = self->state;
       st.core->consume(x.stream_id, x.n);
-      schedule_flush(self);
+      write_after_round(self);
     },
     [=](stream_abort& x) {
       auto& st = self->state;
