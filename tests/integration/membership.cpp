@@ -176,6 +176,17 @@ TEST_F(membership_test, subscribers_get_events_and_a_stopped_node_dies) {
       caf::after(1s) >> [] {});
   }
   ASSERT_EQ(joined, (std::set<std::string>{"b", "c"}));
+  // b hears of c from a: by gossip, which may spend the local profile's
+  // few transmissions of "c is alive" on a's packets to c itself, else by
+  // its push/pull with a (every 15 s). As memberlist, b ignores suspicion
+  // and death of a member it never heard of, so c dies after that (CI
+  // once killed it before b knew it, and b never saw it dead).
+  ASSERT_TRUE(eventually(
+    [&] {
+      return state_of(b.actor, "c") == gossip::node_state::alive;
+    },
+    20s))
+    << describe(b.actor);
   // A crash (no leave) is found by probing: dead within memberlist's
   // bound for the local profile (1 s probes, 3 s..18 s suspicion).
   caf::anon_send_exit(c.actor, caf::exit_reason::kill);
