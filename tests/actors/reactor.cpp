@@ -2204,7 +2204,7 @@ TEST_F(reactor_hosting, a_wake_from_the_loop_arrives_there_and_not_early) {
         auto when = clock::now() + std::chrono::microseconds{300};
         due->store(when.time_since_epoch().count());
         auto loop = weak.lock();
-        if (loop
+        if (loop && loop->on_loop_thread()
             && loop->wake_at(when, caf::actor_cast<caf::actor>(self),
                              caf::make_message(std::string{"wake"}))) {
           log->add("scheduled");
@@ -2217,6 +2217,7 @@ TEST_F(reactor_hosting, a_wake_from_the_loop_arrives_there_and_not_early) {
     };
   });
   // Not from another thread: the caller is told to use CAF's clock.
+  EXPECT_FALSE(r->on_loop_thread());
   EXPECT_FALSE(r->wake_at(clock::now(), owner, caf::make_message(1)));
   poke(*r, owner);
   ASSERT_TRUE(log->wait(2)) << log->describe();

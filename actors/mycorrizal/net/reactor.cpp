@@ -441,9 +441,13 @@ int reactor::impl::wait_events(std::vector<epoll_event>& events) {
                       static_cast<int>(std::min<int64_t>(coarse, INT_MAX)));
 }
 
+bool reactor::impl::on_loop_thread() const noexcept {
+  return unit_ != nullptr && this_threads_unit == unit_;
+}
+
 bool reactor::impl::wake_at(time_point when, const caf::actor& to,
                             caf::message msg) {
-  if (unit_ == nullptr || this_threads_unit != unit_ || !to) {
+  if (!on_loop_thread() || !to) {
     return false;
   }
   wakes_.push_back(wake_entry{when, wake_seq_++, to.address(), std::move(msg)});
@@ -726,6 +730,10 @@ expected<void> reactor::drain_udp(udp_socket_id id, caf::message done) {
 bool reactor::wake_at(std::chrono::steady_clock::time_point when,
                       const caf::actor& to, caf::message msg) {
   return impl_->wake_at(when, to, std::move(msg));
+}
+
+bool reactor::on_loop_thread() const noexcept {
+  return impl_->on_loop_thread();
 }
 
 expected<tcp_listener> reactor::listen_tcp(const ip_endpoint& bind,

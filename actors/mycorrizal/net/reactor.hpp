@@ -464,6 +464,10 @@ public:
   bool wake_at(std::chrono::steady_clock::time_point when, const caf::actor& to,
                caf::message msg);
 
+  /// True on the loop's thread while it hosts actors: where `wake_at`
+  /// accepts a message (ask first to avoid building one it would refuse).
+  bool on_loop_thread() const noexcept;
+
   // -- TCP --------------------------------------------------------------------
 
   /// Opens a listening TCP socket on `bind` (`SO_REUSEADDR`; port 0 picks

@@ -316,27 +316,39 @@ bool handle_events(connection_self self) {
   return gave;
 }
 
+/// Makes a `tick_atom` with deadline 0 arrive at `when` (about now) from
+/// the loop's timers (`reactor::wake_at`) when the loop's thread runs us;
+/// a tick already due by then serves. Returns false, arranging nothing,
+/// on any other thread.
+bool tick_soon_at(connection_self self, quic::time_point when) {
+  auto& st = self->state;
+  if (st.tick_soon && when >= st.soon_at) {
+    return true;
+  }
+  auto& r = st.args->socket->reactor();
+  if (!r.on_loop_thread()) {
+    return false;
+  }
+  r.wake_at(when, caf::actor_cast<caf::actor>(self),
+            caf::make_message(tick_atom::value, int64_t{0}));
+  st.tick_soon = true;
+  st.soon_at = when;
+  return true;
+}
+
 void arm(connection_self self, quic::time_point now) {
   auto& st = self->state;
   auto next = st.core->next_deadline();
   if (next == quic::time_point::max()) {
     return;
   }
-  // Timers of the loop's thread, where it runs us (`reactor::wake_at`):
-  // it sleeps until then, as precisely as the kernel does. Elsewhere, and
-  // before CAF's clock thread would have to wake for each of them:
-  auto& r = st.args->socket->reactor();
-  // Due (nearly) now, as ACK delays and pacing deadlines are: a message to
-  // ourselves, behind what is in the mailbox.
+  // Where the loop's thread runs us, every deadline is one of its timers
+  // (`reactor::wake_at`), as precise as the kernel's. Elsewhere a deadline
+  // due (nearly) now, as ACK delays and pacing deadlines are, is a message
+  // to ourselves behind what is in the mailbox, which spares CAF's clock
+  // thread a wake-up for each; later ones go through that clock.
   if (next - now <= soon_threshold) {
-    if (st.tick_soon && next >= st.soon_at) {
-      return;
-    }
-    if (r.wake_at(next, caf::actor_cast<caf::actor>(self),
-                  caf::make_message(tick_atom::value, int64_t{0}))) {
-      st.tick_soon = true;
-      st.soon_at = next;
-    } else if (!st.tick_soon) {
+    if (!tick_soon_at(self, next) && !st.tick_soon) {
       st.tick_soon = true;
       st.soon_at = now;
       self->send(self, tick_atom::value, int64_t{0});
@@ -350,8 +362,10 @@ void arm(connection_self self, quic::time_point now) {
   }
   st.armed = next;
   auto id = static_cast<int64_t>(next.time_since_epoch().count());
-  if (!r.wake_at(next, caf::actor_cast<caf::actor>(self),
-                 caf::make_message(tick_atom::value, id))) {
+  if (auto& r = st.args->socket->reactor(); r.on_loop_thread()) {
+    r.wake_at(next, caf::actor_cast<caf::actor>(self),
+              caf::make_message(tick_atom::value, id));
+  } else {
     auto wait = std::max(next - now, quic::duration::zero());
     self->delayed_send(self, wait, tick_atom::value, id);
   }
@@ -439,19 +453,9 @@ void schedule_flush(connection_self self) {
 /// they usually are (a client consumes a response, then asks again).
 /// Elsewhere as `schedule_flush`.
 void write_after_round(connection_self self) {
-  auto& st = self->state;
-  auto now = actor_now(self);
-  if (st.tick_soon && st.soon_at <= now) {
-    return; // a tick due by now writes
+  if (!tick_soon_at(self, actor_now(self))) {
+    schedule_flush(self);
   }
-  auto& r = st.args->socket->reactor();
-  if (r.wake_at(now, caf::actor_cast<caf::actor>(self),
-                caf::make_message(tick_atom::value, int64_t{0}))) {
-    st.tick_soon = true;
-    st.soon_at = now;
-    return;
-  }
-  schedule_flush(self);
 }
 
 void on_exit_request(connection_self self, const caf::exit_msg& msg) {

@@ -519,6 +519,7 @@ public:
   expected<void> close_udp(uint64_t id);
   expected<void> drain_udp(uint64_t id, caf::message done);
   bool wake_at(time_point when, const caf::actor& to, caf::message msg);
+  bool on_loop_thread() const noexcept;
   expected<tcp_listener> listen_tcp(const ip_endpoint& bind,
                                     const caf::actor& owner,
                                     const tcp_options& opts);
