@@ -1582,7 +1582,7 @@ TEST_F(cache_edges, a_batch_in_flight_when_its_bucket_is_dropped_ends) {
   (*ops)[1].op = edge_proto::op_code::put;
   (*ops)[1].key = key;
   (*ops)[1].value = edge_bytes("v");
-  cache_op_batch batch{ops, {}};
+  cache_op_batch batch{ops, {}, {}};
   auto t0 = edge_clock::now();
   auto fut = edge_ask_batch(*sys_, h, batch);
   ASSERT_TRUE(test::eventually(

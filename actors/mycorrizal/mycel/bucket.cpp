@@ -683,6 +683,8 @@ caf::result<cache_op_batch_reply> on_batch(bucket_self self,
   auto c = std::make_shared<batch_answers>();
   c->rp = self->make_response_promise<cache_op_batch_reply>();
   auto n = batch.ops ? batch.ops->size() : 0;
+  c->out.replies = std::move(batch.room);
+  c->out.replies.clear();
   c->out.replies.resize(n);
   c->left = n;
   if (c->left == 0) {

@@ -127,6 +127,11 @@ struct cache_op_batch {
   std::shared_ptr<const std::vector<cache::proto::op_request>> ops;
   /// The bucket, for the `cache` actor (a handle ignores it).
   std::string bucket;
+  /// Room for the answers: an empty vector whose capacity the reply's
+  /// `replies` takes over (a caller passes back what an earlier reply
+  /// brought; a round of 16 answers is a large allocation for glibc, which
+  /// consolidates its fast bins before each).
+  std::vector<cache::proto::op_reply> room;
 };
 
 /// One reply per operation of a `cache_op_batch`, in order; an operation

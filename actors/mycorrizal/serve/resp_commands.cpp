@@ -317,7 +317,7 @@ void end_round(caf::event_based_actor* self,
                const std::shared_ptr<op_access>& access,
                const std::string& bucket, held_ops& sent,
                std::vector<caf::error>& errs, bool direct) {
-  auto& ln = access->lanes[bucket];
+  auto& ln = access->lane_of(bucket);
   if (errs.empty()) {
     ln.busy = false;
     start_round(self, access, bucket, ln);
@@ -372,7 +372,7 @@ void end_round(caf::event_based_actor* self,
             std::back_inserter(again.waiting));
   ln.queued = std::move(again);
   auto resume = [self, access, bucket] {
-    auto& l = access->lanes[bucket];
+    auto& l = access->lane_of(bucket);
     l.busy = false;
     start_round(self, access, bucket, l);
   };
@@ -390,7 +390,7 @@ void end_round(caf::event_based_actor* self,
           },
           [access, bucket, retried, resume](caf::error& err) {
             // The retried operations (still first) fail with it.
-            auto& q = access->lanes[bucket].queued;
+            auto& q = access->lane_of(bucket).queued;
             auto k
               = static_cast<std::ptrdiff_t>(std::min(retried, q.ops.size()));
             auto failed = std::vector<held_op>(
@@ -450,7 +450,10 @@ void send_round(caf::event_based_actor* self,
   std::shared_ptr<const std::vector<op_request>> to_bucket{
     &sent->ops, [keep = sent](const auto*) {}};
   std::weak_ptr<const std::vector<op_request>> lent = to_bucket;
-  self->request(dest, timeout, cache_op_batch{std::move(to_bucket), bucket})
+  self
+    ->request(dest, timeout,
+              cache_op_batch{std::move(to_bucket), bucket,
+                             std::move(access->spare_replies)})
     .then(
       [self, access, bucket, sent, lent, direct](cache_op_batch_reply& r) {
         std::vector<caf::error> errs;
@@ -471,6 +474,10 @@ void send_round(caf::event_based_actor* self,
           // The command's copy of the answer goes as soon as it has its
           // reply bytes: a batch of large values is not held twice over.
           x.batch.reset();
+        }
+        if (r.replies.capacity() > access->spare_replies.capacity()) {
+          r.replies.clear();
+          access->spare_replies = std::move(r.replies);
         }
         end_round(self, access, bucket, *sent, errs, direct);
         // Once the bucket let go of the operations too, their vectors
@@ -516,12 +523,12 @@ void start_round(caf::event_based_actor* self,
                 bucket_atom::value, bucket)
       .then(
         [access, bucket](bucket_handle& bh) {
-          auto& l = access->lanes[bucket];
+          auto& l = access->lane_of(bucket);
           l.asking = false;
           l.handle = std::move(bh);
         },
         [access, bucket](caf::error&) {
-          access->lanes[bucket].asking = false;
+          access->lane_of(bucket).asking = false;
         });
   }
   send_round(self, access, bucket, access->cache, false, sent);
@@ -533,7 +540,7 @@ void send_op(caf::event_based_actor* self,
              const std::shared_ptr<op_access>& access, caf::timespan timeout,
              const std::shared_ptr<batch>& b, size_t i,
              const std::string& bucket, op_request op) {
-  auto& ln = access->lanes[bucket];
+  auto& ln = access->lane_of(bucket);
   ln.queued.ops.push_back(std::move(op));
   ln.queued.waiting.push_back(held_op{b, i, timeout, 0});
   start_round(self, access, bucket, ln);
@@ -1768,10 +1775,19 @@ bool is_sequential(const command& cmd) {
     "msetnx",   "pexpire",      "pexpireat", "randomkey",   "scan",
     "setrange", "mycel.bucket",
   };
-  if (cmd.args.empty()) {
+  // Asked twice for every command: the names' lengths first (GET, SET
+  // and DEL have none of them), then compared in place, not lowered.
+  static constexpr auto lengths = [] {
+    uint64_t mask = 0;
+    for (auto name : names) {
+      mask |= uint64_t{1} << name.size();
+    }
+    return mask;
+  }();
+  if (cmd.args.empty() || cmd.args[0].size() >= 64
+      || ((lengths >> cmd.args[0].size()) & 1) == 0) {
     return false;
   }
-  // Asked twice for every command: compared in place, not lowered first.
   return std::any_of(std::begin(names), std::end(names),
                      [&](std::string_view name) {
                        return detail::iequals(cmd.args[0], name);

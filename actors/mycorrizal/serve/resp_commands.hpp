@@ -177,6 +177,18 @@ struct op_access {
   /// Lanes by bucket name (never erased: a connection uses few buckets).
   std::unordered_map<std::string, lane> lanes;
 
+  /// The lane of `bucket`, made when first asked for. The last one asked
+  /// for is at hand without hashing the name (every operation asks, and a
+  /// connection mostly stays in one database).
+  lane& lane_of(const std::string& bucket) {
+    if (last_lane_ == nullptr || last_bucket_ != bucket) {
+      auto& ln = lanes[bucket];
+      last_lane_ = &ln; // node-based: the address stays
+      last_bucket_ = bucket;
+    }
+    return *last_lane_;
+  }
+
   /// While above 0 (the connection runs what one read brought), rounds do
   /// not start: they leave at `flush_ops`, so a pipeline costs the
   /// bucket's actor one message, not one per command.
@@ -186,6 +198,14 @@ struct op_access {
   /// next rounds (large allocations each round cost glibc a consolidation
   /// of its fast bins).
   std::vector<held_ops> spare;
+
+  /// An answered round's reply vector, emptied, for the next round's
+  /// answers (`cache_op_batch::room`).
+  std::vector<cache::proto::op_reply> spare_replies;
+
+private:
+  lane* last_lane_ = nullptr;
+  std::string last_bucket_;
 };
 
 /// Starts the rounds that wait for `holding` to end (see `op_access`).

@@ -54,6 +54,9 @@ reply_writer& reply_writer::integer(int64_t x) {
 }
 
 reply_writer& reply_writer::bulk_string(std::string_view bytes) {
+  // `$<len>\r\n<bytes>\r\n` in one allocation, not one per append (the
+  // buffer still grows geometrically: reserve doubles when it must grow).
+  buf_.reserve(buf_.size() + bytes.size() + 25);
   header('$', static_cast<int64_t>(bytes.size()));
   buf_.append(bytes);
   buf_.append("\r\n", 2);
