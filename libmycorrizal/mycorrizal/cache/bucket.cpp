@@ -117,6 +117,15 @@ std::vector<std::string> bucket_core::others(uint32_t partition) const {
   return out;
 }
 
+template <class Make>
+void bucket_core::replicate(std::vector<replication>& out, uint32_t partition,
+                            Make&& make) const {
+  auto to = others(partition);
+  if (!to.empty()) {
+    out.push_back(replication{partition, std::move(to), make()});
+  }
+}
+
 void bucket_core::evictions(std::vector<removed>& gone,
                             std::vector<replication>& out) {
   for (auto& g : gone) {
@@ -124,11 +133,13 @@ void bucket_core::evictions(std::vector<removed>& gone,
     if (!is_primary(p)) {
       continue; // a replica's own memory pressure stays local
     }
-    proto::record rec;
-    rec.key = std::move(g.key);
-    rec.ver = g.ver;
-    rec.kind = proto::record_kind::dropped;
-    out.push_back(replication{p, others(p), std::move(rec)});
+    replicate(out, p, [&] {
+      proto::record rec;
+      rec.key = std::move(g.key);
+      rec.ver = g.ver;
+      rec.kind = proto::record_kind::dropped;
+      return rec;
+    });
   }
   gone.clear();
 }
@@ -203,8 +214,9 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms,
       ++counters_.writes;
       reply.number = 1;
       reply.ver = ver;
-      proto::record rec{op.key, {}, ver, 0, proto::record_kind::tombstone};
-      res.out.push_back(replication{p, others(p), std::move(rec)});
+      replicate(res.out, p, [&] {
+        return proto::record{op.key, {}, ver, 0, proto::record_kind::tombstone};
+      });
       return res;
     }
     case proto::op_code::expire: {
@@ -223,15 +235,19 @@ op_result bucket_core::execute(const proto::op_request& op, int64_t now_ms,
         // An expiry in the past deletes (Redis's EXPIRE with a negative
         // time, PEXPIREAT before now).
         store_.erase(op.key, ver, now_ms);
-        proto::record rec{op.key, {}, ver, 0, proto::record_kind::tombstone};
-        res.out.push_back(replication{p, others(p), std::move(rec)});
+        replicate(res.out, p, [&] {
+          return proto::record{
+            op.key, {}, ver, 0, proto::record_kind::tombstone};
+        });
         return res;
       }
-      proto::record rec{op.key, bytes(cur->value.begin(), cur->value.end()),
-                        ver, op.expires_ms, proto::record_kind::value};
+      replicate(res.out, p, [&] {
+        return proto::record{op.key,
+                             bytes(cur->value.begin(), cur->value.end()), ver,
+                             op.expires_ms, proto::record_kind::value};
+      });
       store_.set_expiry(op.key, op.expires_ms, ver, now_ms);
       reply.expires_ms = op.expires_ms;
-      res.out.push_back(replication{p, others(p), std::move(rec)});
       return res;
     }
     default: break;
@@ -276,8 +292,10 @@ op_result bucket_core::put(const proto::op_request& op, int64_t now_ms,
     reply.ver = ver;
     reply.expires_ms = expires;
   }
-  proto::record rec{op.key, op.value, ver, expires, proto::record_kind::value};
-  res.out.push_back(replication{p, others(p), std::move(rec)});
+  replicate(res.out, p, [&] {
+    return proto::record{op.key, op.value, ver, expires,
+                         proto::record_kind::value};
+  });
   evictions(gone, res.out);
   return res;
 }
@@ -318,9 +336,10 @@ op_result bucket_core::incr(const proto::op_request& op, int64_t now_ms,
   res.reply.number = sum;
   res.reply.ver = ver;
   res.reply.expires_ms = expires;
-  proto::record rec{op.key, std::move(value), ver, expires,
-                    proto::record_kind::value};
-  res.out.push_back(replication{p, others(p), std::move(rec)});
+  replicate(res.out, p, [&] {
+    return proto::record{op.key, std::move(value), ver, expires,
+                         proto::record_kind::value};
+  });
   evictions(gone, res.out);
   return res;
 }

@@ -33,7 +33,8 @@ struct replication {
 struct op_result {
   proto::op_reply reply;
   /// Records for the other owners: the write itself, and drops of what the
-  /// write evicted (in partitions we are the primary of).
+  /// write evicted (in partitions we are the primary of). None for a
+  /// partition without other owners (one storage member, RF 1).
   std::vector<replication> out;
 };
 
@@ -181,6 +182,12 @@ public:
 private:
   /// The other owners of `partition`.
   std::vector<std::string> others(uint32_t partition) const;
+  /// Adds the record `make()` builds for the other owners of `partition`
+  /// to `out`; without other owners builds nothing (no copies of the key
+  /// and value to throw away).
+  template <class Make>
+  void replicate(std::vector<replication>& out, uint32_t partition,
+                 Make&& make) const;
 
   /// Adds drops of evicted keys (in our primary partitions) to `out`.
   void evictions(std::vector<removed>& gone, std::vector<replication>& out);
