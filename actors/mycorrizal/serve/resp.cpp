@@ -287,6 +287,10 @@ bool write_bytes(resp_conn_actor* self,
 /// replies in one syscall, not one each). The last one writes at once.
 void reply_came(resp_conn_actor* self) {
   auto& st = self->state;
+  if (st.access->answering > 0) {
+    st.access->answered = true; // once after the round (on_answers)
+    return;
+  }
   // Replies ready to go at the front, and whether others are still out.
   size_t ready = 0;
   auto i = st.slots.begin();
@@ -389,6 +393,7 @@ caf::behavior resp_conn(resp_conn_actor* self,
   init.on_done = [self] {
     reply_came(self);
   };
+  init.access->on_answers = init.on_done;
   init.access->cache = init.shared->cache;
   init.access->later = [self](caf::timespan delay, std::function<void()> f) {
     auto& st = self->state;

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace mycorrizal::resp {
@@ -456,6 +457,7 @@ void send_round(caf::event_based_actor* self,
                              std::move(access->spare_replies)})
     .then(
       [self, access, bucket, sent, lent, direct](cache_op_batch_reply& r) {
+        ++access->answering;
         std::vector<caf::error> errs;
         auto& w = sent->waiting;
         for (size_t i = 0; i < w.size(); ++i) {
@@ -480,6 +482,10 @@ void send_round(caf::event_based_actor* self,
           access->spare_replies = std::move(r.replies);
         }
         end_round(self, access, bucket, *sent, errs, direct);
+        if (--access->answering == 0 && std::exchange(access->answered, false)
+            && access->on_answers) {
+          access->on_answers();
+        }
         // Once the bucket let go of the operations too, their vectors
         // serve a later round.
         if (lent.expired() && access->spare.size() < 4) {

@@ -203,6 +203,14 @@ struct op_access {
   /// answers (`cache_op_batch::room`).
   std::vector<cache::proto::op_reply> spare_replies;
 
+  /// While above 0 (a round's answers are being handed to their
+  /// commands), a command whose reply is done leaves it for `on_answers`,
+  /// called once after the round, instead of looking at the connection's
+  /// replies each time (`answered` says whether one did).
+  int answering = 0;
+  bool answered = false;
+  std::function<void()> on_answers;
+
 private:
   lane* last_lane_ = nullptr;
   std::string last_bucket_;
