@@ -544,11 +544,11 @@ void start_round(caf::event_based_actor* self,
 /// the lane is free and no read is being run.
 void send_op(caf::event_based_actor* self,
              const std::shared_ptr<op_access>& access, caf::timespan timeout,
-             const std::shared_ptr<batch>& b, size_t i,
-             const std::string& bucket, op_request op) {
+             std::shared_ptr<batch> b, size_t i, const std::string& bucket,
+             op_request op) {
   auto& ln = access->lane_of(bucket);
   ln.queued.ops.push_back(std::move(op));
-  ln.queued.waiting.push_back(held_op{b, i, timeout, 0});
+  ln.queued.waiting.push_back(held_op{std::move(b), i, timeout, 0});
   start_round(self, access, bucket, ln);
 }
 
@@ -607,7 +607,8 @@ void run_one(const context& c, op_request op,
   std::shared_ptr<batch> b = std::make_shared<one_op>(c, std::move(f));
   auto bucket = c.bucket();
   op.bucket = bucket;
-  send_op(c.env.self, c.env.access, c.env.timeout, b, 0, bucket, std::move(op));
+  send_op(c.env.self, c.env.access, c.env.timeout, std::move(b), 0, bucket,
+          std::move(op));
 }
 
 namespace {
