@@ -50,12 +50,23 @@ size_t store::cost(std::string_view key, size_t value_size) noexcept {
   return key.size() + value_size + entry_overhead();
 }
 
-uint64_t record_hash(std::string_view key, const version& v,
-                     bool tombstone) noexcept {
-  auto h = hash64(key, v.node);
+namespace {
+
+/// `record_hash` from `hash64(key, v.node)`, which a write that replaces
+/// a version of the same node computes once for both.
+uint64_t record_hash_of(uint64_t key_hash, const version& v,
+                        bool tombstone) noexcept {
+  auto h = key_hash;
   h ^= mix64(static_cast<uint64_t>(v.wall_ms) * 0x9e3779b97f4a7c15ULL
              + v.counter);
   return tombstone ? mix64(h ^ 0x5bd1e9955bd1e995ULL) : h;
+}
+
+} // namespace
+
+uint64_t record_hash(std::string_view key, const version& v,
+                     bool tombstone) noexcept {
+  return record_hash_of(hash64(key, v.node), v, tombstone);
 }
 
 store::store(store_config cfg) : cfg_(cfg) {
@@ -63,8 +74,13 @@ store::store(store_config cfg) : cfg_(cfg) {
 }
 
 void store::account(map_type::const_iterator i, int sign) noexcept {
+  account(i, sign, hash64(i->first, i->second.ver.node));
+}
+
+void store::account(map_type::const_iterator i, int sign,
+                    uint64_t node_key_hash) noexcept {
   auto& p = parts_[i->second.partition];
-  auto h = record_hash(i->first, i->second.ver, i->second.tombstone);
+  auto h = record_hash_of(node_key_hash, i->second.ver, i->second.tombstone);
   if (sign > 0) {
     p.digest += h;
     ++p.count;
@@ -157,13 +173,20 @@ expected<apply_result> store::put(std::string_view key, bytes value, version v,
     }
     return apply_result::applied;
   }
+  // hash64(key, node) for the digest, once when the new version and the
+  // one it replaces come from the same node (as a primary's writes do).
+  uint64_t node_key_hash = 0;
   if (i != map_.end()) {
     auto& r = i->second;
     if (!(r.ver < v)) {
       ++stats_.stale_writes;
       return apply_result::stale;
     }
-    account(i, -1);
+    node_key_hash = hash64(key, r.ver.node);
+    account(i, -1, node_key_hash);
+    if (r.ver.node != v.node) {
+      node_key_hash = hash64(key, v.node);
+    }
     if (r.tombstone) {
       tombstones_.erase({r.collect_ms, i->first});
       r.tombstone = false;
@@ -186,10 +209,11 @@ expected<apply_result> store::put(std::string_view key, bytes value, version v,
     r.expires_ms = expires_ms;
     lru_.push_front(i->first);
     r.lru = lru_.begin();
+    node_key_hash = hash64(key, v.node);
   }
   bytes_ += need;
   index_expiry(i);
-  account(i, +1);
+  account(i, +1, node_key_hash);
   // Make room: least recently used first, never the entry just written
   // (it alone fits, checked above).
   auto over = [&] {

@@ -312,6 +312,9 @@ private:
   /// Adds (`sign` +1) or takes away (-1) a record's share of its
   /// partition's digest.
   void account(map_type::const_iterator i, int sign) noexcept;
+  /// As above, with `hash64(key, ver.node)` of the entry already computed.
+  void account(map_type::const_iterator i, int sign,
+               uint64_t node_key_hash) noexcept;
 
   /// Turns a live record into a tombstone (or stores a new one).
   void make_tombstone(map_type::iterator i, version v, int64_t now_ms);

@@ -346,7 +346,9 @@ TEST(cache_store, digests_follow_every_change) {
   for (int step = 0; step < 3000; ++step) {
     now += static_cast<int64_t>(next() % 50);
     auto key = "k" + std::to_string(next() % 80);
-    auto ver = v(now, static_cast<uint32_t>(step));
+    // Writers differ: a write replaces another node's version or its own
+    // (the digest's key hash is per node).
+    auto ver = v(now, static_cast<uint32_t>(step), 1 + next() % 3);
     switch (next() % 6) {
       case 0:
       case 1: {
