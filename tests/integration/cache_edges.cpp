@@ -1555,6 +1555,159 @@ TEST_F(cache_edges, a_batch_through_a_handle_answers_each_operation_in_order) {
   EXPECT_LT(edge_clock::now() - t0, 5s) << to_string(after.error());
 }
 
+// A round travels as one message per owner: the operations of a batch that
+// one owner runs go to it in one op_batch, and what a primary replicates
+// in a round leaves in one replicas message per other owner; each
+// operation is still answered on its own, every copy holds its write, and
+// an operation above a round's message budget travels alone.
+TEST_F(cache_edges, a_round_travels_as_one_message_per_owner) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  ASSERT_TRUE(a.create_bucket("rd")); // RF 2: both nodes hold every key
+  wait_bucket({&a, &b}, "rd");
+  wait_members({&a, &b}, {"node-a", "node-b"});
+  wait_serving({&a, &b}, "rd");
+  constexpr size_t n = 12;
+  std::vector<edge_proto::op_request> ops;
+  for (size_t i = 0; i < n; ++i) {
+    auto at_b = find_key(a, "rd", "b" + std::to_string(i) + "-",
+                         edge_primary_is("node-b"));
+    auto at_a = find_key(a, "rd", "a" + std::to_string(i) + "-",
+                         edge_primary_is("node-a"));
+    ops.push_back(
+      edge_cache_op(edge_proto::op_code::put, "", at_b, "forwarded").op);
+    ops.push_back(
+      edge_cache_op(edge_proto::op_code::put, "", at_a, "replicated").op);
+  }
+  auto big_key = find_key(a, "rd", "big-", edge_primary_is("node-b"));
+  ops.push_back(edge_cache_op(edge_proto::op_code::put, "", big_key,
+                              std::string(40 * 1024, 'x'))
+                  .op);
+  auto handle = a.bucket("rd");
+  ASSERT_TRUE(handle) << edge_show(handle);
+  auto a0 = stats(a, "rd");
+  auto b0 = stats(b, "rd");
+  cache_op_batch batch;
+  batch.ops = std::make_shared<std::vector<edge_proto::op_request>>(ops);
+  auto fut = edge_ask_batch(*sys_, *handle, batch);
+  ASSERT_EQ(fut.wait_for(15s), std::future_status::ready) << "the batch hung";
+  auto got = fut.get();
+  ASSERT_TRUE(got) << edge_show(got);
+  ASSERT_EQ(got->replies.size(), ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    EXPECT_EQ(got->replies[i].status, errc::none)
+      << ops[i].key << ": " << got->replies[i].message;
+  }
+  // Ack all: answered once the other owner took each write, so the counts
+  // are final.
+  auto a1 = stats(a, "rd");
+  auto b1 = stats(b, "rd");
+  EXPECT_EQ(a1.ops_forwarded - a0.ops_forwarded, n + 1);
+  EXPECT_EQ(a1.forward_requests - a0.forward_requests, 2u)
+    << "the small operations for node-b in one request, the big one alone";
+  EXPECT_EQ(a1.records_replicated - a0.records_replicated, n);
+  EXPECT_EQ(a1.replication_requests - a0.replication_requests, 1u)
+    << "node-a's writes of the round to node-b in one request";
+  EXPECT_EQ(b1.records_replicated - b0.records_replicated, n + 1);
+  EXPECT_EQ(b1.replication_requests - b0.replication_requests, 2u)
+    << "node-b's writes of node-a's op_batch in one request, the big one "
+       "(sent alone) alone";
+  EXPECT_EQ(a1.entries - a0.entries, 2 * n + 1);
+  EXPECT_EQ(b1.entries - b0.entries, 2 * n + 1);
+  for (const auto& op : ops) {
+    for (auto* x : {&a, &b}) {
+      auto v = x->get("rd", op.key);
+      ASSERT_TRUE(v) << edge_show(v);
+      ASSERT_TRUE(*v) << op.key << " missing at " << x->name();
+      EXPECT_EQ((*v)->value, op.value) << op.key << " at " << x->name();
+    }
+  }
+}
+
+// A peer's op_batch: each operation is answered as if it came alone, in
+// order (a read sees the batch's earlier write); one whose key the node
+// does not own is answered no_owner, not failed as a whole. A bad batch,
+// and replicas naming a partition the bucket does not have, are refused.
+TEST_F(cache_edges, a_peers_op_batch_answers_each_operation_on_its_own) {
+  auto& a = start("node-a", 1, nullptr);
+  auto& b = start("node-b", 2, &a);
+  auto& c = start("node-c", 3, &a);
+  bucket_options opts;
+  opts.partitions = 64;
+  ASSERT_TRUE(a.create_bucket("pb", opts));
+  wait_bucket({&a, &b, &c}, "pb");
+  wait_members({&a, &b, &c}, {"node-a", "node-b", "node-c"});
+  wait_serving({&a, &b, &c}, "pb");
+  auto mine = find_key(a, "pb", "mine-", edge_primary_is("node-b"));
+  auto other = find_key(a, "pb", "other-", edge_owners_are({"node-a", "node-c"}));
+  auto op = [](edge_proto::op_code code, const std::string& key,
+               const std::string& value = {}) {
+    return edge_cache_op(code, "pb", key, value).op;
+  };
+  edge_proto::op_batch batch;
+  batch.ops = {op(edge_proto::op_code::put, mine, "one"),
+               op(edge_proto::op_code::get, mine),
+               op(edge_proto::op_code::put, other, "not here"),
+               op(edge_proto::op_code::get, "pb-absent")};
+  auto ops_s = stream_of(b, "o:", "pb");
+  auto r = raw_request(a, "node-b", edge_proto::encode(batch), ops_s);
+  ASSERT_TRUE(r) << edge_show(r);
+  auto msg = edge_proto::decode(*r);
+  ASSERT_TRUE(msg) << to_string(msg.error());
+  auto* replies = std::get_if<edge_proto::op_replies>(&*msg);
+  ASSERT_NE(replies, nullptr) << "answered with message " << msg->index();
+  ASSERT_EQ(replies->replies.size(), batch.ops.size());
+  auto& rs = replies->replies;
+  EXPECT_EQ(rs[0].status, errc::none) << rs[0].message;
+  EXPECT_EQ(rs[1].status, errc::none) << rs[1].message;
+  EXPECT_TRUE(rs[1].found);
+  EXPECT_EQ(edge_text(rs[1].value), "one") << "a get saw its batch's put";
+  EXPECT_EQ(rs[2].status, errc::no_owner) << rs[2].message;
+  // "pb-absent" may or may not be node-b's: absent, or not owned.
+  EXPECT_TRUE(rs[3].status == errc::no_owner
+              || (rs[3].status == errc::none && !rs[3].found))
+    << to_string(rs[3].status) << " " << rs[3].message;
+  auto stored = c.get("pb", other);
+  ASSERT_TRUE(stored) << edge_show(stored);
+  EXPECT_FALSE(*stored) << "node-b wrote a key it does not own";
+  // An empty batch: an empty answer.
+  auto none = raw_request(a, "node-b", edge_proto::encode(edge_proto::op_batch{}),
+                          ops_s);
+  ASSERT_TRUE(none) << edge_show(none);
+  auto empty = edge_proto::decode(*none);
+  ASSERT_TRUE(empty);
+  auto* no_replies = std::get_if<edge_proto::op_replies>(&*empty);
+  ASSERT_NE(no_replies, nullptr);
+  EXPECT_TRUE(no_replies->replies.empty());
+  // Bad input: a truncated batch, and replicas of a partition out of range.
+  auto before = stats(b, "pb").malformed;
+  auto cut = edge_proto::encode(batch);
+  cut.pop_back();
+  auto bad = raw_request(a, "node-b", cut, ops_s);
+  ASSERT_FALSE(bad) << "a truncated op_batch was answered";
+  EXPECT_EQ(bad.error().code(), errc::malformed_frame)
+    << to_string(bad.error());
+  edge_proto::replicas oob;
+  oob.bucket = "pb";
+  oob.writes.push_back(
+    {opts.partitions,
+     edge_proto::record{"k", edge_bytes("v"), {edge_unix_ms(), 0, 1}, 0,
+                        edge_proto::record_kind::value}});
+  auto refused = raw_request(a, "node-b", edge_proto::encode(oob),
+                             stream_of(b, "r:", "pb"));
+  ASSERT_FALSE(refused) << "replicas of partition " << opts.partitions
+                        << " of " << opts.partitions << " were taken";
+  EXPECT_EQ(refused.error().code(), errc::malformed_frame)
+    << to_string(refused.error());
+  EXPECT_TRUE(test::eventually(
+    [&] {
+      return stats(b, "pb").malformed >= before + 2;
+    },
+    5s));
+  EXPECT_FALSE(b.failure()) << to_string(*b.failure());
+  ASSERT_TRUE(a.put("pb", mine, edge_bytes("still serving")));
+}
+
 // A batch whose put waits for a replica when the bucket is dropped is
 // answered at the drop, the put as done (it took effect before the drop;
 // the replica's copy goes with the replica's drop), not left to the

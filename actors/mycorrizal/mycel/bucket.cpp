@@ -186,6 +186,29 @@ private:
 
 struct replica_wait;
 
+/// A replication record made during a round (`round_scope`), for one other
+/// owner; `pw` is the write waiting for it (ack all), null when nothing
+/// waits (ack primary, the drops of evicted keys).
+struct outgoing_write {
+  uint32_t partition = 0;
+  proto::record rec;
+  std::shared_ptr<replica_wait> pw;
+};
+
+/// An operation forwarded during a round: `targets[i]` runs it (the rest
+/// are the owners a read falls back to).
+struct outgoing_op {
+  proto::op_request op;
+  std::vector<std::string> targets;
+  size_t i = 0;
+  op_promise rp;
+  int attempt = 0;
+};
+
+/// What a round sends to one peer.
+template <class T>
+using by_peer = std::vector<std::pair<std::string, std::vector<T>>>;
+
 struct bucket_state {
   static inline const char* name = "mycorrizal.bucket";
 
@@ -257,6 +280,13 @@ struct bucket_state {
   bool dropped = false;
   /// Writes of ours waiting for their replicas (answered ones expire).
   std::vector<std::weak_ptr<replica_wait>> replica_waits;
+  /// While a handler runs a round of operations (`round_scope`: a local
+  /// batch, a peer's `op_batch`), what they replicate and forward waits
+  /// here, by peer, and leaves as one message per peer when the round
+  /// ends (`send_round`) instead of one request per record or operation.
+  int round_depth = 0;
+  by_peer<outgoing_write> round_writes;
+  by_peer<outgoing_op> round_ops;
 
   std::string who() const {
     return opts.self + "/" + opts.name;
@@ -328,7 +358,6 @@ bool is_read(proto::op_code op) {
 void arm_expiry(bucket_self self);
 void arm_sweep(bucket_self self);
 
-/// Sends records to their other owners; the answers are not waited for.
 /// Sends `payload` to the bucket's actor on `to` through the router and
 /// its channel, which end the request at its budget (op_timeout) with
 /// `timeout` when no answer comes, and with node_down or connection_lost
@@ -344,21 +373,48 @@ auto ask(bucket_self self, const std::string& to, raw_bytes payload,
                        std::move(stream));
 }
 
+/// Adds `x` to what the round sends to `to`.
+template <class T>
+void add_to_round(by_peer<T>& round, const std::string& to, T x) {
+  for (auto& [peer, xs] : round) {
+    if (peer == to) {
+      xs.push_back(std::move(x));
+      return;
+    }
+  }
+  round.emplace_back(to, std::vector<T>{}).second.push_back(std::move(x));
+}
+
+/// Sends a replication payload to `to` without waiting for the answer.
+void tell_replica(bucket_self self, const std::string& to, raw_bytes payload) {
+  auto& st = self->state;
+  ++st.stats.records_replicated;
+  ++st.stats.replication_requests;
+  ask(self, to, std::move(payload), replication_stream(st.opts.tag))
+    .then([](raw_bytes&) {},
+          [self, to](caf::error& err) {
+            MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 5,
+                                    "{}: replication to {} failed: {}",
+                                    self->state.who(), to,
+                                    to_string(from_caf_error(err)));
+          });
+}
+
+/// Sends records to their other owners; the answers are not waited for.
 void send_out(bucket_self self, const replication& r) {
   auto& st = self->state;
   if (r.to.empty()) {
     return; // no other owner (one storage member, or RF 1)
   }
+  if (st.round_depth > 0) {
+    for (const auto& to : r.to) {
+      add_to_round(st.round_writes, to, outgoing_write{r.partition, r.rec, {}});
+    }
+    return;
+  }
   auto payload = replication_payload(st, r.partition, r.rec);
   for (const auto& to : r.to) {
-    ask(self, to, payload, replication_stream(st.opts.tag))
-      .then([](raw_bytes&) {},
-            [=](caf::error& err) {
-              MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 5,
-                                      "{}: replication to {} failed: {}",
-                                      self->state.who(), to,
-                                      to_string(from_caf_error(err)));
-            });
+    tell_replica(self, to, payload);
   }
 }
 
@@ -421,46 +477,67 @@ constexpr int max_replica_tries = 5;
 /// (tries at once all failed within a millisecond when it had not).
 constexpr auto replica_retry_delay = std::chrono::milliseconds{50};
 
+/// One owner took the write of `pw` (or left: it does not count, the new
+/// view restores the RF); the last one answers it.
+void replica_took(const std::shared_ptr<replica_wait>& pw) {
+  if (--pw->left == 0 && !pw->finished) {
+    pw->finished = true;
+    pw->done(std::move(pw->reply));
+  }
+}
+
+void ask_replica(bucket_self self, std::shared_ptr<replica_wait> pw,
+                 std::string to, raw_bytes payload, int tries);
+
+/// `to` answered its `tries`-th request for the write of `pw` with `why`:
+/// a node gone counts as done, a replica that does not know the bucket
+/// yet is asked again after a pause (with `payload()`, the write alone),
+/// anything else fails the write.
+template <class Payload>
+void replica_failed(bucket_self self, std::shared_ptr<replica_wait> pw,
+                    std::string to, const error& why, int tries,
+                    Payload&& payload) {
+  if (pw->finished) {
+    return;
+  }
+  if (why == errc::node_down) {
+    replica_took(pw);
+    return;
+  }
+  if (why == errc::unknown_bucket && tries < max_replica_tries) {
+    auto& st = self->state;
+    auto id = ++st.next_retry;
+    st.replica_retries.emplace(
+      id, bucket_state::replica_retry{std::move(pw), std::move(to), payload(),
+                                      tries + 1});
+    self->delayed_send(self, replica_retry_delay * tries, retry_atom::value,
+                       id);
+    return;
+  }
+  pw->finished = true;
+  proto::op_reply failed;
+  failed.status = why.code();
+  failed.message = "replica " + to + " did not take the write: "
+                   + to_string(why);
+  pw->done(std::move(failed));
+}
+
 /// Asks `to` to take the write of `pw`.
 void ask_replica(bucket_self self, std::shared_ptr<replica_wait> pw,
                  std::string to, raw_bytes payload, int tries) {
   auto& st = self->state;
+  ++st.stats.records_replicated;
+  ++st.stats.replication_requests;
   ask(self, to, payload, replication_stream(st.opts.tag))
     .then(
       [pw](raw_bytes&) {
-        if (--pw->left == 0 && !pw->finished) {
-          pw->finished = true;
-          pw->done(std::move(pw->reply));
-        }
+        replica_took(pw);
       },
       [self, pw, to, payload, tries](caf::error& err) mutable {
-        auto why = from_caf_error(err);
-        if (pw->finished) {
-          return;
-        }
-        if (why == errc::node_down) {
-          if (--pw->left == 0) {
-            pw->finished = true;
-            pw->done(std::move(pw->reply));
-          }
-          return;
-        }
-        if (why == errc::unknown_bucket && tries < max_replica_tries) {
-          auto& cur = self->state;
-          auto id = ++cur.next_retry;
-          cur.replica_retries.emplace(
-            id, bucket_state::replica_retry{std::move(pw), std::move(to),
-                                            std::move(payload), tries + 1});
-          self->delayed_send(self, replica_retry_delay * tries,
-                             retry_atom::value, id);
-          return;
-        }
-        pw->finished = true;
-        proto::op_reply failed;
-        failed.status = why.code();
-        failed.message = "replica " + to
-                         + " did not take the write: " + to_string(why);
-        pw->done(std::move(failed));
+        replica_failed(self, std::move(pw), std::move(to),
+                       from_caf_error(err), tries, [&] {
+                         return std::move(payload);
+                       });
       });
 }
 
@@ -489,6 +566,14 @@ void finish_here(bucket_self self, op_result res, Done done) {
   pw->reply = std::move(res.reply);
   pw->done = reply_fn{std::move(done)};
   keep_watching(st.replica_waits, std::weak_ptr<replica_wait>{pw});
+  if (st.round_depth > 0) {
+    for (size_t k = 0; k < write.to.size(); ++k) {
+      auto rec = k + 1 < write.to.size() ? write.rec : std::move(write.rec);
+      add_to_round(st.round_writes, write.to[k],
+                   outgoing_write{write.partition, std::move(rec), pw});
+    }
+    return;
+  }
   auto payload = replication_payload(st, write.partition, std::move(write.rec));
   for (const auto& to : write.to) {
     ask_replica(self, pw, to, payload, 1);
@@ -505,9 +590,43 @@ void execute_here(bucket_self self, const proto::op_request& op, uint32_t p,
 void retry_later(bucket_self self, proto::op_request op, op_promise rp,
                  int attempt, proto::op_reply last);
 
+void forward(bucket_self self, proto::op_request op,
+             std::vector<std::string> targets, size_t i, op_promise rp,
+             int attempt);
+
+/// `to`, an owner, answered a forwarded operation with `r`. One whose view
+/// says it owns nothing of the key makes us try again after a pause.
+void forward_answered(bucket_self self, proto::op_request op, op_promise rp,
+                      int attempt, proto::op_reply r) {
+  if (r.status == errc::no_owner) {
+    // Its view differs from ours: try again once views settled.
+    retry_later(self, std::move(op), std::move(rp), attempt + 1, std::move(r));
+    return;
+  }
+  deliver_reply(rp, std::move(r));
+}
+
+/// `targets[i]` did not answer a forwarded operation (`why`): a read asks
+/// the next owner, a write fails.
+void forward_failed(bucket_self self, proto::op_request op,
+                    std::vector<std::string> targets, size_t i, op_promise rp,
+                    int attempt, const error& why) {
+  bool retry = is_read(op.op) && i + 1 < targets.size()
+               && (why == errc::timeout || why == errc::node_down
+                   || why == errc::connection_lost
+                   || why == errc::unknown_application);
+  if (retry) {
+    forward(self, std::move(op), std::move(targets), i + 1, std::move(rp),
+            attempt);
+    return;
+  }
+  rp.deliver(make_caf_error(why));
+}
+
 /// Asks `targets[i]` (then the next ones, for reads) to run `op`; an
 /// owner whose view says it owns nothing of the key makes us try again
-/// after a pause (`attempt` counts those tries).
+/// after a pause (`attempt` counts those tries). In a round, the request
+/// waits for the round's end (`send_round`).
 void forward(bucket_self self, proto::op_request op,
              std::vector<std::string> targets, size_t i, op_promise rp,
              int attempt) {
@@ -521,6 +640,14 @@ void forward(bucket_self self, proto::op_request op,
                  });
     return;
   }
+  if (st.round_depth > 0) {
+    add_to_round(st.round_ops, to,
+                 outgoing_op{std::move(op), std::move(targets), i,
+                             std::move(rp), attempt});
+    return;
+  }
+  ++st.stats.ops_forwarded;
+  ++st.stats.forward_requests;
   auto payload = encoded(op);
   ask(self, to, std::move(payload), ops_stream(st.opts.tag))
     .then(
@@ -534,27 +661,215 @@ void forward(bucket_self self, proto::op_request op,
                                       : to_string(msg.error()))));
           return;
         }
-        auto& r = std::get<proto::op_reply>(*msg);
-        if (r.status == errc::no_owner) {
-          // Its view differs from ours: try again once views settled.
-          retry_later(self, std::move(op), rp, attempt + 1, std::move(r));
-          return;
-        }
-        deliver_reply(rp, std::move(r));
+        forward_answered(self, std::move(op), std::move(rp), attempt,
+                         std::move(std::get<proto::op_reply>(*msg)));
       },
       [=](caf::error& err) mutable {
-        auto why = from_caf_error(err);
-        bool retry = is_read(op.op) && i + 1 < targets.size()
-                     && (why == errc::timeout || why == errc::node_down
-                         || why == errc::connection_lost
-                         || why == errc::unknown_application);
-        if (retry) {
-          forward(self, std::move(op), std::move(targets), i + 1, rp, attempt);
-          return;
-        }
-        rp.deliver(make_caf_error(why));
+        forward_failed(self, std::move(op), std::move(targets), i,
+                       std::move(rp), attempt, from_caf_error(err));
       });
 }
+
+// -- rounds -------------------------------------------------------------------
+
+/// Most bytes of keys and values in one message of a round; a record or
+/// operation larger than this travels alone. Far below the smallest frame
+/// limit a transport may set (64 KiB), large enough that a round of small
+/// writes is one message.
+constexpr size_t round_message_budget = 32 * 1024;
+
+size_t size_of(const outgoing_write& x) {
+  return x.rec.key.size() + x.rec.value.size() + 32;
+}
+
+size_t size_of(const outgoing_op& x) {
+  return x.op.key.size() + x.op.value.size() + 32;
+}
+
+/// Calls `send(first, last)` for runs of `xs` within the budget, in order.
+template <class T, class Send>
+void in_chunks(std::vector<T>& xs, Send send) {
+  size_t begin = 0;
+  size_t bytes = 0;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    auto n = size_of(xs[k]);
+    if (k > begin && bytes + n > round_message_budget) {
+      send(begin, k);
+      begin = k;
+      bytes = 0;
+    }
+    bytes += n;
+  }
+  if (begin < xs.size()) {
+    send(begin, xs.size());
+  }
+}
+
+/// Replication records of one round for `to`, sent as one `replicas`
+/// message; what waits for them learns the outcome as if each had gone
+/// alone. One record goes as `entries`, as outside a round.
+void send_writes(bucket_self self, const std::string& to,
+                 std::vector<outgoing_write> xs) {
+  auto& st = self->state;
+  if (xs.size() == 1) {
+    auto& x = xs.front();
+    auto payload = replication_payload(st, x.partition, std::move(x.rec));
+    if (x.pw) {
+      ask_replica(self, std::move(x.pw), to, std::move(payload), 1);
+    } else {
+      tell_replica(self, to, std::move(payload));
+    }
+    return;
+  }
+  proto::replicas msg;
+  msg.bucket = st.opts.name;
+  msg.writes.reserve(xs.size());
+  for (auto& x : xs) {
+    msg.writes.push_back(proto::replica_write{x.partition, std::move(x.rec)});
+  }
+  auto payload = encoded(msg);
+  // What a retry after unknown_bucket needs: each record, and its waiter.
+  struct sent {
+    std::vector<proto::replica_write> writes;
+    std::vector<std::shared_ptr<replica_wait>> waits;
+  };
+  auto s = std::make_shared<sent>();
+  s->writes = std::move(msg.writes);
+  s->waits.reserve(xs.size());
+  for (auto& x : xs) {
+    s->waits.push_back(std::move(x.pw));
+  }
+  st.stats.records_replicated += xs.size();
+  ++st.stats.replication_requests;
+  ask(self, to, std::move(payload), replication_stream(st.opts.tag))
+    .then(
+      [s](raw_bytes&) {
+        for (auto& pw : s->waits) {
+          if (pw) {
+            replica_took(pw);
+          }
+        }
+      },
+      [self, to, s](caf::error& err) {
+        auto why = from_caf_error(err);
+        MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 5,
+                                "{}: replication of {} records to {} "
+                                "failed: {}",
+                                self->state.who(), s->writes.size(), to,
+                                to_string(why));
+        for (size_t k = 0; k < s->waits.size(); ++k) {
+          if (s->waits[k]) {
+            replica_failed(self, std::move(s->waits[k]), to, why, 1, [&] {
+              auto& w = s->writes[k];
+              return replication_payload(self->state, w.partition,
+                                         std::move(w.rec));
+            });
+          }
+        }
+      });
+}
+
+/// Operations of one round for `to`, sent as one `op_batch`; each gets
+/// its own answer, as if it had gone alone. One operation goes alone.
+void send_ops(bucket_self self, const std::string& to,
+              std::vector<outgoing_op> xs) {
+  auto& st = self->state;
+  if (xs.size() == 1) {
+    auto& x = xs.front();
+    forward(self, std::move(x.op), std::move(x.targets), x.i, std::move(x.rp),
+            x.attempt);
+    return;
+  }
+  proto::op_batch msg;
+  msg.ops.reserve(xs.size());
+  for (auto& x : xs) {
+    msg.ops.push_back(std::move(x.op));
+  }
+  auto payload = encoded(msg);
+  for (size_t k = 0; k < xs.size(); ++k) {
+    xs[k].op = std::move(msg.ops[k]);
+  }
+  st.stats.ops_forwarded += xs.size();
+  ++st.stats.forward_requests;
+  auto s = std::make_shared<std::vector<outgoing_op>>(std::move(xs));
+  ask(self, to, std::move(payload), ops_stream(st.opts.tag))
+    .then(
+      [self, to, s](raw_bytes& bytes) {
+        auto answer = proto::decode(bytes.data);
+        auto* r = answer ? std::get_if<proto::op_replies>(&*answer) : nullptr;
+        if (r == nullptr || r->replies.size() != s->size()) {
+          ++self->state.stats.malformed;
+          auto what = to + " answered " + std::to_string(s->size())
+                      + " operations with "
+                      + (!answer ? to_string(answer.error())
+                         : r   ? std::to_string(r->replies.size()) + " replies"
+                               : std::string{"another message"});
+          for (auto& x : *s) {
+            x.rp.deliver(failure(errc::malformed_frame, what));
+          }
+          return;
+        }
+        for (size_t k = 0; k < s->size(); ++k) {
+          auto& x = (*s)[k];
+          forward_answered(self, std::move(x.op), std::move(x.rp), x.attempt,
+                           std::move(r->replies[k]));
+        }
+      },
+      [self, s](caf::error& err) {
+        auto why = from_caf_error(err);
+        for (auto& x : *s) {
+          forward_failed(self, std::move(x.op), std::move(x.targets), x.i,
+                         std::move(x.rp), x.attempt, why);
+        }
+      });
+}
+
+/// Sends what the round collected: per peer, its operations first (they
+/// may wait for replicas there), then the replication records.
+void send_round(bucket_self self) {
+  auto& st = self->state;
+  auto ops = std::move(st.round_ops);
+  st.round_ops.clear();
+  auto writes = std::move(st.round_writes);
+  st.round_writes.clear();
+  for (auto& [to, xs] : ops) {
+    in_chunks(xs, [&](size_t first, size_t last) {
+      send_ops(self, to,
+               std::vector<outgoing_op>(
+                 std::make_move_iterator(xs.begin() + first),
+                 std::make_move_iterator(xs.begin() + last)));
+    });
+  }
+  for (auto& [to, xs] : writes) {
+    in_chunks(xs, [&](size_t first, size_t last) {
+      send_writes(self, to,
+                  std::vector<outgoing_write>(
+                    std::make_move_iterator(xs.begin() + first),
+                    std::make_move_iterator(xs.begin() + last)));
+    });
+  }
+}
+
+/// A round of operations (a local batch, a peer's `op_batch`): what they
+/// replicate and forward leaves when the outermost scope ends.
+class round_scope {
+public:
+  explicit round_scope(bucket_self self) : self_(self) {
+    ++self_->state.round_depth;
+  }
+
+  round_scope(const round_scope&) = delete;
+  round_scope& operator=(const round_scope&) = delete;
+
+  ~round_scope() {
+    if (--self_->state.round_depth == 0) {
+      send_round(self_);
+    }
+  }
+
+private:
+  bucket_self self_;
+};
 
 /// Runs `op`, of partition `p`, here if we are its primary, else at its
 /// owners.
@@ -706,11 +1021,14 @@ caf::result<cache_op_batch_reply> on_batch(bucket_self self,
     }
   }
   self->state.batch_wall = self->state.wall.now_ms(self);
-  for (size_t i = 0; i < n; ++i) {
-    open_op op;
-    op.sink = c;
-    op.index = i;
-    start_op(self, ops[i], std::move(op));
+  {
+    round_scope round{self};
+    for (size_t i = 0; i < n; ++i) {
+      open_op op;
+      op.sink = c;
+      op.index = i;
+      start_op(self, ops[i], std::move(op));
+    }
   }
   self->state.batch_wall.reset();
   return rp;
@@ -1146,6 +1464,13 @@ partition_out_of_range(const Message& msg, uint32_t partitions) {
   if (auto* e = std::get_if<proto::entries>(&msg)) {
     return check(e->partition);
   }
+  if (auto* r = std::get_if<proto::replicas>(&msg)) {
+    for (const auto& w : r->writes) {
+      if (auto bad = check(w.partition)) {
+        return bad;
+      }
+    }
+  }
   if (auto* v = std::get_if<proto::versions>(&msg)) {
     return check(v->partition);
   }
@@ -1160,6 +1485,74 @@ partition_out_of_range(const Message& msg, uint32_t partitions) {
     }
   }
   return std::nullopt;
+}
+
+/// Records of `partition`, which we do not own, came to stay: a primary
+/// whose view lags replicated to us, perhaps after our copy of the
+/// partition was exported for its new owner, and this write is in no
+/// hand-off. Our copy must not be dropped now; the sweep hands it (the
+/// write with it) to the primary, then drops it.
+void keep_stray(bucket_self self, uint32_t partition) {
+  auto& st = self->state;
+  st.to_drop.erase(partition);
+  std::erase(st.drops_due, partition);
+  arm_sweep(self);
+}
+
+/// A peer's `op_batch`: each operation runs as a lone `op_request` would,
+/// in one round (what they replicate leaves as one message per owner);
+/// one answer once all are answered.
+caf::result<raw_bytes> on_op_batch(bucket_self self, proto::op_batch& batch) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  using promise = caf::typed_response_promise<raw_bytes>;
+  struct answers {
+    std::shared_ptr<promise> rp;
+    proto::op_replies out;
+    size_t left = 0;
+
+    void put(size_t i, proto::op_reply r) {
+      out.replies[i] = std::move(r);
+      if (--left == 0 && rp->pending()) {
+        rp->deliver(encoded(out));
+      }
+    }
+  };
+  auto c = std::make_shared<answers>();
+  c->rp = std::make_shared<promise>(self->make_response_promise<raw_bytes>());
+  auto rp = c->rp;
+  auto n = batch.ops.size();
+  c->out.replies.resize(n);
+  c->left = n;
+  if (n == 0) {
+    rp->deliver(encoded(c->out));
+    return *rp;
+  }
+  st.batch_wall = st.wall.now_ms(self);
+  {
+    round_scope round{self};
+    for (size_t i = 0; i < n; ++i) {
+      const auto& op = batch.ops[i];
+      auto p = core.partition_of(op.key);
+      if (!core.owns(p)) {
+        proto::op_reply r;
+        r.status = errc::no_owner;
+        r.message = st.opts.self + " owns no partition " + std::to_string(p)
+                    + " of " + st.opts.name + " in its view";
+        c->put(i, std::move(r));
+        continue;
+      }
+      execute_here(self, op, p, [c, i](proto::op_reply r) {
+        c->put(i, std::move(r));
+      });
+    }
+  }
+  st.batch_wall.reset();
+  if (rp->pending()) {
+    // Waits for replicas: answered by answer_all if the bucket ends first.
+    keep_watching(st.peer_open, std::weak_ptr<promise>{rp});
+  }
+  return *rp;
 }
 
 caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
@@ -1224,13 +1617,7 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
                               "which we do not own",
                               st.who(), e->records.size(), e->partition,
                               req.node, static_cast<int>(e->why));
-      // A primary whose view lags replicated to us, perhaps after our copy
-      // of the partition was exported for its new owner: this write is in
-      // no hand-off. Our copy must not be dropped now; the sweep hands it
-      // (this write with it) to the primary, then drops it.
-      st.to_drop.erase(e->partition);
-      std::erase(st.drops_due, e->partition);
-      arm_sweep(self);
+      keep_stray(self, e->partition);
     }
     send_out(self, applied.out);
     if (e->why == proto::transfer::handoff) {
@@ -1241,6 +1628,37 @@ caf::result<raw_bytes> on_peer(bucket_self self, app_request& req) {
     } else if (e->why == proto::transfer::repair) {
       st.stats.repairs += applied.changed;
     }
+    r.number = static_cast<int64_t>(applied.changed);
+    return encoded(r);
+  }
+  if (auto* b = std::get_if<proto::op_batch>(&*msg)) {
+    return on_op_batch(self, *b);
+  }
+  if (auto* rs = std::get_if<proto::replicas>(&*msg)) {
+    // A primary's writes of one round: as `entries` of why replicate, of
+    // many partitions.
+    std::vector<proto::record> records;
+    records.reserve(rs->writes.size());
+    for (auto& w : rs->writes) {
+      records.push_back(std::move(w.rec));
+    }
+    auto applied = core.apply(records, now);
+    arm_expiry(self);
+    uint32_t stray = 0;
+    for (const auto& w : rs->writes) {
+      if (!core.owns(w.partition)) {
+        keep_stray(self, w.partition);
+        ++stray;
+      }
+    }
+    if (stray > 0) {
+      MYCORRIZAL_LOG_DEBUG_RL(bucket_component, 10,
+                              "{}: {} of {} replicated records from {} of "
+                              "partitions we do not own",
+                              st.who(), stray, rs->writes.size(), req.node);
+    }
+    send_out(self, applied.out);
+    proto::op_reply r;
     r.number = static_cast<int64_t>(applied.changed);
     return encoded(r);
   }

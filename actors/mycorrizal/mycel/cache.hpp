@@ -96,6 +96,14 @@ struct bucket_stats {
   /// those received for partitions this node owns.
   uint64_t handoff_bytes_sent = 0;
   uint64_t handoff_bytes_received = 0;
+  /// Operations this node sent to their owners, and the requests that
+  /// carried them (a round's operations for one owner travel in one).
+  uint64_t ops_forwarded = 0;
+  uint64_t forward_requests = 0;
+  /// Records this node sent to other owners as replication (writes, drops
+  /// of evicted keys), and the requests that carried them.
+  uint64_t records_replicated = 0;
+  uint64_t replication_requests = 0;
   /// Seconds from a local caller's operation to its answer (its result or
   /// its error), over `latency_bounds()`, by operation; only operations
   /// that ran at least once.

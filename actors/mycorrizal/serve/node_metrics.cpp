@@ -370,6 +370,19 @@ void report_cache(const node_snapshot& snap, metrics::collector_sink& out) {
         {"mycorrizal_cache_handoff_received_bytes_total",
          "Encoded bytes of hand-off batches received.",
          b.handoff_bytes_received},
+        {"mycorrizal_cache_forwarded_operations_total",
+         "Operations sent to the owners of their keys.", b.ops_forwarded},
+        {"mycorrizal_cache_forward_requests_total",
+         "Requests that carried forwarded operations (one per owner and "
+         "round).",
+         b.forward_requests},
+        {"mycorrizal_cache_replicated_records_total",
+         "Records sent to the other owners of their keys (writes, drops).",
+         b.records_replicated},
+        {"mycorrizal_cache_replication_requests_total",
+         "Requests that carried replicated records (one per owner and "
+         "round).",
+         b.replication_requests},
       },
       l);
     for (const auto& [op, lat] : b.op_latency) {

@@ -38,6 +38,9 @@ enum class kind : uint8_t {
   buckets = 7,
   scan_request = 8,
   scan_reply = 9,
+  replicas = 10,
+  op_batch = 11,
+  op_replies = 12,
 };
 
 template <class T>
@@ -58,9 +61,15 @@ constexpr kind kind_of() {
     return kind::buckets;
   } else if constexpr (std::is_same_v<T, scan_request>) {
     return kind::scan_request;
-  } else {
-    static_assert(std::is_same_v<T, scan_reply>);
+  } else if constexpr (std::is_same_v<T, scan_reply>) {
     return kind::scan_reply;
+  } else if constexpr (std::is_same_v<T, replicas>) {
+    return kind::replicas;
+  } else if constexpr (std::is_same_v<T, op_batch>) {
+    return kind::op_batch;
+  } else {
+    static_assert(std::is_same_v<T, op_replies>);
+    return kind::op_replies;
   }
 }
 
@@ -215,6 +224,29 @@ void put(writer& w, const scan_reply& x) {
     w.str(k);
   }
   w.varint(x.next);
+}
+
+void put(writer& w, const replicas& x) {
+  w.str(x.bucket);
+  w.varint(x.writes.size());
+  for (auto& one : x.writes) {
+    w.varint(one.partition);
+    put(w, one.rec);
+  }
+}
+
+void put(writer& w, const op_batch& x) {
+  w.varint(x.ops.size());
+  for (auto& op : x.ops) {
+    put(w, op);
+  }
+}
+
+void put(writer& w, const op_replies& x) {
+  w.varint(x.replies.size());
+  for (auto& r : x.replies) {
+    put(w, r);
+  }
 }
 
 // -- reading ------------------------------------------------------------------
@@ -440,6 +472,10 @@ constexpr size_t min_key_version = 1 + 3;        // key, version
 constexpr size_t min_digest = 3;                 // three varints
 constexpr size_t min_string = 1;                 // a length
 constexpr size_t min_bucket_def = 2 + 8 + 3 + 1; // name, options, ver, flag
+// op, bucket, key, value, expiry, flags, delta, expected version
+constexpr size_t min_op_request = 1 + 2 + 1 + 1 + 1 + 1 + 1 + 3;
+// status, message, found, value, version, expiry, number
+constexpr size_t min_op_reply = 1 + 1 + 1 + 1 + 3 + 1 + 1;
 
 std::vector<record> get_records(reader& r) {
   std::vector<record> out(r.count("records", min_record));
@@ -536,6 +572,38 @@ void get(reader& r, scan_reply& x) {
   x.next = r.u32("next partition", max_partitions);
 }
 
+void get(reader& r, replicas& x) {
+  x.bucket = r.bucket();
+  x.writes.resize(r.count("replicated writes", 1 + min_record));
+  for (auto& w : x.writes) {
+    w.partition = r.u32("partition", max_partitions - 1);
+    get(r, w.rec);
+    if (!r.ok()) {
+      break;
+    }
+  }
+}
+
+void get(reader& r, op_batch& x) {
+  x.ops.resize(r.count("operations", min_op_request));
+  for (auto& op : x.ops) {
+    get(r, op);
+    if (!r.ok()) {
+      break;
+    }
+  }
+}
+
+void get(reader& r, op_replies& x) {
+  x.replies.resize(r.count("replies", min_op_reply));
+  for (auto& rep : x.replies) {
+    get(r, rep);
+    if (!r.ok()) {
+      break;
+    }
+  }
+}
+
 template <class T>
 expected<message> decode_as(reader& r) {
   T x;
@@ -626,6 +694,9 @@ expected<message> decode(std::span<const std::byte> in) {
     case kind::buckets: return decode_as<buckets>(r);
     case kind::scan_request: return decode_as<scan_request>(r);
     case kind::scan_reply: return decode_as<scan_reply>(r);
+    case kind::replicas: return decode_as<replicas>(r);
+    case kind::op_batch: return decode_as<op_batch>(r);
+    case kind::op_replies: return decode_as<op_replies>(r);
   }
   return unexpected{
     error{errc::unknown_frame_type, fmt::format("Mycel message kind {}", k)}};

@@ -268,8 +268,48 @@ struct scan_reply {
   friend bool operator==(const scan_reply&, const scan_reply&) = default;
 };
 
-using message = std::variant<op_request, op_reply, entries, digests, versions,
-                             versions_reply, buckets, scan_request, scan_reply>;
+/// One write of `replicas`: a record and its partition.
+struct replica_write {
+  uint32_t partition = 0;
+  record rec;
+
+  friend bool operator==(const replica_write&, const replica_write&) = default;
+};
+
+/// A primary's writes for one other owner, of any partitions of a bucket:
+/// the writes of one round (a client's pipelined commands, a batch of
+/// forwarded operations) in one message instead of one `entries` each.
+/// Acknowledged as `entries` are (`op_reply`, `number` the records that
+/// changed something); the receiver takes all of them or, with an error,
+/// none.
+struct replicas {
+  std::string bucket;
+  std::vector<replica_write> writes;
+
+  friend bool operator==(const replicas&, const replicas&) = default;
+};
+
+/// Operations of one bucket for one owner in one message: a round of a
+/// client's pipelined commands whose keys that owner runs. Answered by
+/// `op_replies`, one reply per operation in their order; each operation
+/// succeeds or fails on its own, as if sent alone.
+struct op_batch {
+  std::vector<op_request> ops;
+
+  friend bool operator==(const op_batch&, const op_batch&) = default;
+};
+
+/// The answer to `op_batch`.
+struct op_replies {
+  std::vector<op_reply> replies;
+
+  friend bool operator==(const op_replies&, const op_replies&) = default;
+};
+
+using message
+  = std::variant<op_request, op_reply, entries, digests, versions,
+                 versions_reply, buckets, scan_request, scan_reply, replicas,
+                 op_batch, op_replies>;
 
 /// Appends the encoding of `x` to `out`.
 void encode(const message& x, bytes& out);

@@ -61,6 +61,15 @@ std::vector<message> samples() {
              bucket_def{"old", bucket_options{}, ver1, true}}},
     scan_request{"sessions", 271, 100},
     scan_reply{errc::none, {"a", "b"}, 12},
+    replicas{"sessions", {{270, live}, {0, gone}, {3, evicted}}},
+    replicas{"sessions", {}},
+    op_batch{{op_request{op_code::put, "sessions", "user:1", bytes_of("alice"),
+                         0, 0, 0, {}},
+              op_request{op_code::get, "sessions", "", {}, 0, 0, 0, {}}}},
+    op_batch{},
+    op_replies{{op_reply{}, op_reply{errc::no_owner, "not mine", false, {},
+                                     {}, 0, 0}}},
+    op_replies{},
   };
 }
 
@@ -83,6 +92,27 @@ TEST(cache_codec, varints_are_leb128_and_signed_ones_zigzag) {
   EXPECT_EQ(hex(incr),
             hex(test::bytes({0x01, 0x01, 0x06, 0x01, 0x62, 0x01, 0x6b, 0x00,
                              0x80, 0x01, 0x00, 0x09, 0x00, 0x00, 0x00})));
+}
+
+TEST(cache_codec, replicas_are_laid_out_as_documented) {
+  // version 1, kind replicas (10), bucket "b", 2 writes: partition 300
+  // (ac 02), a value record ("k", version (1, 2, 3), kind 0, value "v",
+  // expiry 0); partition 0, a tombstone ("", version (0, 0, 0), kind 1).
+  auto got = encode(replicas{
+    "b",
+    {{300, record{"k", bytes_of("v"), version{1, 2, 3}, 0, record_kind::value}},
+     {0, record{"", {}, version{}, 0, record_kind::tombstone}}}});
+  EXPECT_EQ(hex(got), hex(test::bytes({0x01, 0x0a, 0x01, 0x62, 0x02, 0xac, 0x02,
+                                       0x01, 0x6b, 0x02, 0x02, 0x03, 0x00, 0x01,
+                                       0x76, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                       0x01})));
+  // op_batch (11) of one get; op_replies (12) of none.
+  auto batch
+    = encode(op_batch{{op_request{op_code::get, "b", "k", {}, 0, 0, 0, {}}}});
+  EXPECT_EQ(hex(batch),
+            hex(test::bytes({0x01, 0x0b, 0x01, 0x01, 0x01, 0x62, 0x01, 0x6b,
+                             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00})));
+  EXPECT_EQ(hex(encode(op_replies{})), hex(test::bytes({0x01, 0x0c, 0x00})));
 }
 
 TEST(cache_codec, every_kind_round_trips) {
@@ -178,6 +208,18 @@ TEST(cache_codec, lengths_and_counts_must_fit_the_input) {
     = decode(test::bytes({0x01, 0x06, 0x80, 0x80, 0x80, 0x80, 0x10, 0x00}));
   ASSERT_FALSE(many);
   EXPECT_EQ(many.error().code(), errc::too_many_entries);
+  // An op_batch of 2 operations in 21 bytes (an operation takes 11 at
+  // least), and replicas of 4 writes in 23 bytes (6 at least each).
+  auto ops = test::bytes({0x01, 0x0b, 0x02});
+  ops.resize(ops.size() + 21);
+  auto batch = decode(ops);
+  ASSERT_FALSE(batch);
+  EXPECT_EQ(batch.error().code(), errc::too_many_entries);
+  auto writes = test::bytes({0x01, 0x0a, 0x01, 0x62, 0x04});
+  writes.resize(writes.size() + 23);
+  auto reps = decode(writes);
+  ASSERT_FALSE(reps);
+  EXPECT_EQ(reps.error().code(), errc::too_many_entries);
 }
 
 TEST(cache_codec, keys_above_the_limit_are_too_large) {
