@@ -2072,7 +2072,8 @@ protected:
           return !log.thread_of("scheduled").empty();
         },
         500ms);
-    })) << log.describe();
+    }))
+      << log.describe();
   }
 };
 
@@ -2243,7 +2244,8 @@ TEST_F(reactor_hosting, a_wake_from_the_loop_arrives_there_and_not_early) {
   poke_until_scheduled(*r, owner, *log);
   ASSERT_TRUE(eventually([&] {
     return !log->thread_of("woken").empty();
-  })) << log->describe();
+  }))
+    << log->describe();
   EXPECT_EQ(log->thread_of("woken"), "mcz.reactor") << log->describe();
   EXPECT_GE(late_by->load(), 0)
     << "woken " << -late_by->load() << " ns before the time asked for";
@@ -2275,7 +2277,8 @@ TEST_F(reactor_hosting, wakes_pending_when_the_loop_ends_go_to_cafs_clock) {
   r.reset();
   ASSERT_TRUE(eventually([&] {
     return !log->thread_of("woken").empty();
-  })) << log->describe();
+  }))
+    << log->describe();
   EXPECT_NE(log->thread_of("woken"), "mcz.reactor") << log->describe();
 }
 

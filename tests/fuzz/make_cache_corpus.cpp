@@ -61,15 +61,15 @@ std::vector<seed> seeds() {
     {"scan_reply", scan_reply{mycorrizal::errc::none, {"user:1", "user:3"}, 6}},
     {"replicas", replicas{"sessions", {{17, live}, {200, gone}, {3, evicted}}}},
     {"op_batch",
-     op_batch{{op_request{op_code::put, "sessions", "user:1", text("alice"), 0,
-                          0, 0, {}},
-               op_request{op_code::get, "sessions", "user:2", {}, 0, 0, 0,
-                          {}}}}},
+     op_batch{
+       {op_request{
+          op_code::put, "sessions", "user:1", text("alice"), 0, 0, 0, {}},
+        op_request{op_code::get, "sessions", "user:2", {}, 0, 0, 0, {}}}}},
     {"op_replies",
-     op_replies{{op_reply{mycorrizal::errc::none, "", true, text("alice"), v,
-                          0, 0},
-                 op_reply{mycorrizal::errc::no_owner, "not mine", false, {},
-                          {}, 0, 0}}}},
+     op_replies{
+       {op_reply{mycorrizal::errc::none, "", true, text("alice"), v, 0, 0},
+        op_reply{
+          mycorrizal::errc::no_owner, "not mine", false, {}, {}, 0, 0}}}},
   };
   std::vector<seed> out;
   for (auto& [name, msg] : all) {

@@ -1639,7 +1639,8 @@ TEST_F(cache_edges, a_peers_op_batch_answers_each_operation_on_its_own) {
   wait_members({&a, &b, &c}, {"node-a", "node-b", "node-c"});
   wait_serving({&a, &b, &c}, "pb");
   auto mine = find_key(a, "pb", "mine-", edge_primary_is("node-b"));
-  auto other = find_key(a, "pb", "other-", edge_owners_are({"node-a", "node-c"}));
+  auto other = find_key(a, "pb", "other-",
+                        edge_owners_are({"node-a", "node-c"}));
   auto op = [](edge_proto::op_code code, const std::string& key,
                const std::string& value = {}) {
     return edge_cache_op(code, "pb", key, value).op;
@@ -1671,8 +1672,8 @@ TEST_F(cache_edges, a_peers_op_batch_answers_each_operation_on_its_own) {
   ASSERT_TRUE(stored) << edge_show(stored);
   EXPECT_FALSE(*stored) << "node-b wrote a key it does not own";
   // An empty batch: an empty answer.
-  auto none = raw_request(a, "node-b", edge_proto::encode(edge_proto::op_batch{}),
-                          ops_s);
+  auto none = raw_request(a, "node-b",
+                          edge_proto::encode(edge_proto::op_batch{}), ops_s);
   ASSERT_TRUE(none) << edge_show(none);
   auto empty = edge_proto::decode(*none);
   ASSERT_TRUE(empty);
@@ -1690,13 +1691,15 @@ TEST_F(cache_edges, a_peers_op_batch_answers_each_operation_on_its_own) {
   edge_proto::replicas oob;
   oob.bucket = "pb";
   oob.writes.push_back(
-    {opts.partitions,
-     edge_proto::record{"k", edge_bytes("v"), {edge_unix_ms(), 0, 1}, 0,
-                        edge_proto::record_kind::value}});
+    {opts.partitions, edge_proto::record{"k",
+                                         edge_bytes("v"),
+                                         {edge_unix_ms(), 0, 1},
+                                         0,
+                                         edge_proto::record_kind::value}});
   auto refused = raw_request(a, "node-b", edge_proto::encode(oob),
                              stream_of(b, "r:", "pb"));
-  ASSERT_FALSE(refused) << "replicas of partition " << opts.partitions
-                        << " of " << opts.partitions << " were taken";
+  ASSERT_FALSE(refused) << "replicas of partition " << opts.partitions << " of "
+                        << opts.partitions << " were taken";
   EXPECT_EQ(refused.error().code(), errc::malformed_frame)
     << to_string(refused.error());
   EXPECT_TRUE(test::eventually(

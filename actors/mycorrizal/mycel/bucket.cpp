@@ -517,8 +517,8 @@ void replica_failed(bucket_self self, std::shared_ptr<replica_wait> pw,
   pw->finished = true;
   proto::op_reply failed;
   failed.status = why.code();
-  failed.message = "replica " + to + " did not take the write: "
-                   + to_string(why);
+  failed.message = "replica " + to
+                   + " did not take the write: " + to_string(why);
   pw->done(std::move(failed));
 }
 
@@ -534,8 +534,8 @@ void ask_replica(bucket_self self, std::shared_ptr<replica_wait> pw,
         replica_took(pw);
       },
       [self, pw, to, payload, tries](caf::error& err) mutable {
-        replica_failed(self, std::move(pw), std::move(to),
-                       from_caf_error(err), tries, [&] {
+        replica_failed(self, std::move(pw), std::move(to), from_caf_error(err),
+                       tries, [&] {
                          return std::move(payload);
                        });
       });
@@ -802,8 +802,8 @@ void send_ops(bucket_self self, const std::string& to,
           auto what = to + " answered " + std::to_string(s->size())
                       + " operations with "
                       + (!answer ? to_string(answer.error())
-                         : r   ? std::to_string(r->replies.size()) + " replies"
-                               : std::string{"another message"});
+                         : r ? std::to_string(r->replies.size()) + " replies"
+                             : std::string{"another message"});
           for (auto& x : *s) {
             x.rp.deliver(failure(errc::malformed_frame, what));
           }
@@ -834,10 +834,10 @@ void send_round(bucket_self self) {
   st.round_writes.clear();
   for (auto& [to, xs] : ops) {
     in_chunks(xs, [&](size_t first, size_t last) {
-      send_ops(self, to,
-               std::vector<outgoing_op>(
-                 std::make_move_iterator(xs.begin() + first),
-                 std::make_move_iterator(xs.begin() + last)));
+      send_ops(
+        self, to,
+        std::vector<outgoing_op>(std::make_move_iterator(xs.begin() + first),
+                                 std::make_move_iterator(xs.begin() + last)));
     });
   }
   for (auto& [to, xs] : writes) {

@@ -306,10 +306,9 @@ struct op_replies {
   friend bool operator==(const op_replies&, const op_replies&) = default;
 };
 
-using message
-  = std::variant<op_request, op_reply, entries, digests, versions,
-                 versions_reply, buckets, scan_request, scan_reply, replicas,
-                 op_batch, op_replies>;
+using message = std::variant<op_request, op_reply, entries, digests, versions,
+                             versions_reply, buckets, scan_request, scan_reply,
+                             replicas, op_batch, op_replies>;
 
 /// Appends the encoding of `x` to `out`.
 void encode(const message& x, bytes& out);

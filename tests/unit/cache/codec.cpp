@@ -63,12 +63,13 @@ std::vector<message> samples() {
     scan_reply{errc::none, {"a", "b"}, 12},
     replicas{"sessions", {{270, live}, {0, gone}, {3, evicted}}},
     replicas{"sessions", {}},
-    op_batch{{op_request{op_code::put, "sessions", "user:1", bytes_of("alice"),
-                         0, 0, 0, {}},
-              op_request{op_code::get, "sessions", "", {}, 0, 0, 0, {}}}},
+    op_batch{
+      {op_request{
+         op_code::put, "sessions", "user:1", bytes_of("alice"), 0, 0, 0, {}},
+       op_request{op_code::get, "sessions", "", {}, 0, 0, 0, {}}}},
     op_batch{},
-    op_replies{{op_reply{}, op_reply{errc::no_owner, "not mine", false, {},
-                                     {}, 0, 0}}},
+    op_replies{
+      {op_reply{}, op_reply{errc::no_owner, "not mine", false, {}, {}, 0, 0}}},
     op_replies{},
   };
 }
@@ -102,10 +103,10 @@ TEST(cache_codec, replicas_are_laid_out_as_documented) {
     "b",
     {{300, record{"k", bytes_of("v"), version{1, 2, 3}, 0, record_kind::value}},
      {0, record{"", {}, version{}, 0, record_kind::tombstone}}}});
-  EXPECT_EQ(hex(got), hex(test::bytes({0x01, 0x0a, 0x01, 0x62, 0x02, 0xac, 0x02,
-                                       0x01, 0x6b, 0x02, 0x02, 0x03, 0x00, 0x01,
-                                       0x76, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-                                       0x01})));
+  EXPECT_EQ(hex(got),
+            hex(test::bytes({0x01, 0x0a, 0x01, 0x62, 0x02, 0xac, 0x02, 0x01,
+                             0x6b, 0x02, 0x02, 0x03, 0x00, 0x01, 0x76, 0x00,
+                             0x00, 0x00, 0x00, 0x00, 0x00, 0x01})));
   // op_batch (11) of one get; op_replies (12) of none.
   auto batch
     = encode(op_batch{{op_request{op_code::get, "b", "k", {}, 0, 0, 0, {}}}});
