@@ -676,7 +676,7 @@ void forward(bucket_self self, proto::op_request op,
 /// operation larger than this travels alone. Far below the smallest frame
 /// limit a transport may set (64 KiB), large enough that a round of small
 /// writes is one message.
-constexpr size_t round_message_budget = 32 * 1024;
+constexpr size_t round_message_budget = size_t{32} * 1024;
 
 size_t size_of(const outgoing_write& x) {
   return x.rec.key.size() + x.rec.value.size() + 32;
@@ -686,22 +686,31 @@ size_t size_of(const outgoing_op& x) {
   return x.op.key.size() + x.op.value.size() + 32;
 }
 
-/// Calls `send(first, last)` for runs of `xs` within the budget, in order.
+/// Calls `send` with runs of `xs`, in order, each within the budget (or
+/// one item above it).
 template <class T, class Send>
-void in_chunks(std::vector<T>& xs, Send send) {
-  size_t begin = 0;
+void in_chunks(std::vector<T> xs, Send send) {
+  size_t total = 0;
+  for (const auto& x : xs) {
+    total += size_of(x);
+  }
+  if (total <= round_message_budget) {
+    send(std::move(xs));
+    return;
+  }
+  std::vector<T> chunk;
   size_t bytes = 0;
-  for (size_t k = 0; k < xs.size(); ++k) {
-    auto n = size_of(xs[k]);
-    if (k > begin && bytes + n > round_message_budget) {
-      send(begin, k);
-      begin = k;
+  for (auto& x : xs) {
+    auto n = size_of(x);
+    if (!chunk.empty() && bytes + n > round_message_budget) {
+      send(std::exchange(chunk, {}));
       bytes = 0;
     }
     bytes += n;
+    chunk.push_back(std::move(x));
   }
-  if (begin < xs.size()) {
-    send(begin, xs.size());
+  if (!chunk.empty()) {
+    send(std::move(chunk));
   }
 }
 
@@ -833,19 +842,15 @@ void send_round(bucket_self self) {
   auto writes = std::move(st.round_writes);
   st.round_writes.clear();
   for (auto& [to, xs] : ops) {
-    in_chunks(xs, [&](size_t first, size_t last) {
-      send_ops(
-        self, to,
-        std::vector<outgoing_op>(std::make_move_iterator(xs.begin() + first),
-                                 std::make_move_iterator(xs.begin() + last)));
+    const auto& peer = to;
+    in_chunks(std::move(xs), [&](std::vector<outgoing_op> chunk) {
+      send_ops(self, peer, std::move(chunk));
     });
   }
   for (auto& [to, xs] : writes) {
-    in_chunks(xs, [&](size_t first, size_t last) {
-      send_writes(self, to,
-                  std::vector<outgoing_write>(
-                    std::make_move_iterator(xs.begin() + first),
-                    std::make_move_iterator(xs.begin() + last)));
+    const auto& peer = to;
+    in_chunks(std::move(xs), [&](std::vector<outgoing_write> chunk) {
+      send_writes(self, peer, std::move(chunk));
     });
   }
 }
