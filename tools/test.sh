@@ -47,6 +47,7 @@ jobs=${JOBS:-$(nproc)}
 passed=0
 failed=0
 failures=()
+failed_logs=()
 start=$(date +%s)
 
 step() { printf '\n=== %s (%ds)\n' "$*" "$(( $(date +%s) - start ))"; }
@@ -72,7 +73,33 @@ run_ctest() {
   n=$(sed -E 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
   passed=$((passed + n - f))
   failed=$((failed + f))
-  if [ "$f" -ne 0 ]; then failures+=("$(basename "$dir"): $f failed"); fi
+  if [ "$f" -ne 0 ]; then
+    failures+=("$(basename "$dir"): $f failed"); failed_logs+=("$log")
+  fi
+}
+
+# Prints the last lines each failed test of ctest log $1 printed, so that a
+# CI log cut to its end still shows why.
+failed_output() {
+  awk -v keep=60 '
+    function flush() {
+      if (!grab) return
+      s = n > keep ? n - keep : 0
+      if (s > 0) printf "    [... %d lines]\n", s
+      for (i = s; i < n; i++) print "    " buf[i % keep]
+      grab = 0
+    }
+    /^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / {
+      flush()
+      if ($0 ~ /\*\*\*|Failed|BAD_COMMAND|Timeout|Exception/) {
+        print "--- " $0; grab = 1; n = 0
+      }
+      next
+    }
+    /^ *Start +[0-9]+: / || /^The following tests FAILED/ { flush(); next }
+    grab { buf[n % keep] = $0; n++ }
+    END { flush() }
+  ' "$1"
 }
 
 configure_build() {
@@ -148,6 +175,10 @@ if [ "$quick" -eq 0 ]; then
 fi
 
 step "summary"
+for log in "${failed_logs[@]+"${failed_logs[@]}"}"; do
+  echo "what the failed tests of $log printed (the end of each):"
+  failed_output "$log"
+done
 for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
 echo "took $(( $(date +%s) - start ))s"
 echo "$passed passed, $failed failed"
