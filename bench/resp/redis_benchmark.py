@@ -118,6 +118,40 @@ def measure(name, pids, targets, args):
     return out
 
 
+def start_node(binary, work, logs, name, host, seed):
+    """Starts a mycorrizal-node serving RESP on host; returns (proc,
+    (host, port)). Its output goes to WORK/NAME.log (file kept in logs)."""
+    rport = free_port(host)
+    log = open(os.path.join(work, name + ".log"), "w")
+    logs.append(log)
+    cmd = [binary, "--name", name, "--gossip", host + ":7946",
+           "--profile", "local", "--data-dir",
+           os.path.join(work, "certs"), "--log-level", "warn",
+           "--resp", "%s:%d" % (host, rport)]
+    if seed:
+        cmd += ["--seed", seed]
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    return p, (host, rport)
+
+
+def start_cluster(binary, work, logs):
+    """Three nodes on 127.0.0.101-103 (db0 with Mycel's defaults: RF 2, ack
+    all), each answering SET; returns [(proc, (host, port))]."""
+    nodes = [start_node(binary, work, logs, "bench-1", "127.0.0.101", None)]
+    for i in (2, 3):
+        nodes.append(start_node(binary, work, logs, "bench-%d" % i,
+                                "127.0.0.10%d" % i, "127.0.0.101:7946"))
+    try:
+        for _, t in nodes:
+            wait_port(*t)
+        for _, t in nodes:
+            wait_set(*t)
+    except BaseException:
+        stop([p for p, _ in nodes])
+        raise
+    return nodes
+
+
 def stop(procs):
     for p in procs:
         p.terminate()
@@ -158,21 +192,9 @@ def main():
         finally:
             stop([redis])
 
-        def node(name, host, seed):
-            rport = free_port(host)
-            log = open(os.path.join(work, name + ".log"), "w")
-            logs.append(log)
-            cmd = [args.bin, "--name", name, "--gossip", host + ":7946",
-                   "--profile", "local", "--data-dir",
-                   os.path.join(work, "certs"), "--log-level", "warn",
-                   "--resp", "%s:%d" % (host, rport)]
-            if seed:
-                cmd += ["--seed", seed]
-            p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            return p, (host, rport)
-
         # one node
-        p, target = node("bench-solo", "127.0.0.100", None)
+        p, target = start_node(args.bin, work, logs, "bench-solo",
+                               "127.0.0.100", None)
         try:
             wait_port(*target)
             wait_set(*target)
@@ -181,14 +203,8 @@ def main():
             stop([p])
 
         # three nodes, RF 2, ack all
-        nodes = [node("bench-1", "127.0.0.101", None)]
-        nodes.append(node("bench-2", "127.0.0.102", "127.0.0.101:7946"))
-        nodes.append(node("bench-3", "127.0.0.103", "127.0.0.101:7946"))
+        nodes = start_cluster(args.bin, work, logs)
         try:
-            for _, t in nodes:
-                wait_port(*t)
-            for _, t in nodes:
-                wait_set(*t)
             results["3 nodes"] = measure(
                 "3 nodes", [p.pid for p, _ in nodes], [t for _, t in nodes],
                 args)
