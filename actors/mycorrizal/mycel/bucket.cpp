@@ -41,7 +41,8 @@ using namespace cache;
 using bucket_impl_actor = bucket_actor::extend<
   caf::reacts_to<tick_atom, int64_t>, caf::reacts_to<repair_atom>,
   caf::reacts_to<handoff_atom, uint64_t>, caf::reacts_to<retry_atom, uint64_t>,
-  caf::reacts_to<sweep_atom>, caf::reacts_to<flush_atom>>;
+  caf::reacts_to<sweep_atom>, caf::reacts_to<flush_atom>,
+  caf::reacts_to<pump_atom>>;
 
 /// One partition's copy to one new owner, batch by batch.
 struct transfer_job {
@@ -287,6 +288,9 @@ struct bucket_state {
   int round_depth = 0;
   by_peer<outgoing_write> round_writes;
   by_peer<outgoing_op> round_ops;
+  /// A `pump_atom` to ourselves is on its way: the rounds of every batch
+  /// already in our mailbox join this one before it leaves.
+  bool round_due = false;
 
   std::string who() const {
     return opts.self + "/" + opts.name;
@@ -856,7 +860,10 @@ void send_round(bucket_self self) {
 }
 
 /// A round of operations (a local batch, a peer's `op_batch`): what they
-/// replicate and forward leaves when the outermost scope ends.
+/// replicate and forward leaves once the batches already in the mailbox
+/// ran too (a `pump_atom` to ourselves, behind them), so that the
+/// operations of many clients without pipelines, each a batch of one,
+/// still travel in one message per peer.
 class round_scope {
 public:
   explicit round_scope(bucket_self self) : self_(self) {
@@ -867,8 +874,11 @@ public:
   round_scope& operator=(const round_scope&) = delete;
 
   ~round_scope() {
-    if (--self_->state.round_depth == 0) {
-      send_round(self_);
+    auto& st = self_->state;
+    if (--st.round_depth == 0 && !st.round_due
+        && (!st.round_ops.empty() || !st.round_writes.empty())) {
+      st.round_due = true;
+      self_->send(self_, pump_atom::value);
     }
   }
 
@@ -1765,6 +1775,7 @@ bucket_impl_actor::behavior_type ended(bucket_self self) {
     },
     [=](drop_bucket_atom) {},
     [=](retag_atom, std::string&) {},
+    [=](pump_atom) {},
   };
 }
 
@@ -1773,6 +1784,8 @@ bucket_impl_actor::behavior_type ended(bucket_self self) {
 /// (`ended`).
 void end_bucket(bucket_self self) {
   auto& st = self->state;
+  // What the round holds leaves first, as if it had left before the drop.
+  send_round(self);
   st.dropped = true;
   // Operations under way end with their own answers, as they would have:
   // one forwarded to its primary with the primary's (it ran in the
@@ -1940,7 +1953,13 @@ bucket_impl_actor::behavior_type bucket_impl(bucket_self self,
       end_bucket(self);
     },
     [=](retag_atom, std::string& tag) {
+      // The round's messages go on the streams they were made for.
+      send_round(self);
       self->state.opts.tag = std::move(tag);
+    },
+    [=](pump_atom) {
+      self->state.round_due = false;
+      send_round(self);
     },
   };
 }
