@@ -1075,9 +1075,20 @@ class ClusterClients(Base):
                 sent // MB, base / MB, peak / MB, (peak - base) / MB,
                 (vm1 - vm0) / MB, state))
         self.assertEqual(state, "ESTABLISHED")
-        self.assertLess(peak - base, 100 * MB, failure_text(
-            "RSS grew by %.1f MB for a 512 MB bulk of which %d MB came" % (
-                (peak - base) / MB, sent // MB), "", [node]))
+        # What came, in the input buffer and on its way there, and the
+        # allocator's slack; not the 512 MB declared.
+        bound = 100 * MB
+        if os.environ.get("ASAN_OPTIONS") is not None:
+            # AddressSanitizer keeps freed memory in its quarantine (256 MB
+            # by default) before reusing it: every read's chunk and every
+            # input buffer the bulk outgrew (1 + 2 + ... + 32 MB) stay
+            # mapped, and one shadow byte per 8 bytes of it. On a 2-vCPU
+            # Xeon: +134 to +142 MB over three runs (release: +35 MB).
+            bound += min(256 * MB, 2 * sent) + bound // 8
+        self.assertLess(peak - base, bound, failure_text(
+            "RSS grew by %.1f MB (at most %.0f) for a 512 MB bulk of which "
+            "%d MB came" % ((peak - base) / MB, bound / MB, sent // MB), "",
+            [node]))
 
         def gone():
             st = server_side_state((node.ip, node.port), client)
