@@ -117,9 +117,36 @@ struct resp_conn_state {
   uint64_t next_timer = 1;
   /// A conn_flush_atom is on its way.
   bool flush_pending = false;
+  /// Written replies, kept for the next commands (`new_slot`).
+  std::vector<std::shared_ptr<resp::pending_reply>> spare_slots;
 };
 
 using resp_conn_actor = caf::stateful_actor<resp_conn_state>;
+
+/// How many written replies a connection keeps for its next commands: a
+/// pipeline's worth (redis-benchmark's -P 16 and more), while a server of
+/// many clients holds little for each (at most this many times
+/// `pending_reply::kept_buffer` bytes).
+constexpr size_t kept_slots = 32;
+
+/// The object for a new command's reply: a kept one, or a new one.
+std::shared_ptr<resp::pending_reply> new_slot(resp_conn_state& st) {
+  if (st.spare_slots.empty()) {
+    return std::make_shared<resp::pending_reply>();
+  }
+  auto slot = std::move(st.spare_slots.back());
+  st.spare_slots.pop_back();
+  return slot;
+}
+
+/// A written reply's object: kept for a next command if nothing else
+/// holds it any more (an answer that came late, a barrier).
+void recycle(resp_conn_state& st, std::shared_ptr<resp::pending_reply> slot) {
+  if (slot.use_count() == 1 && st.spare_slots.size() < kept_slots) {
+    slot->reuse();
+    st.spare_slots.push_back(std::move(slot));
+  }
+}
 
 void write_ready(resp_conn_actor* self);
 void parse_and_run(resp_conn_actor* self);
@@ -225,6 +252,7 @@ void write_ready(resp_conn_actor* self) {
       auto& s = *st.slots.front();
       st.shared->server.count_reply(s.command, s.bytes());
       close_after = close_after || s.close_after;
+      recycle(st, std::move(st.slots.front()));
       st.slots.pop_front();
     }
     if (!ok) {
@@ -312,7 +340,7 @@ void reply_came(resp_conn_actor* self) {
 /// becomes the barrier.
 void run_now(resp_conn_actor* self, const resp::command& cmd) {
   auto& st = self->state;
-  auto slot = std::make_shared<resp::pending_reply>();
+  auto slot = new_slot(st);
   st.slots.push_back(slot);
   resp::run_command(
     cmd, st.session, slot,

@@ -4,6 +4,7 @@
 #include "mycorrizal/cache/store.hpp"
 #include "mycorrizal/errc.hpp"
 #include "mycorrizal/runtime/caf_error.hpp"
+#include "mycorrizal/runtime/recycling_allocator.hpp"
 #include "mycorrizal/serve/resp_internal.hpp"
 
 #include <caf/all.hpp>
@@ -153,25 +154,17 @@ std::string error_text(const error& e) {
   return fmt::format("ERR mycel: {}", to_string(e));
 }
 
-namespace {
-
-std::string finish_error(protocol_version v, std::string_view text) {
-  reply_writer w{v};
-  w.error(text);
-  return w.take();
-}
-
-} // namespace
-
 void context::reply(const std::function<void(reply_writer&)>& f,
                     bool close) const {
-  reply_writer w{s.version};
+  reply_writer w{s.version, slot->take_buffer()};
   f(w);
   slot->finish(w.take(), close);
 }
 
 void context::error(std::string_view text) const {
-  slot->finish(finish_error(s.version, text));
+  reply_writer w{s.version, slot->take_buffer()};
+  w.error(text);
+  slot->finish(w.take());
 }
 
 std::string context::bucket() const {
@@ -195,7 +188,7 @@ async_reply::async_reply(const context& c)
 }
 
 void async_reply::finish(const std::function<void(reply_writer&)>& f) const {
-  reply_writer w{version};
+  reply_writer w{version, slot->take_buffer()};
   f(w);
   slot->finish(w.take());
   on_done();
@@ -488,10 +481,13 @@ void send_round(caf::event_based_actor* self,
         }
         // Once the bucket let go of the operations too, their vectors
         // serve a later round.
-        if (lent.expired() && access->spare.size() < 4) {
-          sent->ops.clear();
-          sent->waiting.clear();
-          access->spare.push_back(std::move(*sent));
+        if (lent.expired()) {
+          access->keep_ops(sent->ops);
+          if (access->spare.size() < 4) {
+            sent->ops.clear();
+            sent->waiting.clear();
+            access->spare.push_back(std::move(*sent));
+          }
         }
       },
       all_failed);
@@ -591,6 +587,30 @@ op_request make(op_code code, std::string_view key) {
   return op;
 }
 
+op_request make(const context& c, op_code code, std::string_view key) {
+  auto& spare = c.env.access->spare_ops;
+  if (spare.empty()) {
+    return make(code, key);
+  }
+  // An answered round's operation: its strings keep their room, the rest
+  // is as new.
+  auto old = std::move(spare.back());
+  spare.pop_back();
+  op_request op;
+  op.op = code;
+  op.bucket = std::move(old.bucket);
+  op.key = std::move(old.key);
+  op.key.assign(key);
+  op.value = std::move(old.value);
+  op.value.clear();
+  return op;
+}
+
+void assign_bytes(cache::proto::bytes& out, std::string_view s) {
+  auto* p = reinterpret_cast<const std::byte*>(s.data());
+  out.assign(p, p + s.size());
+}
+
 const error* first_error(const op_results& rs) {
   for (const auto& r : rs) {
     if (!r) {
@@ -604,9 +624,10 @@ void run_one(const context& c, op_request op,
              std::function<void(reply_writer&, const op_reply&)> f) {
   // Not through exec_ops: no vector of operations, no vector of answers,
   // no closure (the commands a pipeline repeats most come here).
-  std::shared_ptr<batch> b = std::make_shared<one_op>(c, std::move(f));
+  std::shared_ptr<batch> b = std::allocate_shared<one_op>(
+    runtime::recycling_allocator<one_op>{}, c, std::move(f));
   auto bucket = c.bucket();
-  op.bucket = bucket;
+  op.bucket.assign(bucket);
   send_op(c.env.self, c.env.access, c.env.timeout, std::move(b), 0, bucket,
           std::move(op));
 }
@@ -883,14 +904,14 @@ void cmd_hello(const context& c) {
 // -- strings ------------------------------------------------------------------
 
 void cmd_get(const context& c) {
-  run_one(c, make(op_code::get, c.arg(1)), reply_value);
+  run_one(c, make(c, op_code::get, c.arg(1)), reply_value);
 }
 
 void put(const context& c, std::string_view key, std::string_view value,
          uint8_t op_flags, int64_t expires_ms,
          std::function<void(reply_writer&, const op_reply&)> f) {
-  auto op = make(op_code::put, key);
-  op.value = to_bytes(value);
+  auto op = make(c, op_code::put, key);
+  assign_bytes(op.value, value);
   op.flags = op_flags;
   op.expires_ms = expires_ms;
   run_one(c, std::move(op), std::move(f));
@@ -1080,7 +1101,7 @@ void cmd_getex(const context& c) {
 }
 
 void cmd_strlen(const context& c) {
-  run_one(c, make(op_code::get, c.arg(1)),
+  run_one(c, make(c, op_code::get, c.arg(1)),
           [](reply_writer& w, const op_reply& r) {
             w.integer(r.found ? static_cast<int64_t>(r.value.size()) : 0);
           });
@@ -1093,7 +1114,7 @@ void cmd_getrange(const context& c) {
     c.error(not_an_integer);
     return;
   }
-  run_one(c, make(op_code::get, c.arg(1)),
+  run_one(c, make(c, op_code::get, c.arg(1)),
           [start, end](reply_writer& w, const op_reply& r) mutable {
             auto len = static_cast<int64_t>(r.value.size());
             if (!r.found || (start < 0 && end < 0 && start > end)) {
@@ -1294,7 +1315,7 @@ void cmd_msetnx(const context& c) {
 }
 
 void incr_by(const context& c, int64_t delta) {
-  auto op = make(op_code::incr, c.arg(1));
+  auto op = make(c, op_code::incr, c.arg(1));
   op.delta = delta;
   run_one(c, std::move(op), [](reply_writer& w, const op_reply& r) {
     w.integer(r.number);
@@ -1454,7 +1475,7 @@ void cmd_exists(const context& c) {
 }
 
 void cmd_type(const context& c) {
-  run_one(c, make(op_code::ttl, c.arg(1)),
+  run_one(c, make(c, op_code::ttl, c.arg(1)),
           [](reply_writer& w, const op_reply& r) {
             w.simple_string(r.found ? "string" : "none");
           });
@@ -1479,7 +1500,7 @@ void ttl_like(const context& c, bool millis, bool absolute) {
   // holds `wall`.
   auto* self = c.env.self;
   const auto& wall = c.env.wall;
-  run_one(c, make(op_code::ttl, c.arg(1)),
+  run_one(c, make(c, op_code::ttl, c.arg(1)),
           [millis, absolute, self, &wall](reply_writer& w, const op_reply& r) {
             if (!r.found) {
               w.integer(-2);

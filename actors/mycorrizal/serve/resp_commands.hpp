@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace mycorrizal::resp {
@@ -118,6 +119,29 @@ public:
     done_ = true;
   }
 
+  /// The buffer, for a `reply_writer` to write this reply into: its room
+  /// is that of the reply this object held before (see `reuse`).
+  std::string take_buffer() noexcept {
+    return std::exchange(bytes_, std::string{});
+  }
+
+  /// Ready for another command, once its reply was written: a connection
+  /// keeps a few of these, so that a pipelined command costs neither this
+  /// object nor its reply's buffer an allocation. A large buffer goes.
+  void reuse() noexcept {
+    done_ = false;
+    close_after = false;
+    command = -1;
+    if (bytes_.capacity() > kept_buffer) {
+      bytes_ = std::string{};
+    } else {
+      bytes_.clear();
+    }
+  }
+
+  /// The largest buffer `reuse` keeps.
+  static constexpr size_t kept_buffer = 1024;
+
   bool close_after = false;
   /// The command's index in the table (-1: unknown), for the counters.
   int command = -1;
@@ -202,6 +226,33 @@ struct op_access {
   /// An answered round's reply vector, emptied, for the next round's
   /// answers (`cache_op_batch::room`).
   std::vector<cache::proto::op_reply> spare_replies;
+
+  /// Operations of answered rounds, for the next commands' (`make`): a
+  /// key or value that outgrows the short-string buffer costs an
+  /// allocation once per kept operation, not once per command.
+  std::vector<cache::proto::op_request> spare_ops;
+
+  /// How many operations `spare_ops` keeps, and the largest key or value
+  /// whose room it keeps.
+  static constexpr size_t kept_ops = 64;
+  static constexpr size_t kept_value = 1024;
+
+  /// Keeps what it can of `ops` (an answered round's, let go by the
+  /// bucket) in `spare_ops`.
+  void keep_ops(std::vector<cache::proto::op_request>& ops) {
+    for (auto& op : ops) {
+      if (spare_ops.size() >= kept_ops) {
+        return;
+      }
+      if (op.value.capacity() > kept_value) {
+        op.value = cache::proto::bytes{};
+      }
+      if (op.key.capacity() > kept_value) {
+        op.key = std::string{};
+      }
+      spare_ops.push_back(std::move(op));
+    }
+  }
 
   /// While above 0 (a round's answers are being handed to their
   /// commands), a command whose reply is done leaves it for `on_answers`,

@@ -114,6 +114,13 @@ void run_one(const context& c, op_request op,
 
 op_request make(op_code code, std::string_view key);
 
+/// `make` for a command, from an answered round's operation where the
+/// connection kept one (no allocation for the key).
+op_request make(const context& c, op_code code, std::string_view key);
+
+/// `out` holds the bytes of `s` (in the room it has).
+void assign_bytes(cache::proto::bytes& out, std::string_view s);
+
 /// The first error among `rs`, or null.
 const error* first_error(const op_results& rs);
 

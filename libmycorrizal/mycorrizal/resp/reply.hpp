@@ -61,6 +61,14 @@ public:
     // nop
   }
 
+  /// Writes into `buffer`, emptied first: its room serves again (a
+  /// server that keeps the buffer of a reply it sent writes the next
+  /// reply without allocating).
+  reply_writer(protocol_version version, std::string buffer)
+      : version_(version), buf_(std::move(buffer)) {
+    buf_.clear();
+  }
+
   // -- properties -------------------------------------------------------------
 
   protocol_version version() const noexcept {
