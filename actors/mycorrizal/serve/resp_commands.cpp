@@ -153,6 +153,12 @@ std::string error_text(const error& e) {
   return fmt::format("ERR mycel: {}", to_string(e));
 }
 
+std::string too_large_for_mycel(int64_t size) {
+  return error_text(error{
+    errc::too_large, fmt::format("a {}-byte value exceeds the {}-byte limit",
+                                 size, cache::max_value_size)});
+}
+
 namespace {
 
 std::string finish_error(protocol_version v, std::string_view text) {
@@ -1121,19 +1127,8 @@ void cmd_getrange(const context& c) {
           });
 }
 
-/// Redis's proto-max-bulk-len: no string grows past 512 MB.
-constexpr int64_t max_string = int64_t{512} << 20;
 constexpr std::string_view too_big
   = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-
-/// A value past Mycel's limit, refused before it is built (SETRANGE at a
-/// large offset would otherwise allocate it first): the text the store
-/// would answer.
-std::string too_large_for_mycel(int64_t size) {
-  return error_text(error{
-    errc::too_large, fmt::format("a {}-byte value exceeds the {}-byte limit",
-                                 size, cache::max_value_size)});
-}
 
 void cmd_append(const context& c) {
   std::string tail{c.arg(2)};
@@ -1632,6 +1627,8 @@ constexpr command_def commands[] = {
    "Returns detailed information about all commands"},
   {"config", -2, cmd_config, false, "", 0, 0, 0, "server",
    "A container for server configuration commands"},
+  {"copy", -3, cmd_copy, false, "write denyoom", 1, 2, 1, "generic",
+   "Copy a key"},
   {"dbsize", 1, cmd_dbsize, false, "readonly fast", 0, 0, 0, "server",
    "Returns the number of keys in the database"},
   {"decr", 2, cmd_decr, false, "write denyoom fast", 1, 1, 1, "string",
@@ -1682,6 +1679,8 @@ constexpr command_def commands[] = {
    "A container for memory diagnostics commands"},
   {"mget", -2, cmd_mget, false, "readonly fast", 1, -1, 1, "string",
    "Atomically returns the string values of one or more keys"},
+  {"move", 3, cmd_move, false, "write fast", 1, 1, 1, "generic",
+   "Move a key to another database"},
   {"mset", -3, cmd_mset, false, "write denyoom", 1, -1, 2, "string",
    "Sets the string values of one or more keys"},
   {"msetnx", -3, cmd_msetnx, false, "write denyoom", 1, -1, 2, "string",
@@ -1709,6 +1708,9 @@ constexpr command_def commands[] = {
    0, 0, 0, "connection", "Closes the connection"},
   {"randomkey", 1, cmd_randomkey, false, "readonly", 0, 0, 0, "generic",
    "Returns a random key name from the database"},
+  {"rename", 3, cmd_rename, false, "write", 1, 2, 1, "generic", "Rename a key"},
+  {"renamenx", 3, cmd_renamenx, false, "write fast", 1, 2, 1, "generic",
+   "Rename a key, only if the new key does not exist"},
   {"reset", 1, cmd_reset, true,
    "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "connection",
    "Resets the connection"},
@@ -1774,13 +1776,15 @@ void flush_ops(caf::event_based_actor* self,
 }
 
 bool is_sequential(const command& cmd) {
-  // Several steps each (a read, then a write on what was read; a walk over
-  // partitions; a drop and a create): they run alone.
+  // Several steps each (a read, then a write on what was read; a read,
+  // then writes elsewhere; a walk over partitions; a drop and a create):
+  // they run alone.
   static constexpr std::string_view names[] = {
-    "append",   "dbsize",       "expire",    "expireat",    "flushall",
-    "flushdb",  "getdel",       "getex",     "incrbyfloat", "keys",
-    "msetnx",   "pexpire",      "pexpireat", "randomkey",   "scan",
-    "setrange", "mycel.bucket",
+    "append",       "copy",    "dbsize",   "expire",  "expireat",
+    "flushall",     "flushdb", "getdel",   "getex",   "incrbyfloat",
+    "keys",         "move",    "msetnx",   "pexpire", "pexpireat",
+    "randomkey",    "rename",  "renamenx", "scan",    "setrange",
+    "mycel.bucket",
   };
   // Asked twice for every command: the names' lengths first (GET, SET
   // and DEL have none of them), then compared in place, not lowered.
