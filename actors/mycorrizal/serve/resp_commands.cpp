@@ -1621,6 +1621,10 @@ constexpr command_def commands[] = {
    "Appends a string to the value of a key"},
   {"auth", -2, cmd_auth, true, "noscript loading stale fast no_auth allow_busy",
    0, 0, 0, "connection", "Authenticates the connection"},
+  {"bitcount", -2, cmd_bitcount, false, "readonly", 1, 1, 1, "bitmap",
+   "Count set bits in a string"},
+  {"bitpos", -3, cmd_bitpos, false, "readonly", 1, 1, 1, "bitmap",
+   "Find first bit set or clear in a string"},
   {"client", -2, cmd_client, false, "", 0, 0, 0, "connection",
    "A container for client connection commands"},
   {"command", -1, cmd_command, false, "loading stale", 0, 0, 0, "server",
@@ -1653,6 +1657,8 @@ constexpr command_def commands[] = {
    "Remove all keys from the current database"},
   {"get", 2, cmd_get, false, "readonly fast", 1, 1, 1, "string",
    "Returns the string value of a key"},
+  {"getbit", 3, cmd_getbit, false, "readonly fast", 1, 1, 1, "bitmap",
+   "Returns the bit value at offset in the string value stored at key"},
   {"getdel", 2, cmd_getdel, false, "write fast", 1, 1, 1, "string",
    "Returns the string value of a key after deleting the key"},
   {"getex", -2, cmd_getex, false, "write fast", 1, 1, 1, "string",
@@ -1720,6 +1726,8 @@ constexpr command_def commands[] = {
    "Changes the selected database"},
   {"set", -3, cmd_set, false, "write denyoom", 1, 1, 1, "string",
    "Sets the string value of a key, ignoring its type"},
+  {"setbit", 4, cmd_setbit, false, "write denyoom", 1, 1, 1, "bitmap",
+   "Sets or clears the bit at offset in the string value stored at key"},
   {"setex", 4, cmd_setex, false, "write denyoom", 1, 1, 1, "string",
    "Sets the string value and expiration time of a key"},
   {"setnx", 3, cmd_setnx, false, "write denyoom fast", 1, 1, 1, "string",
@@ -1780,11 +1788,10 @@ bool is_sequential(const command& cmd) {
   // then writes elsewhere; a walk over partitions; a drop and a create):
   // they run alone.
   static constexpr std::string_view names[] = {
-    "append",       "copy",    "dbsize",   "expire",  "expireat",
-    "flushall",     "flushdb", "getdel",   "getex",   "incrbyfloat",
-    "keys",         "move",    "msetnx",   "pexpire", "pexpireat",
-    "randomkey",    "rename",  "renamenx", "scan",    "setrange",
-    "mycel.bucket",
+    "append",  "copy",    "dbsize",    "expire",       "expireat", "flushall",
+    "flushdb", "getdel",  "getex",     "incrbyfloat",  "keys",     "move",
+    "msetnx",  "pexpire", "pexpireat", "randomkey",    "rename",   "renamenx",
+    "scan",    "setbit",  "setrange",  "mycel.bucket",
   };
   // Asked twice for every command: the names' lengths first (GET, SET
   // and DEL have none of them), then compared in place, not lowered.

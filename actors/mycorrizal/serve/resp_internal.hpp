@@ -186,6 +186,10 @@ void cmd_rename(const context& c);
 void cmd_renamenx(const context& c);
 void cmd_copy(const context& c);
 void cmd_move(const context& c);
+void cmd_getbit(const context& c);
+void cmd_setbit(const context& c);
+void cmd_bitcount(const context& c);
+void cmd_bitpos(const context& c);
 
 // -- commands of resp_server_commands.cpp -------------------------------------
 

@@ -392,6 +392,110 @@ SEQUENCES = {
          b"bin\x00k", b"bin\x00k2", "cp1", "cp2", "cp3", "cp4", "cp5",
          "mv1", "mv2", "mv3"],
     ],
+    # GETBIT, SETBIT, BITCOUNT and BITPOS: offsets and bit values good and
+    # bad, missing keys (which answer before other arguments are looked
+    # at), empty and binary values, negative and huge ranges, BYTE and BIT.
+    "bits": [
+        ["DEL", "b1", "b2", "b3", "b4", "b5", "bb", "bc", "be", "bl", "bp",
+         "bo", "bi"],
+        ["GETBIT", "nokey", "0"], ["GETBIT", "nokey", "4294967295"],
+        ["GETBIT", "nokey", "4294967296"], ["GETBIT", "nokey", "-1"],
+        ["GETBIT", "nokey", "x"], ["GETBIT", "nokey", "1.5"],
+        ["GETBIT", "nokey", "01"], ["GETBIT", "nokey"],
+        ["SET", "b1", "`"], ["GETBIT", "b1", "0"], ["GETBIT", "b1", "1"],
+        ["GETBIT", "b1", "2"], ["GETBIT", "b1", "3"], ["GETBIT", "b1", "7"],
+        ["GETBIT", "b1", "8"], ["GETBIT", "b1", "4294967295"],
+        ["SETBIT", "b1", "7", "1"], ["GET", "b1"], ["SETBIT", "b1", "7", "1"],
+        ["SETBIT", "b1", "7", "0"], ["GET", "b1"],
+        ["SETBIT", "b1", "100", "1"], ["GET", "b1"], ["STRLEN", "b1"],
+        ["SETBIT", "b2", "0", "1"], ["GET", "b2"],
+        ["SETBIT", "b2", "0", "2"], ["SETBIT", "b2", "0", "-1"],
+        ["SETBIT", "b2", "0", "x"], ["SETBIT", "b2", "0", "01"],
+        ["SETBIT", "b2", "0", " 1"], ["SETBIT", "b2", "-1", "1"],
+        ["SETBIT", "b2", "4294967296", "1"], ["SETBIT", "b2", "x", "x"],
+        ["SETBIT", "b2", "0"], ["SETBIT", "b2", "0", "1", "1"],
+        ["SET", "b3", "x", "EX", "100"], ["SETBIT", "b3", "1", "1"],
+        ["TTL", "b3"], ["GET", "b3"], ["SETBIT", "b3", "20", "0"],
+        ["TTL", "b3"], ["GET", "b3"],
+        ["SETBIT", "b4", "15", "0"], ["GET", "b4"], ["EXISTS", "b4"],
+        ["SETBIT", "b5", "100000", "1"], ["STRLEN", "b5"],
+        ["GETBIT", "b5", "100000"], ["GETBIT", "b5", "99999"],
+        ["BITCOUNT", "b5"], ["BITPOS", "b5", "1"], ["BITPOS", "b5", "0"],
+        ["BITPOS", "b5", "1", "-1"], ["BITPOS", "b5", "0", "12500", "-1"],
+        ["SET", "bb", b"\x00\xff\x0f\xf0\r\n"], ["GETBIT", "bb", "8"],
+        ["GETBIT", "bb", "7"], ["BITCOUNT", "bb"],
+        ["BITCOUNT", "bb", "1", "2"], ["BITPOS", "bb", "1"],
+        ["BITPOS", "bb", "0", "1"], ["BITPOS", "bb", "1", "2", "2"],
+        ["BITPOS", "bb", "0", "20", "30", "BIT"],
+        ["SET", "bc", "foobar"], ["BITCOUNT", "bc"],
+        ["BITCOUNT", "bc", "0", "0"], ["BITCOUNT", "bc", "1", "1"],
+        ["BITCOUNT", "bc", "1", "-2"], ["BITCOUNT", "bc", "-1", "-1"],
+        ["BITCOUNT", "bc", "-2", "-1"], ["BITCOUNT", "bc", "-100", "100"],
+        ["BITCOUNT", "bc", "5", "1"], ["BITCOUNT", "bc", "-1", "-2"],
+        ["BITCOUNT", "bc", "-1", "-2", "FOO"],
+        ["BITCOUNT", "bc", "0", "-1", "FOO"], ["BITCOUNT", "bc", "0"],
+        ["BITCOUNT", "bc", "0", "1", "BIT", "x"], ["BITCOUNT", "bc", "x", "1"],
+        ["BITCOUNT", "bc", "0", "x"], ["BITCOUNT", "bc", "5", "30", "BIT"],
+        ["BITCOUNT", "bc", "5", "30", "bit"],
+        ["BITCOUNT", "bc", "0", "5", "BYTE"],
+        ["BITCOUNT", "bc", "-5", "-1", "BIT"],
+        ["BITCOUNT", "bc", "1", "1", "BIT"], ["BITCOUNT", "bc", "9", "9", "BIT"],
+        ["BITCOUNT", "bc", "3", "10", "BIT"],
+        ["BITCOUNT", "bc", "-100", "-1", "BIT"],
+        ["BITCOUNT", "bc", "0", "1000", "BIT"],
+        ["BITCOUNT", "bc", "47", "47", "BIT"],
+        ["BITCOUNT", "bc", "48", "100", "BIT"],
+        ["BITCOUNT", "bc", "-9223372036854775808", "9223372036854775807",
+         "BIT"],
+        ["BITCOUNT", "bc", "0", "9223372036854775807", "BIT"],
+        ["BITCOUNT", "bc", "9223372036854775807", "0"],
+        ["BITCOUNT", "nokey"], ["BITCOUNT", "nokey", "x"],
+        ["BITCOUNT", "nokey", "0", "1", "FOO", "x"], ["BITCOUNT"],
+        ["SET", "be", ""], ["BITCOUNT", "be"], ["BITCOUNT", "be", "0", "-1"],
+        ["BITCOUNT", "be", "0", "-1", "BIT"], ["BITPOS", "be", "0"],
+        ["BITPOS", "be", "1"], ["BITPOS", "be", "0", "0"],
+        ["BITPOS", "be", "0", "0", "-1", "BIT"], ["GETBIT", "be", "0"],
+        ["SETBIT", "be", "0", "0"], ["STRLEN", "be"],
+        ["SET", "bl", b"\xff" * 50 + b"\x00" * 50 + b"\x01"],
+        ["BITCOUNT", "bl"], ["BITCOUNT", "bl", "3", "90"],
+        ["BITCOUNT", "bl", "17", "700", "BIT"], ["BITPOS", "bl", "0"],
+        ["BITPOS", "bl", "1", "50"], ["BITPOS", "bl", "1", "50", "-2"],
+        ["BITPOS", "bl", "0", "10", "60"], ["BITPOS", "bl", "1", "-60", "-1"],
+        ["BITPOS", "bl", "0", "3", "-1", "BIT"],
+        ["BITPOS", "bl", "1", "403", "900", "BIT"],
+        ["SET", "bp", b"\xff\xf0\x00"], ["BITPOS", "bp", "0"],
+        ["BITPOS", "bp", "1"], ["BITPOS", "bp", "1", "2"],
+        ["BITPOS", "bp", "0", "2"], ["BITPOS", "bp", "0", "0", "1"],
+        ["BITPOS", "bp", "0", "0", "0"], ["BITPOS", "bp", "0", "0"],
+        ["BITPOS", "bp", "0", "3", "20", "BIT"],
+        ["BITPOS", "bp", "1", "9", "11", "BIT"],
+        ["BITPOS", "bp", "1", "12", "15", "BIT"],
+        ["BITPOS", "bp", "0", "12", "15", "BIT"],
+        ["BITPOS", "bp", "1", "7", "7", "BIT"],
+        ["BITPOS", "bp", "0", "-3", "-1", "BIT"],
+        ["BITPOS", "bp", "1", "-12", "-1", "BIT"],
+        ["BITPOS", "bp", "0", "5", "3", "BIT"],
+        ["BITPOS", "bp", "1", "0", "100", "BIT"],
+        ["BITPOS", "bp", "0", "1", "2", "BYTE"],
+        ["BITPOS", "bp", "1", "-9223372036854775808", "9223372036854775807"],
+        ["BITPOS", "bp", "0", "9223372036854775807"],
+        ["BITPOS", "bp", "2"], ["BITPOS", "bp", "x"], ["BITPOS", "bp", "-1"],
+        ["BITPOS", "nokey", "2"], ["BITPOS", "nokey", "0"],
+        ["BITPOS", "nokey", "1"], ["BITPOS", "nokey", "0", "x"],
+        ["BITPOS", "bp", "1", "x"], ["BITPOS", "bp", "1", "0", "x"],
+        ["BITPOS", "bp", "1", "0", "x", "FOO"],
+        ["BITPOS", "bp", "1", "0", "1", "FOO"],
+        ["BITPOS", "bp", "1", "0", "1", "BIT", "x"],
+        ["BITPOS", "bp", "1", "x", "1", "FOO"], ["BITPOS", "bp"],
+        ["SET", "bo", b"\xff\xff\xff"], ["BITPOS", "bo", "0"],
+        ["BITPOS", "bo", "0", "0", "-1"], ["BITPOS", "bo", "0", "1"],
+        ["BITPOS", "bo", "0", "0", "-1", "BIT"],
+        ["BITPOS", "bo", "1", "5", "20", "BIT"], ["BITPOS", "bo", "0", "3"],
+        ["SET", "bi", "123"], ["GETBIT", "bi", "2"], ["BITCOUNT", "bi"],
+        ["BITPOS", "bi", "0"], ["SETBIT", "bi", "6", "0"], ["GET", "bi"],
+        ["DEL", "b1", "b2", "b3", "b4", "b5", "bb", "bc", "be", "bl", "bp",
+         "bo", "bi"],
+    ],
     "memory": [
         ["SET", "mem1", "hello"], ["MEMORY"], ["MEMORY", "USAGE"],
         ["MEMORY", "USAGE", "nokey"], ["MEMORY", "USAGE", "mem1", "SAMPLES"],
@@ -529,6 +633,24 @@ class RespCompare(unittest.TestCase):
 
     def test_rename_copy_move(self):
         self.compare("rename_copy_move")
+
+    def test_bits(self):
+        self.compare("bits")
+
+    def test_setbit_past_mycel_limit(self):
+        """Redis grows a string to 512 MB for SETBIT at offset 2^32 - 1; a
+        Mycel value stops at its limit (as SETRANGE's), refused before it
+        is built. The node alone."""
+        sock, reader = self.servers[1].connect()
+        try:
+            sock.sendall(encode(["SETBIT", "big", "4294967295", "1"]))
+            reply = reader.reply()
+            sock.sendall(encode(["EXISTS", "big"]))
+            exists = reader.reply()
+        finally:
+            sock.close()
+        self.assertTrue(reply.startswith(b"-ERR mycel: too_large"), reply)
+        self.assertEqual(exists, b":0\r\n")
 
     def test_memory(self):
         self.compare("memory")
