@@ -7,7 +7,9 @@ loopback, sends the same command sequences to both over raw sockets (RESP2
 multibulk, inline commands, pipelines, RESP3 after HELLO 3), reads exactly
 one reply per command with a RESP reader, and compares the bytes, errors
 included. Replies that carry server identity (HELLO's map: version, id) are
-left out of the sequences.
+left out of the sequences. A few checks run on the node alone, where it
+must differ (Mycel's value limit) or where Redis has nothing to race (a
+RENAME against SETs of its source).
 
 Usage:
     test_resp_compare.py --bin <build>/tools/mycorrizal-node [--keep-logs DIR]
@@ -22,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -651,6 +654,46 @@ class RespCompare(unittest.TestCase):
             sock.close()
         self.assertTrue(reply.startswith(b"-ERR mycel: too_large"), reply)
         self.assertEqual(exists, b":0\r\n")
+
+    def test_rename_never_loses_a_write(self):
+        """RENAMEs racing SETs of their sources, on two connections of the
+        node: each new value ends up in the source (written after the
+        rename read it: the delete is skipped, the old value is in the
+        destination) or in the destination (written before). The node
+        alone; no sleeps, the race is what the pipelines make."""
+        n = 300
+        src = ["race:s%d" % i for i in range(n)]
+        dst = ["race:d%d" % i for i in range(n)]
+
+        def pipeline(cmds):
+            sock, reader = self.servers[1].connect()
+            try:
+                sock.sendall(b"".join(encode(c) for c in cmds))
+                return [reader.reply() for _ in cmds]
+            finally:
+                sock.close()
+
+        pipeline([["DEL"] + src + dst] + [["SET", k, "old"] for k in src])
+        out = {}
+        threads = [
+            threading.Thread(target=lambda: out.__setitem__(
+                "rename", pipeline([["RENAME", s, d]
+                                    for s, d in zip(src, dst)]))),
+            threading.Thread(target=lambda: out.__setitem__(
+                "set", pipeline([["SET", k, "new"] for k in src]))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(set(out["rename"]), {b"+OK\r\n"})
+        self.assertEqual(set(out["set"]), {b"+OK\r\n"})
+        got = pipeline([["MGET", s, d] for s, d in zip(src, dst)])
+        allowed = {b"*2\r\n$-1\r\n$3\r\nnew\r\n",
+                   b"*2\r\n$3\r\nnew\r\n$3\r\nold\r\n"}
+        bad = [(s, r) for s, r in zip(src, got) if r not in allowed]
+        self.assertFalse(bad, bad[:5])
+        pipeline([["DEL"] + src + dst])
 
     def test_memory(self):
         self.compare("memory")
