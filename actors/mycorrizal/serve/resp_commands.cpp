@@ -154,6 +154,12 @@ std::string error_text(const error& e) {
   return fmt::format("ERR mycel: {}", to_string(e));
 }
 
+std::string too_large_for_mycel(int64_t size) {
+  return error_text(error{
+    errc::too_large, fmt::format("a {}-byte value exceeds the {}-byte limit",
+                                 size, cache::max_value_size)});
+}
+
 void context::reply(const std::function<void(reply_writer&)>& f,
                     bool close) const {
   reply_writer w{s.version, slot->take_buffer()};
@@ -1142,19 +1148,8 @@ void cmd_getrange(const context& c) {
           });
 }
 
-/// Redis's proto-max-bulk-len: no string grows past 512 MB.
-constexpr int64_t max_string = int64_t{512} << 20;
 constexpr std::string_view too_big
   = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-
-/// A value past Mycel's limit, refused before it is built (SETRANGE at a
-/// large offset would otherwise allocate it first): the text the store
-/// would answer.
-std::string too_large_for_mycel(int64_t size) {
-  return error_text(error{
-    errc::too_large, fmt::format("a {}-byte value exceeds the {}-byte limit",
-                                 size, cache::max_value_size)});
-}
 
 void cmd_append(const context& c) {
   std::string tail{c.arg(2)};
@@ -1647,12 +1642,18 @@ constexpr command_def commands[] = {
    "Appends a string to the value of a key"},
   {"auth", -2, cmd_auth, true, "noscript loading stale fast no_auth allow_busy",
    0, 0, 0, "connection", "Authenticates the connection"},
+  {"bitcount", -2, cmd_bitcount, false, "readonly", 1, 1, 1, "bitmap",
+   "Count set bits in a string"},
+  {"bitpos", -3, cmd_bitpos, false, "readonly", 1, 1, 1, "bitmap",
+   "Find first bit set or clear in a string"},
   {"client", -2, cmd_client, false, "", 0, 0, 0, "connection",
    "A container for client connection commands"},
   {"command", -1, cmd_command, false, "loading stale", 0, 0, 0, "server",
    "Returns detailed information about all commands"},
   {"config", -2, cmd_config, false, "", 0, 0, 0, "server",
    "A container for server configuration commands"},
+  {"copy", -3, cmd_copy, false, "write denyoom", 1, 2, 1, "generic",
+   "Copy a key"},
   {"dbsize", 1, cmd_dbsize, false, "readonly fast", 0, 0, 0, "server",
    "Returns the number of keys in the database"},
   {"decr", 2, cmd_decr, false, "write denyoom fast", 1, 1, 1, "string",
@@ -1677,6 +1678,8 @@ constexpr command_def commands[] = {
    "Remove all keys from the current database"},
   {"get", 2, cmd_get, false, "readonly fast", 1, 1, 1, "string",
    "Returns the string value of a key"},
+  {"getbit", 3, cmd_getbit, false, "readonly fast", 1, 1, 1, "bitmap",
+   "Returns the bit value at offset in the string value stored at key"},
   {"getdel", 2, cmd_getdel, false, "write fast", 1, 1, 1, "string",
    "Returns the string value of a key after deleting the key"},
   {"getex", -2, cmd_getex, false, "write fast", 1, 1, 1, "string",
@@ -1703,6 +1706,8 @@ constexpr command_def commands[] = {
    "A container for memory diagnostics commands"},
   {"mget", -2, cmd_mget, false, "readonly fast", 1, -1, 1, "string",
    "Atomically returns the string values of one or more keys"},
+  {"move", 3, cmd_move, false, "write fast", 1, 1, 1, "generic",
+   "Move a key to another database"},
   {"mset", -3, cmd_mset, false, "write denyoom", 1, -1, 2, "string",
    "Sets the string values of one or more keys"},
   {"msetnx", -3, cmd_msetnx, false, "write denyoom", 1, -1, 2, "string",
@@ -1730,6 +1735,9 @@ constexpr command_def commands[] = {
    0, 0, 0, "connection", "Closes the connection"},
   {"randomkey", 1, cmd_randomkey, false, "readonly", 0, 0, 0, "generic",
    "Returns a random key name from the database"},
+  {"rename", 3, cmd_rename, false, "write", 1, 2, 1, "generic", "Rename a key"},
+  {"renamenx", 3, cmd_renamenx, false, "write fast", 1, 2, 1, "generic",
+   "Rename a key, only if the new key does not exist"},
   {"reset", 1, cmd_reset, true,
    "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "connection",
    "Resets the connection"},
@@ -1739,6 +1747,8 @@ constexpr command_def commands[] = {
    "Changes the selected database"},
   {"set", -3, cmd_set, false, "write denyoom", 1, 1, 1, "string",
    "Sets the string value of a key, ignoring its type"},
+  {"setbit", 4, cmd_setbit, false, "write denyoom", 1, 1, 1, "bitmap",
+   "Sets or clears the bit at offset in the string value stored at key"},
   {"setex", 4, cmd_setex, false, "write denyoom", 1, 1, 1, "string",
    "Sets the string value and expiration time of a key"},
   {"setnx", 3, cmd_setnx, false, "write denyoom fast", 1, 1, 1, "string",
@@ -1795,13 +1805,14 @@ void flush_ops(caf::event_based_actor* self,
 }
 
 bool is_sequential(const command& cmd) {
-  // Several steps each (a read, then a write on what was read; a walk over
-  // partitions; a drop and a create): they run alone.
+  // Several steps each (a read, then a write on what was read; a read,
+  // then writes elsewhere; a walk over partitions; a drop and a create):
+  // they run alone.
   static constexpr std::string_view names[] = {
-    "append",   "dbsize",       "expire",    "expireat",    "flushall",
-    "flushdb",  "getdel",       "getex",     "incrbyfloat", "keys",
-    "msetnx",   "pexpire",      "pexpireat", "randomkey",   "scan",
-    "setrange", "mycel.bucket",
+    "append",  "copy",    "dbsize",    "expire",       "expireat", "flushall",
+    "flushdb", "getdel",  "getex",     "incrbyfloat",  "keys",     "move",
+    "msetnx",  "pexpire", "pexpireat", "randomkey",    "rename",   "renamenx",
+    "scan",    "setbit",  "setrange",  "mycel.bucket",
   };
   // Asked twice for every command: the names' lengths first (GET, SET
   // and DEL have none of them), then compared in place, not lowered.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // What the Redis commands share (resp_commands.cpp, resp_keyspace.cpp,
-// resp_server_commands.cpp): the command context, running cache
-// operations, read-modify-write, parsing numbers and times as Redis does.
+// resp_more_commands.cpp, resp_server_commands.cpp): the command context,
+// running cache operations, read-modify-write, parsing numbers and times as
+// Redis does.
 #pragma once
 
 #include "mycorrizal/cache/codec.hpp"
@@ -50,6 +51,14 @@ std::string_view as_view(const cache::proto::bytes& b);
 
 /// How a cache error reads as a Redis error reply.
 std::string error_text(const error& e);
+
+/// Redis's proto-max-bulk-len: no string grows past 512 MB.
+inline constexpr int64_t max_string = int64_t{512} << 20;
+
+/// A value past Mycel's limit, refused before it is built (SETRANGE or
+/// SETBIT at a large offset would otherwise allocate it first): the text
+/// the store would answer.
+std::string too_large_for_mycel(int64_t size);
 
 /// One command being run.
 struct context {
@@ -177,6 +186,17 @@ void cmd_dbsize(const context& c);
 void cmd_randomkey(const context& c);
 void cmd_flushdb(const context& c);
 void cmd_flushall(const context& c);
+
+// -- commands of resp_more_commands.cpp ---------------------------------------
+
+void cmd_rename(const context& c);
+void cmd_renamenx(const context& c);
+void cmd_copy(const context& c);
+void cmd_move(const context& c);
+void cmd_getbit(const context& c);
+void cmd_setbit(const context& c);
+void cmd_bitcount(const context& c);
+void cmd_bitpos(const context& c);
 
 // -- commands of resp_server_commands.cpp -------------------------------------
 

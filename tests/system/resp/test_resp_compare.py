@@ -7,7 +7,9 @@ loopback, sends the same command sequences to both over raw sockets (RESP2
 multibulk, inline commands, pipelines, RESP3 after HELLO 3), reads exactly
 one reply per command with a RESP reader, and compares the bytes, errors
 included. Replies that carry server identity (HELLO's map: version, id) are
-left out of the sequences.
+left out of the sequences. A few checks run on the node alone, where it
+must differ (Mycel's value limit) or where Redis has nothing to race (a
+RENAME against SETs of its source).
 
 Usage:
     test_resp_compare.py --bin <build>/tools/mycorrizal-node [--keep-logs DIR]
@@ -22,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -323,6 +326,179 @@ SEQUENCES = {
         ["DEL", "a" * 1001],
         ["COMMAND", "INFO", "echo", "select", "hello", "auth", "reset"],
     ],
+    # RENAME, RENAMENX, COPY and MOVE: values, expiries carried over (TTL
+    # in seconds compares equal), missing sources, a key onto itself, NX
+    # refusals, REPLACE, DB and its bad values, wrong arity.
+    "rename_copy_move": [
+        ["DEL", "rn1", "rn2", "rn3", "rn4", "rn5", "rn6", "rn7", "",
+         b"bin\x00k", b"bin\x00k2"],
+        ["SET", "rn1", "a"], ["RENAME", "rn1", "rn2"], ["GET", "rn1"],
+        ["GET", "rn2"], ["EXISTS", "rn1"],
+        ["RENAME", "nokey", "rn3"], ["RENAMENX", "nokey", "rn3"],
+        ["RENAME", "nokey", "nokey"], ["RENAMENX", "nokey", "nokey"],
+        ["RENAME", "rn2", "rn2"], ["RENAMENX", "rn2", "rn2"], ["GET", "rn2"],
+        ["SET", "rn3", "b"], ["RENAMENX", "rn2", "rn3"], ["GET", "rn2"],
+        ["GET", "rn3"], ["RENAMENX", "rn2", "rn1"], ["GET", "rn1"],
+        ["EXISTS", "rn2"], ["RENAME", "rn1", "rn3"], ["GET", "rn3"],
+        ["EXISTS", "rn1"],
+        ["SET", "rn1", "t", "EX", "100"], ["RENAME", "rn1", "rn2"],
+        ["TTL", "rn2"], ["TTL", "rn1"], ["GET", "rn2"],
+        ["SET", "rn1", "x"], ["EXPIRE", "rn3", "100"],
+        ["RENAME", "rn1", "rn3"], ["TTL", "rn3"], ["GET", "rn3"],
+        ["SET", "rn4", "y", "PX", "200000"], ["RENAMENX", "rn4", "rn5"],
+        ["TTL", "rn5"], ["EXISTS", "rn4"],
+        ["SET", b"bin\x00k", b"\x00\xff\r\n"],
+        ["RENAME", b"bin\x00k", b"bin\x00k2"], ["GET", b"bin\x00k2"],
+        ["EXISTS", b"bin\x00k"],
+        ["SET", "rn6", ""], ["RENAME", "rn6", "rn7"], ["GET", "rn7"],
+        ["EXISTS", "rn6"], ["RENAME", "rn7", ""], ["GET", ""],
+        ["RENAME", "rn1"], ["RENAME", "rn1", "rn2", "rn3"], ["RENAMENX", "a"],
+        ["DEL", "cp1", "cp2", "cp3", "cp4", "cp5"],
+        ["SET", "cp1", "v"], ["COPY", "cp1", "cp2"], ["GET", "cp2"],
+        ["GET", "cp1"], ["COPY", "cp1", "cp2"], ["SET", "cp1", "w"],
+        ["COPY", "cp1", "cp2", "REPLACE"], ["GET", "cp2"],
+        ["COPY", "cp1", "cp1"], ["COPY", "nokey", "cp3"],
+        ["COPY", "nokey", "nokey"], ["COPY", "nokey", "cp2", "REPLACE"],
+        ["GET", "cp2"], ["COPY", "cp1", "cp2", "FOO"],
+        ["COPY", "cp1", "cp2", "DB"], ["COPY", "cp1", "cp2", "DB", "x"],
+        ["COPY", "cp1", "cp2", "DB", "16"], ["COPY", "cp1", "cp2", "DB", "-1"],
+        ["COPY", "cp1", "cp2", "DB", "2147483648"],
+        ["COPY", "cp1", "cp2", "DB", "1.5"], ["COPY", "cp1", "cp2", "DB", "0"],
+        ["COPY", "cp1", "cp1", "DB", "0"], ["COPY", "cp1", "cp1", "DB", "1"],
+        ["COPY", "cp1", "cp1", "DB", "1"],
+        ["COPY", "cp1", "cp1", "DB", "1", "REPLACE"],
+        ["COPY", "cp1", "cp2", "DB", "x", "FOO"],
+        ["COPY", "cp1", "cp2", "FOO", "DB", "x"],
+        ["COPY", "cp1", "cp2", "replace", "db", "1"],
+        ["COPY", "cp1", "cp2", "DB", "1", "DB", "0"],
+        ["SET", "cp3", "t", "EX", "100"], ["COPY", "cp3", "cp4"],
+        ["TTL", "cp4"], ["TTL", "cp3"], ["SET", "cp5", "x"],
+        ["COPY", "cp5", "cp4", "REPLACE"], ["TTL", "cp4"], ["GET", "cp4"],
+        ["COPY", "cp1"],
+        ["SELECT", "1"], ["GET", "cp1"], ["GET", "cp2"], ["TTL", "cp1"],
+        ["DEL", "cp1", "cp2", "mv1", "mv2", "mv3"], ["SELECT", "0"],
+        ["DEL", "mv1", "mv2", "mv3"],
+        ["SET", "mv1", "m", "EX", "100"], ["MOVE", "mv1", "1"],
+        ["EXISTS", "mv1"], ["MOVE", "mv1", "1"], ["SELECT", "1"],
+        ["GET", "mv1"], ["TTL", "mv1"], ["MOVE", "mv1", "1"],
+        ["MOVE", "mv1", "0"], ["EXISTS", "mv1"], ["SELECT", "0"],
+        ["GET", "mv1"], ["TTL", "mv1"],
+        ["SET", "mv2", "a"], ["SELECT", "1"], ["SET", "mv2", "b"],
+        ["SELECT", "0"], ["MOVE", "mv2", "1"], ["GET", "mv2"],
+        ["MOVE", "mv2", "x"], ["MOVE", "mv2", "16"], ["MOVE", "mv2", "-1"],
+        ["MOVE", "mv2", "9999999999"], ["MOVE", "nokey", "x"],
+        ["MOVE", "nokey", "0"], ["MOVE", "mv2"], ["MOVE", "mv2", "1", "2"],
+        ["SET", "mv3", "plain"], ["MOVE", "mv3", "2"], ["SELECT", "2"],
+        ["TTL", "mv3"], ["GET", "mv3"], ["DEL", "mv3"], ["SELECT", "1"],
+        ["DEL", "mv2"], ["SELECT", "0"],
+        ["DEL", "rn1", "rn2", "rn3", "rn4", "rn5", "rn6", "rn7", "",
+         b"bin\x00k", b"bin\x00k2", "cp1", "cp2", "cp3", "cp4", "cp5",
+         "mv1", "mv2", "mv3"],
+    ],
+    # GETBIT, SETBIT, BITCOUNT and BITPOS: offsets and bit values good and
+    # bad, missing keys (which answer before other arguments are looked
+    # at), empty and binary values, negative and huge ranges, BYTE and BIT.
+    "bits": [
+        ["DEL", "b1", "b2", "b3", "b4", "b5", "bb", "bc", "be", "bl", "bp",
+         "bo", "bi"],
+        ["GETBIT", "nokey", "0"], ["GETBIT", "nokey", "4294967295"],
+        ["GETBIT", "nokey", "4294967296"], ["GETBIT", "nokey", "-1"],
+        ["GETBIT", "nokey", "x"], ["GETBIT", "nokey", "1.5"],
+        ["GETBIT", "nokey", "01"], ["GETBIT", "nokey"],
+        ["SET", "b1", "`"], ["GETBIT", "b1", "0"], ["GETBIT", "b1", "1"],
+        ["GETBIT", "b1", "2"], ["GETBIT", "b1", "3"], ["GETBIT", "b1", "7"],
+        ["GETBIT", "b1", "8"], ["GETBIT", "b1", "4294967295"],
+        ["SETBIT", "b1", "7", "1"], ["GET", "b1"], ["SETBIT", "b1", "7", "1"],
+        ["SETBIT", "b1", "7", "0"], ["GET", "b1"],
+        ["SETBIT", "b1", "100", "1"], ["GET", "b1"], ["STRLEN", "b1"],
+        ["SETBIT", "b2", "0", "1"], ["GET", "b2"],
+        ["SETBIT", "b2", "0", "2"], ["SETBIT", "b2", "0", "-1"],
+        ["SETBIT", "b2", "0", "x"], ["SETBIT", "b2", "0", "01"],
+        ["SETBIT", "b2", "0", " 1"], ["SETBIT", "b2", "-1", "1"],
+        ["SETBIT", "b2", "4294967296", "1"], ["SETBIT", "b2", "x", "x"],
+        ["SETBIT", "b2", "0"], ["SETBIT", "b2", "0", "1", "1"],
+        ["SET", "b3", "x", "EX", "100"], ["SETBIT", "b3", "1", "1"],
+        ["TTL", "b3"], ["GET", "b3"], ["SETBIT", "b3", "20", "0"],
+        ["TTL", "b3"], ["GET", "b3"],
+        ["SETBIT", "b4", "15", "0"], ["GET", "b4"], ["EXISTS", "b4"],
+        ["SETBIT", "b5", "100000", "1"], ["STRLEN", "b5"],
+        ["GETBIT", "b5", "100000"], ["GETBIT", "b5", "99999"],
+        ["BITCOUNT", "b5"], ["BITPOS", "b5", "1"], ["BITPOS", "b5", "0"],
+        ["BITPOS", "b5", "1", "-1"], ["BITPOS", "b5", "0", "12500", "-1"],
+        ["SET", "bb", b"\x00\xff\x0f\xf0\r\n"], ["GETBIT", "bb", "8"],
+        ["GETBIT", "bb", "7"], ["BITCOUNT", "bb"],
+        ["BITCOUNT", "bb", "1", "2"], ["BITPOS", "bb", "1"],
+        ["BITPOS", "bb", "0", "1"], ["BITPOS", "bb", "1", "2", "2"],
+        ["BITPOS", "bb", "0", "20", "30", "BIT"],
+        ["SET", "bc", "foobar"], ["BITCOUNT", "bc"],
+        ["BITCOUNT", "bc", "0", "0"], ["BITCOUNT", "bc", "1", "1"],
+        ["BITCOUNT", "bc", "1", "-2"], ["BITCOUNT", "bc", "-1", "-1"],
+        ["BITCOUNT", "bc", "-2", "-1"], ["BITCOUNT", "bc", "-100", "100"],
+        ["BITCOUNT", "bc", "5", "1"], ["BITCOUNT", "bc", "-1", "-2"],
+        ["BITCOUNT", "bc", "-1", "-2", "FOO"],
+        ["BITCOUNT", "bc", "0", "-1", "FOO"], ["BITCOUNT", "bc", "0"],
+        ["BITCOUNT", "bc", "0", "1", "BIT", "x"], ["BITCOUNT", "bc", "x", "1"],
+        ["BITCOUNT", "bc", "0", "x"], ["BITCOUNT", "bc", "5", "30", "BIT"],
+        ["BITCOUNT", "bc", "5", "30", "bit"],
+        ["BITCOUNT", "bc", "0", "5", "BYTE"],
+        ["BITCOUNT", "bc", "-5", "-1", "BIT"],
+        ["BITCOUNT", "bc", "1", "1", "BIT"], ["BITCOUNT", "bc", "9", "9", "BIT"],
+        ["BITCOUNT", "bc", "3", "10", "BIT"],
+        ["BITCOUNT", "bc", "-100", "-1", "BIT"],
+        ["BITCOUNT", "bc", "0", "1000", "BIT"],
+        ["BITCOUNT", "bc", "47", "47", "BIT"],
+        ["BITCOUNT", "bc", "48", "100", "BIT"],
+        ["BITCOUNT", "bc", "-9223372036854775808", "9223372036854775807",
+         "BIT"],
+        ["BITCOUNT", "bc", "0", "9223372036854775807", "BIT"],
+        ["BITCOUNT", "bc", "9223372036854775807", "0"],
+        ["BITCOUNT", "nokey"], ["BITCOUNT", "nokey", "x"],
+        ["BITCOUNT", "nokey", "0", "1", "FOO", "x"], ["BITCOUNT"],
+        ["SET", "be", ""], ["BITCOUNT", "be"], ["BITCOUNT", "be", "0", "-1"],
+        ["BITCOUNT", "be", "0", "-1", "BIT"], ["BITPOS", "be", "0"],
+        ["BITPOS", "be", "1"], ["BITPOS", "be", "0", "0"],
+        ["BITPOS", "be", "0", "0", "-1", "BIT"], ["GETBIT", "be", "0"],
+        ["SETBIT", "be", "0", "0"], ["STRLEN", "be"],
+        ["SET", "bl", b"\xff" * 50 + b"\x00" * 50 + b"\x01"],
+        ["BITCOUNT", "bl"], ["BITCOUNT", "bl", "3", "90"],
+        ["BITCOUNT", "bl", "17", "700", "BIT"], ["BITPOS", "bl", "0"],
+        ["BITPOS", "bl", "1", "50"], ["BITPOS", "bl", "1", "50", "-2"],
+        ["BITPOS", "bl", "0", "10", "60"], ["BITPOS", "bl", "1", "-60", "-1"],
+        ["BITPOS", "bl", "0", "3", "-1", "BIT"],
+        ["BITPOS", "bl", "1", "403", "900", "BIT"],
+        ["SET", "bp", b"\xff\xf0\x00"], ["BITPOS", "bp", "0"],
+        ["BITPOS", "bp", "1"], ["BITPOS", "bp", "1", "2"],
+        ["BITPOS", "bp", "0", "2"], ["BITPOS", "bp", "0", "0", "1"],
+        ["BITPOS", "bp", "0", "0", "0"], ["BITPOS", "bp", "0", "0"],
+        ["BITPOS", "bp", "0", "3", "20", "BIT"],
+        ["BITPOS", "bp", "1", "9", "11", "BIT"],
+        ["BITPOS", "bp", "1", "12", "15", "BIT"],
+        ["BITPOS", "bp", "0", "12", "15", "BIT"],
+        ["BITPOS", "bp", "1", "7", "7", "BIT"],
+        ["BITPOS", "bp", "0", "-3", "-1", "BIT"],
+        ["BITPOS", "bp", "1", "-12", "-1", "BIT"],
+        ["BITPOS", "bp", "0", "5", "3", "BIT"],
+        ["BITPOS", "bp", "1", "0", "100", "BIT"],
+        ["BITPOS", "bp", "0", "1", "2", "BYTE"],
+        ["BITPOS", "bp", "1", "-9223372036854775808", "9223372036854775807"],
+        ["BITPOS", "bp", "0", "9223372036854775807"],
+        ["BITPOS", "bp", "2"], ["BITPOS", "bp", "x"], ["BITPOS", "bp", "-1"],
+        ["BITPOS", "nokey", "2"], ["BITPOS", "nokey", "0"],
+        ["BITPOS", "nokey", "1"], ["BITPOS", "nokey", "0", "x"],
+        ["BITPOS", "bp", "1", "x"], ["BITPOS", "bp", "1", "0", "x"],
+        ["BITPOS", "bp", "1", "0", "x", "FOO"],
+        ["BITPOS", "bp", "1", "0", "1", "FOO"],
+        ["BITPOS", "bp", "1", "0", "1", "BIT", "x"],
+        ["BITPOS", "bp", "1", "x", "1", "FOO"], ["BITPOS", "bp"],
+        ["SET", "bo", b"\xff\xff\xff"], ["BITPOS", "bo", "0"],
+        ["BITPOS", "bo", "0", "0", "-1"], ["BITPOS", "bo", "0", "1"],
+        ["BITPOS", "bo", "0", "0", "-1", "BIT"],
+        ["BITPOS", "bo", "1", "5", "20", "BIT"], ["BITPOS", "bo", "0", "3"],
+        ["SET", "bi", "123"], ["GETBIT", "bi", "2"], ["BITCOUNT", "bi"],
+        ["BITPOS", "bi", "0"], ["SETBIT", "bi", "6", "0"], ["GET", "bi"],
+        ["DEL", "b1", "b2", "b3", "b4", "b5", "bb", "bc", "be", "bl", "bp",
+         "bo", "bi"],
+    ],
     "memory": [
         ["SET", "mem1", "hello"], ["MEMORY"], ["MEMORY", "USAGE"],
         ["MEMORY", "USAGE", "nokey"], ["MEMORY", "USAGE", "mem1", "SAMPLES"],
@@ -457,6 +633,67 @@ class RespCompare(unittest.TestCase):
 
     def test_fuzz_findings(self):
         self.compare("fuzz_findings")
+
+    def test_rename_copy_move(self):
+        self.compare("rename_copy_move")
+
+    def test_bits(self):
+        self.compare("bits")
+
+    def test_setbit_past_mycel_limit(self):
+        """Redis grows a string to 512 MB for SETBIT at offset 2^32 - 1; a
+        Mycel value stops at its limit (as SETRANGE's), refused before it
+        is built. The node alone."""
+        sock, reader = self.servers[1].connect()
+        try:
+            sock.sendall(encode(["SETBIT", "big", "4294967295", "1"]))
+            reply = reader.reply()
+            sock.sendall(encode(["EXISTS", "big"]))
+            exists = reader.reply()
+        finally:
+            sock.close()
+        self.assertTrue(reply.startswith(b"-ERR mycel: too_large"), reply)
+        self.assertEqual(exists, b":0\r\n")
+
+    def test_rename_never_loses_a_write(self):
+        """RENAMEs racing SETs of their sources, on two connections of the
+        node: each new value ends up in the source (written after the
+        rename read it: the delete is skipped, the old value is in the
+        destination) or in the destination (written before). The node
+        alone; no sleeps, the race is what the pipelines make."""
+        n = 300
+        src = ["race:s%d" % i for i in range(n)]
+        dst = ["race:d%d" % i for i in range(n)]
+
+        def pipeline(cmds):
+            sock, reader = self.servers[1].connect()
+            try:
+                sock.sendall(b"".join(encode(c) for c in cmds))
+                return [reader.reply() for _ in cmds]
+            finally:
+                sock.close()
+
+        pipeline([["DEL"] + src + dst] + [["SET", k, "old"] for k in src])
+        out = {}
+        threads = [
+            threading.Thread(target=lambda: out.__setitem__(
+                "rename", pipeline([["RENAME", s, d]
+                                    for s, d in zip(src, dst)]))),
+            threading.Thread(target=lambda: out.__setitem__(
+                "set", pipeline([["SET", k, "new"] for k in src]))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(set(out["rename"]), {b"+OK\r\n"})
+        self.assertEqual(set(out["set"]), {b"+OK\r\n"})
+        got = pipeline([["MGET", s, d] for s, d in zip(src, dst)])
+        allowed = {b"*2\r\n$-1\r\n$3\r\nnew\r\n",
+                   b"*2\r\n$3\r\nnew\r\n$3\r\nold\r\n"}
+        bad = [(s, r) for s, r in zip(src, got) if r not in allowed]
+        self.assertFalse(bad, bad[:5])
+        pipeline([["DEL"] + src + dst])
 
     def test_memory(self):
         self.compare("memory")
