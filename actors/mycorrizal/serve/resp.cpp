@@ -99,6 +99,9 @@ struct resp_conn_state {
   bool closing = false;
   /// The client sent FIN: close once the replies it waits for are out.
   bool eof = false;
+  /// A command ends the connection after its reply (QUIT): what came
+  /// after it is not run, as Redis drops the rest of its input.
+  bool quitting = false;
   /// A command parsed but not yet run: it waits for a sequential command
   /// before it, or is sequential and waits for those before it.
   std::optional<owned_command> held;
@@ -359,7 +362,8 @@ void parse_and_run(resp_conn_actor* self) {
   bool ran = false;
   // What these commands ask of a bucket leaves in one message at the end.
   ++st.access->holding;
-  while (!st.closing && st.slots.size() < st.shared->opts.max_pipeline) {
+  while (!st.closing && !st.quitting
+         && st.slots.size() < st.shared->opts.max_pipeline) {
     if (st.held) {
       // Waiting for its turn: its arguments are copies (the parser's
       // buffer moves on).
@@ -370,6 +374,7 @@ void parse_and_run(resp_conn_actor* self) {
       st.held.reset();
       run_now(self, held.view());
       ran = true;
+      st.quitting = st.slots.back()->close_after;
       continue;
     }
     auto cmd = st.parser.next();
@@ -393,6 +398,7 @@ void parse_and_run(resp_conn_actor* self) {
     }
     run_now(self, **cmd);
     ran = true;
+    st.quitting = st.slots.back()->close_after;
   }
   if (--st.access->holding == 0) {
     resp::flush_ops(self, st.access);

@@ -1153,6 +1153,26 @@ class ClusterClients(Base):
         self.assertEqual(rest, b"", "bytes after the last reply")
         self.assert_serves(node, "a FIN after the commands")
 
+    def test_commands_after_quit_are_not_run(self):
+        """As Redis (its quit.tcl): QUIT answers OK and the connection
+        closes; what the client pipelined after it, in the same read or in
+        later ones, is not run."""
+        node = self.nodes[1]
+        for n, value in ((1, b"bar"), (2, b"x" * 1024), (3, b"y" * 300_000)):
+            key = "quit:%d" % n
+            data = (encode("QUIT") + encode("SET", key, value)
+                    + encode("INCR", key + ":n"))
+            got = exchange_until_close(node.ip, node.port, data)
+            self.assertEqual(got, b"+OK\r\n", failure_text(
+                "QUIT then SET (%d-byte value) in one write" % len(value),
+                repr(got[:200]), [node]))
+            c, r = connect(node.ip, node.port)
+            with c:
+                c.sendall(encode("EXISTS", key, key + ":n"))
+                self.assertEqual(r.reply(), b":0\r\n",
+                                 "a command after QUIT ran (%d-byte value)"
+                                 % len(value))
+
     def test_client_never_reads(self):
         node = self.a
         value = bytes(random.Random(9).randrange(256) for _ in range(100_000))
