@@ -32,6 +32,7 @@ std::string client_line(const client_info& x, int64_t now_ms) {
   return fmt::format(
     "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} "
     "sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
+    "rbs=0 rbp=0 "
     "obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 "
     "resp={}\n",
     x.id, x.addr, x.laddr, x.name, std::max<int64_t>(age, 0),

@@ -634,6 +634,30 @@ class RespCompare(unittest.TestCase):
     def test_fuzz_findings(self):
         self.compare("fuzz_findings")
 
+    def test_client_info_has_redis_fields(self):
+        """CLIENT INFO and CLIENT LIST lines name Redis 7.0's fields in
+        Redis's order (values differ: ids, ports, ages, buffers)."""
+        def names(reply):
+            # A bulk string: $<n>\r\n<line>\n\r\n
+            line = reply.split(b"\r\n", 1)[1].split(b"\n", 1)[0]
+            return [f.split(b"=", 1)[0] for f in line.split(b" ")]
+
+        def both(server):
+            sock, reader = server.connect()
+            try:
+                sock.sendall(encode(["CLIENT", "INFO"]))
+                info = names(reader.reply())
+                sock.sendall(encode(["CLIENT", "ID"]))
+                cid = reader.reply().strip()[1:]
+                # Its own line only: other tests' clients may come and go.
+                sock.sendall(encode(["CLIENT", "LIST", "ID", cid]))
+                return info, names(reader.reply())
+            finally:
+                sock.close()
+        redis, node = (both(s) for s in self.servers)
+        self.assertEqual(node[0], redis[0], "CLIENT INFO: field names differ")
+        self.assertEqual(node[1], redis[1], "CLIENT LIST: field names differ")
+
     def test_rename_copy_move(self):
         self.compare("rename_copy_move")
 
