@@ -120,6 +120,8 @@ struct resp_conn_state {
   uint64_t next_timer = 1;
   /// A conn_flush_atom is on its way.
   bool flush_pending = false;
+  /// When the last read came (Unix us by the actor clock).
+  int64_t read_us = 0;
   /// Written replies, kept for the next commands (`new_slot`).
   std::vector<std::shared_ptr<resp::pending_reply>> spare_slots;
 };
@@ -212,6 +214,7 @@ constexpr size_t write_parts = 64;
 void write_ready(resp_conn_actor* self) {
   auto& st = self->state;
   bool close_after = false;
+  int64_t written_us = -1;
   while (!close_after && !st.closing && !st.slots.empty()
          && st.slots.front()->done()) {
     // The run of finished replies at the front: at most write_chunk bytes
@@ -253,7 +256,16 @@ void write_ready(resp_conn_actor* self) {
     }
     for (size_t k = 0; k < count; ++k) {
       auto& s = *st.slots.front();
-      st.shared->server.count_reply(s.command, s.bytes());
+      if (written_us < 0) {
+        written_us = st.wall.now_us(self); // once per write
+      }
+      auto us = s.read_us > 0 && written_us > s.read_us
+                  ? static_cast<uint64_t>(written_us - s.read_us)
+                  : uint64_t{0};
+      if (s.resets_stats) {
+        st.shared->server.reset_stats();
+      }
+      st.shared->server.count_reply(s.command, s.bytes(), s.rejected, us);
       close_after = close_after || s.close_after;
       recycle(st, std::move(st.slots.front()));
       st.slots.pop_front();
@@ -344,6 +356,7 @@ void reply_came(resp_conn_actor* self) {
 void run_now(resp_conn_actor* self, const resp::command& cmd) {
   auto& st = self->state;
   auto slot = new_slot(st);
+  slot->read_us = st.read_us;
   st.slots.push_back(slot);
   resp::run_command(
     cmd, st.session, slot,
@@ -489,8 +502,10 @@ caf::behavior resp_conn(resp_conn_actor* self,
         in = plain;
         peer_closed = st.tls->peer_closed();
       }
-      // CLIENT LIST's idle time: once per read, not per command.
-      st.session.last_ms = st.wall.now_ms(self);
+      // CLIENT LIST's idle time and the commands' time (INFO
+      // commandstats): once per read, not per command.
+      st.read_us = st.wall.now_us(self);
+      st.session.last_ms = st.read_us / 1000;
       auto ok = st.parser.append(in);
       if (!ok) {
         // Over the query buffer limit: Redis closes without a reply.

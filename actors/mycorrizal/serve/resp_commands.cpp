@@ -33,10 +33,14 @@ namespace mycorrizal::resp {
 
 server_state::server_state(size_t commands)
     : calls(new std::atomic<uint64_t>[commands + 1]),
-      failed(new std::atomic<uint64_t>[commands + 1]), commands_(commands) {
+      failed(new std::atomic<uint64_t>[commands + 1]),
+      rejected(new std::atomic<uint64_t>[commands + 1]),
+      usec(new std::atomic<uint64_t>[commands + 1]), commands_(commands) {
   for (size_t i = 0; i <= commands; ++i) {
     calls[i] = 0;
     failed[i] = 0;
+    rejected[i] = 0;
+    usec[i] = 0;
   }
 }
 
@@ -80,16 +84,69 @@ size_t server_state::client_count() const {
   return clients_.size();
 }
 
-void server_state::count_reply(int index, std::string_view bytes) {
+void server_state::count_reply(int index, std::string_view bytes,
+                               bool was_rejected, uint64_t us) {
   auto i = index < 0 || static_cast<size_t>(index) >= commands_
              ? commands_
              : static_cast<size_t>(index);
   calls[i].fetch_add(1, std::memory_order_relaxed);
   commands_total.fetch_add(1, std::memory_order_relaxed);
-  if (!bytes.empty() && (bytes[0] == '-' || bytes[0] == '!')) {
-    failed[i].fetch_add(1, std::memory_order_relaxed);
-    error_replies_total.fetch_add(1, std::memory_order_relaxed);
+  if (us > 0 && !was_rejected) {
+    usec[i].fetch_add(us, std::memory_order_relaxed);
   }
+  if (bytes.empty() || (bytes[0] != '-' && bytes[0] != '!')) {
+    return;
+  }
+  (was_rejected ? rejected : failed)[i].fetch_add(1, std::memory_order_relaxed);
+  error_replies_total.fetch_add(1, std::memory_order_relaxed);
+  // The code: the error's first word (a RESP3 blob error's text follows
+  // its length line).
+  auto text = bytes.substr(1);
+  if (bytes[0] == '!') {
+    auto eol = text.find("\r\n");
+    text = eol == std::string_view::npos ? std::string_view{}
+                                         : text.substr(eol + 2);
+  }
+  auto code = text.substr(0, std::min(text.find_first_of(" \r\n"),
+                                      std::min<size_t>(text.size(), 64)));
+  if (code.empty()) {
+    return;
+  }
+  std::lock_guard guard{errors_mtx_};
+  if (auto j = errors_.find(code); j != errors_.end()) {
+    ++j->second;
+  } else if (errors_.size() < max_error_codes) {
+    errors_.emplace(std::string{code}, 1);
+  }
+}
+
+std::vector<std::pair<std::string, uint64_t>>
+server_state::error_counts() const {
+  std::lock_guard guard{errors_mtx_};
+  return {errors_.begin(), errors_.end()};
+}
+
+server_state::stat_base server_state::base() const {
+  std::lock_guard guard{errors_mtx_};
+  auto out = base_;
+  out.per_command.resize(commands_ + 1);
+  return out;
+}
+
+void server_state::reset_stats() {
+  stat_base now;
+  now.connections = connections_total.load();
+  now.rejected_connections = rejected_total.load();
+  now.commands = commands_total.load();
+  now.errors = error_replies_total.load();
+  now.per_command.resize(commands_ + 1);
+  for (size_t i = 0; i <= commands_; ++i) {
+    now.per_command[i] = {calls[i].load(), failed[i].load(), rejected[i].load(),
+                          usec[i].load()};
+  }
+  std::lock_guard guard{errors_mtx_};
+  base_ = std::move(now);
+  errors_.clear();
 }
 
 namespace detail {
@@ -1860,12 +1917,14 @@ void run_command(const command& cmd, session& s,
   slot->command = static_cast<int>(def - std::begin(commands));
   s.last_command = std::string{def->name};
   if (!s.authenticated && !def->no_auth) {
+    slot->rejected = true;
     c.error("NOAUTH Authentication required.");
     return;
   }
   auto argc = static_cast<int>(cmd.args.size());
   if ((def->arity > 0 && argc != def->arity)
       || (def->arity < 0 && argc < -def->arity)) {
+    slot->rejected = true;
     c.error(
       fmt::format("ERR wrong number of arguments for '{}' command", def->name));
     return;

@@ -10,6 +10,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/timespan.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -84,20 +85,54 @@ public:
   /// Per command of the table (`command_name(i)`), and one more at the end
   /// for commands the front door does not know.
   std::unique_ptr<std::atomic<uint64_t>[]> calls;
+  /// Answered with an error by the command (Redis's failed_calls).
   std::unique_ptr<std::atomic<uint64_t>[]> failed;
+  /// Refused before the command ran: arity, NOAUTH (rejected_calls).
+  std::unique_ptr<std::atomic<uint64_t>[]> rejected;
+  /// Microseconds from the read that brought each command to the write of
+  /// its reply, summed (INFO commandstats' usec; see docs/resp.md).
+  std::unique_ptr<std::atomic<uint64_t>[]> usec;
 
   void update(const session& s);
   void remove(int64_t id);
   std::vector<client_info> clients() const;
   size_t client_count() const;
 
-  /// Counts a reply to command `index` (-1: unknown); `bytes` tell an error.
-  void count_reply(int index, std::string_view bytes);
+  /// Counts a reply to command `index` (-1: unknown); `bytes` tell an
+  /// error, and `rejected` whether it came before the command ran; `us`:
+  /// the command's time in the node.
+  void count_reply(int index, std::string_view bytes, bool rejected = false,
+                   uint64_t us = 0);
+
+  /// Error replies by their code (the first word: ERR, WRONGTYPE, NOAUTH,
+  /// ...), for INFO errorstats; at most `max_error_codes` codes.
+  std::vector<std::pair<std::string, uint64_t>> error_counts() const;
+  static constexpr size_t max_error_codes = 128;
+
+  /// The counters at the last CONFIG RESETSTAT: INFO shows each counter
+  /// minus its value here, while the metrics' counters go on (a
+  /// Prometheus counter never goes back).
+  struct stat_base {
+    uint64_t connections = 0;
+    uint64_t rejected_connections = 0;
+    uint64_t commands = 0;
+    uint64_t errors = 0;
+    /// Per command: calls, failed, rejected, usec.
+    std::vector<std::array<uint64_t, 4>> per_command;
+  };
+
+  stat_base base() const;
+
+  /// CONFIG RESETSTAT: INFO's counts start again; errorstats forget.
+  void reset_stats();
 
 private:
   size_t commands_;
   mutable std::mutex mtx_;
   std::map<int64_t, client_info> clients_;
+  mutable std::mutex errors_mtx_;
+  std::map<std::string, uint64_t, std::less<>> errors_;
+  stat_base base_;
 };
 
 /// The reply to one command: written at once, or when its cache
@@ -132,6 +167,9 @@ public:
     done_ = false;
     close_after = false;
     command = -1;
+    rejected = false;
+    resets_stats = false;
+    read_us = 0;
     if (bytes_.capacity() > kept_buffer) {
       bytes_ = std::string{};
     } else {
@@ -145,6 +183,15 @@ public:
   bool close_after = false;
   /// The command's index in the table (-1: unknown), for the counters.
   int command = -1;
+  /// Answered before the command ran (arity, NOAUTH): a rejected call.
+  bool rejected = false;
+  /// CONFIG RESETSTAT: INFO's counts restart when this reply is written,
+  /// after the replies before it were counted (they are counted as they
+  /// are written, in order).
+  bool resets_stats = false;
+  /// When the read that brought the command came (the connection's
+  /// actor clock, in microseconds), for the command's time.
+  int64_t read_us = 0;
 
 private:
   bool done_ = false;

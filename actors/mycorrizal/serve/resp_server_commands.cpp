@@ -223,13 +223,82 @@ std::string section_memory() {
 
 std::string section_stats(const context& c) {
   auto& srv = c.env.server;
+  auto base = srv.base();
   return fmt::format("# Stats\r\n"
                      "total_connections_received:{}\r\n"
                      "total_commands_processed:{}\r\n"
                      "rejected_connections:{}\r\n"
                      "total_error_replies:{}\r\n",
-                     srv.connections_total.load(), srv.commands_total.load(),
-                     srv.rejected_total.load(), srv.error_replies_total.load());
+                     srv.connections_total.load() - base.connections,
+                     srv.commands_total.load() - base.commands,
+                     srv.rejected_total.load() - base.rejected_connections,
+                     srv.error_replies_total.load() - base.errors);
+}
+
+std::string section_persistence(const context& c) {
+  // Nothing is saved or loaded: Mycel keeps its copies in memory on
+  // several nodes (docs/cache.md). The fields are Redis's with save ""
+  // and appendonly no.
+  return fmt::format("# Persistence\r\n"
+                     "loading:0\r\n"
+                     "async_loading:0\r\n"
+                     "current_cow_peak:0\r\n"
+                     "current_cow_size:0\r\n"
+                     "current_cow_size_age:0\r\n"
+                     "current_fork_perc:0.00\r\n"
+                     "current_save_keys_processed:0\r\n"
+                     "current_save_keys_total:0\r\n"
+                     "rdb_bgsave_in_progress:0\r\n"
+                     "rdb_last_save_time:{}\r\n"
+                     "rdb_last_bgsave_status:ok\r\n"
+                     "rdb_last_bgsave_time_sec:-1\r\n"
+                     "rdb_current_bgsave_time_sec:-1\r\n"
+                     "rdb_saves:0\r\n"
+                     "rdb_last_cow_size:0\r\n"
+                     "rdb_last_load_keys_expired:0\r\n"
+                     "rdb_last_load_keys_loaded:0\r\n"
+                     "aof_enabled:0\r\n"
+                     "aof_rewrite_in_progress:0\r\n"
+                     "aof_rewrite_scheduled:0\r\n"
+                     "aof_last_rewrite_time_sec:-1\r\n"
+                     "aof_current_rewrite_time_sec:-1\r\n"
+                     "aof_last_bgrewrite_status:ok\r\n"
+                     "aof_rewrites:0\r\n"
+                     "aof_rewrites_consecutive_failures:0\r\n"
+                     "aof_last_write_status:ok\r\n"
+                     "aof_last_cow_size:0\r\n"
+                     "module_fork_in_progress:0\r\n"
+                     "module_fork_last_cow_size:0\r\n",
+                     c.env.server.started_ms / 1000);
+}
+
+/// Per command that was called: calls, the time (from the read that
+/// brought each call to the write of its reply, in microseconds: the
+/// wait for the key's owners included, where Redis counts its own
+/// execution only), and the calls refused before they ran or answered
+/// with an error.
+std::string section_commandstats(const context& c) {
+  auto& srv = c.env.server;
+  auto base = srv.base();
+  std::string text = "# Commandstats\r\n";
+  for (size_t i = 0; i < command_count(); ++i) {
+    const auto& b = base.per_command[i];
+    auto calls = srv.calls[i].load(std::memory_order_relaxed) - b[0];
+    auto rejected = srv.rejected[i].load(std::memory_order_relaxed) - b[2];
+    if (calls == 0) {
+      continue;
+    }
+    auto us = srv.usec[i].load(std::memory_order_relaxed) - b[3];
+    // Redis counts a refused call apart from its calls.
+    auto ran = calls - std::min(calls, rejected);
+    text += fmt::format(
+      "cmdstat_{}:calls={},usec={},usec_per_call={:.2f},rejected_calls={},"
+      "failed_calls={}\r\n",
+      command_name(i), ran, us,
+      ran > 0 ? static_cast<double>(us) / static_cast<double>(ran) : 0.0,
+      rejected, srv.failed[i].load(std::memory_order_relaxed) - b[1]);
+  }
+  return text;
 }
 
 std::string section_cpu() {
@@ -465,36 +534,84 @@ void cmd_command(const context& c) {
 }
 
 void cmd_info(const context& c) {
-  std::set<std::string> want;
+  // Redis 7.0's choice: no argument or `default` the default sections,
+  // `all` every one (`everything` also the modules' own: there are none),
+  // others by name in any case, each once, in Redis's order.
+  std::set<std::string, std::less<>> want;
+  bool all = false;
+  bool defaults = c.argc() == 1;
   for (size_t i = 1; i < c.argc(); ++i) {
-    want.insert(lower(c.arg(i)));
+    auto name = lower(c.arg(i));
+    if (name == "all" || name == "everything") {
+      all = true;
+    } else if (name == "default") {
+      defaults = true;
+    } else {
+      want.insert(std::move(name));
+    }
   }
-  bool all = want.empty() || want.count("all") != 0 || want.count("default")
-             || want.count("everything") != 0;
-  auto has = [&](const char* name) {
-    return all || want.count(name) != 0;
+  auto has = [&](std::string_view name, bool by_default) {
+    return all || (defaults && by_default) || want.count(name) != 0;
   };
   std::vector<std::string> parts;
-  if (has("server")) {
+  if (has("server", true)) {
     parts.push_back(section_server(c));
   }
-  if (has("clients")) {
+  if (has("clients", true)) {
     parts.push_back(section_clients(c));
   }
-  if (has("memory")) {
+  if (has("memory", true)) {
     parts.push_back(section_memory());
   }
-  if (has("stats")) {
+  if (has("persistence", true)) {
+    parts.push_back(section_persistence(c));
+  }
+  if (has("stats", true)) {
     parts.push_back(section_stats(c));
   }
-  if (has("replication")) {
+  if (has("replication", true)) {
+    // A node serves its keys itself; Mycel replicates them, not Redis's
+    // replication (SYNC and PSYNC are unknown commands).
     parts.emplace_back(
-      "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
+      "# Replication\r\n"
+      "role:master\r\n"
+      "connected_slaves:0\r\n"
+      "master_failover_state:no-failover\r\n"
+      "master_replid:0000000000000000000000000000000000000000\r\n"
+      "master_replid2:0000000000000000000000000000000000000000\r\n"
+      "master_repl_offset:0\r\n"
+      "second_repl_offset:-1\r\n"
+      "repl_backlog_active:0\r\n"
+      "repl_backlog_size:0\r\n"
+      "repl_backlog_first_byte_offset:0\r\n"
+      "repl_backlog_histlen:0\r\n");
   }
-  if (has("cpu")) {
+  if (has("cpu", true)) {
     parts.push_back(section_cpu());
   }
-  if (has("keyspace")) {
+  if (has("module_list", true) || has("modules", false)) {
+    parts.emplace_back("# Modules\r\n");
+  }
+  if (has("commandstats", false)) {
+    parts.push_back(section_commandstats(c));
+  }
+  if (has("errorstats", true)) {
+    std::string text = "# Errorstats\r\n";
+    for (const auto& [code, count] : c.env.server.error_counts()) {
+      text += fmt::format("errorstat_{}:count={}\r\n", code, count);
+    }
+    parts.push_back(std::move(text));
+  }
+  if (has("latencystats", false)) {
+    // As Redis with latency-tracking off: the node's latency histograms
+    // are its metrics (mycorrizal_resp_*, mycorrizal_cache_*).
+    parts.emplace_back("# Latencystats\r\n");
+  }
+  if (has("cluster", true)) {
+    // Not Redis Cluster: every node serves every key (docs/resp.md).
+    parts.emplace_back("# Cluster\r\ncluster_enabled:0\r\n");
+  }
+  if (has("keyspace", true)) {
     // Per database key counts would take a walk over every partition of
     // the cluster (DBSIZE does that on request); INFO stays cheap.
     parts.emplace_back("# Keyspace\r\n");
@@ -565,6 +682,7 @@ void cmd_config(const context& c) {
       c.error(fmt::format(
         "ERR wrong number of arguments for 'config|{}' command", sub));
     } else if (sub == "resetstat") {
+      c.slot->resets_stats = true; // in write_ready, in order
       c.reply(reply_ok);
     } else if (sub == "rewrite") {
       c.error("ERR The server is running without a config file");

@@ -1155,10 +1155,12 @@ class ClusterClients(Base):
 
     def test_commands_after_quit_are_not_run(self):
         """As Redis (its quit.tcl): QUIT answers OK and the connection
-        closes; what the client pipelined after it, in the same read or in
-        later ones, is not run."""
+        closes; what the client pipelined after it is not run."""
         node = self.nodes[1]
-        for n, value in ((1, b"bar"), (2, b"x" * 1024), (3, b"y" * 300_000)):
+        # Values a read takes whole: with more still on its way when the
+        # node closes, TCP answers it with a reset, which may cost the
+        # client the OK it had not read yet (so with Redis too).
+        for n, value in ((1, b"bar"), (2, b"x" * 1024), (3, b"y" * 16_000)):
             key = "quit:%d" % n
             data = (encode("QUIT") + encode("SET", key, value)
                     + encode("INCR", key + ":n"))

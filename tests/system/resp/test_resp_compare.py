@@ -658,6 +658,90 @@ class RespCompare(unittest.TestCase):
         self.assertEqual(node[0], redis[0], "CLIENT INFO: field names differ")
         self.assertEqual(node[1], redis[1], "CLIENT LIST: field names differ")
 
+    def info(self, server, *args):
+        sock, reader = server.connect()
+        try:
+            sock.sendall(encode(["INFO", *args]))
+            reply = reader.reply()
+        finally:
+            sock.close()
+        return reply.split(b"\r\n", 1)[1].decode()
+
+    def test_info_sections(self):
+        """INFO picks Redis 7.0's sections for every choice of arguments,
+        in Redis's order; the sections a node answers the same way (not
+        Redis replication, not Redis Cluster) name the same fields."""
+        def headers(text):
+            return [x for x in text.split("\r\n") if x.startswith("# ")]
+
+        def fields(text):
+            return [x.split(":", 1)[0] for x in text.split("\r\n")
+                    if x and not x.startswith("#")]
+        for args in ([], ["all"], ["default"], ["everything"], ["cpu", "all"],
+                     ["commandstats"], ["errorstats"], ["cpu", "sentinel"],
+                     ["persistence"], ["replication"], ["CLUSTER"],
+                     ["server", "Clients"], ["nosuch"], ["default", "cpu"],
+                     ["default", "commandstats"], ["latencystats"],
+                     ["modules"], ["module_list"], ["keyspace", "server"]):
+            got = [headers(self.info(s, *args)) for s in self.servers]
+            self.assertEqual(got[1], got[0], "INFO %s: sections differ" % args)
+        for section in ("replication", "cluster"):
+            got = [fields(self.info(s, section)) for s in self.servers]
+            self.assertEqual(got[1], got[0], "INFO %s: fields differ" % section)
+
+    def test_info_commandstats_and_errorstats_count_alike(self):
+        """The same commands move INFO commandstats' calls, rejected_calls
+        and failed_calls and INFO errorstats' counts by the same amounts on
+        both servers."""
+        def stats(server):
+            out = {}
+            for line in self.info(server, "commandstats", "errorstats").split(
+                    "\r\n"):
+                if line.startswith("cmdstat_"):
+                    name, rest = line[len("cmdstat_"):].split(":", 1)
+                    kv = dict(x.split("=") for x in rest.split(","))
+                    for k in ("calls", "rejected_calls", "failed_calls"):
+                        out[(name, k)] = int(kv[k])
+                    self.assertRegex(
+                        rest, r"^calls=\d+,usec=\d+,usec_per_call=\d+\.\d\d,"
+                        r"rejected_calls=\d+,failed_calls=\d+$")
+                elif line.startswith("errorstat_"):
+                    name, rest = line[len("errorstat_"):].split(":", 1)
+                    out[("error", name)] = int(rest.split("=")[1])
+            return out
+        seq = [["SET", "cs1", "x"], ["GET", "cs1"], ["GET"], ["GET", "a", "b"],
+               ["INCR", "cs1"], ["INCR", "cs2"], ["SET", "cs1", "1", "FOO"],
+               ["NOSUCHCMD"], ["DEL", "cs1", "cs2"], ["STRLEN", "cs1"]]
+        deltas = []
+        for server in self.servers:
+            before = stats(server)
+            run_sequence(server, seq)
+            after = stats(server)
+            deltas.append({k: v - before.get(k, 0) for k, v in after.items()
+                           if k[0] in ("set", "get", "incr", "del", "strlen",
+                                       "error")
+                           and v != before.get(k, 0)})
+        self.assertEqual(deltas[1], deltas[0], "counts moved differently")
+
+    def test_config_resetstat_restarts_info_counts(self):
+        """CONFIG RESETSTAT empties INFO errorstats and restarts
+        commandstats on both servers alike."""
+        got = []
+        for server in self.servers:
+            run_sequence(server, [["GET"], ["GET", "rs1"], ["NOSUCH"],
+                                  ["CONFIG", "RESETSTAT"]])
+            errors = self.info(server, "errorstats")
+            run_sequence(server, [["GET", "rs1"], ["GET", "rs1", "x"]])
+            get = [line.split(":", 1)[1].split(",")
+                   for line in self.info(server, "commandstats").split("\r\n")
+                   if line.startswith("cmdstat_get:")]
+            got.append((errors, [[f for f in line if not f.startswith("usec")]
+                                 for line in get]))
+        self.assertEqual(got[0][0].strip(), "# Errorstats")
+        self.assertEqual(got[0][1], [["calls=1", "rejected_calls=1",
+                                      "failed_calls=0"]])
+        self.assertEqual(got[1], got[0])
+
     def test_rename_copy_move(self):
         self.compare("rename_copy_move")
 
