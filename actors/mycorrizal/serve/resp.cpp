@@ -352,8 +352,9 @@ void reply_came(resp_conn_actor* self) {
 }
 
 /// Runs one command; a sequential one that has not answered at once
-/// becomes the barrier.
-void run_now(resp_conn_actor* self, const resp::command& cmd) {
+/// becomes the barrier. @returns whether the connection closes after its
+/// reply (QUIT).
+bool run_now(resp_conn_actor* self, const resp::command& cmd) {
   auto& st = self->state;
   auto slot = new_slot(st);
   slot->read_us = st.read_us;
@@ -367,6 +368,9 @@ void run_now(resp_conn_actor* self, const resp::command& cmd) {
   if (!slot->done() && resp::is_sequential(cmd)) {
     st.barrier = slot;
   }
+  // Not st.slots.back(): a reply completed at once may have been written
+  // (and its slot let go) already.
+  return slot->close_after;
 }
 
 /// Runs the commands the parser holds, as many as the pipeline takes.
@@ -385,9 +389,8 @@ void parse_and_run(resp_conn_actor* self) {
       }
       auto held = std::move(*st.held);
       st.held.reset();
-      run_now(self, held.view());
+      st.quitting = run_now(self, held.view());
       ran = true;
-      st.quitting = st.slots.back()->close_after;
       continue;
     }
     auto cmd = st.parser.next();
@@ -409,9 +412,8 @@ void parse_and_run(resp_conn_actor* self) {
       st.held.emplace(**cmd);
       break;
     }
-    run_now(self, **cmd);
+    st.quitting = run_now(self, **cmd);
     ran = true;
-    st.quitting = st.slots.back()->close_after;
   }
   if (--st.access->holding == 0) {
     resp::flush_ops(self, st.access);

@@ -55,6 +55,8 @@ client_info info_of(const session& s) {
   x.db = s.db;
   x.resp = s.version == protocol_version::resp3 ? 3 : 2;
   x.last_command = s.last_command;
+  x.multi = s.in_multi ? static_cast<int64_t>(s.queued.size()) : -1;
+  x.flags = s.in_multi ? "x" : "N";
   return x;
 }
 
@@ -1719,8 +1721,12 @@ constexpr command_def commands[] = {
    "Decrements a number from the integer value of a key"},
   {"del", -2, cmd_del, false, "write", 1, -1, 1, "generic",
    "Deletes one or more keys"},
+  {"discard", 1, cmd_discard, false, "noscript loading stale fast allow_busy",
+   0, 0, 0, "transactions", "Discard all commands issued after MULTI"},
   {"echo", 2, cmd_echo, false, "loading stale fast", 0, 0, 0, "connection",
    "Returns the given string"},
+  {"exec", 1, cmd_exec, false, "noscript loading stale skip_slowlog", 0, 0, 0,
+   "transactions", "Execute all commands issued after MULTI"},
   {"exists", -2, cmd_exists, false, "readonly fast", 1, -1, 1, "generic",
    "Determines whether one or more keys exist"},
   {"expire", -3, cmd_expire, false, "write fast", 1, 1, 1, "generic",
@@ -1769,6 +1775,8 @@ constexpr command_def commands[] = {
    "Sets the string values of one or more keys"},
   {"msetnx", -3, cmd_msetnx, false, "write denyoom", 1, -1, 2, "string",
    "Sets the string values of one or more keys, only if none exist"},
+  {"multi", 1, cmd_multi, false, "noscript loading stale fast allow_busy", 0, 0,
+   0, "transactions", "Mark the start of a transaction block"},
   {"mycel.bucket", -2, cmd_mycel_bucket, false, "admin", 0, 0, 0, "server",
    "Creates, drops, lists and describes Mycel buckets"},
   {"mycel.use", 2, cmd_mycel_use, false, "fast", 0, 0, 0, "connection",
@@ -1866,10 +1874,10 @@ bool is_sequential(const command& cmd) {
   // then writes elsewhere; a walk over partitions; a drop and a create):
   // they run alone.
   static constexpr std::string_view names[] = {
-    "append",  "copy",    "dbsize",    "expire",       "expireat", "flushall",
-    "flushdb", "getdel",  "getex",     "incrbyfloat",  "keys",     "move",
-    "msetnx",  "pexpire", "pexpireat", "randomkey",    "rename",   "renamenx",
-    "scan",    "setbit",  "setrange",  "mycel.bucket",
+    "append",   "copy",    "exec",    "dbsize",    "expire",       "expireat",
+    "flushall", "flushdb", "getdel",  "getex",     "incrbyfloat",  "keys",
+    "move",     "msetnx",  "pexpire", "pexpireat", "randomkey",    "rename",
+    "renamenx", "scan",    "setbit",  "setrange",  "mycel.bucket",
   };
   // Asked twice for every command: the names' lengths first (GET, SET
   // and DEL have none of them), then compared in place, not lowered.
@@ -1904,29 +1912,47 @@ void run_command(const command& cmd, session& s,
                  const command_env& env) {
   using namespace detail;
   context c{cmd, s, slot, env};
-  const auto* def = find_command(cmd.args[0]);
-  if (def == nullptr) {
-    s.last_command = "unknown";
-    if (!s.authenticated) {
-      c.error("NOAUTH Authentication required.");
+  // A command refused before it runs; inside MULTI it also dooms the
+  // transaction (EXEC answers EXECABORT), as Redis's flagTransaction.
+  const command_def* def = nullptr;
+  auto refuse = [&](std::string_view text) {
+    slot->rejected = true;
+    if (s.in_multi && def != nullptr && def->run == cmd_exec) {
+      // EXEC itself refused: the transaction ends with the reason.
+      s.end_multi();
+      constexpr std::string_view err = "ERR ";
+      c.error(
+        fmt::format("EXECABORT Transaction discarded because of: {}",
+                    text.starts_with(err) ? text.substr(err.size()) : text));
       return;
     }
-    c.error(unknown_command(cmd));
+    if (s.in_multi) {
+      s.multi_dirty = true;
+    }
+    c.error(text);
+  };
+  def = find_command(cmd.args[0]);
+  if (def == nullptr) {
+    s.last_command = "unknown";
+    refuse(!s.authenticated ? "NOAUTH Authentication required."
+                            : unknown_command(cmd));
     return;
   }
   slot->command = static_cast<int>(def - std::begin(commands));
   s.last_command = std::string{def->name};
   if (!s.authenticated && !def->no_auth) {
-    slot->rejected = true;
-    c.error("NOAUTH Authentication required.");
+    refuse("NOAUTH Authentication required.");
     return;
   }
   auto argc = static_cast<int>(cmd.args.size());
   if ((def->arity > 0 && argc != def->arity)
       || (def->arity < 0 && argc < -def->arity)) {
-    slot->rejected = true;
-    c.error(
+    refuse(
       fmt::format("ERR wrong number of arguments for '{}' command", def->name));
+    return;
+  }
+  if (s.in_multi && !runs_inside_multi(*def)) {
+    queue_in_multi(c);
     return;
   }
   def->run(c);

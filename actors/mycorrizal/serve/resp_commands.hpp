@@ -45,6 +45,20 @@ struct session {
   int64_t last_ms = 0;
   /// The last command's name, lower case (`client|list` for subcommands).
   std::string last_command;
+  /// MULTI: the commands queued for EXEC (copies), their bytes, and
+  /// whether one was refused (EXEC then aborts).
+  bool in_multi = false;
+  bool multi_dirty = false;
+  std::vector<std::vector<std::string>> queued;
+  size_t queued_bytes = 0;
+
+  /// Leaves MULTI, forgetting what was queued (EXEC, DISCARD, RESET).
+  void end_multi() {
+    in_multi = false;
+    multi_dirty = false;
+    queued.clear();
+    queued_bytes = 0;
+  }
 };
 
 /// What CLIENT LIST shows of one client.
@@ -58,6 +72,10 @@ struct client_info {
   uint32_t db = 0;
   int resp = 2;
   std::string last_command;
+  /// Commands queued by MULTI, or -1 outside MULTI.
+  int64_t multi = -1;
+  /// Redis's client flags: N (none), x (in MULTI).
+  std::string_view flags = "N";
 };
 
 /// What CLIENT LIST shows of the client of session `s`.

@@ -198,6 +198,19 @@ void cmd_setbit(const context& c);
 void cmd_bitcount(const context& c);
 void cmd_bitpos(const context& c);
 
+// -- commands of resp_transactions.cpp ----------------------------------------
+
+void cmd_multi(const context& c);
+void cmd_exec(const context& c);
+void cmd_discard(const context& c);
+
+/// Whether `def` runs at once inside MULTI (EXEC, DISCARD, MULTI, QUIT,
+/// RESET) rather than being queued.
+bool runs_inside_multi(const command_def& def);
+
+/// Queues the command of `c` for EXEC and answers QUEUED.
+void queue_in_multi(const context& c);
+
 // -- commands of resp_server_commands.cpp -------------------------------------
 
 void cmd_client(const context& c);

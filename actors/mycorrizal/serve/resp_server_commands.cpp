@@ -30,13 +30,13 @@ std::string client_line(const client_info& x, int64_t now_ms) {
   auto age = (now_ms - x.created_ms) / 1000;
   auto idle = (now_ms - x.last_ms) / 1000;
   return fmt::format(
-    "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} "
-    "sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
+    "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} "
+    "sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
     "rbs=0 rbp=0 "
     "obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 "
     "resp={}\n",
     x.id, x.addr, x.laddr, x.name, std::max<int64_t>(age, 0),
-    std::max<int64_t>(idle, 0), x.db,
+    std::max<int64_t>(idle, 0), x.flags, x.db, x.multi,
     x.last_command.empty() ? "NULL" : x.last_command, x.resp);
 }
 
@@ -77,6 +77,9 @@ std::vector<std::string_view> categories(const command_def& d) {
       {"info", {"slow", "dangerous"}},
       {"keys", {"keyspace", "read", "slow", "dangerous"}},
       {"time", {"fast"}},
+      {"multi", {"fast", "transaction"}},
+      {"exec", {"slow", "transaction"}},
+      {"discard", {"fast", "transaction"}},
     };
   for (const auto& [name, cats] : exceptions) {
     if (name == d.name) {
@@ -784,6 +787,7 @@ void cmd_time(const context& c) {
 }
 
 void cmd_reset(const context& c) {
+  c.s.end_multi();
   c.s.version = protocol_version::resp2;
   c.s.db = 0;
   c.s.bucket.clear();

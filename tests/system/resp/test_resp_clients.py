@@ -586,6 +586,49 @@ class ClusterClients(Base):
             for c in clients:
                 c.close()
 
+    def test_redis_py_transactional_pipeline(self):
+        """redis-py's default pipeline wraps its commands in MULTI/EXEC:
+        the replies come back as EXEC's array, in order, errors of single
+        commands included, and the writes are seen from another node."""
+        need_redis_py(self)
+        a = redis.Redis(host=self.a.ip, port=self.a.port, socket_timeout=30)
+        b = redis.Redis(host=self.nodes[2].ip, port=self.nodes[2].port,
+                        socket_timeout=30)
+        try:
+            a.delete("tx:n", "tx:s", "tx:x")
+            p = a.pipeline()  # transaction=True
+            for i in range(200):
+                p.incr("tx:n")
+            p.set("tx:s", b"\x00bin\r\n")
+            p.append("tx:s", b"!")
+            p.get("tx:s")
+            p.set("tx:x", "not a number")
+            p.incr("tx:x")
+            p.get("tx:x")
+            got = p.execute(raise_on_error=False)
+            self.assertEqual(got[:200], list(range(1, 201)))
+            self.assertEqual(got[200:203], [True, 7, b"\x00bin\r\n!"])
+            self.assertIs(got[203], True)
+            self.assertIsInstance(got[204], redis.exceptions.ResponseError)
+            self.assertEqual(got[205], b"not a number")
+            wait_until(lambda: (b.get("tx:n") == b"200",
+                                "tx:n on %s: %r" % (self.nodes[2].name,
+                                                    b.get("tx:n"))),
+                       10, "the transaction's writes seen from another node",
+                       self.nodes)
+            # A command refused while queued aborts the whole transaction.
+            p = a.pipeline()
+            p.set("tx:n", 1)
+            p.execute_command("GET")  # wrong arity: refused when queued
+            with self.assertRaises(redis.exceptions.ResponseError) as e:
+                p.execute()
+            self.assertIn("wrong number of arguments", str(e.exception))
+            self.assertEqual(a.get("tx:n"), b"200", "an aborted "
+                             "transaction's SET took effect")
+        finally:
+            a.close()
+            b.close()
+
     def test_resp3_types(self):
         """HELLO 3: the node's replies have the RESP3 types and redis-
         server's bytes."""

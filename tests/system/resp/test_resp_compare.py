@@ -395,6 +395,27 @@ SEQUENCES = {
          b"bin\x00k", b"bin\x00k2", "cp1", "cp2", "cp3", "cp4", "cp5",
          "mv1", "mv2", "mv3"],
     ],
+    # MULTI, EXEC and DISCARD: queued replies, EXEC's array (errors of
+    # commands that ran inside it, SELECT taking effect for those after
+    # it), refusals that abort the transaction, nesting, RESET.
+    "transactions": [
+        ["DEL", "tx1", "tx2"], ["MULTI"], ["SET", "tx1", "a"], ["INCR", "tx2"],
+        ["GET", "tx1"], ["APPEND", "tx1", "b"], ["GETRANGE", "tx1", "0", "0"],
+        ["EXEC"], ["GET", "tx1"], ["EXEC"], ["DISCARD"], ["MULTI"],
+        ["MULTI"], ["SET", "tx1", "z"], ["DISCARD"], ["GET", "tx1"],
+        ["MULTI"], ["SET", "tx1"], ["SET", "tx1", "q"], ["EXEC"],
+        ["GET", "tx1"], ["MULTI"], ["NOSUCH"], ["EXEC"], ["MULTI"],
+        ["EXEC"], ["MULTI"], ["INCR", "tx1"], ["GET", "tx1"], ["EXEC"],
+        ["MULTI"], ["SELECT", "1"], ["SET", "tx3", "1"], ["SELECT", "0"],
+        ["EXEC"], ["EXISTS", "tx3"], ["SELECT", "1"], ["GET", "tx3"],
+        ["DEL", "tx3"], ["SELECT", "0"], ["MULTI"], ["PING"],
+        ["ECHO", "x"], ["MGET", "tx1", "tx2"], ["SET", "tx2", "5", "XX"],
+        ["SETRANGE", "tx2", "1", "0"], ["INCRBY", "tx2", "3"],
+        ["MSETNX", "tx4", "1", "tx1", "2"], ["EXEC"], ["MULTI"],
+        ["MULTI"], ["EXEC"], ["MULTI"], ["EXEC", "x"], ["EXEC"],
+        ["MULTI"], ["DISCARD", "x"], ["DISCARD"], ["MULTI"], ["RESET"],
+        ["EXEC"], ["DEL", "tx1", "tx2", "tx4"],
+    ],
     # GETBIT, SETBIT, BITCOUNT and BITPOS: offsets and bit values good and
     # bad, missing keys (which answer before other arguments are looked
     # at), empty and binary values, negative and huge ranges, BYTE and BIT.
@@ -741,6 +762,9 @@ class RespCompare(unittest.TestCase):
         self.assertEqual(got[0][1], [["calls=1", "rejected_calls=1",
                                       "failed_calls=0"]])
         self.assertEqual(got[1], got[0])
+
+    def test_transactions(self):
+        self.compare("transactions")
 
     def test_rename_copy_move(self):
         self.compare("rename_copy_move")
