@@ -1830,6 +1830,11 @@ constexpr command_def commands[] = {
    "Determines the type of value stored at a key"},
   {"unlink", -2, cmd_del, false, "write fast", 1, -1, 1, "generic",
    "Asynchronously deletes one or more keys"},
+  {"unwatch", 1, cmd_unwatch, false, "noscript loading stale fast allow_busy",
+   0, 0, 0, "transactions", "Forget about all watched keys"},
+  {"watch", -2, cmd_watch, false, "noscript loading stale fast allow_busy", 1,
+   -1, 1, "transactions",
+   "Watch the given keys to determine execution of the MULTI/EXEC block"},
 };
 
 const command_def* find_command(std::string_view name) {

@@ -203,6 +203,8 @@ void cmd_bitpos(const context& c);
 void cmd_multi(const context& c);
 void cmd_exec(const context& c);
 void cmd_discard(const context& c);
+void cmd_watch(const context& c);
+void cmd_unwatch(const context& c);
 
 /// Whether `def` runs at once inside MULTI (EXEC, DISCARD, MULTI, QUIT,
 /// RESET) rather than being queued.

@@ -80,6 +80,8 @@ std::vector<std::string_view> categories(const command_def& d) {
       {"multi", {"fast", "transaction"}},
       {"exec", {"slow", "transaction"}},
       {"discard", {"fast", "transaction"}},
+      {"watch", {"fast", "transaction"}},
+      {"unwatch", {"fast", "transaction"}},
     };
   for (const auto& [name, cats] : exceptions) {
     if (name == d.name) {

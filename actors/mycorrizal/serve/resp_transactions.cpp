@@ -88,7 +88,7 @@ void exec_step(const std::shared_ptr<exec_run>& run) {
 bool runs_inside_multi(const command_def& def) {
   // As Redis: these act at once inside MULTI, everything else is queued.
   return def.name == "exec" || def.name == "discard" || def.name == "multi"
-         || def.name == "quit" || def.name == "reset";
+         || def.name == "watch" || def.name == "quit" || def.name == "reset";
 }
 
 void queue_in_multi(const context& c) {
@@ -144,6 +144,23 @@ void cmd_exec(const context& c) {
   auto queued = std::move(c.s.queued);
   c.s.end_multi();
   exec_step(std::make_shared<exec_run>(c, std::move(queued)));
+}
+
+void cmd_watch(const context& c) {
+  if (c.s.in_multi) {
+    // Redis's answer; the transaction goes on.
+    c.error("ERR WATCH inside MULTI is not allowed");
+    return;
+  }
+  c.error("ERR WATCH is not offered: EXEC could not keep another client's "
+          "write out until its commands ran (see docs/resp.md)");
+}
+
+void cmd_unwatch(const context& c) {
+  // Nothing is ever watched.
+  c.reply([](reply_writer& w) {
+    w.simple_string("OK");
+  });
 }
 
 } // namespace mycorrizal::resp::detail

@@ -414,7 +414,9 @@ SEQUENCES = {
         ["MSETNX", "tx4", "1", "tx1", "2"], ["EXEC"], ["MULTI"],
         ["MULTI"], ["EXEC"], ["MULTI"], ["EXEC", "x"], ["EXEC"],
         ["MULTI"], ["DISCARD", "x"], ["DISCARD"], ["MULTI"], ["RESET"],
-        ["EXEC"], ["DEL", "tx1", "tx2", "tx4"],
+        ["EXEC"], ["MULTI"], ["WATCH", "tx1"], ["SET", "tx1", "w"],
+        ["UNWATCH"], ["EXEC"], ["GET", "tx1"], ["UNWATCH"], ["UNWATCH", "x"],
+        ["DEL", "tx1", "tx2", "tx4"],
     ],
     # GETBIT, SETBIT, BITCOUNT and BITPOS: offsets and bit values good and
     # bad, missing keys (which answer before other arguments are looked
