@@ -586,6 +586,54 @@ class ClusterClients(Base):
             for c in clients:
                 c.close()
 
+    def test_rename_copy_move_across_owners(self):
+        """RENAME, COPY and MOVE between keys that live on different
+        owners, through one node, read back through another: values and
+        TTLs arrive, sources go (RENAME, MOVE) or stay (COPY)."""
+        need_redis_py(self)
+        a = redis.Redis(host=self.a.ip, port=self.a.port, socket_timeout=30)
+        c = redis.Redis(host=self.nodes[2].ip, port=self.nodes[2].port,
+                        socket_timeout=30)
+        c1 = redis.Redis(host=self.nodes[2].ip, port=self.nodes[2].port,
+                         db=1, socket_timeout=30)
+        n = 60
+        try:
+            src = ["rcm:src:%d" % i for i in range(n)]
+            for i, k in enumerate(src):
+                a.set(k, b"v\x00%d" % i, ex=1000 if i % 2 else None)
+            for i, k in enumerate(src):
+                if i % 3 == 0:
+                    self.assertTrue(a.rename(k, "rcm:ren:%d" % i))
+                elif i % 3 == 1:
+                    self.assertTrue(a.copy(k, "rcm:cpy:%d" % i))
+                else:
+                    self.assertTrue(a.move(k, 1))
+
+            def check():
+                bad = []
+                for i, k in enumerate(src):
+                    want = b"v\x00%d" % i
+                    if i % 3 == 0:
+                        dst, gone = ("rcm:ren:%d" % i, c), True
+                    elif i % 3 == 1:
+                        dst, gone = ("rcm:cpy:%d" % i, c), False
+                    else:
+                        dst, gone = (k, c1), True
+                    name, conn = dst
+                    got = conn.get(name)
+                    ttl = conn.ttl(name)
+                    src_there = c.exists(k) == 1
+                    if (got != want or (ttl > 0) != bool(i % 2)
+                            or src_there == gone):
+                        bad.append((i, got, ttl, src_there))
+                return not bad, "%d of %d differ, e.g. %r" % (
+                    len(bad), n, bad[:4])
+            wait_until(check, 15, "renamed, copied and moved keys read "
+                       "through %s" % self.nodes[2].name, self.nodes)
+        finally:
+            for x in (a, c, c1):
+                x.close()
+
     def test_redis_py_transactional_pipeline(self):
         """redis-py's default pipeline wraps its commands in MULTI/EXEC:
         the replies come back as EXEC's array, in order, errors of single
