@@ -60,6 +60,11 @@ client_info info_of(const session& s) {
   return x;
 }
 
+void server_state::count_lookup(bool found) {
+  (found ? keyspace_hits : keyspace_misses)
+    .fetch_add(1, std::memory_order_relaxed);
+}
+
 void server_state::update(const session& s) {
   auto x = info_of(s);
   std::lock_guard guard{mtx_};
@@ -141,6 +146,8 @@ void server_state::reset_stats() {
   now.rejected_connections = rejected_total.load();
   now.commands = commands_total.load();
   now.errors = error_replies_total.load();
+  now.hits = keyspace_hits.load();
+  now.misses = keyspace_misses.load();
   now.per_command.resize(commands_ + 1);
   for (size_t i = 0; i <= commands_; ++i) {
     now.per_command[i] = {calls[i].load(), failed[i].load(), rejected[i].load(),
@@ -293,15 +300,21 @@ struct many_ops final : op_batch {
 /// general case takes three (batch, answers, callback).
 struct one_op final : op_batch {
   one_op(const context& c,
-         std::function<void(reply_writer&, const op_reply&)> reply_with)
-      : out(c), f(std::move(reply_with)) {
+         std::function<void(reply_writer&, const op_reply&)> reply_with,
+         server_state* count_lookup)
+      : out(c), f(std::move(reply_with)), lookups(count_lookup) {
     // nop
   }
 
   async_reply out;
   std::function<void(reply_writer&, const op_reply&)> f;
+  /// Where a read command's lookup counts (INFO keyspace_hits), or null.
+  server_state* lookups;
 
   void complete(size_t, expected<op_reply> r) override {
+    if (lookups != nullptr && r) {
+      lookups->count_lookup(r->found);
+    }
     out.finish([&](reply_writer& w) {
       if (!r) {
         w.error(error_text(r.error()));
@@ -634,11 +647,28 @@ void exec_ops(caf::event_based_actor* self,
   }
 }
 
+/// Whether `op` of the command of `c` is a lookup INFO's keyspace_hits
+/// and keyspace_misses count: a read (get, ttl) by a read-only command,
+/// as Redis counts its lookupKeyRead.
+bool counts_lookups(const context& c, const op_request& op) {
+  return (op.op == op_code::get || op.op == op_code::ttl)
+         && command_is_readonly(c.slot->command);
+}
+
 void run_ops(const context& c, std::vector<op_request> ops,
              std::function<void(reply_writer&, op_results&)> f) {
   async_reply out{c};
+  auto* lookups = !ops.empty() && counts_lookups(c, ops.front()) ? &c.env.server
+                                                                 : nullptr;
   exec_ops(c.env.self, c.env.access, c.env.timeout, c.bucket(), std::move(ops),
-           [out, f = std::move(f)](op_results& rs) {
+           [out, lookups, f = std::move(f)](op_results& rs) {
+             if (lookups != nullptr) {
+               for (const auto& r : rs) {
+                 if (r) {
+                   lookups->count_lookup(r->found);
+                 }
+               }
+             }
              out.finish([&](reply_writer& w) {
                f(w, rs);
              });
@@ -690,7 +720,8 @@ void run_one(const context& c, op_request op,
   // Not through exec_ops: no vector of operations, no vector of answers,
   // no closure (the commands a pipeline repeats most come here).
   std::shared_ptr<batch> b = std::allocate_shared<one_op>(
-    runtime::recycling_allocator<one_op>{}, c, std::move(f));
+    runtime::recycling_allocator<one_op>{}, c, std::move(f),
+    counts_lookups(c, op) ? &c.env.server : nullptr);
   auto bucket = c.bucket();
   op.bucket.assign(bucket);
   send_op(c.env.self, c.env.access, c.env.timeout, std::move(b), 0, bucket,
@@ -1860,6 +1891,12 @@ std::string unknown_command(const command& cmd) {
 }
 
 } // namespace
+
+bool command_is_readonly(int index) {
+  return index >= 0 && static_cast<size_t>(index) < std::size(commands)
+         && commands[static_cast<size_t>(index)].flags.find("readonly")
+              != std::string_view::npos;
+}
 
 std::span<const command_def> command_table() {
   return {std::begin(commands), std::end(commands)};

@@ -100,6 +100,12 @@ public:
   std::atomic<uint64_t> rejected_total{0};
   std::atomic<uint64_t> commands_total{0};
   std::atomic<uint64_t> error_replies_total{0};
+  /// Read commands' lookups of a key that existed, and of one that did
+  /// not (INFO keyspace_hits and keyspace_misses).
+  std::atomic<uint64_t> keyspace_hits{0};
+  std::atomic<uint64_t> keyspace_misses{0};
+
+  void count_lookup(bool found);
   /// Per command of the table (`command_name(i)`), and one more at the end
   /// for commands the front door does not know.
   std::unique_ptr<std::atomic<uint64_t>[]> calls;
@@ -135,6 +141,8 @@ public:
     uint64_t rejected_connections = 0;
     uint64_t commands = 0;
     uint64_t errors = 0;
+    uint64_t hits = 0;
+    uint64_t misses = 0;
     /// Per command: calls, failed, rejected, usec.
     std::vector<std::array<uint64_t, 4>> per_command;
   };

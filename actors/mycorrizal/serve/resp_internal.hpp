@@ -178,6 +178,9 @@ struct command_def {
 
 std::span<const command_def> command_table();
 
+/// Whether command `index` of the table is flagged `readonly`.
+bool command_is_readonly(int index);
+
 // -- commands of resp_keyspace.cpp --------------------------------------------
 
 void cmd_scan(const context& c);

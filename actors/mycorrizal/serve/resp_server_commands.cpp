@@ -233,10 +233,14 @@ std::string section_stats(const context& c) {
                      "total_connections_received:{}\r\n"
                      "total_commands_processed:{}\r\n"
                      "rejected_connections:{}\r\n"
+                     "keyspace_hits:{}\r\n"
+                     "keyspace_misses:{}\r\n"
                      "total_error_replies:{}\r\n",
                      srv.connections_total.load() - base.connections,
                      srv.commands_total.load() - base.commands,
                      srv.rejected_total.load() - base.rejected_connections,
+                     srv.keyspace_hits.load() - base.hits,
+                     srv.keyspace_misses.load() - base.misses,
                      srv.error_replies_total.load() - base.errors);
 }
 

@@ -746,6 +746,33 @@ class RespCompare(unittest.TestCase):
                            and v != before.get(k, 0)})
         self.assertEqual(deltas[1], deltas[0], "counts moved differently")
 
+    def test_info_keyspace_hits_and_misses_count_alike(self):
+        """Read commands' lookups move INFO keyspace_hits and
+        keyspace_misses by the same amounts on both servers; writes do
+        not move them."""
+        def counts(server):
+            kv = dict(line.split(":", 1) for line in
+                      self.info(server, "stats").split("\r\n")
+                      if ":" in line)
+            return int(kv["keyspace_hits"]), int(kv["keyspace_misses"])
+        seq = [["SET", "kh1", "abc"], ["DEL", "kh2"], ["GET", "kh1"],
+               ["GET", "kh2"], ["MGET", "kh1", "kh2", "kh1"],
+               ["EXISTS", "kh1", "kh2"], ["STRLEN", "kh1"],
+               ["STRLEN", "kh2"], ["GETRANGE", "kh1", "0", "1"],
+               ["TYPE", "kh2"], ["TTL", "kh1"], ["PTTL", "kh2"],
+               ["EXPIRETIME", "kh1"], ["GETBIT", "kh1", "3"],
+               ["BITCOUNT", "kh2"], ["BITPOS", "kh1", "1"],
+               ["INCR", "kh3"], ["APPEND", "kh1", "d"], ["DEL", "kh3"]]
+        deltas = []
+        for server in self.servers:
+            before = counts(server)
+            run_sequence(server, seq)
+            after = counts(server)
+            deltas.append((after[0] - before[0], after[1] - before[1]))
+        self.assertEqual(deltas[1], deltas[0],
+                         "(hits, misses) moved differently")
+        self.assertGreater(deltas[0][0], 5)
+
     def test_config_resetstat_restarts_info_counts(self):
         """CONFIG RESETSTAT empties INFO errorstats and restarts
         commandstats on both servers alike."""
