@@ -204,6 +204,20 @@ bool parse_ll(std::string_view s, int64_t& out) {
   return true;
 }
 
+void clamp_range(int64_t total, int64_t& start, int64_t& end) {
+  if (start < 0) {
+    start += total;
+  }
+  if (end < 0) {
+    end += total;
+  }
+  start = std::max<int64_t>(start, 0);
+  end = std::max<int64_t>(end, 0);
+  if (end >= total) {
+    end = total - 1;
+  }
+}
+
 cache::proto::bytes to_bytes(std::string_view s) {
   auto* p = reinterpret_cast<const std::byte*>(s.data());
   return {p, p + s.size()};
@@ -1217,17 +1231,7 @@ void cmd_getrange(const context& c) {
               w.bulk_string(std::string_view{});
               return;
             }
-            if (start < 0) {
-              start += len;
-            }
-            if (end < 0) {
-              end += len;
-            }
-            start = std::max<int64_t>(start, 0);
-            end = std::max<int64_t>(end, 0);
-            if (end >= len) {
-              end = len - 1;
-            }
+            clamp_range(len, start, end);
             if (start > end || len == 0) {
               w.bulk_string(std::string_view{});
               return;
@@ -1893,9 +1897,16 @@ std::string unknown_command(const command& cmd) {
 } // namespace
 
 bool command_is_readonly(int index) {
-  return index >= 0 && static_cast<size_t>(index) < std::size(commands)
-         && commands[static_cast<size_t>(index)].flags.find("readonly")
-              != std::string_view::npos;
+  // Asked for every GET: the flags are searched once.
+  static const auto readonly = [] {
+    std::array<bool, std::size(commands)> out{};
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i] = commands[i].flags.find("readonly") != std::string_view::npos;
+    }
+    return out;
+  }();
+  return index >= 0 && static_cast<size_t>(index) < readonly.size()
+         && readonly[static_cast<size_t>(index)];
 }
 
 std::span<const command_def> command_table() {

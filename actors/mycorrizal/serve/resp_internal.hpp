@@ -46,6 +46,11 @@ bool iequals(std::string_view x, std::string_view y);
 /// Redis's string2ll: strict decimal, no spaces, no `+`, no leading zeros.
 bool parse_ll(std::string_view s, int64_t& out);
 
+/// A range of `total` units as GETRANGE, BITCOUNT and BITPOS take it:
+/// negative indexes from the end, then clamped into it (`end` below 0
+/// when `total` is 0: an empty range).
+void clamp_range(int64_t total, int64_t& start, int64_t& end);
+
 cache::proto::bytes to_bytes(std::string_view s);
 std::string_view as_view(const cache::proto::bytes& b);
 

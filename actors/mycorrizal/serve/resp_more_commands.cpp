@@ -351,22 +351,6 @@ bool parse_unit(std::string_view text, bool& bits) {
   return true;
 }
 
-/// Negative indexes from the end of `total` units, then clamped into it
-/// (`end` below 0 when `total` is 0: an empty range).
-void clamp_range(int64_t total, int64_t& start, int64_t& end) {
-  if (start < 0) {
-    start += total;
-  }
-  if (end < 0) {
-    end += total;
-  }
-  start = std::max<int64_t>(start, 0);
-  end = std::max<int64_t>(end, 0);
-  if (end >= total) {
-    end = total - 1;
-  }
-}
-
 } // namespace
 
 void cmd_getbit(const context& c) {
